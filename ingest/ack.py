@@ -1,0 +1,87 @@
+"""HL7 ACK messages: MSH fields swapped, MSA-2 echoing MSH-10, an ERR segment on errors,
+written with the sender's encoding characters and version."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from ingest.errors import HL7Error
+from schemas.adt import AckCode, EncodingCharacters, MessageHeader
+
+DEFAULT_VERSION = "2.5.1"
+
+
+def escape(text: str, enc: EncodingCharacters) -> str:
+    """Escape the sender's delimiters in free text (HL7 escape sequences \\F\\ \\S\\ ...)."""
+    esc = enc.escape
+    replacements = (
+        (esc, f"{esc}E{esc}"),
+        (enc.field, f"{esc}F{esc}"),
+        (enc.component, f"{esc}S{esc}"),
+        (enc.subcomponent, f"{esc}T{esc}"),
+        (enc.repetition, f"{esc}R{esc}"),
+    )
+    out = []
+    for char in text.replace("\r", " ").replace("\n", " "):
+        for needle, replacement in replacements:
+            if char == needle:
+                out.append(replacement)
+                break
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _err_segment(error: HL7Error, enc: EncodingCharacters, version: str) -> str:
+    f, c, s = enc.field, enc.component, enc.subcomponent
+    code, name = error.condition
+    text = escape(error.text, enc)
+    location = f"{error.segment}{c}1{c}{error.field}" if error.segment else ""
+    if version[:3] in ("2.2", "2.3", "2.4"):
+        # ERR-1 (CM/ELD): segment^sequence^field^code&text
+        return f"ERR{f}{location}{c}{code}{s}{name}"
+    # v2.5+: ERR-2 location, ERR-3 HL7 error code (table 0357), ERR-4 severity, ERR-8 user text
+    return f"ERR{f}{f}{location}{f}{code}{c}{name}{c}HL70357{f}E{f}{f}{f}{f}{text}"
+
+
+def build_ack(
+    header: MessageHeader | None,
+    code: AckCode,
+    *,
+    text: str = "",
+    error: HL7Error | None = None,
+    now: datetime,
+) -> str:
+    """An ACK for `header` (or for an unreadable message when header is None)."""
+    head = header or MessageHeader()
+    enc = head.encoding
+    f = enc.field
+    version = head.version or DEFAULT_VERSION
+    trigger = head.trigger_event
+    msg_type = f"ACK{enc.component}{trigger}{enc.component}ACK" if trigger else "ACK"
+    fields = [
+        "MSH",
+        enc.msh2,
+        escape(head.receiving_application, enc) or "CAREBRIDGE",
+        escape(head.receiving_facility, enc),
+        escape(head.sending_application, enc),
+        escape(head.sending_facility, enc),
+        now.strftime("%Y%m%d%H%M%S%z"),
+        "",
+        msg_type,
+        uuid.uuid4().hex[:20],
+        head.processing_id or "P",
+        version,
+    ]
+    segments = [f.join(fields)]
+    msa = [
+        "MSA",
+        code.value,
+        escape(head.control_id, enc),
+        escape(text or (error.text if error else ""), enc),
+    ]
+    segments.append(f.join(msa).rstrip(f))
+    if error is not None:
+        segments.append(_err_segment(error, enc, version))
+    return "\r".join(segments) + "\r"

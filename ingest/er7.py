@@ -1,0 +1,125 @@
+"""ER7 (pipe-delimited HL7 v2) decoding on top of python-hl7, tolerant of what feeds send."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import hl7
+
+from ingest.errors import DATA_TYPE_ERROR, HL7Error
+from schemas.adt import AckCode, EncodingCharacters
+
+_SEGMENT_BREAK = re.compile(r"\r\n|\n|\r")
+_DTM = re.compile(
+    r"^(?P<year>\d{4})(?P<month>\d{2})?(?P<day>\d{2})?(?P<hour>\d{2})?(?P<minute>\d{2})?"
+    r"(?P<second>\d{2})?(?:\.(?P<fraction>\d{1,4}))?(?P<offset>[+-]\d{4})?$"
+)
+
+
+def decode(raw: bytes) -> str:
+    """Bytes to text: strip a UTF-8 BOM, accept Latin-1 where UTF-8 fails."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def normalise(text: str) -> str:
+    """CR-separated segments with no blank lines (feeds send LF, CRLF and trailing blanks)."""
+    segments = [seg for seg in _SEGMENT_BREAK.split(text.strip("\x0b\x1c\r\n ")) if seg.strip()]
+    return "\r".join(segments) + "\r"
+
+
+def parse(raw: bytes) -> hl7.Message:
+    """Parse an ER7 message; anything without a usable MSH is an AR."""
+    text = normalise(decode(raw))
+    if not text.startswith("MSH") or len(text) < 8:
+        raise HL7Error(AckCode.REJECT, "message does not start with an MSH segment", "MSH", 1)
+    try:
+        return hl7.parse(text)
+    except Exception as exc:  # python-hl7 raises several types for malformed input
+        raise HL7Error(
+            AckCode.REJECT, f"unparseable ER7: {type(exc).__name__}", "MSH", 1, DATA_TYPE_ERROR
+        ) from exc
+
+
+def encoding_characters(message: hl7.Message) -> EncodingCharacters:
+    msh = message.segment("MSH")
+    field_sep = str(msh[1])
+    chars = str(msh[2]) + "\\" * 4
+    return EncodingCharacters(
+        field=field_sep,
+        component=chars[0],
+        repetition=chars[1],
+        escape=chars[2],
+        subcomponent=chars[3] if len(str(msh[2])) > 3 else "&",
+    )
+
+
+def has_segment(message: hl7.Message, name: str) -> bool:
+    return any(str(segment[0]) == name for segment in message)
+
+
+def value(
+    message: hl7.Message,
+    segment: str,
+    field: int,
+    repetition: int = 1,
+    component: int = 1,
+    subcomponent: int = 1,
+) -> str:
+    """One unescaped leaf value; '' where the segment, field or component is absent."""
+    if not has_segment(message, segment):
+        return ""
+    try:
+        result: Any = message.extract_field(segment, 1, field, repetition, component, subcomponent)
+    except (IndexError, KeyError):
+        return ""
+    return str(result).strip()
+
+
+def repetitions(message: hl7.Message, segment: str, field: int) -> int:
+    if not has_segment(message, segment):
+        return 0
+    seg = message.segment(segment)
+    if field >= len(seg):
+        return 0
+    return len(seg(field))
+
+
+def parse_timestamp(raw: str, zone: ZoneInfo, *, segment: str, field: int) -> datetime | None:
+    """HL7 DTM (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ]); no offset means the facility's zone."""
+    if not raw:
+        return None
+    match = _DTM.match(raw)
+    if match is None:
+        raise HL7Error(
+            AckCode.ERROR, f"not an HL7 timestamp: {raw!r}", segment, field, DATA_TYPE_ERROR
+        )
+    parts = match.groupdict()
+    fraction = (parts["fraction"] or "0").ljust(6, "0")
+    try:
+        naive = datetime(
+            int(parts["year"]),
+            int(parts["month"] or 1),
+            int(parts["day"] or 1),
+            int(parts["hour"] or 0),
+            int(parts["minute"] or 0),
+            int(parts["second"] or 0),
+            int(fraction[:6]),
+        )
+    except ValueError as exc:
+        raise HL7Error(
+            AckCode.ERROR, f"impossible date {raw!r}", segment, field, DATA_TYPE_ERROR
+        ) from exc
+    offset = parts["offset"]
+    if offset is None:
+        return naive.replace(tzinfo=zone)
+    sign = 1 if offset[0] == "+" else -1
+    delta = timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5]))
+    return naive.replace(tzinfo=timezone(sign * delta))

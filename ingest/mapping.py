@@ -1,0 +1,107 @@
+"""Maps a parsed ER7 message to the schemas ADT event (the one place that knows HL7 fields)."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+import hl7
+
+from ingest import er7
+from ingest.errors import UNSUPPORTED_MESSAGE_TYPE, UNSUPPORTED_VERSION, HL7Error
+from schemas.adt import AckCode, AdtEvent, MessageHeader, PatientIdentifier
+
+SUPPORTED_VERSIONS = ("2.2", "2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1", "2.8")
+
+
+def header(message: hl7.Message) -> MessageHeader:
+    """MSH fields; never fails on a message python-hl7 could parse (the ACK needs them)."""
+    return MessageHeader(
+        encoding=er7.encoding_characters(message),
+        sending_application=er7.value(message, "MSH", 3),
+        sending_facility=er7.value(message, "MSH", 4),
+        receiving_application=er7.value(message, "MSH", 5),
+        receiving_facility=er7.value(message, "MSH", 6),
+        message_type=er7.value(message, "MSH", 9, component=1),
+        trigger_event=er7.value(message, "MSH", 9, component=2) or er7.value(message, "EVN", 1),
+        control_id=er7.value(message, "MSH", 10),
+        processing_id=er7.value(message, "MSH", 11),
+        version=er7.value(message, "MSH", 12),
+        accept_ack_type=er7.value(message, "MSH", 15),
+        application_ack_type=er7.value(message, "MSH", 16),
+    )
+
+
+def _patient_identifiers(message: hl7.Message) -> tuple[PatientIdentifier, ...]:
+    found = []
+    for rep in range(1, er7.repetitions(message, "PID", 3) + 1):
+        ident = er7.value(message, "PID", 3, rep, 1)
+        if ident:
+            found.append(
+                PatientIdentifier(
+                    id=ident,
+                    assigning_authority=er7.value(message, "PID", 3, rep, 4),
+                    type_code=er7.value(message, "PID", 3, rep, 5),
+                )
+            )
+    return tuple(found)
+
+
+def to_event(message: hl7.Message, zone: ZoneInfo) -> AdtEvent:
+    """Validate and map; raises HL7Error with the ACK code and field at fault."""
+    head = header(message)
+    if not head.control_id:
+        raise HL7Error(AckCode.REJECT, "MSH-10 message control id is required", "MSH", 10)
+    if head.message_type != "ADT":
+        raise HL7Error(
+            AckCode.REJECT,
+            f"message type {head.message_type or '(empty)'} is not ADT",
+            "MSH",
+            9,
+            UNSUPPORTED_MESSAGE_TYPE,
+        )
+    if not head.trigger_event:
+        raise HL7Error(AckCode.REJECT, "MSH-9.2 trigger event is required", "MSH", 9)
+    if head.version and head.version not in SUPPORTED_VERSIONS:
+        raise HL7Error(
+            AckCode.REJECT,
+            f"HL7 version {head.version} is not supported",
+            "MSH",
+            12,
+            UNSUPPORTED_VERSION,
+        )
+    if not head.sending_facility:
+        raise HL7Error(AckCode.ERROR, "MSH-4 sending facility is required", "MSH", 4)
+    if not er7.has_segment(message, "PV1"):
+        raise HL7Error(AckCode.ERROR, "PV1 segment is required", "PV1", 0)
+    visit_number = er7.value(message, "PV1", 19)
+    if not visit_number:
+        raise HL7Error(AckCode.ERROR, "PV1-19 visit number is required", "PV1", 19)
+
+    discharged_at = er7.parse_timestamp(
+        er7.value(message, "PV1", 45), zone, segment="PV1", field=45
+    )
+    if head.trigger_event == "A03" and discharged_at is None:
+        # PV1-45 is often left empty; the event time is the discharge time then.
+        discharged_at = er7.parse_timestamp(
+            er7.value(message, "EVN", 6) or er7.value(message, "EVN", 2),
+            zone,
+            segment="EVN",
+            field=2,
+        ) or er7.parse_timestamp(er7.value(message, "MSH", 7), zone, segment="MSH", field=7)
+    if head.trigger_event == "A03" and discharged_at is None:
+        raise HL7Error(AckCode.ERROR, "A03 needs a discharge time (PV1-45 or MSH-7)", "PV1", 45)
+
+    return AdtEvent(
+        header=head,
+        event_type=head.trigger_event,
+        facility=head.sending_facility,
+        visit_number=visit_number,
+        patient_identifiers=_patient_identifiers(message),
+        patient_class=er7.value(message, "PV1", 2),
+        discharge_disposition=er7.value(message, "PV1", 36),
+        admitted_at=er7.parse_timestamp(
+            er7.value(message, "PV1", 44), zone, segment="PV1", field=44
+        ),
+        discharged_at=discharged_at,
+        death_indicator=er7.value(message, "PID", 30).upper() == "Y",
+    )

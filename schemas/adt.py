@@ -1,0 +1,80 @@
+"""HL7 v2 ADT messages as carebridge sees them after parsing (see ingest/)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class AckCode(StrEnum):
+    """MSA-1 (HL7 table 0008)."""
+
+    ACCEPT = "AA"
+    ERROR = "AE"
+    REJECT = "AR"
+    COMMIT_ACCEPT = "CA"
+    COMMIT_ERROR = "CE"
+    COMMIT_REJECT = "CR"
+
+
+class EncodingCharacters(BaseModel):
+    """MSH-1 and MSH-2: the separators this sender uses (ACKs are answered in the same)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    field: str = "|"
+    component: str = "^"
+    repetition: str = "~"
+    escape: str = "\\"
+    subcomponent: str = "&"
+
+    @property
+    def msh2(self) -> str:
+        return self.component + self.repetition + self.escape + self.subcomponent
+
+
+class MessageHeader(BaseModel):
+    """The MSH fields needed to route a message and to acknowledge it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    encoding: EncodingCharacters = EncodingCharacters()
+    sending_application: str = ""
+    sending_facility: str = ""
+    receiving_application: str = ""
+    receiving_facility: str = ""
+    message_type: str = ""
+    trigger_event: str = ""
+    control_id: str = ""
+    processing_id: str = ""
+    version: str = ""
+    accept_ack_type: str = ""
+    application_ack_type: str = ""
+
+
+class PatientIdentifier(BaseModel):
+    """One PID-3 repetition (CX). PHI: never logged, never in ids or search attributes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    assigning_authority: str = ""
+    type_code: str = ""
+
+
+class AdtEvent(BaseModel):
+    """An ADT message mapped to the fields carebridge acts on."""
+
+    model_config = ConfigDict(frozen=True)
+
+    header: MessageHeader
+    event_type: str = Field(description="Trigger event, e.g. A03")
+    facility: str = Field(description="Facility key: MSH-4 sending facility")
+    visit_number: str = Field(description="PV1-19 visit number: the encounter key")
+    patient_identifiers: tuple[PatientIdentifier, ...] = ()
+    patient_class: str = Field(default="", description="PV1-2, HL7 table 0004")
+    discharge_disposition: str = Field(default="", description="PV1-36, HL7 table 0112")
+    admitted_at: AwareDatetime | None = None
+    discharged_at: AwareDatetime | None = None
+    death_indicator: bool = False

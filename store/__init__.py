@@ -1,0 +1,1 @@
+"""The Postgres store: connection pool, ordered SQL migrations, inbox and projection queries."""

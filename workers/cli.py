@@ -1,0 +1,280 @@
+"""The `carebridge` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import sys
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from ingest import keys
+from schemas.transition import CompleteStepRequest, TransitionState
+from store import projection
+from store.db import create_pool
+from store.migrate import migrate as apply_migrations
+from workers import embedded
+from workers.embedded import StackError
+from workers.listener import END_BLOCK, MllpListener, frame
+from workers.logs import configure_logging
+from workers.services import Services
+from workers.settings import Settings, get_settings
+from workers.stack import run_stack
+from workers.temporal import connect
+from workers.worker import build_worker
+from workflows.transition import TransitionWorkflow
+
+app = typer.Typer(
+    help="carebridge: one durable Temporal workflow per hospital discharge.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+# Off a terminal (pipes, CI) rich would wrap at 80 columns; transition ids must stay whole.
+console = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, soft_wrap=True)
+T = TypeVar("T")
+
+
+def _run(main: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
+    """Run a command; a problem the user can fix prints one line and exits 1."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        return asyncio.run(main(settings))
+    except StackError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    except (OSError, RuntimeError, RPCError) as exc:
+        err_console.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+@app.command()
+def up() -> None:
+    """Start the whole stack: Temporal, PostgreSQL, migrations, worker, listener and API."""
+    _run(lambda settings: run_stack(settings, console))
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending database migrations (idempotent)."""
+
+    async def main(settings: Settings) -> None:
+        pool = await create_pool(await embedded.database_url(settings))
+        try:
+            applied = await apply_migrations(pool)
+        finally:
+            await pool.close()
+        console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+    _run(main)
+
+
+@app.command()
+def worker() -> None:
+    """Run a Temporal worker (against CAREBRIDGE_TEMPORAL_ADDRESS or the local dev server)."""
+
+    async def main(settings: Settings) -> None:
+        services = await Services.connect(settings)
+        try:
+            async with build_worker(services.client, services.pool, settings):
+                console.print(f"worker polling task queue {settings.task_queue}")
+                await _until_signalled()
+        finally:
+            await services.close()
+
+    _run(main)
+
+
+@app.command()
+def listener() -> None:
+    """Run the MLLP listener alone."""
+
+    async def main(settings: Settings) -> None:
+        services = await Services.connect(settings)
+        mllp = MllpListener(services.intake, max_bytes=settings.max_message_bytes)
+        try:
+            await mllp.start(settings.mllp_host, settings.mllp_port)
+            console.print(f"MLLP listener on {settings.mllp_host}:{settings.mllp_port}")
+            await _until_signalled()
+        finally:
+            await mllp.close()
+            await services.close()
+
+    _run(main)
+
+
+@app.command()
+def api() -> None:
+    """Run the HTTP API alone."""
+    from workers.api import create_app
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    uvicorn.run(create_app(), host=settings.api_host, port=settings.api_port, log_config=None)
+
+
+def _local(value: datetime | None, zone: ZoneInfo) -> str:
+    return value.astimezone(zone).strftime("%a %Y-%m-%d %H:%M") if value else ""
+
+
+@app.command("list")
+def list_transitions(
+    status: str | None = typer.Option(None, help="active, completed or cancelled"),
+    limit: int = typer.Option(50, min=1, max=1000),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table"),
+) -> None:
+    """List transitions from the projection, most urgent first."""
+
+    async def main(settings: Settings) -> list[dict[str, Any]]:
+        pool = await create_pool(await embedded.database_url(settings), max_size=2)
+        try:
+            return await projection.list_transitions(pool, status=status, limit=limit)
+        finally:
+            await pool.close()
+
+    rows = _run(main)
+    if as_json:
+        for row in rows:
+            console.print_json(json.dumps(row, default=str), indent=None)
+        return
+    zone = ZoneInfo(get_settings().facility_timezone)
+    table = Table(title=f"{len(rows)} transition(s)")
+    for column in ("transition", "facility", "status", "discharged", "current step", "next due"):
+        table.add_column(column)
+    table.add_column("overdue", style="red")
+    for row in rows:
+        table.add_row(
+            row["transition_id"],
+            row["facility"],
+            row["status"],
+            _local(row["discharged_at"], zone),
+            row["current_step"] or "",
+            _local(row["next_due_at"], zone),
+            ", ".join(row["overdue_steps"]),
+        )
+    console.print(table)
+
+
+async def _state(settings: Settings, transition_id: str) -> TransitionState:
+    client = await connect(settings)
+    handle = client.get_workflow_handle_for(TransitionWorkflow.run, keys.workflow_id(transition_id))
+    try:
+        return await handle.query(TransitionWorkflow.get_state)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise StackError(f"no transition {transition_id}") from None
+        raise
+
+
+@app.command()
+def show(
+    transition_id: str,
+    as_json: bool = typer.Option(False, "--json", help="the raw state as JSON"),
+) -> None:
+    """Show one transition's live state (a workflow query)."""
+    state = _run(lambda settings: _state(settings, transition_id))
+    if as_json:
+        console.print_json(state.model_dump_json())
+        return
+    zone = ZoneInfo(state.timezone or get_settings().facility_timezone)
+    console.print(
+        f"[bold]{state.transition_id}[/]  {state.status.value}  facility {state.facility}  "
+        f"protocol {state.protocol_id} v{state.protocol_version}"
+    )
+    console.print(f"discharged {_local(state.discharged_at, zone)} ({zone.key})")
+    table = Table()
+    for column in ("step", "status", "due", "overdue since", "completed", "by", "outcome"):
+        table.add_column(column)
+    for step in state.steps:
+        table.add_row(
+            step.step_id,
+            step.status.value,
+            _local(step.due_at, zone),
+            _local(step.overdue_since, zone),
+            _local(step.completed_at, zone),
+            step.completed_by or "",
+            step.outcome or "",
+        )
+    console.print(table)
+
+
+@app.command()
+def complete(
+    transition_id: str,
+    step: str,
+    by: str = typer.Option(..., "--by", help="who completed it"),
+    outcome: str = typer.Option("done", "--outcome"),
+    note: str | None = typer.Option(None, "--note"),
+) -> None:
+    """Complete a step (a validated workflow Update)."""
+
+    async def main(settings: Settings) -> None:
+        client = await connect(settings)
+        handle = client.get_workflow_handle_for(
+            TransitionWorkflow.run, keys.workflow_id(transition_id)
+        )
+        request = CompleteStepRequest(step_id=step, by=by, outcome=outcome, note=note)
+        try:
+            done = await handle.execute_update(TransitionWorkflow.complete_step, request)
+        except WorkflowUpdateFailedError as exc:
+            raise StackError(f"rejected: {exc.cause or exc}") from None
+        console.print(f"{done.step_id} completed by {done.completed_by} ({done.outcome})")
+
+    _run(main)
+
+
+@app.command()
+def send(
+    files: list[Path] = typer.Argument(..., exists=True, dir_okay=False),
+    host: str | None = typer.Option(None, help="listener host (default: CAREBRIDGE_MLLP_HOST)"),
+    port: int | None = typer.Option(None, help="listener port (default: CAREBRIDGE_MLLP_PORT)"),
+) -> None:
+    """Send ER7 files over MLLP and print each ACK code (exit 1 if any is not AA/CA)."""
+    settings = get_settings()
+    target = (host or settings.mllp_host, port or settings.mllp_port)
+    failures = 0
+    try:
+        with socket.create_connection(target, timeout=30) as sock:
+            for path in files:
+                sock.sendall(frame(path.read_bytes()))
+                reply = b""
+                while not reply.endswith(END_BLOCK):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        raise ConnectionError("listener closed the connection")
+                    reply += chunk
+                ack = reply.strip(b"\x0b\x1c\r").decode(errors="replace")
+                msa = next((s for s in ack.split("\r") if s.startswith("MSA")), "MSA|??")
+                code = msa.split(msa[3])[1] if len(msa) > 3 else "??"
+                failures += code not in ("AA", "CA")
+                console.print(f"{path}: {code}  {msa}")
+    except OSError as exc:
+        err_console.print(f"[red]error:[/] cannot reach {target[0]}:{target[1]}: {exc}")
+        raise typer.Exit(1) from None
+    if failures:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app(prog_name="carebridge")

@@ -1,0 +1,42 @@
+"""The long-lived dependencies a process needs: settings, DB pool, Temporal client, intake."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+from temporalio.client import Client
+
+from ingest.intake import AdtIntake
+from store.db import create_pool
+from workers import embedded
+from workers.settings import Settings
+from workers.temporal import connect
+
+
+@dataclass
+class Services:
+    settings: Settings
+    pool: asyncpg.Pool
+    client: Client
+    intake: AdtIntake
+
+    @classmethod
+    def build(cls, settings: Settings, pool: asyncpg.Pool, client: Client) -> Services:
+        intake = AdtIntake(
+            pool,
+            client,
+            task_queue=settings.task_queue,
+            key_secret=settings.key_secret.get_secret_value(),
+            timezone=settings.facility_timezone,
+            timeout_seconds=settings.ack_timeout_seconds,
+        )
+        return cls(settings=settings, pool=pool, client=client, intake=intake)
+
+    @classmethod
+    async def connect(cls, settings: Settings) -> Services:
+        pool = await create_pool(await embedded.database_url(settings))
+        return cls.build(settings, pool, await connect(settings))
+
+    async def close(self) -> None:
+        await self.pool.close()

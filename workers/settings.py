@@ -1,0 +1,58 @@
+"""Configuration from CAREBRIDGE_* environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_KEY_SECRET = "carebridge-dev-only-secret"
+
+
+class Settings(BaseSettings):
+    """Every setting; the README's configuration table lists them."""
+
+    model_config = SettingsConfigDict(env_prefix="CAREBRIDGE_", extra="ignore")
+
+    state_dir: Path = Field(Path(".carebridge"), description="Embedded servers' data")
+    temporal_address: str | None = Field(
+        None, description="host:port of a Temporal frontend; unset = start the embedded dev server"
+    )
+    temporal_namespace: str = "default"
+    temporal_port: int = Field(7233, description="Embedded dev server frontend port")
+    temporal_ui_port: int = Field(8233, description="Embedded dev server Web UI port")
+    task_queue: str = "carebridge-transitions"
+    database_url: str | None = Field(
+        None, description="PostgreSQL DSN; unset = start the embedded PostgreSQL"
+    )
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    mllp_host: str = "127.0.0.1"
+    mllp_port: int = 2575
+    max_message_bytes: int = Field(1_048_576, description="Largest ADT message accepted")
+    facility_timezone: str = Field("America/New_York", description="IANA zone for due times")
+    key_secret: SecretStr = Field(
+        SecretStr(DEV_KEY_SECRET),
+        description="HMAC secret for encounter keys; set a real one outside development",
+    )
+    ack_timeout_seconds: float = Field(
+        10.0, description="Longest wait for inbox + Temporal before answering AE"
+    )
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @property
+    def temporal_target(self) -> str:
+        return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

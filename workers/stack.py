@@ -1,0 +1,165 @@
+"""`carebridge up`: the whole stack in one process group, stopped cleanly by Ctrl-C / SIGTERM.
+
+Starts (unless configured to use existing servers) the Temporal dev server and the embedded
+PostgreSQL, applies migrations, then runs the worker, the MLLP listener and the HTTP API
+in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Generator
+
+import structlog
+import uvicorn
+from rich.console import Console
+from temporalio.client import Client
+
+from store.db import create_pool
+from store.migrate import migrate
+from workers import embedded
+from workers.api import create_app
+from workers.embedded import StackError
+from workers.listener import MllpListener
+from workers.services import Services
+from workers.settings import Settings
+from workers.temporal import connect
+from workers.worker import build_worker
+
+log = structlog.get_logger(__name__)
+TEMPORAL_START_TIMEOUT = 60.0
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the stack owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def _wait_for_temporal(
+    settings: Settings, process: asyncio.subprocess.Process | None
+) -> Client:
+    deadline = asyncio.get_running_loop().time() + TEMPORAL_START_TIMEOUT
+    while True:
+        if process is not None and process.returncode is not None:
+            raise StackError(
+                f"the Temporal dev server exited with code {process.returncode}; "
+                f"see {settings.state_dir / 'temporal.log'}"
+            )
+        try:
+            return await connect(settings)
+        except RuntimeError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise StackError(
+                    f"Temporal at {settings.temporal_target} did not answer within "
+                    f"{TEMPORAL_START_TIMEOUT:.0f} s"
+                ) from None
+            await asyncio.sleep(0.3)
+
+
+def _check_ports(settings: Settings) -> None:
+    checks = [
+        (settings.api_host, settings.api_port, "HTTP API", "CAREBRIDGE_API_PORT"),
+        (settings.mllp_host, settings.mllp_port, "MLLP listener", "CAREBRIDGE_MLLP_PORT"),
+    ]
+    if not settings.temporal_address:
+        checks += [
+            (
+                "127.0.0.1",
+                settings.temporal_port,
+                "Temporal dev server",
+                "CAREBRIDGE_TEMPORAL_PORT",
+            ),
+            ("127.0.0.1", settings.temporal_ui_port, "Temporal UI", "CAREBRIDGE_TEMPORAL_UI_PORT"),
+        ]
+    for host, port, what, setting in checks:
+        embedded.ensure_port_free(host, port, what, setting)
+
+
+def _banner(console: Console, settings: Settings) -> None:
+    temporal_ui = (
+        f"http://127.0.0.1:{settings.temporal_ui_port}"
+        if not settings.temporal_address
+        else f"(external Temporal at {settings.temporal_target})"
+    )
+    database = (
+        "external (CAREBRIDGE_DATABASE_URL)"
+        if settings.database_url
+        else (f"embedded, data in {settings.state_dir / 'pgdata'}")
+    )
+    console.print("[bold green]carebridge is up[/]")
+    console.print(f"  Temporal UI      {temporal_ui}")
+    console.print(f"  HTTP API         {settings.api_url}  (OpenAPI: {settings.api_url}/docs)")
+    console.print(f"  MLLP listener    {settings.mllp_host}:{settings.mllp_port}")
+    console.print(f"  PostgreSQL       {database}")
+    console.print("Send a sample discharge:")
+    console.print(
+        f"  curl --data-binary @examples/adt_a03.hl7 "
+        f"-H 'Content-Type: x-application/hl7-v2+er7' {settings.api_url}/adt"
+    )
+    console.print("  carebridge send examples/adt_a03.hl7      (over MLLP)")
+    console.print("Then: carebridge list, carebridge show <transition-id>.  Ctrl-C stops.")
+
+
+async def run_stack(settings: Settings, console: Console) -> None:
+    console.soft_wrap = True
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    _check_ports(settings)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    temporal_process: asyncio.subprocess.Process | None = None
+    services: Services | None = None
+    try:
+        if not settings.temporal_address:
+            console.print("starting the Temporal dev server ...")
+            temporal_process = await embedded.start_temporal_dev_server(settings)
+        client = await _wait_for_temporal(settings, temporal_process)
+        console.print("starting PostgreSQL and applying migrations ...")
+        pool = await create_pool(await embedded.database_url(settings))
+        applied = await migrate(pool)
+        log.info("migrations.applied", versions=applied)
+        services = Services.build(settings, pool, client)
+
+        worker = build_worker(client, pool, settings)
+        listener = MllpListener(services.intake, max_bytes=settings.max_message_bytes)
+        await listener.start(settings.mllp_host, settings.mllp_port)
+        api = _EmbeddedUvicorn(
+            uvicorn.Config(
+                create_app(services),
+                host=settings.api_host,
+                port=settings.api_port,
+                log_config=None,
+                lifespan="on",
+            )
+        )
+        async with worker:
+            api_task = asyncio.create_task(api.serve())
+            while not api.started and not api_task.done():  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            if api_task.done():
+                raise StackError(f"the HTTP API could not start on {settings.api_url}")
+            _banner(console, settings)
+            await stop.wait()
+            console.print("stopping ...")
+            api.should_exit = True
+            await listener.close()
+            await api_task
+    finally:
+        if services is not None:
+            await services.close()
+        if temporal_process is not None and temporal_process.returncode is None:
+            temporal_process.terminate()
+            try:
+                await asyncio.wait_for(temporal_process.wait(), 15)
+            except TimeoutError:
+                temporal_process.kill()
+                await temporal_process.wait()
+        console.print("stopped.")
