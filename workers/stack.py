@@ -25,7 +25,7 @@ from workers.embedded import StackError
 from workers.listener import MllpListener
 from workers.services import Services
 from workers.settings import Settings
-from workers.temporal import connect
+from workers.temporal import connect, ensure_search_attributes
 from workers.worker import build_worker
 
 log = structlog.get_logger(__name__)
@@ -122,6 +122,7 @@ async def run_stack(settings: Settings, console: Console) -> None:
             console.print("starting the Temporal dev server ...")
             temporal_process = await embedded.start_temporal_dev_server(settings)
         client = await _wait_for_temporal(settings, temporal_process)
+        await ensure_search_attributes(client, settings.temporal_namespace)
         console.print("starting PostgreSQL and applying migrations ...")
         pool = await create_pool(await embedded.database_url(settings))
         applied = await migrate(pool)

