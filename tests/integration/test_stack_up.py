@@ -1,0 +1,128 @@
+"""`carebridge up` as a user runs it: embedded Temporal and PostgreSQL, the example discharge
+over HTTP, `carebridge list`/`show`, a second stack refused, clean stop, state reused."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ingest import keys
+from tests.helpers import EXAMPLES, find_free_port, msa
+from workers.embedded import find_binary
+from workers.settings import DEV_KEY_SECRET
+
+STARTUP_SECONDS = 120
+
+
+class Stack:
+    """One `carebridge up` child process with its output collected line by line."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [find_binary("carebridge"), "up"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def wait_for(self, text: str, seconds: float = STARTUP_SECONDS) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.5)
+            except queue.Empty:
+                if self.process.poll() is not None:
+                    break
+                continue
+            self.output.append(line)
+            if text in line:
+                return
+        raise AssertionError(f"{text!r} not printed; output:\n{''.join(self.output)}")
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+
+@pytest.fixture
+def stack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBRIDGE_")}
+    env.update(
+        CAREBRIDGE_STATE_DIR=str(tmp_path / "state"),
+        CAREBRIDGE_TEMPORAL_PORT=str(find_free_port()),
+        CAREBRIDGE_TEMPORAL_UI_PORT=str(find_free_port()),
+        CAREBRIDGE_API_PORT=str(find_free_port()),
+        CAREBRIDGE_MLLP_PORT=str(find_free_port()),
+        CAREBRIDGE_LOG_FORMAT="json",
+    )
+    yield env
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [find_binary("carebridge"), *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_up_serves_the_example_discharge_and_stops_cleanly(stack_env: dict[str, str]) -> None:
+    api = f"http://127.0.0.1:{stack_env['CAREBRIDGE_API_PORT']}"
+    tid = keys.transition_id(keys.encounter_key(DEV_KEY_SECRET, "GENHOSP", "V0000123"))
+
+    first = Stack(stack_env)
+    try:
+        first.wait_for("carebridge is up")
+        response = httpx.post(
+            f"{api}/adt",
+            content=(EXAMPLES / "adt_a03.hl7").read_bytes(),
+            headers={"Content-Type": "x-application/hl7-v2+er7"},
+            timeout=30,
+        )
+        assert msa(response.text)[1:3] == ["AA", "GH20261120-0001"]
+
+        deadline = time.monotonic() + 30
+        listed = cli(stack_env, "list")
+        while tid not in listed.stdout and time.monotonic() < deadline:
+            time.sleep(0.5)
+            listed = cli(stack_env, "list")
+        assert tid in listed.stdout, listed.stdout + listed.stderr
+        assert "interactive_contact" in listed.stdout
+
+        shown = cli(stack_env, "show", tid)
+        assert shown.returncode == 0, shown.stderr
+        assert "medication_reconciliation" in shown.stdout
+        assert "Tue 2026-11-24 23:59" in shown.stdout  # Friday discharge -> Tuesday
+
+        second = cli(stack_env, "up")
+        assert second.returncode == 1
+        assert "already in use" in second.stderr
+        assert "another carebridge stack" in second.stderr
+    finally:
+        code = first.stop()
+    first.wait_for("stopped.", seconds=5)
+    assert code == 0
+
+    again = Stack(stack_env)
+    try:
+        again.wait_for("carebridge is up")
+        listed = cli(stack_env, "list", "--json")
+        assert tid in listed.stdout, "state under CAREBRIDGE_STATE_DIR was not reused"
+    finally:
+        assert again.stop() == 0

@@ -1,0 +1,28 @@
+"""Every committed history still replays against today's TransitionWorkflow (determinism)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from workers.temporal import DATA_CONVERTER
+from workflows.transition import TransitionWorkflow
+
+HISTORIES = sorted((Path(__file__).resolve().parent.parent / "histories").glob("*.json"))
+HISTORY_JSON = {path: json.loads(path.read_text()) for path in HISTORIES}
+
+
+def test_there_are_histories_to_replay() -> None:
+    assert HISTORIES, "no committed histories under tests/histories"
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_history_replays_without_nondeterminism(path: Path) -> None:
+    history = WorkflowHistory.from_json("transition-replay", HISTORY_JSON[path])
+    replayer = Replayer(workflows=[TransitionWorkflow], data_converter=DATA_CONVERTER)
+    result = await replayer.replay_workflow(history)
+    assert result.replay_failure is None
