@@ -36,6 +36,7 @@ from workflows import search_attributes
 from workflows.transition import TransitionWorkflow
 
 log = structlog.get_logger(__name__)
+_LOG_CONTEXT = ("message_control_id", "transition_id", "workflow_id")
 
 # PV1-36 (HL7 table 0112) codes meaning the patient died: no outreach.
 EXPIRED_DISPOSITIONS = frozenset({"20", "40", "41", "42", *(str(code) for code in range(21, 30))})
@@ -99,7 +100,7 @@ class AdtIntake:
         except Exception as exc:  # Postgres or Temporal unavailable, timeout, bug: never an AA
             return await self._transient_failure(header, entry_id, exc)
         finally:
-            structlog.contextvars.unbind_contextvars("message_control_id", "transition_id")
+            structlog.contextvars.unbind_contextvars(*_LOG_CONTEXT)
 
     async def _process(
         self, entry_id: int, message: hl7.Message, header: MessageHeader
@@ -127,7 +128,9 @@ class AdtIntake:
             return await self._accept(entry_id, header, "ignored", "patient expired: no outreach")
 
         transition, started = await self._start_transition(event)
-        structlog.contextvars.bind_contextvars(transition_id=transition)
+        structlog.contextvars.bind_contextvars(
+            transition_id=transition, workflow_id=keys.workflow_id(transition)
+        )
         status = "processed" if started else "duplicate"
         text = "transition started" if started else "transition already exists"
         result = await self._accept(entry_id, header, status, text, transition)

@@ -1,0 +1,1 @@
+"""carebridge tests: unit/, workflow/ (time-skipping + replay), integration/ (real servers)."""

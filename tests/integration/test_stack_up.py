@@ -9,14 +9,16 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
 from ingest import keys
-from tests.helpers import EXAMPLES, find_free_port, msa
+from tests.helpers import EXAMPLES, a03, find_free_port, msa
 from workers.embedded import find_binary
 from workers.settings import DEV_KEY_SECRET
 
@@ -88,7 +90,7 @@ def test_up_serves_the_example_discharge_and_stops_cleanly(stack_env: dict[str, 
 
     first = Stack(stack_env)
     try:
-        first.wait_for("carebridge is up")
+        first.wait_for("Ctrl-C stops")
         response = httpx.post(
             f"{api}/adt",
             content=(EXAMPLES / "adt_a03.hl7").read_bytes(),
@@ -121,8 +123,37 @@ def test_up_serves_the_example_discharge_and_stops_cleanly(stack_env: dict[str, 
 
     again = Stack(stack_env)
     try:
-        again.wait_for("carebridge is up")
+        again.wait_for("Ctrl-C stops")
         listed = cli(stack_env, "list", "--json")
         assert tid in listed.stdout, "state under CAREBRIDGE_STATE_DIR was not reused"
     finally:
         assert again.stop() == 0
+
+
+def test_up_uses_the_configured_temporal_and_database_instead_of_its_own(
+    stack_env: dict[str, str], temporal_env: WorkflowEnvironment, database_url: str
+) -> None:
+    target = temporal_env.client.service_client.config.target_host
+    stack_env.update(
+        CAREBRIDGE_TEMPORAL_ADDRESS=target,
+        CAREBRIDGE_DATABASE_URL=database_url,
+        CAREBRIDGE_TASK_QUEUE=f"tq-{uuid.uuid4()}",
+    )
+    stack = Stack(stack_env)
+    try:
+        stack.wait_for("Ctrl-C stops")
+        banner = "".join(stack.output)
+        assert f"external Temporal at {target}" in banner
+        assert "external (CAREBRIDGE_DATABASE_URL)" in banner
+        response = httpx.post(
+            f"http://127.0.0.1:{stack_env['CAREBRIDGE_API_PORT']}/adt",
+            content=a03(control_id="EXTERNAL-1"),
+            headers={"Content-Type": "text/plain"},
+            timeout=30,
+        )
+        assert msa(response.text)[1:3] == ["AA", "EXTERNAL-1"]
+    finally:
+        assert stack.stop() == 0
+    state = Path(stack_env["CAREBRIDGE_STATE_DIR"])
+    assert not (state / "temporal.db").exists()
+    assert not (state / "pgdata").exists()
