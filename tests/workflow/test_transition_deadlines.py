@@ -7,85 +7,38 @@ tests use the real one against PostgreSQL). Planning is the real activity.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import pytest_asyncio
-from temporalio import activity
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.planning import PlanningActivities
-from schemas.protocol import TCM_MINIMAL
-from schemas.transition import (
-    CompleteStepRequest,
-    ProjectionRecord,
-    StepStatus,
-    TransitionInput,
-    TransitionStatus,
-)
-from workers.embedded import find_binary
-from workers.temporal import DATA_CONVERTER, ensure_search_attributes
+from schemas.transition import CompleteStepRequest, StepStatus, TransitionStatus
+from tests.workflow.support import RECORDS, new_worker, start_time_skipping_env, start_transition
 from workflows.transition import TransitionWorkflow
-
-RECORDS: list[ProjectionRecord] = []
-
-
-@activity.defn(name="record_transition")
-async def record_transition(record: ProjectionRecord) -> bool:
-    RECORDS.append(record)
-    return True
 
 
 @pytest_asyncio.fixture(scope="session")
 async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=DATA_CONVERTER,
-        test_server_existing_path=find_binary("temporal-test-server"),
-    )
-    await ensure_search_attributes(env.client, "default")
+    env = await start_time_skipping_env()
     yield env
     await env.shutdown()
 
 
 @pytest_asyncio.fixture
 async def worker(skipping_env: WorkflowEnvironment) -> AsyncIterator[Worker]:
-    planning = PlanningActivities(default_timezone="America/New_York")
-    async with Worker(
-        skipping_env.client,
-        task_queue=f"tq-{uuid.uuid4()}",
-        workflows=[TransitionWorkflow],
-        activities=[planning.plan_transition, record_transition],
-    ) as running:
+    async with new_worker(skipping_env) as running:
         yield running
-
-
-async def start(
-    env: WorkflowEnvironment, worker: Worker, discharged_at: datetime
-) -> WorkflowHandle[TransitionWorkflow, object]:
-    tid = uuid.uuid4().hex[:24]
-    return await env.client.start_workflow(
-        TransitionWorkflow.run,
-        TransitionInput(
-            transition_id=tid,
-            encounter_key=tid * 2,
-            facility="GENHOSP",
-            discharged_at=discharged_at,
-            protocol=TCM_MINIMAL,
-        ),
-        id=f"transition-{tid}",
-        task_queue=worker.task_queue,
-    )
 
 
 async def test_contact_not_made_within_two_business_days_is_marked_overdue(
     skipping_env: WorkflowEnvironment, worker: Worker
 ) -> None:
     discharged = await skipping_env.get_current_time()
-    handle = await start(skipping_env, worker, discharged)
+    handle = await start_transition(skipping_env, worker, discharged)
     wall = time.monotonic()
     await skipping_env.sleep(timedelta(days=7))
     state = await handle.query(TransitionWorkflow.get_state)
@@ -109,7 +62,7 @@ async def test_contact_not_made_within_two_business_days_is_marked_overdue(
 async def test_steps_completed_in_time_are_never_overdue_and_the_transition_completes(
     skipping_env: WorkflowEnvironment, worker: Worker
 ) -> None:
-    handle = await start(skipping_env, worker, await skipping_env.get_current_time())
+    handle = await start_transition(skipping_env, worker, await skipping_env.get_current_time())
     for step in ("interactive_contact", "medication_reconciliation"):
         done = await handle.execute_update(
             TransitionWorkflow.complete_step,
@@ -128,7 +81,7 @@ async def test_steps_completed_in_time_are_never_overdue_and_the_transition_comp
 async def test_update_validator_rejects_unknown_and_repeated_completions(
     skipping_env: WorkflowEnvironment, worker: Worker
 ) -> None:
-    handle = await start(skipping_env, worker, await skipping_env.get_current_time())
+    handle = await start_transition(skipping_env, worker, await skipping_env.get_current_time())
     await handle.execute_update(
         TransitionWorkflow.complete_step,
         CompleteStepRequest(step_id="interactive_contact", by="rn.alvarez"),
