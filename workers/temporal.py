@@ -13,6 +13,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 
+from workers.embedded import StackError
 from workers.settings import Settings
 from workflows import search_attributes
 
@@ -26,11 +27,15 @@ _INDEXED_TYPES = {
 
 
 async def connect(settings: Settings) -> Client:
-    return await Client.connect(
-        settings.temporal_target,
-        namespace=settings.temporal_namespace,
-        data_converter=DATA_CONVERTER,
-    )
+    try:
+        return await Client.connect(
+            settings.temporal_target,
+            namespace=settings.temporal_namespace,
+            data_converter=DATA_CONVERTER,
+        )
+    except RuntimeError as exc:
+        hint = "is `carebridge up` running?" if not settings.temporal_address else str(exc)
+        raise StackError(f"cannot reach Temporal at {settings.temporal_target}: {hint}") from exc
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
