@@ -1,8 +1,9 @@
-"""Business-day arithmetic for due times (weekends and US federal holidays).
+"""Business-day and business-hour arithmetic for due times.
 
-Pure functions, used only from activities so that a holiday-table or tzdata upgrade never
-changes a due time under replay (DESIGN.md invariant 5): a due time is computed once and
-then read back from history.
+Weekends, US federal holidays (computed by the `holidays` package for any year, observed
+dates) and a site's extra closures, in the facility's time zone. Used only from activities,
+so that a holiday-table or tzdata upgrade never changes a due time under replay (DESIGN.md
+invariant 5): a due time is computed once and then read back from history.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from schemas.protocol import DueRule, DueUnit
+from schemas.protocol import DueUnit
+from schemas.site import CalendarConfig
 
 END_OF_DAY = time(23, 59, 59)
 
 
-def calendar_name() -> str:
+def calendar_name(config: CalendarConfig) -> str:
     """The calendar and its version, recorded in every plan."""
-    return f"us-federal/holidays-{version('holidays')}"
+    extra = f"+{len(config.extra_closures)} site closures" if config.extra_closures else ""
+    return f"us-federal/holidays-{version('holidays')}{extra}"
 
 
 @lru_cache(maxsize=64)
@@ -29,31 +32,64 @@ def _federal_holidays(year: int) -> frozenset[date]:
     return frozenset(holidays.country_holidays("US", years=year).keys())
 
 
-def is_business_day(day: date) -> bool:
-    """Monday to Friday except US federal holidays (observed dates)."""
-    return day.weekday() < 5 and day not in _federal_holidays(day.year)
+class BusinessCalendar:
+    def __init__(self, config: CalendarConfig) -> None:
+        self.config = config
+        self.zone = ZoneInfo(config.timezone)
+        self._closures = frozenset(config.extra_closures)
 
+    def is_business_day(self, day: date) -> bool:
+        """Monday to Friday except US federal holidays (observed) and site closures."""
+        return (
+            day.weekday() < 5
+            and day not in _federal_holidays(day.year)
+            and day not in self._closures
+        )
 
-def add_business_days(start: date, count: int) -> date:
-    """The `count`-th business day after `start` (start itself is day 0 and never counts)."""
-    day = start
-    remaining = count
-    while remaining > 0:
-        day += timedelta(days=1)
-        if is_business_day(day):
-            remaining -= 1
-    return day
+    def add_business_days(self, start: date, count: int) -> date:
+        """The `count`-th business day after `start` (start itself is day 0, never counted)."""
+        day = start
+        remaining = count
+        while remaining > 0:
+            day += timedelta(days=1)
+            if self.is_business_day(day):
+                remaining -= 1
+        return day
 
+    def end_of_day(self, day: date) -> datetime:
+        return datetime.combine(day, END_OF_DAY, tzinfo=self.zone)
 
-def end_of_local_day(day: date, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, END_OF_DAY, tzinfo=zone)
+    def add_business_hours(self, start: datetime, hours: int) -> datetime:
+        """`hours` working hours after `start`, counting only inside the working day."""
+        local = start.astimezone(self.zone)
+        remaining = timedelta(hours=hours)
+        day = local.date()
+        opens, closes = self.config.business_day_start, self.config.business_day_end
+        cursor = local
+        while True:
+            if self.is_business_day(day):
+                window_start = datetime.combine(day, opens, tzinfo=self.zone)
+                window_end = datetime.combine(day, closes, tzinfo=self.zone)
+                begin = max(cursor, window_start)
+                if begin < window_end:
+                    available = window_end - begin
+                    if remaining <= available:
+                        return begin + remaining
+                    remaining -= available
+            day += timedelta(days=1)
+            cursor = datetime.combine(day, time(0, 0), tzinfo=self.zone)
 
+    def offset(self, anchor: datetime, unit: DueUnit, amount: int) -> datetime:
+        """`amount` units after `anchor`; day units end at the end of the local day."""
+        if unit == DueUnit.HOURS:
+            return (anchor + timedelta(hours=amount)).astimezone(self.zone)
+        if unit == DueUnit.BUSINESS_HOURS:
+            return self.add_business_hours(anchor, amount)
+        anchor_day = anchor.astimezone(self.zone).date()
+        if unit == DueUnit.CALENDAR_DAYS:
+            return self.end_of_day(anchor_day + timedelta(days=amount))
+        return self.end_of_day(self.add_business_days(anchor_day, amount))
 
-def due_at(discharged_at: datetime, rule: DueRule, zone: ZoneInfo) -> datetime:
-    """The instant a step is due, as an aware datetime in the facility's zone."""
-    if rule.unit == DueUnit.HOURS:
-        return (discharged_at + timedelta(hours=rule.amount)).astimezone(zone)
-    discharge_day = discharged_at.astimezone(zone).date()
-    if rule.unit == DueUnit.CALENDAR_DAYS:
-        return end_of_local_day(discharge_day + timedelta(days=rule.amount), zone)
-    return end_of_local_day(add_business_days(discharge_day, rule.amount), zone)
+    def period_end(self, discharged_at: datetime, days: int) -> datetime:
+        """TCM: the day of discharge and the next days-1 days (30 days in total)."""
+        return self.end_of_day(discharged_at.astimezone(self.zone).date() + timedelta(days - 1))

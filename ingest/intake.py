@@ -9,7 +9,7 @@ the effect, which is idempotent because the workflow id is derived from the enco
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -17,29 +17,17 @@ import asyncpg
 import hl7
 import structlog
 from temporalio.client import Client
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from ingest import er7, keys, mapping
+from ingest import er7, mapping
 from ingest.ack import build_ack
 from ingest.errors import INTERNAL_ERROR, HL7Error
-from schemas.adt import AckCode, AdtEvent, MessageHeader
-from schemas.protocol import TCM_MINIMAL
-from schemas.transition import TransitionInput, TransitionStatus
+from ingest.protocol_library import ProtocolLibrary
+from ingest.routing import AdtRouter
+from schemas.adt import AckCode, MessageHeader
 from store import inbox
-from workflows import search_attributes
-from workflows.transition import TransitionWorkflow
 
 log = structlog.get_logger(__name__)
 _LOG_CONTEXT = ("message_control_id", "transition_id", "workflow_id")
-
-# PV1-36 (HL7 table 0112) codes meaning the patient died: no outreach.
-EXPIRED_DISPOSITIONS = frozenset({"20", "40", "41", "42", *(str(code) for code in range(21, 30))})
 
 
 @dataclass(frozen=True)
@@ -61,14 +49,14 @@ class AdtIntake:
         *,
         task_queue: str,
         key_secret: str,
-        timezone: str,
+        library: ProtocolLibrary,
         timeout_seconds: float,
     ) -> None:
         self._pool = pool
-        self._client = client
-        self._task_queue = task_queue
-        self._key_secret = key_secret
-        self._zone = ZoneInfo(timezone)
+        self._router = AdtRouter(
+            pool, client, library=library, key_secret=key_secret, task_queue=task_queue
+        )
+        self._zone = ZoneInfo(library.site.calendar.timezone)
         self._timeout = timeout_seconds
 
     def _now(self) -> datetime:
@@ -120,59 +108,11 @@ class AdtIntake:
             log.warning("adt.rejected", inbox_id=entry_id, code=error.ack_code, reason=str(error))
             return IntakeResult(ack=ack, code=error.ack_code, status="rejected")
 
-        if event.event_type != "A03":
-            return await self._accept(
-                entry_id, header, "ignored", f"stored; no action for {event.event_type} yet"
-            )
-        if event.death_indicator or event.discharge_disposition in EXPIRED_DISPOSITIONS:
-            return await self._accept(entry_id, header, "ignored", "patient expired: no outreach")
-
-        transition, started = await self._start_transition(event)
-        structlog.contextvars.bind_contextvars(
-            transition_id=transition, workflow_id=keys.workflow_id(transition)
+        routed = await self._router.route(event, self._now())
+        result = await self._accept(
+            entry_id, header, routed.status, routed.text, routed.transition_id
         )
-        status = "processed" if started else "duplicate"
-        text = "transition started" if started else "transition already exists"
-        result = await self._accept(entry_id, header, status, text, transition)
-        return IntakeResult(
-            ack=result.ack,
-            code=result.code,
-            status=status,
-            transition_id=transition,
-            started=started,
-        )
-
-    async def _start_transition(self, event: AdtEvent) -> tuple[str, bool]:
-        assert event.discharged_at is not None  # mapping guarantees it for A03
-        key = keys.encounter_key(self._key_secret, event.facility, event.visit_number)
-        transition = keys.transition_id(key)
-        workflow_input = TransitionInput(
-            transition_id=transition,
-            encounter_key=key,
-            facility=event.facility,
-            discharged_at=event.discharged_at,
-            patient_class=event.patient_class,
-            discharge_disposition=event.discharge_disposition,
-            message_control_id=event.header.control_id,
-            protocol=TCM_MINIMAL,
-        )
-        try:
-            await self._client.start_workflow(
-                TransitionWorkflow.run,
-                workflow_input,
-                id=keys.workflow_id(transition),
-                task_queue=self._task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                search_attributes=TypedSearchAttributes(
-                    [SearchAttributePair(search_attributes.STATUS, TransitionStatus.ACTIVE.value)]
-                ),
-            )
-        except WorkflowAlreadyStartedError:
-            log.info("transition.duplicate_discharge", transition_id=transition)
-            return transition, False
-        log.info("transition.started", transition_id=transition)
-        return transition, True
+        return replace(result, started=routed.started)
 
     async def _accept(
         self,

@@ -17,6 +17,12 @@ def encounter_key(secret: str, sending_facility: str, visit_number: str) -> str:
     return hmac.new(secret.encode(), material, hashlib.sha256).hexdigest()
 
 
+def patient_key(secret: str, assigning_authority: str, identifier: str) -> str:
+    """Opaque key of one PID-3 identifier (authority + id): joins a patient's encounters."""
+    material = f"patient\x1f{assigning_authority.strip().upper()}\x1f{identifier.strip()}"
+    return hmac.new(secret.encode(), material.encode(), hashlib.sha256).hexdigest()
+
+
 def transition_id(key: str) -> str:
     return key[:TRANSITION_ID_LENGTH]
 

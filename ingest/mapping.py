@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import hl7
@@ -77,17 +78,12 @@ def to_event(message: hl7.Message, zone: ZoneInfo) -> AdtEvent:
     if not visit_number:
         raise HL7Error(AckCode.ERROR, "PV1-19 visit number is required", "PV1", 19)
 
+    occurred_at = _event_time(message, zone)
     discharged_at = er7.parse_timestamp(
         er7.value(message, "PV1", 45), zone, segment="PV1", field=45
     )
     if head.trigger_event == "A03" and discharged_at is None:
-        # PV1-45 is often left empty; the event time is the discharge time then.
-        discharged_at = er7.parse_timestamp(
-            er7.value(message, "EVN", 6) or er7.value(message, "EVN", 2),
-            zone,
-            segment="EVN",
-            field=2,
-        ) or er7.parse_timestamp(er7.value(message, "MSH", 7), zone, segment="MSH", field=7)
+        discharged_at = occurred_at  # PV1-45 is often left empty: the event time is the discharge
     if head.trigger_event == "A03" and discharged_at is None:
         raise HL7Error(AckCode.ERROR, "A03 needs a discharge time (PV1-45 or MSH-7)", "PV1", 45)
 
@@ -98,10 +94,51 @@ def to_event(message: hl7.Message, zone: ZoneInfo) -> AdtEvent:
         visit_number=visit_number,
         patient_identifiers=_patient_identifiers(message),
         patient_class=er7.value(message, "PV1", 2),
+        admission_type=er7.value(message, "PV1", 4),
         discharge_disposition=er7.value(message, "PV1", 36),
         admitted_at=er7.parse_timestamp(
             er7.value(message, "PV1", 44), zone, segment="PV1", field=44
         ),
         discharged_at=discharged_at,
-        death_indicator=er7.value(message, "PID", 30).upper() == "Y",
+        death_indicator=er7.value(message, "PID", 30).upper() == "Y"
+        or bool(er7.value(message, "PID", 29)),
+        diagnosis_codes=_diagnoses(message),
+        contact_numbers=_phones(message),
+        occurred_at=occurred_at,
     )
+
+
+def _event_time(message: hl7.Message, zone: ZoneInfo) -> datetime | None:
+    for segment, field in (("EVN", 6), ("EVN", 2), ("MSH", 7)):
+        found = er7.parse_timestamp(
+            er7.value(message, segment, field), zone, segment=segment, field=field
+        )
+        if found is not None:
+            return found
+    return None
+
+
+def _diagnoses(message: hl7.Message) -> tuple[str, ...]:
+    codes = []
+    for segment in message.segments("DG1") if er7.has_segment(message, "DG1") else []:
+        try:
+            code = str(segment.extract_field(1, 3, 1, 1)).strip()
+        except (IndexError, KeyError):
+            continue
+        if code:
+            codes.append(code)
+    return tuple(codes)
+
+
+def _phones(message: hl7.Message) -> tuple[str, ...]:
+    numbers = []
+    for field in (13, 14):
+        for rep in range(1, er7.repetitions(message, "PID", field) + 1):
+            formatted = er7.value(message, "PID", field, rep, 1)
+            composed = er7.value(message, "PID", field, rep, 6) + er7.value(
+                message, "PID", field, rep, 7
+            )
+            number = formatted or composed
+            if number:
+                numbers.append(number)
+    return tuple(numbers)

@@ -74,7 +74,11 @@ class AdtEvent(BaseModel):
     visit_number: str = Field(description="PV1-19 visit number: the encounter key")
     patient_identifiers: tuple[PatientIdentifier, ...] = ()
     patient_class: str = Field(default="", description="PV1-2, HL7 table 0004")
+    admission_type: str = Field(default="", description="PV1-4 (E = emergency)")
     discharge_disposition: str = Field(default="", description="PV1-36, HL7 table 0112")
     admitted_at: AwareDatetime | None = None
     discharged_at: AwareDatetime | None = None
     death_indicator: bool = False
+    diagnosis_codes: tuple[str, ...] = Field(default=(), description="DG1-3 codes (ICD-10)")
+    contact_numbers: tuple[str, ...] = Field(default=(), description="PID-13/14. PHI")
+    occurred_at: AwareDatetime | None = Field(default=None, description="EVN-6, EVN-2 or MSH-7")

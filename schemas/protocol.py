@@ -1,30 +1,73 @@
-"""Transition protocols: steps with due rules, as data (pinned per transition at start)."""
+"""Transition protocols as versioned data: steps, due rules, attempts, escalation ladders.
+
+A protocol is loaded from a YAML file under `protocols/`, validated here, selected for a
+discharge by the site table (`schemas.site`) and pinned into the workflow's input: a running
+transition keeps the version it started with (DESIGN.md invariant 4).
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+STEP_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 
 
 class DueUnit(StrEnum):
     HOURS = "hours"
+    BUSINESS_HOURS = "business_hours"
     CALENDAR_DAYS = "calendar_days"
     BUSINESS_DAYS = "business_days"
 
 
-class DueRule(BaseModel):
-    """When a step is due, counted from the discharge.
+class RiskTier(StrEnum):
+    STANDARD = "standard"
+    HIGH = "high"
 
-    Day counts take the discharge date as day 0 and end at the end of the last day in the
+
+class TcmElement(StrEnum):
+    """What a step proves for CMS TCM / HEDIS TRC when it is completed."""
+
+    INTERACTIVE_CONTACT = "interactive_contact"
+    MEDICATION_RECONCILIATION = "medication_reconciliation"
+    FACE_TO_FACE_VISIT = "face_to_face_visit"
+    DISCHARGE_INFORMATION = "discharge_information"
+
+
+class DueRule(BaseModel):
+    """When a step is due: `amount` units after the discharge, or after the completion of the
+    step named in `after`.
+
+    Day units take the anchor's local date as day 0 and end at the end of the last day in the
     facility's time zone (CPT: "within two business days of discharge", Monday to Friday
-    except holidays). Hours count from the discharge instant.
+    except holidays). Hour units count from the anchor instant; business hours count only
+    inside the site's working hours on business days.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     unit: DueUnit
     amount: int = Field(ge=0)
+    after: str | None = Field(default=None, description="step id; default: the discharge")
+
+
+class Delay(BaseModel):
+    """How long after a step's due instant an escalation level fires."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    unit: DueUnit = DueUnit.HOURS
+    amount: int = Field(default=0, ge=0)
+
+
+class EscalationLevel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    level: int = Field(ge=1)
+    role: str = Field(min_length=1, description="who is told: care_manager, supervisor, ...")
+    channel: str = Field(min_length=1, description="worklist, email, sms, page, ...")
+    delay: Delay = Delay()
 
 
 class StepKind(StrEnum):
@@ -33,41 +76,108 @@ class StepKind(StrEnum):
 
 
 class StepRule(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    title: str
+    id: str = Field(pattern=STEP_ID_PATTERN)
+    title: str = Field(min_length=1)
     kind: StepKind = StepKind.HUMAN_TASK
     owner_role: str = "care_manager"
     due: DueRule
+    high_risk_due: DueRule | None = Field(
+        default=None, description="replaces `due` for high-risk (LACE) transitions"
+    )
+    limit: DueRule | None = Field(
+        default=None,
+        description="latest instant a snooze may move the due time to; default: the due rule",
+    )
+    tiers: tuple[RiskTier, ...] = Field(
+        default=(), description="risk tiers the step applies to; empty = all"
+    )
+    prerequisites: tuple[str, ...] = ()
+    min_attempts: int = Field(
+        default=0, ge=0, description="documented attempts that satisfy the step's rule"
+    )
+    tcm_element: TcmElement | None = None
+    escalation: tuple[EscalationLevel, ...] = ()
+
+    @model_validator(mode="after")
+    def _ladder_in_order(self) -> StepRule:
+        levels = [level.level for level in self.escalation]
+        if levels != sorted(set(levels)):
+            raise ValueError(f"step {self.id}: escalation levels must be distinct and ascending")
+        return self
+
+    def due_for(self, tier: RiskTier) -> DueRule:
+        return self.high_risk_due if tier == RiskTier.HIGH and self.high_risk_due else self.due
+
+    def applies_to(self, tier: RiskTier) -> bool:
+        return not self.tiers or tier in self.tiers
 
 
 class Protocol(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str
+    id: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
     version: int = Field(ge=1)
     title: str
-    steps: tuple[StepRule, ...]
+    description: str = ""
+    tcm: bool = Field(description="whether the transition can qualify for CMS TCM 99495/99496")
+    period_days: int = Field(default=30, ge=1, description="the transition period (TCM: 30)")
+    closes_with: str | None = Field(
+        default=None, description="close at once with this outcome (e.g. 'deceased')"
+    )
+    steps: tuple[StepRule, ...] = ()
+
+    @model_validator(mode="after")
+    def _steps_form_a_dag(self) -> Protocol:
+        ids = [step.id for step in self.steps]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate step id(s): {', '.join(duplicates)}")
+        known = set(ids)
+        edges: dict[str, set[str]] = {}
+        for step in self.steps:
+            anchors = {r.after for r in (step.due, step.high_risk_due, step.limit) if r and r.after}
+            for ref in (*step.prerequisites, *anchors):
+                if ref not in known:
+                    raise ValueError(f"step {step.id}: unknown step {ref!r} in prerequisites/after")
+                if ref == step.id:
+                    raise ValueError(f"step {step.id}: depends on itself")
+            edges[step.id] = set(step.prerequisites) | anchors
+        cycle = _find_cycle(edges)
+        if cycle:
+            raise ValueError(f"steps form a cycle: {' -> '.join(cycle)}")
+        if self.closes_with and self.steps:
+            raise ValueError("a protocol that closes at once has no steps")
+        return self
+
+    def step(self, step_id: str) -> StepRule:
+        for rule in self.steps:
+            if rule.id == step_id:
+                return rule
+        raise KeyError(step_id)
 
 
-# The first protocol: the two TCM steps every home discharge needs. Issue-tracked protocol
-# files (home health, AMA, SNF, expired) replace this constant with versioned data files.
-TCM_MINIMAL = Protocol(
-    id="tcm-minimal",
-    version=1,
-    title="Discharge home: medication reconciliation and interactive contact",
-    steps=(
-        StepRule(
-            id="medication_reconciliation",
-            title="Medication reconciliation",
-            # CPT: no later than the face-to-face visit, which is due by day 14 at the latest.
-            due=DueRule(unit=DueUnit.CALENDAR_DAYS, amount=14),
-        ),
-        StepRule(
-            id="interactive_contact",
-            title="Interactive contact with patient or caregiver",
-            due=DueRule(unit=DueUnit.BUSINESS_DAYS, amount=2),
-        ),
-    ),
-)
+def _find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(node: str) -> list[str] | None:
+        if node in visiting:
+            return [*visiting[visiting.index(node) :], node]
+        if node in done:
+            return None
+        visiting.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            found = visit(nxt)
+            if found:
+                return found
+        visiting.pop()
+        done.add(node)
+        return None
+
+    for start in sorted(edges):
+        found = visit(start)
+        if found:
+            return found
+    return None

@@ -1,4 +1,5 @@
-"""A care transition: its input, its plan (due times), its live state and operator actions."""
+"""A care transition: its input, its plan (due times), its live state, the operator actions
+(workflow Updates), the ADT events it reacts to (signals) and its 30-day outcome."""
 
 from __future__ import annotations
 
@@ -6,22 +7,45 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from schemas.protocol import Protocol, StepKind
+from schemas.protocol import Protocol, RiskTier, StepKind, StepRule
+from schemas.risk import STANDARD_RISK, RiskAssessment
+from schemas.site import CalendarConfig, OutcomePolicy
 
 
 class TransitionStatus(StrEnum):
     ACTIVE = "active"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
+    COMPLETED = "completed"  # the transition period ended
+    CANCELLED = "cancelled"  # the discharge was cancelled (A13/A11)
+    DECEASED = "deceased"
 
 
 class StepStatus(StrEnum):
+    PENDING = "pending"  # waiting for prerequisites
     OPEN = "open"
     COMPLETED = "completed"
+    CANCELLED = "cancelled"  # by an operator, with a reason
+    STOPPED = "stopped"  # outreach stopped: readmission, death, cancelled discharge, period end
+
+
+TERMINAL_STEP_STATUSES = frozenset({StepStatus.COMPLETED, StepStatus.CANCELLED, StepStatus.STOPPED})
+
+
+class AttemptResult(StrEnum):
+    REACHED = "reached"
+    NO_ANSWER = "no_answer"
+    LEFT_MESSAGE = "left_message"
+    WRONG_NUMBER = "wrong_number"
+
+
+class Complexity(StrEnum):
+    """Medical decision making at the face-to-face visit (99496 needs high)."""
+
+    MODERATE = "moderate"
+    HIGH = "high"
 
 
 class TransitionInput(BaseModel):
-    """What the workflow starts with. Opaque keys only: no names, MRNs or birth dates."""
+    """What the workflow starts with. Opaque keys only in ids; PHI stays in payloads."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -29,32 +53,44 @@ class TransitionInput(BaseModel):
     encounter_key: str = Field(description="HMAC of sending facility + visit number")
     facility: str
     discharged_at: AwareDatetime
+    admitted_at: AwareDatetime | None = None
     patient_class: str = ""
     discharge_disposition: str = ""
     message_control_id: str = ""
+    patient_key: str = Field(default="", description="HMAC of the chosen PID-3 identifier")
     protocol: Protocol
+    risk: RiskAssessment = STANDARD_RISK
+    calendar: CalendarConfig = CalendarConfig()
+    policy: OutcomePolicy = OutcomePolicy()
 
 
-class PlanRequest(BaseModel):
-    """Input of the due-time activity."""
-
+class ScheduledEscalation(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    discharged_at: AwareDatetime
-    timezone: str | None = Field(
-        default=None, description="IANA zone of the facility; the worker's setting if unset"
-    )
-    protocol: Protocol
+    level: int
+    role: str
+    channel: str
+    at: AwareDatetime
 
 
-class PlannedStep(BaseModel):
+class StepSchedule(BaseModel):
+    """A step's due instant, snooze limit and escalation instants, computed by an activity."""
+
     model_config = ConfigDict(frozen=True)
 
     step_id: str
-    title: str
-    kind: StepKind
-    owner_role: str
     due_at: AwareDatetime
+    limit_at: AwareDatetime
+    escalations: tuple[ScheduledEscalation, ...] = ()
+
+
+class PlanRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    discharged_at: AwareDatetime
+    protocol: Protocol
+    tier: RiskTier = RiskTier.STANDARD
+    calendar: CalendarConfig = CalendarConfig()
 
 
 class TransitionPlan(BaseModel):
@@ -64,7 +100,31 @@ class TransitionPlan(BaseModel):
 
     timezone: str
     calendar: str = Field(description="Business-day calendar and its version")
-    steps: tuple[PlannedStep, ...]
+    period_ends_at: AwareDatetime
+    steps: tuple[StepSchedule, ...] = Field(
+        description="steps due from the discharge; steps anchored on another step come later"
+    )
+
+
+class ScheduleStepRequest(BaseModel):
+    """Schedule one step from an anchor (a prerequisite's completion), or re-schedule it to a
+    snoozed due time."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rule: StepRule
+    anchor_at: AwareDatetime
+    tier: RiskTier = RiskTier.STANDARD
+    calendar: CalendarConfig = CalendarConfig()
+    due_override: AwareDatetime | None = None
+    limit_at: AwareDatetime | None = None
+
+
+class Attempt(BaseModel):
+    at: AwareDatetime
+    by: str
+    result: AttemptResult
+    note: str | None = None
 
 
 class StepState(BaseModel):
@@ -72,17 +132,73 @@ class StepState(BaseModel):
     title: str
     kind: StepKind
     owner_role: str
-    due_at: AwareDatetime
+    assignee: str | None = None
     status: StepStatus = StepStatus.OPEN
+    due_at: AwareDatetime | None = None
+    limit_at: AwareDatetime | None = None
+    escalations: list[ScheduledEscalation] = []
+    escalation_level: int = 0
     overdue_since: AwareDatetime | None = None
+    snoozed_until: AwareDatetime | None = None
     completed_at: AwareDatetime | None = None
     completed_by: str | None = None
     outcome: str | None = None
+    complexity: Complexity | None = None
     note: str | None = None
+    cancel_reason: str | None = None
+    attempts: list[Attempt] = []
 
     @property
     def is_open(self) -> bool:
         return self.status == StepStatus.OPEN
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STEP_STATUSES
+
+
+class Note(BaseModel):
+    at: AwareDatetime
+    by: str
+    text: str
+    step_id: str | None = None
+
+
+class TimelineEvent(BaseModel):
+    """One line of a transition's timeline (also written to Postgres). No PHI in `detail`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seq: int
+    at: AwareDatetime
+    kind: str
+    step_id: str | None = None
+    actor: str | None = None
+    detail: str = ""
+
+
+class TcmOutcome(BaseModel):
+    applicable: bool
+    eligible: bool = False
+    code: str | None = Field(default=None, description="99496, 99495 or None")
+    reasons: list[str] = []
+
+
+class TrcOutcome(BaseModel):
+    """HEDIS Transitions of Care components carebridge can see."""
+
+    discharge_information: bool
+    patient_engagement: bool
+    medication_reconciliation: bool
+
+
+class TransitionOutcome(BaseModel):
+    closed_at: AwareDatetime
+    status: TransitionStatus
+    reason: str
+    readmitted_at: AwareDatetime | None = None
+    tcm: TcmOutcome
+    trc: TrcOutcome
 
 
 class TransitionState(BaseModel):
@@ -94,31 +210,94 @@ class TransitionState(BaseModel):
     protocol_id: str
     protocol_version: int
     discharged_at: AwareDatetime
+    risk: RiskAssessment = STANDARD_RISK
     timezone: str | None = None
+    period_ends_at: AwareDatetime | None = None
+    readmitted_at: AwareDatetime | None = None
+    contact_numbers: list[str] = []
     steps: list[StepState] = []
+    notes: list[Note] = []
+    outcome: TransitionOutcome | None = None
     version: int = 0
 
 
-class CompleteStepRequest(BaseModel):
-    """A care manager's completion of one step (a workflow Update)."""
+def _strip_required(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip()
+
+
+class _OperatorAction(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    by: str = Field(min_length=1, max_length=200, description="who acts (required)")
+
+    @field_validator("by")
+    @classmethod
+    def _actor(cls, value: str) -> str:
+        return _strip_required(value)
+
+
+class CompleteStepRequest(_OperatorAction):
+    step_id: str
+    outcome: str = Field(default="done", min_length=1, max_length=200)
+    note: str | None = Field(default=None, max_length=2000)
+    complexity: Complexity | None = Field(
+        default=None, description="for the face-to-face visit: MDM complexity"
+    )
+
+
+class AttemptRequest(_OperatorAction):
+    step_id: str
+    result: AttemptResult
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class ReassignRequest(_OperatorAction):
+    step_id: str
+    to: str = Field(min_length=1, max_length=200)
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class SnoozeRequest(_OperatorAction):
+    step_id: str
+    until: AwareDatetime
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class CancelStepRequest(_OperatorAction):
+    step_id: str
+    reason: str = Field(min_length=1, max_length=2000)
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str) -> str:
+        return _strip_required(value)
+
+
+class NoteRequest(_OperatorAction):
+    text: str = Field(min_length=1, max_length=4000)
+    step_id: str | None = None
+
+
+class AdtSignal(BaseModel):
+    """A later ADT event for a running transition (routed by the intake)."""
 
     model_config = ConfigDict(frozen=True)
 
-    step_id: str
-    by: str = Field(min_length=1, max_length=200)
-    outcome: str = Field(default="done", min_length=1, max_length=200)
-    note: str | None = Field(default=None, max_length=2000)
-
-    @field_validator("by", "outcome")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value.strip()
+    event_type: str
+    message_control_id: str
+    occurred_at: AwareDatetime
+    patient_class: str = ""
+    deceased: bool = False
+    contact_numbers: tuple[str, ...] | None = None
+    merged_into_patient_key: str | None = Field(
+        default=None, description="A40: the surviving patient key"
+    )
 
 
 class ProjectionRecord(BaseModel):
-    """One row of the transition projection (Postgres), written by the workflow via an activity."""
+    """One row of the transition projection (Postgres) plus timeline events not yet written."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -129,7 +308,26 @@ class ProjectionRecord(BaseModel):
     protocol_version: int
     status: TransitionStatus
     discharged_at: AwareDatetime
+    risk_tier: RiskTier = RiskTier.STANDARD
+    lace: int = 0
     current_step: str | None
     next_due_at: AwareDatetime | None
     overdue_steps: tuple[str, ...] = ()
+    escalation_level: int = 0
+    outcome: TransitionOutcome | None = None
+    events: tuple[TimelineEvent, ...] = ()
     version: int
+
+
+class EscalationNotice(BaseModel):
+    """What the notify activity records and sends (no PHI: ids, roles and instants)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    transition_id: str
+    step_id: str
+    level: int
+    role: str
+    channel: str
+    due_at: AwareDatetime
+    scheduled_at: AwareDatetime

@@ -61,6 +61,5 @@ def settings(database_url: str) -> Settings:
     return Settings(
         database_url=database_url,
         task_queue=f"tq-{uuid.uuid4()}",
-        facility_timezone="America/New_York",
         ack_timeout_seconds=5.0,
     )

@@ -8,7 +8,6 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Coroutine
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -20,8 +19,12 @@ from rich.table import Table
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ingest import keys
-from schemas.transition import CompleteStepRequest, TransitionState
+from activities.planning import build_plan
+from ingest import er7, keys, mapping
+from ingest.errors import HL7Error
+from ingest.protocol_library import ProtocolError, load_library
+from ingest.routing import AdtRouter
+from schemas.transition import CompleteStepRequest, PlanRequest, TransitionState
 from store import projection
 from store.db import create_pool
 from store.migrate import migrate as apply_migrations
@@ -33,6 +36,7 @@ from workers.services import Services
 from workers.settings import Settings, get_settings
 from workers.stack import run_stack
 from workers.temporal import connect
+from workers.views import print_plan, print_state, protocols_table, transitions_table
 from workers.worker import build_worker
 from workflows.transition import TransitionWorkflow
 
@@ -53,7 +57,7 @@ def _run(main: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
     configure_logging(settings.log_level, settings.log_format)
     try:
         return asyncio.run(main(settings))
-    except StackError as exc:
+    except (StackError, ProtocolError, HL7Error) as exc:
         err_console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
     except (OSError, RuntimeError, RPCError) as exc:
@@ -134,8 +138,8 @@ def api() -> None:
     uvicorn.run(create_app(), host=settings.api_host, port=settings.api_port, log_config=None)
 
 
-def _local(value: datetime | None, zone: ZoneInfo) -> str:
-    return value.astimezone(zone).strftime("%a %Y-%m-%d %H:%M") if value else ""
+def _site_zone() -> ZoneInfo:
+    return ZoneInfo(load_library(get_settings().protocols_dir).site.calendar.timezone)
 
 
 @app.command("list")
@@ -158,22 +162,7 @@ def list_transitions(
         for row in rows:
             console.print_json(json.dumps(row, default=str), indent=None)
         return
-    zone = ZoneInfo(get_settings().facility_timezone)
-    table = Table(title=f"{len(rows)} transition(s)")
-    for column in ("transition", "facility", "status", "discharged", "current step", "next due"):
-        table.add_column(column)
-    table.add_column("overdue", style="red")
-    for row in rows:
-        table.add_row(
-            row["transition_id"],
-            row["facility"],
-            row["status"],
-            _local(row["discharged_at"], zone),
-            row["current_step"] or "",
-            _local(row["next_due_at"], zone),
-            ", ".join(row["overdue_steps"]),
-        )
-    console.print(table)
+    console.print(transitions_table(rows, _site_zone()))
 
 
 async def _state(settings: Settings, transition_id: str) -> TransitionState:
@@ -197,26 +186,7 @@ def show(
     if as_json:
         console.print_json(state.model_dump_json())
         return
-    zone = ZoneInfo(state.timezone or get_settings().facility_timezone)
-    console.print(
-        f"[bold]{state.transition_id}[/]  {state.status.value}  facility {state.facility}  "
-        f"protocol {state.protocol_id} v{state.protocol_version}"
-    )
-    console.print(f"discharged {_local(state.discharged_at, zone)} ({zone.key})")
-    table = Table()
-    for column in ("step", "status", "due", "overdue since", "completed", "by", "outcome"):
-        table.add_column(column)
-    for step in state.steps:
-        table.add_row(
-            step.step_id,
-            step.status.value,
-            _local(step.due_at, zone),
-            _local(step.overdue_since, zone),
-            _local(step.completed_at, zone),
-            step.completed_by or "",
-            step.outcome or "",
-        )
-    console.print(table)
+    print_state(console, state)
 
 
 @app.command()
@@ -240,6 +210,80 @@ def complete(
         except WorkflowUpdateFailedError as exc:
             raise StackError(f"rejected: {exc.cause or exc}") from None
         console.print(f"{done.step_id} completed by {done.completed_by} ({done.outcome})")
+
+    _run(main)
+
+
+@app.command()
+def protocols() -> None:
+    """List the protocols in the protocol folder (validated) and the site's selection table."""
+    try:
+        library = load_library(get_settings().protocols_dir)
+    except ProtocolError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    console.print(protocols_table(library.all_latest()))
+    selection = Table(title="selection (first match wins)")
+    for column in ("protocol", "PV1-36 dispositions", "PV1-2 classes"):
+        selection.add_column(column)
+    for rule in library.site.selection:
+        dispositions = "deceased (PID-29/30)" if rule.deceased else ", ".join(rule.dispositions)
+        selection.add_row(
+            rule.protocol, dispositions or "any", ", ".join(rule.patient_classes) or "any"
+        )
+    console.print(selection)
+
+
+@app.command()
+def plan(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="an ADT^A03 in ER7"),
+    as_json: bool = typer.Option(False, "--json", help="the schedule as JSON"),
+) -> None:
+    """Print the protocol, risk tier and every due instant for a discharge; starts nothing."""
+    raw = file.read_bytes()
+
+    async def main(settings: Settings) -> None:
+        library = load_library(settings.protocols_dir)
+        event = mapping.to_event(er7.parse(raw), ZoneInfo(library.site.calendar.timezone))
+        if event.event_type != "A03" or event.discharged_at is None:
+            raise StackError(f"{file} is an {event.event_type}, not a discharge (A03)")
+        router = AdtRouter(
+            None,
+            None,
+            library=library,
+            key_secret=settings.key_secret.get_secret_value(),
+            task_queue=settings.task_queue,
+        )
+        selection = router.select(event)
+        if selection.protocol is None:
+            if as_json:
+                console.print_json(json.dumps({"protocol": None, "reason": selection.reason}))
+            else:
+                console.print(selection.reason)
+            return
+        risk = await router.assess_risk(event)
+        schedule = build_plan(
+            PlanRequest(
+                discharged_at=event.discharged_at,
+                protocol=selection.protocol,
+                tier=risk.tier,
+                calendar=library.site.calendar,
+            )
+        )
+        if as_json:
+            body = {
+                "protocol": selection.protocol.id,
+                "version": selection.protocol.version,
+                "reason": selection.reason,
+                "discharged_at": event.discharged_at.isoformat(),
+                "risk": risk.model_dump(mode="json"),
+                "plan": schedule.model_dump(mode="json"),
+            }
+            console.print_json(json.dumps(body))
+        else:
+            print_plan(
+                console, selection.protocol, selection.reason, risk, schedule, event.discharged_at
+            )
 
     _run(main)
 

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from workers.settings import Settings
+from workflows import search_attributes
 
-SEARCH_ATTRIBUTE_FLAGS = (
-    "CbStatus=Keyword",
-    "CbNextDueAt=Datetime",
-    "CbOverdueSteps=KeywordList",
+SEARCH_ATTRIBUTE_FLAGS = tuple(
+    f"{key.name}={key.indexed_value_type.name.title().replace('_', '')}"
+    for key in search_attributes.ALL
 )
 
 

@@ -8,6 +8,7 @@ import asyncpg
 from temporalio.client import Client
 
 from ingest.intake import AdtIntake
+from ingest.protocol_library import ProtocolLibrary, load_library
 from store.db import create_pool
 from workers import embedded
 from workers.settings import Settings
@@ -20,18 +21,20 @@ class Services:
     pool: asyncpg.Pool
     client: Client
     intake: AdtIntake
+    library: ProtocolLibrary
 
     @classmethod
     def build(cls, settings: Settings, pool: asyncpg.Pool, client: Client) -> Services:
+        library = load_library(settings.protocols_dir)
         intake = AdtIntake(
             pool,
             client,
             task_queue=settings.task_queue,
             key_secret=settings.key_secret.get_secret_value(),
-            timezone=settings.facility_timezone,
+            library=library,
             timeout_seconds=settings.ack_timeout_seconds,
         )
-        return cls(settings=settings, pool=pool, client=client, intake=intake)
+        return cls(settings=settings, pool=pool, client=client, intake=intake, library=library)
 
     @classmethod
     async def connect(cls, settings: Settings) -> Services:

@@ -33,7 +33,10 @@ class Settings(BaseSettings):
     mllp_host: str = "127.0.0.1"
     mllp_port: int = 2575
     max_message_bytes: int = Field(1_048_576, description="Largest ADT message accepted")
-    facility_timezone: str = Field("America/New_York", description="IANA zone for due times")
+    protocols_dir: Path = Field(
+        default_factory=lambda: _default_protocols_dir(),
+        description="Protocol files and the site table (protocols/site.yaml)",
+    )
     key_secret: SecretStr = Field(
         SecretStr(DEV_KEY_SECRET),
         description="HMAC secret for encounter keys; set a real one outside development",
@@ -51,6 +54,12 @@ class Settings(BaseSettings):
     @property
     def api_url(self) -> str:
         return f"http://{self.api_host}:{self.api_port}"
+
+
+def _default_protocols_dir() -> Path:
+    """The repository's protocols/ (editable install), else ./protocols."""
+    beside = Path(__file__).resolve().parent.parent / "protocols"
+    return beside if beside.is_dir() else Path("protocols")
 
 
 @lru_cache(maxsize=1)

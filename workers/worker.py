@@ -6,6 +6,7 @@ import asyncpg
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.notifications import NotificationActivities
 from activities.planning import PlanningActivities
 from activities.projection import ProjectionActivities
 from workers.settings import Settings
@@ -15,11 +16,17 @@ from workflows.transition import TransitionWorkflow
 def build_worker(
     client: Client, pool: asyncpg.Pool, settings: Settings, *, task_queue: str | None = None
 ) -> Worker:
-    planning = PlanningActivities(default_timezone=settings.facility_timezone)
+    planning = PlanningActivities()
     projection = ProjectionActivities(pool)
+    notifications = NotificationActivities(pool)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=[TransitionWorkflow],
-        activities=[planning.plan_transition, projection.record_transition],
+        activities=[
+            planning.plan_transition,
+            planning.schedule_step,
+            projection.record_transition,
+            notifications.notify,
+        ],
     )

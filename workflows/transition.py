@@ -1,9 +1,9 @@
-"""TransitionWorkflow: one discharge, its protocol's timed steps, until every step is done."""
+"""TransitionWorkflow: one discharge, its pinned protocol's timed steps and escalation
+ladders, the operator Updates and ADT signals that change it, and its 30-day outcome."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -11,79 +11,303 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from schemas.protocol import StepRule
     from schemas.transition import (
+        AdtSignal,
+        Attempt,
+        AttemptRequest,
+        AttemptResult,
+        CancelStepRequest,
         CompleteStepRequest,
+        EscalationNotice,
+        Note,
+        NoteRequest,
         PlanRequest,
         ProjectionRecord,
+        ReassignRequest,
+        ScheduledEscalation,
+        ScheduleStepRequest,
+        SnoozeRequest,
+        StepSchedule,
         StepState,
         StepStatus,
+        TimelineEvent,
         TransitionInput,
+        TransitionOutcome,
         TransitionPlan,
         TransitionState,
         TransitionStatus,
     )
     from workflows import search_attributes
+    from workflows.outcome import transition_outcome
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 ACTIVITY_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 WORKFLOW_TYPE = "TransitionWorkflow"
+MAX_NOTES = 200  # keeps history and state bounded over a 30-day transition
+MAX_ATTEMPTS_PER_STEP = 20
+READMISSION_EVENTS = frozenset({"A01", "A06"})
+CANCEL_EVENTS = frozenset({"A11", "A13"})
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
 class TransitionWorkflow:
-    """Runs a pinned protocol: each step waits for a care manager's completion (an Update),
-    is marked overdue at its due time, and every change is written to the projection."""
+    """Runs every step of a pinned protocol concurrently: a step waits for its prerequisites,
+    then for its completion or its next deadline (`wait_condition` with a timeout), and climbs
+    its escalation ladder while it stays open. Operator actions are validated Updates; later
+    ADT events are signals. The transition closes at the end of its period (or earlier when
+    cancelled or the patient dies) with an outcome summary."""
 
     @workflow.init
     def __init__(self, input: TransitionInput) -> None:
         self._input = input
+        tier = input.risk.tier
+        self._rules: dict[str, StepRule] = {
+            rule.id: rule for rule in input.protocol.steps if rule.applies_to(tier)
+        }
+        self._steps: dict[str, StepState] = {
+            rule.id: StepState(
+                step_id=rule.id,
+                title=rule.title,
+                kind=rule.kind,
+                owner_role=rule.owner_role,
+                status=StepStatus.PENDING,
+            )
+            for rule in self._rules.values()
+        }
         self._plan: TransitionPlan | None = None
-        self._steps: dict[str, StepState] = {}
         self._status = TransitionStatus.ACTIVE
+        self._reason = ""
+        self._readmitted_at: datetime | None = None
+        self._patient_key = input.patient_key
+        self._contact_numbers: list[str] = []
+        self._notes: list[Note] = []
+        self._outcome: TransitionOutcome | None = None
+        self._seen_messages: list[str] = []
+        self._reschedules: dict[str, int] = dict.fromkeys(self._steps, 0)
+        self._events: list[TimelineEvent] = []
+        self._seq = 0
         self._version = 0
-        self._changed = False
+        self._published_attributes: tuple[object, ...] | None = None
         self._publish_lock = asyncio.Lock()
+
+    # ---- main ---------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, input: TransitionInput) -> TransitionState:
+        protocol = input.protocol
+        self._event(
+            "started",
+            detail=f"protocol {protocol.id} v{protocol.version}; risk {input.risk.tier.value} "
+            f"(LACE {input.risk.lace})",
+        )
+        if protocol.closes_with:
+            status = (
+                TransitionStatus.DECEASED
+                if protocol.closes_with == "deceased"
+                else TransitionStatus.COMPLETED
+            )
+            self._finish(status, f"closed at start: {protocol.closes_with}")
+            return await self._close()
+
         self._plan = await workflow.execute_activity(
             "plan_transition",
-            PlanRequest(discharged_at=input.discharged_at, protocol=input.protocol),
+            PlanRequest(
+                discharged_at=input.discharged_at,
+                protocol=protocol,
+                tier=input.risk.tier,
+                calendar=input.calendar,
+            ),
             result_type=TransitionPlan,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=ACTIVITY_RETRY,
         )
-        self._steps = {
-            step.step_id: StepState(
-                step_id=step.step_id,
-                title=step.title,
-                kind=step.kind,
-                owner_role=step.owner_role,
-                due_at=step.due_at,
-            )
-            for step in self._plan.steps
-        }
+        for schedule in self._plan.steps:
+            self._apply_schedule(schedule)
+        self._refresh_pending()
         await self._publish()
 
-        while self._open_steps():
-            self._changed = False
-            pending = self._next_deadline()
-            if pending is None:
-                await workflow.wait_condition(lambda: self._changed)
-            elif pending > workflow.now():
-                with contextlib.suppress(TimeoutError):
-                    await workflow.wait_condition(
-                        lambda: self._changed,
-                        timeout=pending - workflow.now(),
-                        timeout_summary="next step due",
-                    )
-            if self._mark_overdue():
-                await self._publish()
+        tasks = [asyncio.create_task(self._run_step(step_id)) for step_id in self._steps]
+        remaining = self._plan.period_ends_at - workflow.now()
+        try:
+            await workflow.wait_condition(
+                lambda: self._status != TransitionStatus.ACTIVE,
+                timeout=max(remaining, timedelta(seconds=1)),
+                timeout_summary="transition period ends",
+            )
+        except TimeoutError:
+            self._finish(TransitionStatus.COMPLETED, "transition period ended")
+        await asyncio.gather(*tasks)
+        return await self._close()
 
-        self._status = TransitionStatus.COMPLETED
+    async def _close(self) -> TransitionState:
         await workflow.wait_condition(workflow.all_handlers_finished)
+        self._outcome = transition_outcome(
+            self._input,
+            self._steps,
+            self._status,
+            self._reason,
+            workflow.now(),
+            self._readmitted_at,
+        )
+        tcm = self._outcome.tcm
+        self._event(
+            "closed",
+            detail=f"{self._status.value}: {self._reason}; TCM "
+            + (tcm.code or "not eligible" if tcm.applicable else "not applicable"),
+        )
         await self._publish()
         return self.get_state()
+
+    # ---- one step -----------------------------------------------------------------------
+
+    async def _run_step(self, step_id: str) -> None:
+        step = self._steps[step_id]
+        rule = self._rules[step_id]
+        anchor = rule.due_for(self._input.risk.tier).after
+        if step.due_at is None and anchor is not None:
+            await workflow.wait_condition(
+                lambda: step.is_terminal or self._steps[anchor].is_terminal
+            )
+            if step.is_terminal:
+                return
+            anchor_step = self._steps[anchor]
+            if anchor_step.status != StepStatus.COMPLETED or anchor_step.completed_at is None:
+                self._stop(step, f"{anchor} was {anchor_step.status.value}")
+                await self._publish()
+                return
+            schedule = await self._schedule(
+                ScheduleStepRequest(
+                    rule=rule,
+                    anchor_at=anchor_step.completed_at,
+                    tier=self._input.risk.tier,
+                    calendar=self._input.calendar,
+                )
+            )
+            if step.is_terminal:
+                return
+            self._apply_schedule(schedule)
+            self._event("scheduled", step_id, detail=f"due {schedule.due_at.isoformat()}")
+            await self._publish()
+
+        while not step.is_terminal:
+            generation = self._reschedules[step_id]
+
+            def changed(gen: int = generation) -> bool:
+                return step.is_terminal or self._reschedules[step_id] != gen
+
+            deadline = self._next_deadline(step)
+            if deadline is None:
+                await workflow.wait_condition(changed)
+                continue
+            instant, escalation = deadline
+            if instant > workflow.now():
+                try:
+                    await workflow.wait_condition(
+                        changed,
+                        timeout=instant - workflow.now(),
+                        timeout_summary=f"{step_id} deadline",
+                    )
+                    continue
+                except TimeoutError:
+                    pass
+            if escalation is None:
+                step.overdue_since = workflow.now()
+                self._event("overdue", step_id)
+                await self._publish()
+            else:
+                await self._escalate(step, escalation, generation)
+
+    def _next_deadline(self, step: StepState) -> tuple[datetime, ScheduledEscalation | None] | None:
+        """The step's next instant: becoming overdue, then each escalation level in order."""
+        if step.due_at is None:
+            return None
+        if step.overdue_since is None:
+            return step.due_at, None
+        for escalation in step.escalations:
+            if escalation.level > step.escalation_level:
+                return escalation.at, escalation
+        return None
+
+    async def _escalate(
+        self, step: StepState, escalation: ScheduledEscalation, generation: int
+    ) -> None:
+        assert step.due_at is not None
+        await workflow.execute_activity(
+            "notify",
+            EscalationNotice(
+                transition_id=self._input.transition_id,
+                step_id=step.step_id,
+                level=escalation.level,
+                role=escalation.role,
+                channel=escalation.channel,
+                due_at=step.due_at,
+                scheduled_at=escalation.at,
+            ),
+            result_type=bool,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+        )
+        if step.is_terminal or self._reschedules[step.step_id] != generation:
+            return  # completed or snoozed while the notification went out
+        step.escalation_level = escalation.level
+        self._event(
+            "escalated",
+            step.step_id,
+            detail=f"level {escalation.level}: {escalation.role} via {escalation.channel}",
+        )
+        await self._publish()
+
+    async def _schedule(self, request: ScheduleStepRequest) -> StepSchedule:
+        schedule: StepSchedule = await workflow.execute_activity(
+            "schedule_step",
+            request,
+            result_type=StepSchedule,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+        )
+        return schedule
+
+    def _apply_schedule(self, schedule: StepSchedule) -> None:
+        step = self._steps[schedule.step_id]
+        step.due_at = schedule.due_at
+        step.limit_at = schedule.limit_at
+        step.escalations = list(schedule.escalations)
+        step.escalation_level = 0
+        step.overdue_since = None
+
+    def _prerequisites(self, step_id: str) -> set[str]:
+        rule = self._rules[step_id]
+        anchor = rule.due_for(self._input.risk.tier).after
+        required = set(rule.prerequisites) | ({anchor} if anchor else set())
+        return {p for p in required if p in self._steps}
+
+    def _refresh_pending(self) -> None:
+        """Open every pending step whose prerequisites are complete."""
+        for step_id, step in self._steps.items():
+            if step.status == StepStatus.PENDING and all(
+                self._steps[p].status == StepStatus.COMPLETED for p in self._prerequisites(step_id)
+            ):
+                step.status = StepStatus.OPEN
+
+    def _stop(self, step: StepState, reason: str) -> None:
+        step.status = StepStatus.STOPPED
+        step.cancel_reason = reason
+        self._event("stopped", step.step_id, detail=reason)
+
+    def _stop_outreach(self, reason: str) -> None:
+        for step in self._steps.values():
+            if not step.is_terminal:
+                self._stop(step, reason)
+
+    def _finish(self, status: TransitionStatus, reason: str) -> None:
+        if self._status != TransitionStatus.ACTIVE:
+            return
+        self._status = status
+        self._reason = reason
+        self._stop_outreach(reason)
+
+    # ---- queries ------------------------------------------------------------------------
 
     @workflow.query
     def get_state(self) -> TransitionState:
@@ -94,57 +318,224 @@ class TransitionWorkflow:
             protocol_id=self._input.protocol.id,
             protocol_version=self._input.protocol.version,
             discharged_at=self._input.discharged_at,
-            timezone=self._plan.timezone if self._plan else None,
-            steps=[step.model_copy() for step in self._steps.values()],
+            risk=self._input.risk,
+            timezone=self._input.calendar.timezone,
+            period_ends_at=self._plan.period_ends_at if self._plan else None,
+            readmitted_at=self._readmitted_at,
+            contact_numbers=list(self._contact_numbers),
+            steps=[step.model_copy(deep=True) for step in self._steps.values()],
+            notes=list(self._notes),
+            outcome=self._outcome,
             version=self._version,
         )
 
+    # ---- operator updates ---------------------------------------------------------------
+
+    def _actionable(self, step_id: str, *, allow_pending: bool = False) -> StepState:
+        """The shared validator: the transition is active and the step can be acted on."""
+        if self._status != TransitionStatus.ACTIVE:
+            raise ValueError(f"the transition is {self._status.value}")
+        step = self._steps.get(step_id)
+        if step is None:
+            known = ", ".join(self._steps)
+            raise ValueError(f"unknown step {step_id!r}; steps are: {known}")
+        if step.is_terminal:
+            raise ValueError(f"step {step_id!r} is already {step.status.value}")
+        waiting = sorted(
+            p for p in self._prerequisites(step_id) if self._steps[p].status != StepStatus.COMPLETED
+        )
+        if waiting and not allow_pending:
+            raise ValueError(f"step {step_id!r} is waiting for {', '.join(waiting)}")
+        return step
+
+    async def _ready(self, step_id: str, *, allow_pending: bool = False) -> StepState:
+        """In a handler: wait for the plan, then re-check (another update may have won)."""
+        await workflow.wait_condition(lambda: self._plan is not None)
+        try:
+            return self._actionable(step_id, allow_pending=allow_pending)
+        except ValueError as exc:
+            raise ApplicationError(str(exc), type="StepNotActionable") from None
+
     @workflow.update
     async def complete_step(self, request: CompleteStepRequest) -> StepState:
-        # An update can arrive while the plan activity is still running.
-        await workflow.wait_condition(lambda: self._plan is not None)
-        step = self._steps[request.step_id]
-        if not step.is_open:  # a concurrent update won the race while this one waited
-            raise ApplicationError(
-                f"step {request.step_id!r} is already {step.status.value}", type="StepNotOpen"
-            )
-        step.status = StepStatus.COMPLETED
-        step.completed_at = workflow.now()
-        step.completed_by = request.by
-        step.outcome = request.outcome
-        step.note = request.note
-        self._changed = True
+        step = await self._ready(request.step_id)
+        self._complete(step, request.by, request.outcome, request.note)
+        step.complexity = request.complexity
         await self._publish()
-        return step.model_copy()
+        return step.model_copy(deep=True)
 
     @complete_step.validator
     def validate_complete_step(self, request: CompleteStepRequest) -> None:
-        known = [rule.id for rule in self._input.protocol.steps]
-        if request.step_id not in known:
-            raise ValueError(f"unknown step {request.step_id!r}; steps are: {', '.join(known)}")
-        step = self._steps.get(request.step_id)
-        if step is not None and not step.is_open:
-            raise ValueError(f"step {request.step_id!r} is already {step.status.value}")
+        self._actionable(request.step_id)
 
-    def _open_steps(self) -> list[StepState]:
-        return [step for step in self._steps.values() if step.is_open]
+    def _complete(self, step: StepState, by: str, outcome: str, note: str | None) -> None:
+        step.status = StepStatus.COMPLETED
+        step.completed_at = workflow.now()
+        step.completed_by = by
+        step.outcome = outcome
+        step.note = note
+        self._event("completed", step.step_id, actor=by, detail=outcome)
+        self._refresh_pending()
 
-    def _next_deadline(self) -> datetime | None:
-        """The earliest due time of an open step not yet marked overdue."""
-        due = [s.due_at for s in self._open_steps() if s.overdue_since is None]
-        return min(due) if due else None
+    @workflow.update
+    async def record_attempt(self, request: AttemptRequest) -> StepState:
+        step = await self._ready(request.step_id)
+        step.attempts.append(
+            Attempt(at=workflow.now(), by=request.by, result=request.result, note=request.note)
+        )
+        self._event("attempt", step.step_id, actor=request.by, detail=request.result.value)
+        if request.result == AttemptResult.REACHED:
+            self._complete(step, request.by, "reached", request.note)
+        await self._publish()
+        return step.model_copy(deep=True)
 
-    def _mark_overdue(self) -> bool:
-        now = workflow.now()
-        changed = False
-        for step in self._open_steps():
-            if step.overdue_since is None and step.due_at <= now:
-                step.overdue_since = now
-                changed = True
-        return changed
+    @record_attempt.validator
+    def validate_record_attempt(self, request: AttemptRequest) -> None:
+        step = self._actionable(request.step_id)
+        if len(step.attempts) >= MAX_ATTEMPTS_PER_STEP:
+            raise ValueError(
+                f"step {request.step_id!r} already has {MAX_ATTEMPTS_PER_STEP} attempts"
+            )
 
-    def _projection(self) -> ProjectionRecord:
-        open_steps = sorted(self._open_steps(), key=lambda s: s.due_at)
+    @workflow.update
+    async def reassign(self, request: ReassignRequest) -> StepState:
+        step = await self._ready(request.step_id, allow_pending=True)
+        step.assignee = request.to
+        self._event("reassigned", step.step_id, actor=request.by, detail=f"to {request.to}")
+        await self._publish()
+        return step.model_copy(deep=True)
+
+    @reassign.validator
+    def validate_reassign(self, request: ReassignRequest) -> None:
+        step = self._actionable(request.step_id, allow_pending=True)
+        if step.assignee == request.to:
+            raise ValueError(f"step {request.step_id!r} is already assigned to {request.to}")
+
+    @workflow.update
+    async def snooze(self, request: SnoozeRequest) -> StepState:
+        step = await self._ready(request.step_id, allow_pending=True)
+        schedule = await self._schedule(
+            ScheduleStepRequest(
+                rule=self._rules[step.step_id],
+                anchor_at=self._input.discharged_at,
+                tier=self._input.risk.tier,
+                calendar=self._input.calendar,
+                due_override=request.until,
+                limit_at=step.limit_at,
+            )
+        )
+        if step.is_terminal:
+            raise ApplicationError(f"step {step.step_id!r} closed meanwhile", type="StepClosed")
+        self._apply_schedule(schedule)
+        step.snoozed_until = request.until
+        self._reschedules[step.step_id] += 1
+        self._event(
+            "snoozed", step.step_id, actor=request.by, detail=f"until {request.until.isoformat()}"
+        )
+        await self._publish()
+        return step.model_copy(deep=True)
+
+    @snooze.validator
+    def validate_snooze(self, request: SnoozeRequest) -> None:
+        step = self._actionable(request.step_id, allow_pending=True)
+        if step.due_at is None or step.limit_at is None:
+            raise ValueError(f"step {request.step_id!r} has no due time yet")
+        if request.until <= workflow.now() or request.until <= step.due_at:
+            raise ValueError("snooze must move the due time later than it is now")
+        if request.until > step.limit_at:
+            raise ValueError(
+                f"cannot snooze {request.step_id!r} past its deadline "
+                f"{step.limit_at.isoformat()} (the protocol's limit for this step)"
+            )
+
+    @workflow.update
+    async def cancel_step(self, request: CancelStepRequest) -> StepState:
+        step = await self._ready(request.step_id, allow_pending=True)
+        step.status = StepStatus.CANCELLED
+        step.cancel_reason = request.reason
+        self._event("cancelled", step.step_id, actor=request.by, detail=request.reason)
+        await self._publish()
+        return step.model_copy(deep=True)
+
+    @cancel_step.validator
+    def validate_cancel_step(self, request: CancelStepRequest) -> None:
+        self._actionable(request.step_id, allow_pending=True)
+
+    @workflow.update
+    async def add_note(self, request: NoteRequest) -> Note:
+        note = Note(at=workflow.now(), by=request.by, text=request.text, step_id=request.step_id)
+        self._notes.append(note)
+        self._event("note", request.step_id, actor=request.by)
+        await self._publish()
+        return note
+
+    @add_note.validator
+    def validate_add_note(self, request: NoteRequest) -> None:
+        if request.step_id is not None and request.step_id not in self._steps:
+            raise ValueError(f"unknown step {request.step_id!r}")
+        if len(self._notes) >= MAX_NOTES:
+            raise ValueError(f"this transition already has {MAX_NOTES} notes")
+
+    # ---- ADT signals --------------------------------------------------------------------
+
+    @workflow.signal
+    async def adt_event(self, signal: AdtSignal) -> None:
+        if signal.message_control_id in self._seen_messages:
+            return  # a redelivered message: handled once
+        self._seen_messages = [*self._seen_messages[-49:], signal.message_control_id]
+        kind = signal.event_type
+        detail = f"{kind} ({signal.message_control_id})"
+        if self._status != TransitionStatus.ACTIVE:
+            self._event("adt_ignored", detail=f"{detail}: transition already {self._status.value}")
+        elif signal.deceased:
+            self._event("adt", detail=f"{detail}: patient died")
+            self._finish(TransitionStatus.DECEASED, f"patient died ({kind})")
+        elif kind in CANCEL_EVENTS:
+            self._event("adt", detail=f"{detail}: discharge cancelled")
+            self._finish(TransitionStatus.CANCELLED, f"discharge cancelled ({kind})")
+        elif kind in READMISSION_EVENTS or (kind == "A04" and signal.patient_class == "I"):
+            self._readmit(signal, detail)
+        elif kind == "A08":
+            if signal.contact_numbers is not None:
+                self._contact_numbers = list(signal.contact_numbers)
+            self._event("adt", detail=f"{detail}: patient information updated")
+        elif kind == "A40" and signal.merged_into_patient_key:
+            self._patient_key = signal.merged_into_patient_key
+            self._event("adt", detail=f"{detail}: patient merged")
+        else:
+            self._event("adt_ignored", detail=f"{detail}: no effect on a transition")
+        await self._publish()
+
+    def _readmit(self, signal: AdtSignal, detail: str) -> None:
+        period_end = self._plan.period_ends_at if self._plan else None
+        if period_end is not None and signal.occurred_at > period_end:
+            self._event("adt_ignored", detail=f"{detail}: admission after the period")
+            return
+        if self._readmitted_at is None:
+            self._readmitted_at = signal.occurred_at
+        self._event("readmitted", detail=f"{detail}: outreach stopped")
+        self._stop_outreach(f"readmitted ({signal.event_type})")
+
+    # ---- projection ---------------------------------------------------------------------
+
+    def _event(
+        self, kind: str, step_id: str | None = None, *, actor: str | None = None, detail: str = ""
+    ) -> None:
+        self._seq += 1
+        self._events.append(
+            TimelineEvent(
+                seq=self._seq,
+                at=workflow.now(),
+                kind=kind,
+                step_id=step_id,
+                actor=actor,
+                detail=detail,
+            )
+        )
+
+    def _projection(self, events: tuple[TimelineEvent, ...]) -> ProjectionRecord:
+        live = [s for s in self._steps.values() if not s.is_terminal and s.due_at is not None]
+        live.sort(key=lambda s: s.due_at or self._input.discharged_at)
         return ProjectionRecord(
             transition_id=self._input.transition_id,
             encounter_key=self._input.encounter_key,
@@ -153,26 +544,41 @@ class TransitionWorkflow:
             protocol_version=self._input.protocol.version,
             status=self._status,
             discharged_at=self._input.discharged_at,
-            current_step=open_steps[0].step_id if open_steps else None,
-            next_due_at=open_steps[0].due_at if open_steps else None,
-            overdue_steps=tuple(s.step_id for s in open_steps if s.overdue_since is not None),
+            risk_tier=self._input.risk.tier,
+            lace=self._input.risk.lace,
+            current_step=live[0].step_id if live else None,
+            next_due_at=live[0].due_at if live else None,
+            overdue_steps=tuple(s.step_id for s in live if s.overdue_since is not None),
+            escalation_level=max((s.escalation_level for s in live), default=0),
+            outcome=self._outcome,
+            events=events,
             version=self._version,
         )
 
+    def _upsert_search_attributes(self, record: ProjectionRecord) -> None:
+        values = (record.status, record.next_due_at, record.overdue_steps)
+        if values == self._published_attributes:
+            return  # an unchanged upsert would only grow the history
+        self._published_attributes = values
+        workflow.upsert_search_attributes(
+            [
+                search_attributes.STATUS.value_set(record.status.value),
+                search_attributes.PROTOCOL.value_set(record.protocol_id),
+                search_attributes.FACILITY.value_set(record.facility),
+                search_attributes.NEXT_DUE_AT.value_set(record.next_due_at)
+                if record.next_due_at
+                else search_attributes.NEXT_DUE_AT.value_unset(),
+                search_attributes.OVERDUE_STEPS.value_set(list(record.overdue_steps)),
+            ]
+        )
+
     async def _publish(self) -> None:
-        """Bump the version, update search attributes and write the projection row."""
+        """Bump the version, update search attributes, write the projection and timeline."""
         async with self._publish_lock:
             self._version += 1
-            record = self._projection()
-            workflow.upsert_search_attributes(
-                [
-                    search_attributes.STATUS.value_set(record.status.value),
-                    search_attributes.NEXT_DUE_AT.value_set(record.next_due_at)
-                    if record.next_due_at
-                    else search_attributes.NEXT_DUE_AT.value_unset(),
-                    search_attributes.OVERDUE_STEPS.value_set(list(record.overdue_steps)),
-                ]
-            )
+            events = tuple(self._events)
+            record = self._projection(events)
+            self._upsert_search_attributes(record)
             await workflow.execute_activity(
                 "record_transition",
                 record,
@@ -180,3 +586,5 @@ class TransitionWorkflow:
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
                 retry_policy=ACTIVITY_RETRY,
             )
+            sent = {event.seq for event in events}
+            self._events = [event for event in self._events if event.seq not in sent]

@@ -1,44 +1,106 @@
-"""Record TransitionWorkflow histories for the replay tests.
+"""Record TransitionWorkflow histories for the replay tests, one per default protocol.
 
 Run `python -m tests.histories.record` after a deliberate workflow change (behind
-`workflow.patched`), and commit the new file beside the old ones: old histories must keep
-replaying for as long as transitions started under them can be running (30 days and more).
+`workflow.patched`) and commit the new files beside the old ones (`--suffix v2`): old
+histories must keep replaying for as long as transitions started under them can be running.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import sys
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 
-from schemas.transition import CompleteStepRequest
-from tests.workflow.support import new_worker, start_time_skipping_env, start_transition
+from temporalio.testing import WorkflowEnvironment
+
+from schemas.transition import (
+    AdtSignal,
+    AttemptRequest,
+    AttemptResult,
+    CompleteStepRequest,
+    NoteRequest,
+    ReassignRequest,
+    SnoozeRequest,
+)
+from tests.workflow.support import (
+    LIBRARY,
+    advance_to,
+    new_worker,
+    next_weekday,
+    planned_state,
+    start_time_skipping_env,
+    start_transition,
+)
 from workflows.transition import TransitionWorkflow
 
 HERE = Path(__file__).resolve().parent
 
 
-async def record(name: str) -> Path:
-    env = await start_time_skipping_env()
-    try:
-        async with new_worker(env) as worker:
-            discharged = await env.get_current_time()
-            handle = await start_transition(env, worker, discharged, tid="0" * 24)
-            await env.sleep(timedelta(days=7))  # contact goes overdue
-            for step in ("interactive_contact", "medication_reconciliation"):
+async def record_protocol(env: WorkflowEnvironment, protocol_id: str, path: Path) -> None:
+    """A transition with every kind of event: attempts, snooze, reassign, note, completions,
+    an A08 signal, escalations of what is left open, and the period end."""
+    async with new_worker(env) as worker:
+        monday = next_weekday(await env.get_current_time(), 0, time(9, 0))
+        await advance_to(env, monday)
+        handle = await start_transition(
+            env, worker, monday, protocol=protocol_id, tid=protocol_id.replace("-", "")[:24]
+        )
+        state = await planned_state(handle) if not LIBRARY.latest(protocol_id).closes_with else None
+        if state is not None:
+            steps = [s for s in state.steps if s.status.value == "open"]
+            first = steps[0].step_id
+            await handle.execute_update(
+                TransitionWorkflow.record_attempt,
+                AttemptRequest(step_id=first, by="rn.alvarez", result=AttemptResult.NO_ANSWER),
+            )
+            await handle.execute_update(
+                TransitionWorkflow.reassign,
+                ReassignRequest(step_id=first, by="supervisor.kim", to="rn.patel"),
+            )
+            await handle.execute_update(
+                TransitionWorkflow.add_note, NoteRequest(by="rn.patel", text="history note")
+            )
+            await handle.signal(
+                TransitionWorkflow.adt_event,
+                AdtSignal(
+                    event_type="A08",
+                    message_control_id="HIST-A08",
+                    occurred_at=monday + timedelta(hours=2),
+                    contact_numbers=("4135550100",),
+                ),
+            )
+            for step in steps[1:]:
+                if step.limit_at and step.due_at and step.limit_at > step.due_at:
+                    until = step.due_at + (step.limit_at - step.due_at) / 2
+                    await handle.execute_update(
+                        TransitionWorkflow.snooze,
+                        SnoozeRequest(step_id=step.step_id, by="rn.patel", until=until, reason="x"),
+                    )
+                    break
+            await env.sleep(timedelta(days=3))
+            for step in steps[:2]:
                 await handle.execute_update(
                     TransitionWorkflow.complete_step,
-                    CompleteStepRequest(step_id=step, by="rn.alvarez", note="recorded history"),
+                    CompleteStepRequest(step_id=step.step_id, by="rn.patel"),
                 )
-            await handle.result()
-            history = await handle.fetch_history()
+        await handle.result()
+        history = await handle.fetch_history()
+    await asyncio.to_thread(path.write_text, history.to_json())
+
+
+async def main(suffix: str) -> None:
+    env = await start_time_skipping_env()
+    try:
+        for protocol in LIBRARY.all_latest():
+            path = HERE / f"{protocol.id}.v{protocol.version}.{suffix}.json"
+            await record_protocol(env, protocol.id, path)
+            print(path)
     finally:
         await env.shutdown()
-    path = HERE / f"{name}.json"
-    path.write_text(history.to_json())
-    return path
 
 
 if __name__ == "__main__":
-    print(asyncio.run(record(sys.argv[1] if len(sys.argv) > 1 else "transition_tcm_minimal_v1")))
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--suffix", default="workflow-v1", help="names the workflow code version")
+    asyncio.run(main(parser.parse_args().suffix))

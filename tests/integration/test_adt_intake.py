@@ -62,11 +62,15 @@ async def test_a03_over_http_starts_the_workflow_and_writes_the_projection(
 
     row = await assert_eventually(projected)
     assert row["facility"] == "GENHOSP1"
-    assert row["protocol_id"] == "tcm-minimal"
+    assert row["protocol_id"] == "discharge-home"
     assert row["next_due_at"] is not None
 
     state = await handle.query("get_state", result_type=TransitionState)
-    assert {s.step_id for s in state.steps} == {"medication_reconciliation", "interactive_contact"}
+    assert {s.step_id for s in state.steps} == {
+        "interactive_contact",
+        "medication_reconciliation",
+        "follow_up_visit",
+    }
     inbox = await inbox_rows(stack.services.pool, "GENHOSP1")
     assert [(r["status"], r["ack_code"], r["transition_id"]) for r in inbox] == [
         ("processed", "AA", tid)
@@ -175,11 +179,15 @@ async def test_steps_complete_through_the_api_and_a_repeat_is_a_409(
     async def projected() -> None:
         row = await stack.http.get("/transitions", params={"status": "active"})
         mine = [t for t in row.json() if t["transition_id"] == tid]
-        assert mine and mine[0]["current_step"] == "medication_reconciliation"
+        assert mine and mine[0]["current_step"] in ("medication_reconciliation", "follow_up_visit")
 
     await assert_eventually(projected)
     state = (await stack.http.get(f"/transitions/{tid}")).json()
-    assert [s["status"] for s in state["steps"]] == ["open", "completed"]
+    assert {s["step_id"]: s["status"] for s in state["steps"]} == {
+        "interactive_contact": "completed",
+        "medication_reconciliation": "open",
+        "follow_up_visit": "open",
+    }
     assert (await stack.http.get("/transitions/000000000000000000000000")).status_code == 404
 
 
@@ -211,7 +219,7 @@ async def test_temporal_unavailable_gets_ae_and_the_retransmission_succeeds(
         client,
         task_queue=settings.task_queue,
         key_secret=settings.key_secret.get_secret_value(),
-        timezone=settings.facility_timezone,
+        library=stack.services.library,
         timeout_seconds=2.0,
     )
     raw = a03(facility="GENHOSP6", visit="V6", control_id="DOWN-1")
@@ -224,7 +232,7 @@ async def test_temporal_unavailable_gets_ae_and_the_retransmission_succeeds(
     assert "resend" in rows[0]["error"]
 
     retried = await stack.post_adt(raw)
-    assert msa(retried.text)[1:4] == ["AA", "DOWN-1", "transition started"]
+    assert msa(retried.text)[1:4] == ["AA", "DOWN-1", "transition started (discharge-home)"]
     rows = await inbox_rows(stack.services.pool, "GENHOSP6")
     assert [r["status"] for r in rows] == ["processed"]
 

@@ -1,29 +1,63 @@
-"""The time-skipping environment and a worker whose projection writes go to a list."""
+"""The time-skipping environment, a worker whose projection and notification activities go
+to lists, and helpers to put the test server's clock where a scenario needs it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from temporalio import activity
 from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.planning import PlanningActivities
-from schemas.protocol import TCM_MINIMAL
-from schemas.transition import ProjectionRecord, TransitionInput, TransitionState
+from ingest.protocol_library import load_library
+from schemas.protocol import RiskTier
+from schemas.risk import RiskAssessment
+from schemas.transition import (
+    EscalationNotice,
+    ProjectionRecord,
+    StepState,
+    TransitionInput,
+    TransitionState,
+)
 from workers.embedded import find_binary
 from workers.temporal import DATA_CONVERTER, ensure_search_attributes
 from workflows.transition import TransitionWorkflow
 
+NY = ZoneInfo("America/New_York")
+LIBRARY = load_library(Path(__file__).resolve().parents[2] / "protocols")
 RECORDS: list[ProjectionRecord] = []
+STARTED: list[WorkflowHandle[TransitionWorkflow, TransitionState]] = []
+NOTICES: list[EscalationNotice] = []
+HIGH_RISK = RiskAssessment(lace=14, tier=RiskTier.HIGH)
+STANDARD_RISK = RiskAssessment(lace=5, tier=RiskTier.STANDARD)
 
 
 @activity.defn(name="record_transition")
 async def record_transition(record: ProjectionRecord) -> bool:
     RECORDS.append(record)
     return True
+
+
+@activity.defn(name="notify")
+async def notify(notice: EscalationNotice) -> bool:
+    NOTICES.append(notice)
+    return True
+
+
+def notices_for(transition_id: str, step_id: str | None = None) -> list[EscalationNotice]:
+    return [
+        n
+        for n in NOTICES
+        if n.transition_id == transition_id and (step_id is None or n.step_id == step_id)
+    ]
 
 
 async def start_time_skipping_env() -> WorkflowEnvironment:
@@ -36,29 +70,103 @@ async def start_time_skipping_env() -> WorkflowEnvironment:
 
 
 def new_worker(env: WorkflowEnvironment) -> Worker:
-    """Real planning activity, recorded projection writes, a fresh task queue."""
-    planning = PlanningActivities(default_timezone="America/New_York")
+    """Real planning activities, recorded projection and notifications, a fresh task queue."""
+    planning = PlanningActivities()
     return Worker(
         env.client,
         task_queue=f"tq-{uuid.uuid4()}",
         workflows=[TransitionWorkflow],
-        activities=[planning.plan_transition, record_transition],
+        activities=[planning.plan_transition, planning.schedule_step, record_transition, notify],
     )
 
 
+def _next(after: datetime, matches: list[date], at: time) -> datetime:
+    for day in matches:
+        candidate = datetime.combine(day, at, tzinfo=NY)
+        if candidate > after:
+            return candidate
+    raise AssertionError("no candidate day")
+
+
+def next_weekday(after: datetime, weekday: int, at: time) -> datetime:
+    """The next local `weekday` (Monday = 0) at `at` after the given instant."""
+    start = after.astimezone(NY).date()
+    return _next(
+        after,
+        [
+            start + timedelta(days=n)
+            for n in range(15)
+            if (start + timedelta(days=n)).weekday() == weekday
+        ],
+        at,
+    )
+
+
+def next_thanksgiving_eve(after: datetime, at: time) -> datetime:
+    """The Wednesday before the next US Thanksgiving (fourth Thursday of November)."""
+    eves = []
+    for year in (after.year, after.year + 1):
+        first = date(year, 11, 1)
+        thursday = first + timedelta(days=(3 - first.weekday()) % 7 + 21)
+        eves.append(thursday - timedelta(days=1))
+    return _next(after, eves, at)
+
+
+async def advance_to(env: WorkflowEnvironment, instant: datetime) -> None:
+    now = await env.get_current_time()
+    if instant > now:
+        await env.sleep(instant - now)
+
+
 async def start_transition(
-    env: WorkflowEnvironment, worker: Worker, discharged_at: datetime, tid: str | None = None
+    env: WorkflowEnvironment,
+    worker: Worker,
+    discharged_at: datetime,
+    *,
+    protocol: str = "discharge-home",
+    risk: RiskAssessment = STANDARD_RISK,
+    tid: str | None = None,
 ) -> WorkflowHandle[TransitionWorkflow, TransitionState]:
     tid = tid or uuid.uuid4().hex[:24]
-    return await env.client.start_workflow(
+    handle = await env.client.start_workflow(
         TransitionWorkflow.run,
         TransitionInput(
             transition_id=tid,
             encounter_key=tid.ljust(64, "0"),
             facility="GENHOSP",
             discharged_at=discharged_at,
-            protocol=TCM_MINIMAL,
+            protocol=LIBRARY.latest(protocol),
+            risk=risk,
+            calendar=LIBRARY.site.calendar,
+            policy=LIBRARY.site.policy,
         ),
         id=f"transition-{tid}",
         task_queue=worker.task_queue,
     )
+    STARTED.append(handle)
+    return handle
+
+
+async def terminate_started() -> None:
+    """End what a test left running: the test server will not skip time past a workflow
+    whose worker is gone."""
+    while STARTED:
+        handle = STARTED.pop()
+        with contextlib.suppress(RPCError):  # already closed
+            await handle.terminate("test finished")
+
+
+async def planned_state(
+    handle: WorkflowHandle[TransitionWorkflow, TransitionState],
+) -> TransitionState:
+    """The state once the plan activity has dated the steps."""
+    for _ in range(100):
+        state = await handle.query(TransitionWorkflow.get_state)
+        if state.period_ends_at is not None:
+            return state
+        await asyncio.sleep(0.05)
+    raise AssertionError("the transition was never planned")
+
+
+def steps_of(state: TransitionState) -> dict[str, StepState]:
+    return {step.step_id: step for step in state.steps}

@@ -1,104 +1,120 @@
-"""TransitionWorkflow on the time-skipping test server: days of protocol in milliseconds.
-
-The projection activity is replaced by a recorder (this is a workflow test; the integration
-tests use the real one against PostgreSQL). Planning is the real activity.
-"""
+"""Due instants and escalation ladders on the time-skipping server (days pass in ms)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator
-from datetime import timedelta
+import time as wall
+from datetime import datetime, time, timedelta
 
-import pytest
-import pytest_asyncio
-from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from schemas.transition import CompleteStepRequest, StepStatus, TransitionStatus
-from tests.workflow.support import RECORDS, new_worker, start_time_skipping_env, start_transition
+from schemas.transition import CompleteStepRequest, StepStatus
+from tests.workflow.support import (
+    HIGH_RISK,
+    NY,
+    advance_to,
+    next_thanksgiving_eve,
+    next_weekday,
+    notices_for,
+    planned_state,
+    start_transition,
+    steps_of,
+)
 from workflows.transition import TransitionWorkflow
 
-
-@pytest_asyncio.fixture(scope="session")
-async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await start_time_skipping_env()
-    yield env
-    await env.shutdown()
+END_OF_DAY = time(23, 59, 59)
 
 
-@pytest_asyncio.fixture
-async def worker(skipping_env: WorkflowEnvironment) -> AsyncIterator[Worker]:
-    async with new_worker(skipping_env) as running:
-        yield running
-
-
-async def test_contact_not_made_within_two_business_days_is_marked_overdue(
+async def test_friday_afternoon_discharge_contact_due_tuesday_end_of_day(
     skipping_env: WorkflowEnvironment, worker: Worker
 ) -> None:
-    discharged = await skipping_env.get_current_time()
-    handle = await start_transition(skipping_env, worker, discharged)
-    wall = time.monotonic()
-    await skipping_env.sleep(timedelta(days=7))
-    state = await handle.query(TransitionWorkflow.get_state)
-    elapsed = time.monotonic() - wall
-    print(f"7 virtual days passed in {elapsed:.3f} s of wall time")
+    friday = next_weekday(await skipping_env.get_current_time(), 4, time(15, 30))
+    await advance_to(skipping_env, friday)
+    handle = await start_transition(skipping_env, worker, friday)
+    steps = steps_of(await planned_state(handle))
 
-    steps = {step.step_id: step for step in state.steps}
     contact = steps["interactive_contact"]
-    assert contact.status == StepStatus.OPEN
-    assert contact.overdue_since is not None
-    assert contact.overdue_since >= contact.due_at
-    # Two business days never stretch past 6 calendar days (weekend + a Monday holiday).
-    assert contact.due_at - discharged <= timedelta(days=6)
-    assert steps["medication_reconciliation"].overdue_since is None  # due on day 14
-    assert state.status == TransitionStatus.ACTIVE
-    mine = [r for r in RECORDS if r.transition_id == state.transition_id]
-    assert mine[-1].overdue_steps == ("interactive_contact",)
-    assert [r.version for r in mine] == sorted(r.version for r in mine)
+    assert contact.due_at is not None
+    local_due = contact.due_at.astimezone(NY)
+    assert local_due.strftime("%A") in ("Tuesday", "Wednesday")  # Wednesday if Monday is a holiday
+    assert local_due.time() == END_OF_DAY
+    assert local_due.date() - friday.date() <= timedelta(days=5)
+    if local_due.strftime("%A") == "Tuesday":
+        assert local_due.date() == friday.date() + timedelta(days=4)
 
 
-async def test_steps_completed_in_time_are_never_overdue_and_the_transition_completes(
+async def test_discharge_the_day_before_thanksgiving_skips_the_holiday(
     skipping_env: WorkflowEnvironment, worker: Worker
 ) -> None:
-    handle = await start_transition(skipping_env, worker, await skipping_env.get_current_time())
-    for step in ("interactive_contact", "medication_reconciliation"):
-        done = await handle.execute_update(
-            TransitionWorkflow.complete_step,
-            CompleteStepRequest(step_id=step, by="rn.alvarez", outcome="reached patient"),
+    eve = next_thanksgiving_eve(await skipping_env.get_current_time(), time(10, 0))
+    await advance_to(skipping_env, eve)
+    handle = await start_transition(skipping_env, worker, eve)
+    steps = steps_of(await planned_state(handle))
+    contact_due = steps["interactive_contact"].due_at
+    assert contact_due is not None
+    # Wednesday -> (Thursday Thanksgiving skipped) Friday is day 1, Monday is day 2.
+    assert contact_due == datetime.combine(eve.date() + timedelta(days=5), END_OF_DAY, tzinfo=NY)
+
+
+async def test_every_escalation_level_fires_in_order_for_a_step_never_completed(
+    skipping_env: WorkflowEnvironment, worker: Worker
+) -> None:
+    monday = next_weekday(await skipping_env.get_current_time(), 0, time(9, 0))
+    await advance_to(skipping_env, monday)
+    handle = await start_transition(skipping_env, worker, monday)
+    state = await planned_state(handle)
+    tid = state.transition_id
+    # Completed on time: no escalation for these two.
+    for step in ("medication_reconciliation", "follow_up_visit"):
+        await handle.execute_update(
+            TransitionWorkflow.complete_step, CompleteStepRequest(step_id=step, by="rn.alvarez")
         )
-        assert done.status == StepStatus.COMPLETED
-        assert done.completed_by == "rn.alvarez"
-    final = await handle.result()
-    assert final.status == TransitionStatus.COMPLETED
-    assert all(step.overdue_since is None for step in final.steps)
-    last = [r for r in RECORDS if r.transition_id == final.transition_id][-1]
-    assert last.status == TransitionStatus.COMPLETED
-    assert last.current_step is None and last.next_due_at is None
+
+    started = wall.monotonic()
+    await skipping_env.sleep(timedelta(days=5))
+    print(f"5 virtual days in {wall.monotonic() - started:.3f} s of wall time")
+
+    contact = steps_of(await handle.query(TransitionWorkflow.get_state))["interactive_contact"]
+    fired = notices_for(tid, "interactive_contact")
+    assert [(n.level, n.role, n.channel) for n in fired] == [
+        (1, "care_manager", "worklist"),
+        (2, "supervisor", "email"),
+        (3, "medical_director", "page"),
+    ]
+    assert [n.scheduled_at for n in fired] == sorted(n.scheduled_at for n in fired)
+    assert [n.scheduled_at for n in fired] == [e.at for e in contact.escalations]
+    assert contact.escalation_level == 3
+    assert contact.overdue_since is not None and contact.status == StepStatus.OPEN
+    assert notices_for(tid, "medication_reconciliation") == []
+    assert notices_for(tid, "follow_up_visit") == []
 
 
-async def test_update_validator_rejects_unknown_and_repeated_completions(
+async def test_completing_a_step_stops_its_ladder_midway(
     skipping_env: WorkflowEnvironment, worker: Worker
 ) -> None:
-    handle = await start_transition(skipping_env, worker, await skipping_env.get_current_time())
+    monday = next_weekday(await skipping_env.get_current_time(), 0, time(9, 0))
+    await advance_to(skipping_env, monday)
+    handle = await start_transition(skipping_env, worker, monday)
+    state = await planned_state(handle)
+    contact = steps_of(state)["interactive_contact"]
+    level_two = contact.escalations[1].at
+    await advance_to(skipping_env, level_two + timedelta(minutes=1))
     await handle.execute_update(
         TransitionWorkflow.complete_step,
-        CompleteStepRequest(step_id="interactive_contact", by="rn.alvarez"),
+        CompleteStepRequest(step_id="interactive_contact", by="rn.alvarez", outcome="reached"),
     )
-    with pytest.raises(WorkflowUpdateFailedError) as repeated:
-        await handle.execute_update(
-            TransitionWorkflow.complete_step,
-            CompleteStepRequest(step_id="interactive_contact", by="rn.alvarez"),
-        )
-    assert "'interactive_contact' is already completed" in str(repeated.value.cause)
-    with pytest.raises(WorkflowUpdateFailedError) as unknown:
-        await handle.execute_update(
-            TransitionWorkflow.complete_step,
-            CompleteStepRequest(step_id="home_visit", by="rn.alvarez"),
-        )
-    assert "unknown step 'home_visit'" in str(unknown.value.cause)
-    state = await handle.query(TransitionWorkflow.get_state)
-    assert [s.step_id for s in state.steps if s.status == StepStatus.COMPLETED] == [
-        "interactive_contact"
-    ]
+    await skipping_env.sleep(timedelta(days=3))
+    assert [n.level for n in notices_for(state.transition_id, "interactive_contact")] == [1, 2]
+
+
+async def test_high_risk_transition_adds_the_day_7_check_in_and_7_day_visit(
+    skipping_env: WorkflowEnvironment, worker: Worker
+) -> None:
+    monday = next_weekday(await skipping_env.get_current_time(), 0, time(9, 0))
+    await advance_to(skipping_env, monday)
+    handle = await start_transition(skipping_env, worker, monday, risk=HIGH_RISK)
+    steps = steps_of(await planned_state(handle))
+    day_seven = datetime.combine(monday.date() + timedelta(days=7), END_OF_DAY, tzinfo=NY)
+    assert steps["follow_up_visit"].due_at == day_seven
+    assert steps["high_risk_check_in"].due_at == day_seven
+    assert steps["follow_up_visit"].limit_at == day_seven + timedelta(days=7)

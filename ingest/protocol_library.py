@@ -1,0 +1,93 @@
+"""Protocol files (`protocols/*.yaml`) and the site table that picks one for a discharge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from schemas.adt import AdtEvent
+from schemas.protocol import Protocol
+from schemas.site import SiteConfig
+
+SITE_FILE = "site.yaml"
+
+
+class ProtocolError(ValueError):
+    """A protocol or site file that does not validate; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    protocol: Protocol | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class ProtocolLibrary:
+    site: SiteConfig
+    versions: dict[str, dict[int, Protocol]] = field(default_factory=dict)
+
+    def latest(self, protocol_id: str) -> Protocol:
+        versions = self.versions[protocol_id]
+        return versions[max(versions)]
+
+    def all_latest(self) -> list[Protocol]:
+        return [self.latest(pid) for pid in sorted(self.versions)]
+
+    def select(self, event: AdtEvent) -> Selection:
+        """First site rule matching PV1-36 disposition and PV1-2 patient class (or death)."""
+        for rule in self.site.selection:
+            if rule.matches(
+                event.discharge_disposition, event.patient_class, event.death_indicator
+            ):
+                protocol = self.latest(rule.protocol)
+                return Selection(protocol, f"site rule -> {protocol.id} v{protocol.version}")
+        return Selection(
+            None,
+            f"no protocol applies: disposition {event.discharge_disposition or '(none)'}, "
+            f"patient class {event.patient_class or '(none)'}",
+        )
+
+
+def _read(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ProtocolError(f"{path.name}: not valid YAML: {exc}") from exc
+
+
+def _explain(path: Path, exc: ValidationError) -> ProtocolError:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '(file)'}: {err['msg']}" for err in exc.errors()
+    )
+    return ProtocolError(f"{path.name}: {problems}")
+
+
+def load_library(folder: Path) -> ProtocolLibrary:
+    """Load and validate every protocol and the site table; any error names its file."""
+    if not folder.is_dir():
+        raise ProtocolError(f"protocol folder {folder} does not exist")
+    site_path = folder / SITE_FILE
+    try:
+        site = SiteConfig.model_validate(_read(site_path) if site_path.exists() else {})
+    except ValidationError as exc:
+        raise _explain(site_path, exc) from exc
+    versions: dict[str, dict[int, Protocol]] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        if path.name == SITE_FILE:
+            continue
+        try:
+            protocol = Protocol.model_validate(_read(path))
+        except ValidationError as exc:
+            raise _explain(path, exc) from exc
+        if protocol.version in versions.setdefault(protocol.id, {}):
+            raise ProtocolError(f"{path.name}: {protocol.id} v{protocol.version} defined twice")
+        versions[protocol.id][protocol.version] = protocol
+    for rule in site.selection:
+        if rule.protocol not in versions:
+            raise ProtocolError(f"{SITE_FILE}: selection names unknown protocol {rule.protocol!r}")
+    return ProtocolLibrary(site=site, versions=versions)

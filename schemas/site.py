@@ -1,0 +1,79 @@
+"""A site's rules: its calendar, risk threshold, protocol selection table and outcome policy.
+
+Loaded from `protocols/site.yaml`. Settings whose source is marked UNCONFIRMED in the domain
+rules are here, with the documented default, so a site can change them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, time
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class CalendarConfig(BaseModel):
+    """What due-time arithmetic needs: zone, working hours, closures beyond federal holidays."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timezone: str = "America/New_York"
+    business_day_start: time = time(8, 0)
+    business_day_end: time = time(17, 0)
+    extra_closures: tuple[date, ...] = Field(
+        default=(), description="site closures on top of weekends and US federal holidays"
+    )
+
+    @model_validator(mode="after")
+    def _working_hours(self) -> CalendarConfig:
+        if self.business_day_start >= self.business_day_end:
+            raise ValueError("business_day_start must be before business_day_end")
+        return self
+
+
+class OutcomePolicy(BaseModel):
+    """Rules for the 30-day outcome where the sources disagree or are unconfirmed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tcm_after_readmission: bool = Field(
+        default=True,
+        description="UNCONFIRMED: whether the first TCM stays billable after a readmission",
+    )
+    trc_discharge_information_days: int = Field(
+        default=2, ge=0, description="HEDIS TRC receipt window: day 0 through day +N"
+    )
+    mrp_days: int = Field(default=30, ge=0, description="HEDIS MRP: day 0 through day +30")
+
+
+class SelectionRule(BaseModel):
+    """First matching rule wins. Empty lists match anything."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    protocol: str
+    dispositions: tuple[str, ...] = ()
+    patient_classes: tuple[str, ...] = ()
+    deceased: bool = Field(default=False, description="match only when PID-30 says died")
+
+    def matches(self, disposition: str, patient_class: str, died: bool) -> bool:
+        if self.deceased:
+            return died
+        return (not self.dispositions or disposition in self.dispositions) and (
+            not self.patient_classes or patient_class in self.patient_classes
+        )
+
+
+class SiteConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    calendar: CalendarConfig = CalendarConfig()
+    high_risk_lace: int = Field(default=10, ge=0, le=19, description="LACE >= this is high risk")
+    acute_admission_types: tuple[str, ...] = Field(
+        default=("E",), description="PV1-4 admission types that count as acute (LACE 'A')"
+    )
+    policy: OutcomePolicy = OutcomePolicy()
+    selection: tuple[SelectionRule, ...] = ()
+
+    def calendar_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.calendar.timezone)

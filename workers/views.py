@@ -1,0 +1,169 @@
+"""Rich renderings shared by the CLI commands: transitions, plans, protocols."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+from rich.table import Table
+
+from schemas.protocol import DueRule, Protocol
+from schemas.risk import RiskAssessment
+from schemas.transition import TransitionPlan, TransitionState
+
+
+def local(value: datetime | None, zone: ZoneInfo) -> str:
+    return value.astimezone(zone).strftime("%a %Y-%m-%d %H:%M") if value else ""
+
+
+def describe_rule(rule: DueRule) -> str:
+    unit = rule.unit.value.replace("_", " ")
+    return f"{rule.amount} {unit} after {rule.after or 'discharge'}"
+
+
+def risk_line(risk: RiskAssessment) -> str:
+    parts = (
+        f"L{risk.length_of_stay_points} A{risk.acute_points} "
+        f"C{risk.comorbidity_points} E{risk.ed_points}"
+    )
+    notes = f"  ({'; '.join(risk.notes)})" if risk.notes else ""
+    return f"risk {risk.tier.value}: LACE {risk.lace} = {parts}{notes}"
+
+
+def transitions_table(rows: list[dict[str, Any]], zone: ZoneInfo) -> Table:
+    table = Table(title=f"{len(rows)} transition(s)")
+    for column in (
+        "transition",
+        "facility",
+        "protocol",
+        "risk",
+        "status",
+        "discharged",
+        "current step",
+        "next due",
+        "level",
+    ):
+        table.add_column(column)
+    table.add_column("overdue", style="red")
+    for row in rows:
+        table.add_row(
+            row["transition_id"],
+            row["facility"],
+            row["protocol_id"],
+            f"{row['risk_tier']} ({row['lace']})",
+            row["status"],
+            local(row["discharged_at"], zone),
+            row["current_step"] or "",
+            local(row["next_due_at"], zone),
+            str(row["escalation_level"] or ""),
+            ", ".join(row["overdue_steps"]),
+        )
+    return table
+
+
+def print_state(console: Console, state: TransitionState) -> None:
+    zone = ZoneInfo(state.timezone or "UTC")
+    console.print(
+        f"[bold]{state.transition_id}[/]  {state.status.value}  facility {state.facility}  "
+        f"protocol {state.protocol_id} v{state.protocol_version}"
+    )
+    console.print(
+        f"discharged {local(state.discharged_at, zone)} ({zone.key}); period ends "
+        f"{local(state.period_ends_at, zone)}; {risk_line(state.risk)}"
+    )
+    table = Table()
+    for column in (
+        "step",
+        "status",
+        "due",
+        "level",
+        "attempts",
+        "assignee",
+        "done",
+        "by",
+        "outcome",
+    ):
+        table.add_column(column)
+    for step in state.steps:
+        table.add_row(
+            step.step_id,
+            step.status.value
+            + (" (overdue)" if step.overdue_since and not step.is_terminal else ""),
+            local(step.due_at, zone),
+            str(step.escalation_level or ""),
+            ", ".join(a.result.value for a in step.attempts),
+            step.assignee or "",
+            local(step.completed_at, zone),
+            step.completed_by or "",
+            step.outcome or step.cancel_reason or "",
+        )
+    console.print(table)
+    if state.outcome:
+        tcm = state.outcome.tcm
+        verdict = tcm.code or ("not eligible" if tcm.applicable else "not applicable")
+        console.print(f"outcome: {state.outcome.status.value} ({state.outcome.reason})")
+        console.print(f"  TCM {verdict}: {'; '.join(tcm.reasons)}")
+        trc = state.outcome.trc
+        console.print(
+            f"  HEDIS TRC: discharge information {trc.discharge_information}, patient "
+            f"engagement {trc.patient_engagement}, medication reconciliation "
+            f"{trc.medication_reconciliation}"
+        )
+
+
+def print_plan(
+    console: Console,
+    protocol: Protocol,
+    reason: str,
+    risk: RiskAssessment,
+    plan: TransitionPlan,
+    discharged_at: datetime,
+) -> None:
+    zone = ZoneInfo(plan.timezone)
+    console.print(f"[bold]{protocol.id} v{protocol.version}[/]: {protocol.title}  ({reason})")
+    console.print(f"discharged {local(discharged_at, zone)} ({plan.timezone}); {risk_line(risk)}")
+    console.print(f"period ends {local(plan.period_ends_at, zone)}; calendar {plan.calendar}")
+    scheduled = {s.step_id: s for s in plan.steps}
+    table = Table()
+    for column in ("step", "owner", "due", "snooze limit", "escalations"):
+        table.add_column(column)
+    for rule in protocol.steps:
+        if not rule.applies_to(risk.tier):
+            continue
+        schedule = scheduled.get(rule.id)
+        if schedule is None:
+            table.add_row(rule.id, rule.owner_role, describe_rule(rule.due_for(risk.tier)), "", "")
+            continue
+        ladder = "; ".join(
+            f"L{e.level} {e.role}/{e.channel} {local(e.at, zone)}" for e in schedule.escalations
+        )
+        table.add_row(
+            rule.id,
+            rule.owner_role,
+            local(schedule.due_at, zone),
+            local(schedule.limit_at, zone),
+            ladder,
+        )
+    console.print(table)
+
+
+def protocols_table(protocols: list[Protocol]) -> Table:
+    table = Table(title="protocols")
+    for column in ("protocol", "version", "TCM", "steps (due)"):
+        table.add_column(column)
+    for protocol in protocols:
+        steps = "\n".join(
+            f"{rule.id}: {describe_rule(rule.due)}"
+            + (f" (high risk: {describe_rule(rule.high_risk_due)})" if rule.high_risk_due else "")
+            + (f" [{', '.join(t.value for t in rule.tiers)} only]" if rule.tiers else "")
+            for rule in protocol.steps
+        )
+        table.add_row(
+            protocol.id,
+            str(protocol.version),
+            "yes" if protocol.tcm else "no",
+            steps or f"none: closes as {protocol.closes_with}",
+        )
+    return table
