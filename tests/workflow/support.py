@@ -11,6 +11,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from temporalio import activity
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -153,6 +155,21 @@ async def terminate_started() -> None:
     while STARTED:
         handle = STARTED.pop()
         with contextlib.suppress(RPCError):  # already closed
+            # The test server leaks its time-skipping lock if a workflow is terminated with a
+            # workflow task or an activity in flight: let them finish first.
+            request = DescribeWorkflowExecutionRequest(
+                namespace=handle._client.namespace,
+                execution=WorkflowExecution(workflow_id=handle.id),
+            )
+            service = handle._client.workflow_service
+            length = -1
+            for _ in range(60):  # quiet = the history stopped growing and nothing is pending
+                raw = await service.describe_workflow_execution(request)
+                quiet = raw.workflow_execution_info.history_length == length
+                if quiet and not raw.pending_activities:
+                    break
+                length = raw.workflow_execution_info.history_length
+                await asyncio.sleep(0.1)
             await handle.terminate("test finished")
 
 
