@@ -136,7 +136,7 @@ def print_plan(
         if schedule is None:
             table.add_row(rule.id, rule.owner_role, describe_rule(rule.due_for(risk.tier)), "", "")
             continue
-        ladder = "; ".join(
+        ladder = "\n".join(
             f"L{e.level} {e.role}/{e.channel} {local(e.at, zone)}" for e in schedule.escalations
         )
         table.add_row(

@@ -1,0 +1,118 @@
+"""Protocol effects on the real servers: escalations recorded in the notifications outbox,
+the timeline in PostgreSQL, a cancelled discharge (A13) and 'no protocol applies'."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
+
+from ingest import keys
+from tests.helpers import a03, assert_eventually, msa
+from tests.integration.conftest import RunningStack
+from workers.settings import Settings
+
+
+def transition_of(settings: Settings, facility: str, visit: str) -> str:
+    secret = settings.key_secret.get_secret_value()
+    return keys.transition_id(keys.encounter_key(secret, facility, visit))
+
+
+async def test_overdue_steps_escalate_into_the_notifications_outbox(
+    stack: RunningStack, settings: Settings
+) -> None:
+    # Discharged 10 days ago: the contact deadline and its whole ladder have passed.
+    long_ago = (datetime.now() - timedelta(days=10)).strftime("%Y%m%d%H%M%S")
+    response = await stack.post_adt(a03(facility="ESCAL8", visit="V8", discharged=long_ago))
+    assert msa(response.text)[1] == "AA"
+    tid = transition_of(settings, "ESCAL8", "V8")
+
+    async def escalated() -> None:
+        rows = await stack.services.pool.fetch(
+            "SELECT step_id, level, role, channel FROM notifications WHERE transition_id = $1 "
+            "ORDER BY step_id, level",
+            tid,
+        )
+        contact = [
+            (r["level"], r["role"], r["channel"])
+            for r in rows
+            if r["step_id"] == "interactive_contact"
+        ]
+        assert contact == [
+            (1, "care_manager", "worklist"),
+            (2, "supervisor", "email"),
+            (3, "medical_director", "page"),
+        ]
+
+    await assert_eventually(escalated, within=30)
+
+    async def projected() -> None:
+        row = await stack.services.pool.fetchrow(
+            "SELECT status, escalation_level, overdue_steps FROM transitions "
+            "WHERE transition_id = $1",
+            tid,
+        )
+        assert row is not None and row["status"] == "active"
+        assert row["escalation_level"] == 3
+        assert "interactive_contact" in row["overdue_steps"]
+
+    await assert_eventually(projected)
+    kinds = [
+        r["kind"]
+        for r in await stack.services.pool.fetch(
+            "SELECT kind FROM transition_events WHERE transition_id = $1 ORDER BY seq", tid
+        )
+    ]
+    assert kinds[0] == "started"
+    assert "escalated" in kinds and "overdue" in kinds
+
+
+async def test_a13_for_the_visit_cancels_its_transition(
+    stack: RunningStack, temporal_env: WorkflowEnvironment, settings: Settings
+) -> None:
+    await stack.post_adt(a03(facility="CANCEL1", visit="V13", control_id="A03-1"))
+    cancel = (
+        a03(facility="CANCEL1", visit="V13", control_id="A13-1")
+        .replace(b"ADT^A03^ADT_A03", b"ADT^A13^ADT_A01")
+        .replace(b"EVN|A03", b"EVN|A13")
+    )
+    response = await stack.post_adt(cancel)
+    assert msa(response.text)[1:4] == ["AA", "A13-1", "A13 delivered to the transition"]
+    handle = temporal_env.client.get_workflow_handle(
+        keys.workflow_id(transition_of(settings, "CANCEL1", "V13"))
+    )
+
+    async def cancelled() -> None:
+        description = await handle.describe()
+        assert description.status == WorkflowExecutionStatus.COMPLETED
+
+    await assert_eventually(cancelled)
+    row = await stack.services.pool.fetchrow(
+        "SELECT status FROM transitions WHERE transition_id = $1",
+        transition_of(settings, "CANCEL1", "V13"),
+    )
+    assert row is not None and row["status"] == "cancelled"
+
+
+async def test_a13_without_a_transition_is_acknowledged_and_recorded(stack: RunningStack) -> None:
+    cancel = a03(facility="CANCEL2", visit="V99", control_id="A13-2").replace(
+        b"ADT^A03^ADT_A03", b"ADT^A13^ADT_A01"
+    )
+    response = await stack.post_adt(cancel)
+    assert msa(response.text)[1] == "AA"
+    assert "no running transition" in msa(response.text)[3]
+
+
+async def test_discharge_no_protocol_applies_to_is_recorded_not_dropped(
+    stack: RunningStack,
+) -> None:
+    raw = a03(facility="NOPROTO", disposition="09", control_id="NP-1")
+    response = await stack.post_adt(raw)
+    assert msa(response.text)[1:3] == ["AA", "NP-1"]
+    assert msa(response.text)[3].startswith("no protocol applies: disposition 09")
+    row = await stack.services.pool.fetchrow(
+        "SELECT status, transition_id FROM adt_inbox WHERE sending_facility = 'NOPROTO'"
+    )
+    assert row is not None
+    assert (row["status"], row["transition_id"]) == ("no_protocol", None)
