@@ -187,3 +187,21 @@ async def planned_state(
 
 def steps_of(state: TransitionState) -> dict[str, StepState]:
     return {step.step_id: step for step in state.steps}
+
+
+async def discharged_on(
+    env: WorkflowEnvironment,
+    worker: Worker,
+    weekday: int = 0,
+    at: time = time(9, 0),
+    *,
+    protocol: str = "discharge-home",
+    risk: RiskAssessment = STANDARD_RISK,
+) -> WorkflowHandle[TransitionWorkflow, TransitionState]:
+    """Move the clock to the next such weekday and time, discharge then, wait for the plan."""
+    discharged_at = next_weekday(await env.get_current_time(), weekday, at)
+    await advance_to(env, discharged_at)
+    handle = await start_transition(env, worker, discharged_at, protocol=protocol, risk=risk)
+    if not LIBRARY.latest(protocol).closes_with:
+        await planned_state(handle)
+    return handle

@@ -13,6 +13,7 @@ from tests.workflow.support import (
     HIGH_RISK,
     NY,
     advance_to,
+    discharged_on,
     next_thanksgiving_eve,
     next_weekday,
     notices_for,
@@ -59,11 +60,8 @@ async def test_discharge_the_day_before_thanksgiving_skips_the_holiday(
 async def test_every_escalation_level_fires_in_order_for_a_step_never_completed(
     skipping_env: WorkflowEnvironment, worker: Worker
 ) -> None:
-    monday = next_weekday(await skipping_env.get_current_time(), 0, time(9, 0))
-    await advance_to(skipping_env, monday)
-    handle = await start_transition(skipping_env, worker, monday)
-    state = await planned_state(handle)
-    tid = state.transition_id
+    handle = await discharged_on(skipping_env, worker)
+    tid = (await handle.query(TransitionWorkflow.get_state)).transition_id
     # Completed on time: no escalation for these two.
     for step in ("medication_reconciliation", "follow_up_visit"):
         await handle.execute_update(
@@ -92,10 +90,8 @@ async def test_every_escalation_level_fires_in_order_for_a_step_never_completed(
 async def test_completing_a_step_stops_its_ladder_midway(
     skipping_env: WorkflowEnvironment, worker: Worker
 ) -> None:
-    monday = next_weekday(await skipping_env.get_current_time(), 0, time(9, 0))
-    await advance_to(skipping_env, monday)
-    handle = await start_transition(skipping_env, worker, monday)
-    state = await planned_state(handle)
+    handle = await discharged_on(skipping_env, worker)
+    state = await handle.query(TransitionWorkflow.get_state)
     contact = steps_of(state)["interactive_contact"]
     level_two = contact.escalations[1].at
     await advance_to(skipping_env, level_two + timedelta(minutes=1))
@@ -110,11 +106,12 @@ async def test_completing_a_step_stops_its_ladder_midway(
 async def test_high_risk_transition_adds_the_day_7_check_in_and_7_day_visit(
     skipping_env: WorkflowEnvironment, worker: Worker
 ) -> None:
-    monday = next_weekday(await skipping_env.get_current_time(), 0, time(9, 0))
-    await advance_to(skipping_env, monday)
-    handle = await start_transition(skipping_env, worker, monday, risk=HIGH_RISK)
-    steps = steps_of(await planned_state(handle))
-    day_seven = datetime.combine(monday.date() + timedelta(days=7), END_OF_DAY, tzinfo=NY)
+    handle = await discharged_on(skipping_env, worker, risk=HIGH_RISK)
+    state = await handle.query(TransitionWorkflow.get_state)
+    steps = steps_of(state)
+    day_seven = datetime.combine(
+        state.discharged_at.astimezone(NY).date() + timedelta(days=7), END_OF_DAY, tzinfo=NY
+    )
     assert steps["follow_up_visit"].due_at == day_seven
     assert steps["high_risk_check_in"].due_at == day_seven
     assert steps["follow_up_visit"].limit_at == day_seven + timedelta(days=7)

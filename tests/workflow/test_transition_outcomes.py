@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import time, timedelta
+from datetime import timedelta
 
 import pytest
 from temporalio.client import WorkflowHandle
@@ -21,10 +21,7 @@ from schemas.transition import (
 from tests.workflow.support import (
     HIGH_RISK,
     LIBRARY,
-    advance_to,
-    next_weekday,
-    planned_state,
-    start_transition,
+    discharged_on,
     steps_of,
 )
 from workflows.transition import TransitionWorkflow
@@ -41,22 +38,11 @@ async def complete(
     )
 
 
-async def discharged_monday(
-    env: WorkflowEnvironment, worker: Worker, protocol: str = "discharge-home", **kwargs: object
-) -> WorkflowHandle[TransitionWorkflow, TransitionState]:
-    monday = next_weekday(await env.get_current_time(), 0, time(9, 0))
-    await advance_to(env, monday)
-    handle = await start_transition(env, worker, monday, protocol=protocol, **kwargs)  # type: ignore[arg-type]
-    if not LIBRARY.latest(protocol).closes_with:
-        await planned_state(handle)
-    return handle
-
-
 @pytest.mark.parametrize("protocol", ["discharge-home", "discharge-home-health", "left-ama"])
 async def test_tcm_protocol_with_every_step_done_ends_99495_at_day_30(
     skipping_env: WorkflowEnvironment, worker: Worker, protocol: str
 ) -> None:
-    handle = await discharged_monday(skipping_env, worker, protocol)
+    handle = await discharged_on(skipping_env, worker, protocol=protocol)
     await skipping_env.sleep(timedelta(days=1))  # HEDIS engagement counts from day 1
     for rule in LIBRARY.latest(protocol).steps:
         if not rule.tiers:  # standard risk: the high-risk-only check-in is not there
@@ -79,7 +65,7 @@ async def test_tcm_protocol_with_every_step_done_ends_99495_at_day_30(
 async def test_home_health_start_of_care_waits_for_the_referral(
     skipping_env: WorkflowEnvironment, worker: Worker
 ) -> None:
-    handle = await discharged_monday(skipping_env, worker, "discharge-home-health")
+    handle = await discharged_on(skipping_env, worker, protocol="discharge-home-health")
     steps = steps_of(await handle.query(TransitionWorkflow.get_state))
     assert steps["home_health_start_of_care"].status == StepStatus.PENDING
     await complete(handle, "home_health_referral")
@@ -90,7 +76,7 @@ async def test_home_health_start_of_care_waits_for_the_referral(
 async def test_facility_handoff_is_not_tcm_and_counts_discharge_information(
     skipping_env: WorkflowEnvironment, worker: Worker
 ) -> None:
-    handle = await discharged_monday(skipping_env, worker, "facility-handoff")
+    handle = await discharged_on(skipping_env, worker, protocol="facility-handoff")
     await complete(handle, "discharge_summary_handoff")
     final = await handle.result()
     assert final.outcome is not None
@@ -101,7 +87,7 @@ async def test_facility_handoff_is_not_tcm_and_counts_discharge_information(
 async def test_expired_protocol_closes_at_once_as_deceased(
     skipping_env: WorkflowEnvironment, worker: Worker
 ) -> None:
-    handle = await discharged_monday(skipping_env, worker, "expired")
+    handle = await discharged_on(skipping_env, worker, protocol="expired")
     final = await handle.result()
     assert final.status == TransitionStatus.DECEASED
     assert final.steps == []
@@ -111,7 +97,7 @@ async def test_expired_protocol_closes_at_once_as_deceased(
 async def test_two_unanswered_attempts_still_count_toward_tcm(
     skipping_env: WorkflowEnvironment, worker: Worker
 ) -> None:
-    handle = await discharged_monday(skipping_env, worker)
+    handle = await discharged_on(skipping_env, worker)
     await skipping_env.sleep(timedelta(days=1))
     for result in (AttemptResult.NO_ANSWER, AttemptResult.LEFT_MESSAGE):
         await handle.execute_update(
@@ -136,7 +122,7 @@ async def test_two_unanswered_attempts_still_count_toward_tcm(
 async def test_one_unanswered_attempt_is_not_enough(
     skipping_env: WorkflowEnvironment, worker: Worker
 ) -> None:
-    handle = await discharged_monday(skipping_env, worker)
+    handle = await discharged_on(skipping_env, worker)
     await handle.execute_update(
         TransitionWorkflow.record_attempt,
         AttemptRequest(
@@ -154,7 +140,7 @@ async def test_one_unanswered_attempt_is_not_enough(
 async def reached_then_visit_on_day(
     env: WorkflowEnvironment, worker: Worker, day: int
 ) -> TransitionState:
-    handle = await discharged_monday(env, worker, risk=HIGH_RISK)
+    handle = await discharged_on(env, worker, risk=HIGH_RISK)
     await env.sleep(timedelta(days=1))
     await handle.execute_update(
         TransitionWorkflow.record_attempt,
@@ -188,7 +174,7 @@ async def test_visit_on_day_6_for_a_high_complexity_patient_is_99496(
 async def test_medication_reconciliation_after_the_visit_is_not_eligible(
     skipping_env: WorkflowEnvironment, worker: Worker
 ) -> None:
-    handle = await discharged_monday(skipping_env, worker)
+    handle = await discharged_on(skipping_env, worker)
     await skipping_env.sleep(timedelta(days=1))
     await complete(handle, "interactive_contact")
     await complete(handle, "follow_up_visit")

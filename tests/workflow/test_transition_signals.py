@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from temporalio.client import WorkflowHandle
@@ -13,10 +13,8 @@ from temporalio.worker import Worker
 from schemas.transition import AdtSignal, StepStatus, TransitionState, TransitionStatus
 from tests.workflow.support import (
     advance_to,
-    next_weekday,
+    discharged_on,
     notices_for,
-    planned_state,
-    start_transition,
 )
 from workflows.transition import TransitionWorkflow
 
@@ -24,11 +22,8 @@ from workflows.transition import TransitionWorkflow
 async def running(
     env: WorkflowEnvironment, worker: Worker
 ) -> tuple[WorkflowHandle[TransitionWorkflow, TransitionState], datetime]:
-    monday = next_weekday(await env.get_current_time(), 0, time(9, 0))
-    await advance_to(env, monday)
-    handle = await start_transition(env, worker, monday)
-    await planned_state(handle)
-    return handle, monday
+    handle = await discharged_on(env, worker)
+    return handle, (await handle.query(TransitionWorkflow.get_state)).discharged_at
 
 
 def adt(event_type: str, at: datetime, **fields: object) -> AdtSignal:

@@ -3,7 +3,7 @@ bad ones are rejected with a clear message and leave no trace in the history."""
 
 from __future__ import annotations
 
-from datetime import time, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -19,28 +19,15 @@ from schemas.transition import (
     ReassignRequest,
     SnoozeRequest,
     StepStatus,
-    TransitionState,
 )
 from tests.workflow.support import (
     RECORDS,
     advance_to,
-    next_weekday,
+    discharged_on,
     notices_for,
-    planned_state,
-    start_transition,
     steps_of,
 )
 from workflows.transition import TransitionWorkflow
-
-
-async def running(
-    env: WorkflowEnvironment, worker: Worker, protocol: str = "discharge-home"
-) -> WorkflowHandle[TransitionWorkflow, TransitionState]:
-    monday = next_weekday(await env.get_current_time(), 0, time(9, 0))
-    await advance_to(env, monday)
-    handle = await start_transition(env, worker, monday, protocol=protocol)
-    await planned_state(handle)
-    return handle
 
 
 async def accepted_updates(handle: WorkflowHandle[Any, Any]) -> int:
@@ -63,7 +50,7 @@ async def rejected(handle: WorkflowHandle[Any, Any], update: str, argument: Any)
 async def test_invalid_actions_are_rejected_with_a_reason_and_no_trace(
     skipping_env: WorkflowEnvironment, worker: Worker
 ) -> None:
-    handle = await running(skipping_env, worker, "discharge-home-health")
+    handle = await discharged_on(skipping_env, worker, protocol="discharge-home-health")
     await handle.execute_update(
         TransitionWorkflow.complete_step,
         CompleteStepRequest(step_id="interactive_contact", by="rn.alvarez"),
@@ -121,7 +108,7 @@ async def test_invalid_actions_are_rejected_with_a_reason_and_no_trace(
 async def test_snooze_moves_the_due_time_and_its_ladder_within_the_limit(
     skipping_env: WorkflowEnvironment, worker: Worker
 ) -> None:
-    handle = await running(skipping_env, worker)
+    handle = await discharged_on(skipping_env, worker)
     state = await handle.query(TransitionWorkflow.get_state)
     medrec = steps_of(state)["medication_reconciliation"]
     assert medrec.due_at is not None and medrec.limit_at is not None
@@ -144,7 +131,7 @@ async def test_snooze_moves_the_due_time_and_its_ladder_within_the_limit(
 async def test_reassign_cancel_and_note_are_recorded_on_the_timeline(
     skipping_env: WorkflowEnvironment, worker: Worker
 ) -> None:
-    handle = await running(skipping_env, worker)
+    handle = await discharged_on(skipping_env, worker)
     tid = (await handle.query(TransitionWorkflow.get_state)).transition_id
     moved = await handle.execute_update(
         TransitionWorkflow.reassign,
