@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from schemas.adt import AdtEvent
 from schemas.protocol import Protocol
-from schemas.site import SiteConfig
+from schemas.site import SelectionRule, SiteConfig
 
 SITE_FILE = "site.yaml"
 
@@ -87,7 +87,28 @@ def load_library(folder: Path) -> ProtocolLibrary:
         if protocol.version in versions.setdefault(protocol.id, {}):
             raise ProtocolError(f"{path.name}: {protocol.id} v{protocol.version} defined twice")
         versions[protocol.id][protocol.version] = protocol
-    for rule in site.selection:
+    library = ProtocolLibrary(site=site, versions=versions)
+    for number, rule in enumerate(site.selection, start=1):
         if rule.protocol not in versions:
             raise ProtocolError(f"{SITE_FILE}: selection names unknown protocol {rule.protocol!r}")
-    return ProtocolLibrary(site=site, versions=versions)
+        _check_scope(number, rule, library.latest(rule.protocol))
+    return library
+
+
+def _check_scope(number: int, rule: SelectionRule, protocol: Protocol) -> None:
+    """A site rule may not select a protocol for discharges it was not written for."""
+    scope = protocol.applies_to
+    where = f"{SITE_FILE}: selection rule {number} ({protocol.id})"
+    if rule.deceased and not scope.deceased:
+        raise ProtocolError(f"{where}: the protocol does not apply to a patient who died")
+    for field, chosen, allowed in (
+        ("dispositions", rule.dispositions, scope.dispositions),
+        ("patient classes", rule.patient_classes, scope.patient_classes),
+    ):
+        if not allowed or rule.deceased:
+            continue
+        outside = sorted(set(chosen) - set(allowed)) if chosen else ["(any)"]
+        if outside:
+            raise ProtocolError(
+                f"{where}: {field} {', '.join(outside)} are outside the protocol's applies_to"
+            )

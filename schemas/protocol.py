@@ -114,6 +114,16 @@ class StepRule(BaseModel):
         return not self.tiers or tier in self.tiers
 
 
+class AppliesTo(BaseModel):
+    """The discharges a protocol is written for; the site table may select it only for these."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dispositions: tuple[str, ...] = Field(default=(), description="PV1-36; empty = any")
+    patient_classes: tuple[str, ...] = Field(default=(), description="PV1-2; empty = any")
+    deceased: bool = Field(default=False, description="for a patient who died (PID-29/30)")
+
+
 class Protocol(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -121,6 +131,7 @@ class Protocol(BaseModel):
     version: int = Field(ge=1)
     title: str
     description: str = ""
+    applies_to: AppliesTo = AppliesTo()
     tcm: bool = Field(description="whether the transition can qualify for CMS TCM 99495/99496")
     period_days: int = Field(default=30, ge=1, description="the transition period (TCM: 30)")
     closes_with: str | None = Field(

@@ -135,3 +135,13 @@ def test_death_indicator_selects_expired_whatever_the_disposition() -> None:
     library = load_library(SHIPPED)
     event = mapping.to_event(er7.parse(raw), library.site.calendar_zone())
     assert library.select(event).protocol == library.latest("expired")
+
+
+def test_site_rule_outside_a_protocols_scope_is_rejected(folder: Path) -> None:
+    site = yaml.safe_load((folder / "site.yaml").read_text())
+    site["selection"].append({"protocol": "discharge-home", "dispositions": ["03"]})
+    (folder / "site.yaml").write_text(yaml.safe_dump(site))
+    with pytest.raises(
+        ProtocolError, match=r"selection rule 7 \(discharge-home\): dispositions 03"
+    ):
+        load_library(folder)
