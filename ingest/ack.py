@@ -85,3 +85,45 @@ def build_ack(
     if error is not None:
         segments.append(_err_segment(error, enc, version))
     return "\r".join(segments) + "\r"
+
+
+_COMMIT_CODES = {
+    AckCode.ACCEPT: AckCode.COMMIT_ACCEPT,
+    AckCode.ERROR: AckCode.COMMIT_ERROR,
+    AckCode.REJECT: AckCode.COMMIT_REJECT,
+}
+
+
+def is_enhanced_mode(header: MessageHeader | None) -> bool:
+    """HL7: original mode when MSH-15 and MSH-16 are both empty, enhanced otherwise."""
+    return header is not None and bool(header.accept_ack_type or header.application_ack_type)
+
+
+def _wanted(condition: str, success: bool) -> bool:
+    """Table 0155: AL always (also when empty), NE never, ER on error, SU on success."""
+    condition = condition.upper() or "AL"
+    return (
+        condition == "AL" or (condition == "ER" and not success) or (condition == "SU" and success)
+    )
+
+
+def replies(
+    header: MessageHeader | None,
+    application_ack: str,
+    code: AckCode,
+    *,
+    error: HL7Error | None = None,
+    now: datetime,
+) -> list[str]:
+    """What goes back on the wire: the application ACK in original mode; in enhanced mode the
+    commit ACK (CA/CE/CR) per MSH-15, then the application ACK per MSH-16."""
+    if not is_enhanced_mode(header):
+        return [application_ack]
+    assert header is not None
+    success = code == AckCode.ACCEPT
+    out = []
+    if _wanted(header.accept_ack_type, success):
+        out.append(build_ack(header, _COMMIT_CODES[code], error=error, now=now))
+    if _wanted(header.application_ack_type, success):
+        out.append(application_ack)
+    return out

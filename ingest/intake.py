@@ -3,13 +3,16 @@
 AA is sent only after the message is committed to the inbox and its effect on Temporal is
 accepted (DESIGN.md invariant 1). A retransmission (same sending facility + MSH-10) gets the
 stored ACK again without a second effect; one that arrives after a transient failure retries
-the effect, which is idempotent because the workflow id is derived from the encounter.
+the effect, which is idempotent because workflow ids are derived from the encounter. Messages
+of one encounter are routed one at a time, in arrival order (invariant 3).
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -19,7 +22,7 @@ import structlog
 from temporalio.client import Client
 
 from ingest import er7, mapping
-from ingest.ack import build_ack
+from ingest.ack import build_ack, replies
 from ingest.errors import INTERNAL_ERROR, HL7Error
 from ingest.protocol_library import ProtocolLibrary
 from ingest.routing import AdtRouter
@@ -28,19 +31,45 @@ from store import inbox
 
 log = structlog.get_logger(__name__)
 _LOG_CONTEXT = ("message_control_id", "transition_id", "workflow_id")
+NOT_ALLOWED = ("207", "Application internal error")
 
 
 @dataclass(frozen=True)
 class IntakeResult:
+    """`ack` is the application ACK (stored, and what HTTP returns); `replies` is what the
+    acknowledgment mode puts on the wire (one in original mode, 0-2 in enhanced mode)."""
+
     ack: str
     code: AckCode
     status: str
+    replies: tuple[str, ...] = ()
+    inbox_id: int | None = None
     transition_id: str | None = None
     started: bool = False
 
 
+@dataclass
+class _KeyedLocks:
+    """One lock per encounter, dropped when nobody holds or waits for it."""
+
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    users: dict[str, int] = field(default_factory=dict)
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock = self.locks.setdefault(key, asyncio.Lock())
+        self.users[key] = self.users.get(key, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self.users[key] -= 1
+            if not self.users[key]:
+                del self.users[key], self.locks[key]
+
+
 class AdtIntake:
-    """Holds the pool and the Temporal client; `handle` turns raw ER7 into an ACK."""
+    """Holds the pool and the router; `handle` turns raw ER7 into its ACKs."""
 
     def __init__(
         self,
@@ -51,6 +80,7 @@ class AdtIntake:
         key_secret: str,
         library: ProtocolLibrary,
         timeout_seconds: float,
+        allowed_facilities: frozenset[str] = frozenset(),
     ) -> None:
         self._pool = pool
         self._router = AdtRouter(
@@ -58,11 +88,13 @@ class AdtIntake:
         )
         self._zone = ZoneInfo(library.site.calendar.timezone)
         self._timeout = timeout_seconds
+        self._allowed = allowed_facilities
+        self._encounter_locks = _KeyedLocks()
 
     def _now(self) -> datetime:
         return datetime.now(self._zone)
 
-    async def handle(self, raw: bytes) -> IntakeResult:
+    async def handle(self, raw: bytes, *, reprocess_of: int | None = None) -> IntakeResult:
         header: MessageHeader | None = None
         entry_id: int | None = None
         try:
@@ -71,7 +103,7 @@ class AdtIntake:
                     message = er7.parse(raw)
                     header = mapping.header(message)
                 except HL7Error as error:
-                    return await self._dead_letter(raw, error)
+                    return await self._dead_letter(raw, error, reprocess_of)
                 structlog.contextvars.bind_contextvars(message_control_id=header.control_id)
                 entry = await inbox.receive(
                     self._pool,
@@ -79,65 +111,117 @@ class AdtIntake:
                     sending_facility=header.sending_facility or None,
                     control_id=header.control_id or None,
                     message_type=f"{header.message_type}^{header.trigger_event}",
+                    reprocessed_from=reprocess_of,
                 )
                 entry_id = entry.id
                 if entry.ack is not None:
                     log.info("adt.retransmission", inbox_id=entry.id, status=entry.status)
-                    return IntakeResult(ack=entry.ack, code=_ack_code(entry.ack), status="resent")
+                    return self._result(header, entry.ack, _ack_code(entry.ack), "resent", entry.id)
                 return await self._process(entry.id, message, header)
         except Exception as exc:  # Postgres or Temporal unavailable, timeout, bug: never an AA
             return await self._transient_failure(header, entry_id, exc)
         finally:
             structlog.contextvars.unbind_contextvars(*_LOG_CONTEXT)
 
-    async def _process(
-        self, entry_id: int, message: hl7.Message, header: MessageHeader
-    ) -> IntakeResult:
-        try:
-            event = mapping.to_event(message, self._zone)
-        except HL7Error as error:
-            ack = build_ack(header, error.ack_code, error=error, now=self._now())
-            await inbox.settle(
-                self._pool,
-                entry_id,
-                status="rejected",
-                ack_code=error.ack_code.value,
-                ack=ack,
-                error=str(error),
-            )
-            log.warning("adt.rejected", inbox_id=entry_id, code=error.ack_code, reason=str(error))
-            return IntakeResult(ack=ack, code=error.ack_code, status="rejected")
+    async def reprocess(self, entry_id: int) -> IntakeResult:
+        """Run a stored message again (after a fix), as a new inbox row linked to the first."""
+        original = await inbox.get_message(self._pool, entry_id)
+        if original is None:
+            raise LookupError(f"no message {entry_id}")
+        return await self.handle(bytes(original["raw"]), reprocess_of=entry_id)
 
-        routed = await self._router.route(event, self._now())
-        result = await self._accept(
-            entry_id, header, routed.status, routed.text, routed.transition_id
-        )
-        return replace(result, started=routed.started)
+    async def reject_oversized(self, head: bytes, limit: int) -> IntakeResult:
+        """A frame over the size limit: its first bytes are kept as a dead letter, AR sent."""
+        header = None
+        with suppress(HL7Error):
+            header = mapping.header(er7.parse(head.split(b"\r", 1)[0] + b"\r"))
+        error = HL7Error(AckCode.REJECT, f"message exceeds the {limit}-byte limit", "MSH", 0)
+        return await self._dead_letter(head, error, None, header)
 
-    async def _accept(
+    def _result(
         self,
-        entry_id: int,
-        header: MessageHeader,
+        header: MessageHeader | None,
+        ack: str,
+        code: AckCode,
         status: str,
-        text: str,
+        entry_id: int | None,
         transition: str | None = None,
+        error: HL7Error | None = None,
     ) -> IntakeResult:
-        ack = build_ack(header, AckCode.ACCEPT, text=text, now=self._now())
+        wire = replies(header, ack, code, error=error, now=self._now())
+        return IntakeResult(
+            ack=ack,
+            code=code,
+            status=status,
+            replies=tuple(wire),
+            inbox_id=entry_id,
+            transition_id=transition,
+        )
+
+    async def _reject(self, entry_id: int, header: MessageHeader, error: HL7Error) -> IntakeResult:
+        ack = build_ack(header, error.ack_code, error=error, now=self._now())
         await inbox.settle(
             self._pool,
             entry_id,
-            status=status,
+            status="rejected",
+            ack_code=error.ack_code.value,
+            ack=ack,
+            error=str(error),
+            decision="rejected",
+        )
+        log.warning("adt.rejected", inbox_id=entry_id, code=error.ack_code, reason=str(error))
+        return self._result(header, ack, error.ack_code, "rejected", entry_id, error=error)
+
+    async def _process(
+        self, entry_id: int, message: hl7.Message, header: MessageHeader
+    ) -> IntakeResult:
+        if self._allowed and header.sending_facility not in self._allowed:
+            error = HL7Error(
+                AckCode.REJECT,
+                f"sending facility {header.sending_facility or '(empty)'} is not allowed here",
+                "MSH",
+                4,
+                NOT_ALLOWED,
+            )
+            return await self._reject(entry_id, header, error)
+        try:
+            event = mapping.to_event(message, self._zone)
+        except HL7Error as error:
+            return await self._reject(entry_id, header, error)
+
+        async with self._encounter_locks.hold(f"{event.facility}\x1f{event.visit_number}"):
+            routed = await self._router.route(event, self._now())
+        ack = build_ack(header, AckCode.ACCEPT, text=routed.text, now=self._now())
+        await inbox.settle(
+            self._pool,
+            entry_id,
+            status=routed.status,
             ack_code=AckCode.ACCEPT.value,
             ack=ack,
-            transition_id=transition,
+            decision=routed.text,
+            transition_id=routed.transition_id,
         )
-        log.info("adt.accepted", inbox_id=entry_id, status=status)
-        return IntakeResult(ack=ack, code=AckCode.ACCEPT, status=status, transition_id=transition)
+        log.info("adt.accepted", inbox_id=entry_id, status=routed.status)
+        result = self._result(
+            header, ack, AckCode.ACCEPT, routed.status, entry_id, routed.transition_id
+        )
+        return replace(result, started=routed.started)
 
-    async def _dead_letter(self, raw: bytes, error: HL7Error) -> IntakeResult:
-        ack = build_ack(None, error.ack_code, error=error, now=self._now())
+    async def _dead_letter(
+        self,
+        raw: bytes,
+        error: HL7Error,
+        reprocess_of: int | None,
+        header: MessageHeader | None = None,
+    ) -> IntakeResult:
+        ack = build_ack(header, error.ack_code, error=error, now=self._now())
         entry = await inbox.receive(
-            self._pool, raw=raw, sending_facility=None, control_id=None, message_type=None
+            self._pool,
+            raw=raw,
+            sending_facility=None,
+            control_id=None,
+            message_type=None,
+            reprocessed_from=reprocess_of,
         )
         await inbox.settle(
             self._pool,
@@ -146,9 +230,10 @@ class AdtIntake:
             ack_code=error.ack_code.value,
             ack=ack,
             error=str(error),
+            decision="rejected",
         )
         log.warning("adt.unreadable", inbox_id=entry.id, reason=str(error))
-        return IntakeResult(ack=ack, code=error.ack_code, status="rejected")
+        return self._result(header, ack, error.ack_code, "rejected", entry.id, error=error)
 
     async def _transient_failure(
         self, header: MessageHeader | None, entry_id: int | None, exc: Exception
@@ -162,7 +247,7 @@ class AdtIntake:
                 log.warning("adt.error_not_recorded", inbox_id=entry_id)
         error = HL7Error(AckCode.ERROR, reason, condition=INTERNAL_ERROR)
         ack = build_ack(header, AckCode.ERROR, error=error, now=self._now())
-        return IntakeResult(ack=ack, code=AckCode.ERROR, status="error")
+        return self._result(header, ack, AckCode.ERROR, "error", entry_id, error=error)
 
 
 def _ack_code(ack: str) -> AckCode:

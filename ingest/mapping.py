@@ -11,6 +11,8 @@ from ingest import er7
 from ingest.errors import UNSUPPORTED_MESSAGE_TYPE, UNSUPPORTED_VERSION, HL7Error
 from schemas.adt import AckCode, AdtEvent, MessageHeader, PatientIdentifier
 
+# Events about one encounter: they need PV1 with a visit number (never guess the visit).
+ENCOUNTER_EVENTS = frozenset({"A01", "A02", "A03", "A04", "A06", "A07", "A08", "A11", "A13"})
 SUPPORTED_VERSIONS = ("2.2", "2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1", "2.8")
 
 
@@ -32,16 +34,17 @@ def header(message: hl7.Message) -> MessageHeader:
     )
 
 
-def _patient_identifiers(message: hl7.Message) -> tuple[PatientIdentifier, ...]:
+def _identifiers(message: hl7.Message, segment: str, field: int) -> tuple[PatientIdentifier, ...]:
+    """Every CX repetition of PID-3 / MRG-1: id, assigning authority, identifier type."""
     found = []
-    for rep in range(1, er7.repetitions(message, "PID", 3) + 1):
-        ident = er7.value(message, "PID", 3, rep, 1)
+    for rep in range(1, er7.repetitions(message, segment, field) + 1):
+        ident = er7.value(message, segment, field, rep, 1)
         if ident:
             found.append(
                 PatientIdentifier(
                     id=ident,
-                    assigning_authority=er7.value(message, "PID", 3, rep, 4),
-                    type_code=er7.value(message, "PID", 3, rep, 5),
+                    assigning_authority=er7.value(message, segment, field, rep, 4),
+                    type_code=er7.value(message, segment, field, rep, 5),
                 )
             )
     return tuple(found)
@@ -72,11 +75,18 @@ def to_event(message: hl7.Message, zone: ZoneInfo) -> AdtEvent:
         )
     if not head.sending_facility:
         raise HL7Error(AckCode.ERROR, "MSH-4 sending facility is required", "MSH", 4)
-    if not er7.has_segment(message, "PV1"):
-        raise HL7Error(AckCode.ERROR, "PV1 segment is required", "PV1", 0)
     visit_number = er7.value(message, "PV1", 19)
-    if not visit_number:
-        raise HL7Error(AckCode.ERROR, "PV1-19 visit number is required", "PV1", 19)
+    if head.trigger_event in ENCOUNTER_EVENTS:
+        if not er7.has_segment(message, "PV1"):
+            raise HL7Error(AckCode.ERROR, "PV1 segment is required", "PV1", 0)
+        if not visit_number:
+            raise HL7Error(AckCode.ERROR, "PV1-19 visit number is required", "PV1", 19)
+    merged = _identifiers(message, "MRG", 1)
+    if head.trigger_event == "A40":
+        if not merged:
+            raise HL7Error(AckCode.ERROR, "A40 needs MRG-1, the identifier merged away", "MRG", 1)
+        if not _identifiers(message, "PID", 3):
+            raise HL7Error(AckCode.ERROR, "A40 needs PID-3, the surviving identifier", "PID", 3)
 
     occurred_at = _event_time(message, zone)
     discharged_at = er7.parse_timestamp(
@@ -92,7 +102,9 @@ def to_event(message: hl7.Message, zone: ZoneInfo) -> AdtEvent:
         event_type=head.trigger_event,
         facility=head.sending_facility,
         visit_number=visit_number,
-        patient_identifiers=_patient_identifiers(message),
+        patient_identifiers=_identifiers(message, "PID", 3),
+        merged_identifiers=merged,
+        location=er7.value(message, "PV1", 3),
         patient_class=er7.value(message, "PV1", 2),
         admission_type=er7.value(message, "PV1", 4),
         discharge_disposition=er7.value(message, "PV1", 36),

@@ -101,7 +101,7 @@ def _check_scope(number: int, rule: SelectionRule, protocol: Protocol) -> None:
     where = f"{SITE_FILE}: selection rule {number} ({protocol.id})"
     if rule.deceased and not scope.deceased:
         raise ProtocolError(f"{where}: the protocol does not apply to a patient who died")
-    for field, chosen, allowed in (
+    for label, chosen, allowed in (
         ("dispositions", rule.dispositions, scope.dispositions),
         ("patient classes", rule.patient_classes, scope.patient_classes),
     ):
@@ -110,5 +110,5 @@ def _check_scope(number: int, rule: SelectionRule, protocol: Protocol) -> None:
         outside = sorted(set(chosen) - set(allowed)) if chosen else ["(any)"]
         if outside:
             raise ProtocolError(
-                f"{where}: {field} {', '.join(outside)} are outside the protocol's applies_to"
+                f"{where}: {label} {', '.join(outside)} are outside the protocol's applies_to"
             )

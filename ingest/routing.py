@@ -20,7 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from ingest import keys, risk
 from ingest.protocol_library import ProtocolLibrary, Selection
-from schemas.adt import AdtEvent
+from schemas.adt import AdtEvent, PatientIdentifier
 from schemas.protocol import Protocol
 from schemas.risk import RiskAssessment
 from schemas.transition import AdtSignal, TransitionInput, TransitionStatus
@@ -31,7 +31,15 @@ from workflows.transition import TransitionWorkflow
 log = structlog.get_logger(__name__)
 
 # Later events for the same visit, delivered to its running transition.
-SIGNALLED_EVENTS = frozenset({"A08", "A11", "A13"})
+VISIT_SIGNALS = frozenset({"A02", "A07", "A08", "A13"})
+
+
+def is_admission(event: AdtEvent) -> bool:
+    """An inpatient admission: A01/A06 (not an ED visit), or A04 registering an inpatient.
+    (An A04 for an ED or outpatient visit is not a readmission; an ED visit counts for LACE.)"""
+    if event.event_type in ("A01", "A06"):
+        return event.patient_class != "E"
+    return event.event_type == "A04" and event.patient_class == "I"
 
 
 @dataclass(frozen=True)
@@ -60,13 +68,27 @@ class AdtRouter:
         self._key_secret = key_secret
         self._task_queue = task_queue
 
-    def patient_key(self, event: AdtEvent) -> str:
-        """The MR identifier if there is one, else the first PID-3 repetition ('' if none)."""
-        ids = event.patient_identifiers
-        chosen = next((i for i in ids if i.type_code == "MR"), ids[0] if ids else None)
+    def _key_of(self, identifiers: tuple[PatientIdentifier, ...]) -> str:
+        """The site's identifier of choice (assigning authority / type), else the first."""
+        rule = self.library.site.patient_identifier
+        chosen = next(
+            (
+                i
+                for i in identifiers
+                if (
+                    not rule.assigning_authorities
+                    or i.assigning_authority in rule.assigning_authorities
+                )
+                and (not rule.type_codes or i.type_code in rule.type_codes)
+            ),
+            identifiers[0] if identifiers else None,
+        )
         if chosen is None:
             return ""
         return keys.patient_key(self._key_secret, chosen.assigning_authority, chosen.id)
+
+    def patient_key(self, event: AdtEvent) -> str:
+        return self._key_of(event.patient_identifiers)
 
     def encounter_key(self, event: AdtEvent) -> str:
         return keys.encounter_key(self._key_secret, event.facility, event.visit_number)
@@ -118,30 +140,146 @@ class AdtRouter:
         return self.library.select(event)
 
     async def route(self, event: AdtEvent, fallback_time: datetime) -> Routed:
-        assert self._pool is not None and self._client is not None
+        """The routing table (README): every event is recorded; these ones act."""
+        assert self._pool is not None
+        at = event.occurred_at or fallback_time
         patient = self.patient_key(event)
-        if event.patient_class == "E" and patient:
-            await encounters.record_ed_visit(
-                self._pool,
-                patient_key=patient,
-                encounter_key=self.encounter_key(event),
-                facility=event.facility,
-                at=event.admitted_at or event.occurred_at or fallback_time,
+        if patient and event.visit_number:
+            if event.patient_class == "E":
+                await self._record(event, patient, encounters.ED_VISIT, event.admitted_at or at)
+            if is_admission(event):
+                await self._record(event, patient, encounters.ADMISSION, event.admitted_at or at)
+        kind = event.event_type
+        if kind == "A03":
+            selection = self.select(event)
+            if selection.protocol is None:
+                log.info("adt.no_protocol", reason=selection.reason)
+                return Routed("no_protocol", selection.reason)
+            return await self._start(event, selection.protocol)
+        if is_admission(event):
+            return await self._readmission(event, patient, event.admitted_at or at)
+        if kind == "A11":
+            return await self._cancel_admit(event, patient, at)
+        if kind in VISIT_SIGNALS:
+            return await self._signal_visit(event, at)
+        if kind == "A40":
+            return await self._merge(event, at)
+        return Routed("ignored", f"recorded; {kind} has no effect on transitions")
+
+    async def _record(self, event: AdtEvent, patient: str, kind: str, at: datetime) -> None:
+        assert self._pool is not None
+        await encounters.record(
+            self._pool,
+            patient_key=patient,
+            encounter_key=self.encounter_key(event),
+            kind=kind,
+            facility=event.facility,
+            at=at,
+        )
+
+    def _signal_of(self, event: AdtEvent, at: datetime, **fields: object) -> AdtSignal:
+        return AdtSignal(
+            event_type=event.event_type,
+            message_control_id=event.header.control_id,
+            occurred_at=at,
+            patient_class=event.patient_class,
+            deceased=event.death_indicator,
+            contact_numbers=event.contact_numbers or None,
+            location=event.location or None,
+            **fields,
+        )
+
+    async def _send(self, transition: str, signal: AdtSignal) -> bool:
+        """Signal a transition; False when it is not running (closed or never started)."""
+        assert self._client is not None
+        handle = self._client.get_workflow_handle(keys.workflow_id(transition))
+        try:
+            await handle.signal(TransitionWorkflow.adt_event, signal)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return False
+        return True
+
+    async def _signal_visit(self, event: AdtEvent, at: datetime) -> Routed:
+        """A13/A08/A02/A07 for a visit reach that visit's running transition."""
+        transition = keys.transition_id(self.encounter_key(event))
+        if await self._send(transition, self._signal_of(event, at)):
+            return Routed(
+                "processed", f"{event.event_type} delivered to the transition", transition
             )
-        if event.event_type in SIGNALLED_EVENTS:
-            return await self._signal(event, fallback_time)
-        if event.event_type != "A03":
-            return Routed("ignored", f"stored; no action for {event.event_type} yet")
-        selection = self.select(event)
-        if selection.protocol is None:
-            log.info("adt.no_protocol", reason=selection.reason)
-            return Routed("no_protocol", selection.reason)
-        return await self._start(event, selection.protocol)
+        return Routed("ignored", f"no running transition for this visit ({event.event_type})")
+
+    async def _readmission(self, event: AdtEvent, patient: str, admitted_at: datetime) -> Routed:
+        """A01/A06 (A04 as inpatient): a readmission for transitions in their window."""
+        assert self._pool is not None
+        if not patient:
+            return Routed("ignored", f"{event.event_type}: no patient identifier (PID-3)")
+        admission = self.encounter_key(event)
+        candidates = await encounters.transitions_in_window(
+            self._pool,
+            patient_key=patient,
+            at=admitted_at,
+            excluding_encounter=admission,
+            window_days=self.library.site.readmission_window_days,
+        )
+        signal = self._signal_of(event, admitted_at, encounter_key=admission)
+        reached = [t for t in candidates if await self._send(t, signal)]
+        if not reached:
+            return Routed("ignored", "admission recorded; no transition in its readmission window")
+        return Routed(
+            "processed", f"readmission signalled to {len(reached)} transition(s)", reached[0]
+        )
+
+    async def _cancel_admit(self, event: AdtEvent, patient: str, at: datetime) -> Routed:
+        """A11: cancels the visit's own transition, or withdraws the readmission it caused."""
+        assert self._pool is not None
+        encounter = self.encounter_key(event)
+        signal = self._signal_of(event, at, encounter_key=encounter)
+        own = keys.transition_id(encounter)
+        if await self._send(own, signal):
+            return Routed("processed", "A11 cancelled the visit's transition", own)
+        affected = []
+        if patient:
+            for transition in await encounters.transitions_of_patient(self._pool, patient):
+                if transition != own and await self._send(transition, signal):
+                    affected.append(transition)
+        if affected:
+            return Routed("processed", f"A11 sent to {len(affected)} transition(s)", affected[0])
+        return Routed("ignored", "A11 recorded; no running transition concerned")
+
+    async def _merge(self, event: AdtEvent, at: datetime) -> Routed:
+        """A40: the MRG-1 patient becomes the PID-3 patient (encounters and transitions)."""
+        assert self._pool is not None
+        target = self.patient_key(event)
+        source = self._key_of(event.merged_identifiers)
+        if source == target:
+            return Routed("ignored", "A40 merges a patient into itself")
+        moved = await encounters.merge_patient(self._pool, source=source, target=target)
+        signal = self._signal_of(event, at, merged_into_patient_key=target)
+        transitions = await encounters.transitions_of_patient(self._pool, target)
+        reached = [t for t in transitions if await self._send(t, signal)]
+        return Routed(
+            "processed",
+            f"merged: {moved} encounter(s) moved, {len(reached)} running transition(s) re-keyed",
+            reached[0] if reached else None,
+        )
 
     async def _start(self, event: AdtEvent, protocol: Protocol) -> Routed:
         assert self._client is not None
+        assert self._pool is not None and event.discharged_at is not None
         workflow_input = await self.transition_input(event, protocol)
         transition = workflow_input.transition_id
+        if workflow_input.patient_key:  # before the start: a quick readmission finds it
+            await encounters.record(
+                self._pool,
+                patient_key=workflow_input.patient_key,
+                encounter_key=workflow_input.encounter_key,
+                kind=encounters.DISCHARGE,
+                facility=event.facility,
+                at=event.discharged_at,
+                transition_id=transition,
+            )
         structlog.contextvars.bind_contextvars(
             transition_id=transition, workflow_id=keys.workflow_id(transition)
         )
@@ -168,23 +306,3 @@ class AdtRouter:
             return Routed("duplicate", "transition already exists", transition)
         log.info("transition.started", protocol=protocol.id, risk=workflow_input.risk.tier)
         return Routed("processed", f"transition started ({protocol.id})", transition, True)
-
-    async def _signal(self, event: AdtEvent, fallback_time: datetime) -> Routed:
-        assert self._client is not None
-        transition = keys.transition_id(self.encounter_key(event))
-        signal = AdtSignal(
-            event_type=event.event_type,
-            message_control_id=event.header.control_id,
-            occurred_at=event.occurred_at or fallback_time,
-            patient_class=event.patient_class,
-            deceased=event.death_indicator,
-            contact_numbers=event.contact_numbers or None,
-        )
-        handle = self._client.get_workflow_handle(keys.workflow_id(transition))
-        try:
-            await handle.signal(TransitionWorkflow.adt_event, signal)
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise
-            return Routed("ignored", f"no running transition for this visit ({event.event_type})")
-        return Routed("processed", f"{event.event_type} delivered to the transition", transition)

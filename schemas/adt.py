@@ -71,8 +71,12 @@ class AdtEvent(BaseModel):
     header: MessageHeader
     event_type: str = Field(description="Trigger event, e.g. A03")
     facility: str = Field(description="Facility key: MSH-4 sending facility")
-    visit_number: str = Field(description="PV1-19 visit number: the encounter key")
+    visit_number: str = Field(default="", description="PV1-19 visit number: the encounter key")
     patient_identifiers: tuple[PatientIdentifier, ...] = ()
+    merged_identifiers: tuple[PatientIdentifier, ...] = Field(
+        default=(), description="MRG-1 (A40): the identifiers merged into PID-3"
+    )
+    location: str = Field(default="", description="PV1-3 point of care^room^bed^facility")
     patient_class: str = Field(default="", description="PV1-2, HL7 table 0004")
     admission_type: str = Field(default="", description="PV1-4 (E = emergency)")
     discharge_disposition: str = Field(default="", description="PV1-36, HL7 table 0112")

@@ -46,6 +46,15 @@ class OutcomePolicy(BaseModel):
     mrp_days: int = Field(default=30, ge=0, description="HEDIS MRP: day 0 through day +30")
 
 
+class PatientIdentifierRule(BaseModel):
+    """Which PID-3 repetition identifies the patient: the first matching one."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    assigning_authorities: tuple[str, ...] = Field(default=(), description="empty = any")
+    type_codes: tuple[str, ...] = Field(default=("MR",), description="empty = any")
+
+
 class SelectionRule(BaseModel):
     """First matching rule wins. Empty lists match anything."""
 
@@ -73,6 +82,8 @@ class SiteConfig(BaseModel):
         default=("E",), description="PV1-4 admission types that count as acute (LACE 'A')"
     )
     policy: OutcomePolicy = OutcomePolicy()
+    patient_identifier: PatientIdentifierRule = PatientIdentifierRule()
+    readmission_window_days: int = Field(default=30, ge=1)
     selection: tuple[SelectionRule, ...] = ()
 
     def calendar_zone(self) -> ZoneInfo:

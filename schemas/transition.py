@@ -294,6 +294,10 @@ class AdtSignal(BaseModel):
     merged_into_patient_key: str | None = Field(
         default=None, description="A40: the surviving patient key"
     )
+    encounter_key: str | None = Field(
+        default=None, description="the event's encounter (for a readmission: the admission)"
+    )
+    location: str | None = Field(default=None, description="A02: the new PV1-3")
 
 
 class ProjectionRecord(BaseModel):

@@ -1,4 +1,8 @@
-"""Encounter history by opaque patient key (for LACE 'E': ED visits in the prior 6 months)."""
+"""Encounter history by opaque patient key: admissions, ED visits and discharges.
+
+Readmission routing asks which discharges of a patient are still in their 30-day window;
+LACE asks how many ED visits the patient had in the 6 months before the admission.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,35 @@ from datetime import datetime, timedelta
 import asyncpg
 
 ED_LOOKBACK = timedelta(days=182)
+ADMISSION = "admission"
+ED_VISIT = "ed_visit"
+DISCHARGE = "discharge"
 
 
-async def record_ed_visit(
-    pool: asyncpg.Pool, *, patient_key: str, encounter_key: str, facility: str, at: datetime
+async def record(
+    pool: asyncpg.Pool,
+    *,
+    patient_key: str,
+    encounter_key: str,
+    kind: str,
+    facility: str,
+    at: datetime,
+    transition_id: str | None = None,
 ) -> None:
+    """Idempotent: the same encounter of the same kind is recorded once."""
     await pool.execute(
         """
-        INSERT INTO ed_visits (patient_key, encounter_key, facility, visited_at)
-        VALUES ($1, $2, $3, $4)
-        ON CONFLICT (patient_key, encounter_key) DO NOTHING
+        INSERT INTO encounters (patient_key, encounter_key, kind, facility, at, transition_id)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (patient_key, encounter_key, kind) DO UPDATE
+            SET transition_id = COALESCE(encounters.transition_id, EXCLUDED.transition_id)
         """,
         patient_key,
         encounter_key,
+        kind,
         facility,
         at,
+        transition_id,
     )
 
 
@@ -31,9 +49,9 @@ async def count_ed_visits_before(
     """ED visits in the 6 months before `before`, not counting the index encounter."""
     count = await pool.fetchval(
         """
-        SELECT count(*) FROM ed_visits
-        WHERE patient_key = $1 AND encounter_key <> $2
-          AND visited_at >= $3 AND visited_at < $4
+        SELECT count(*) FROM encounters
+        WHERE patient_key = $1 AND kind = 'ed_visit' AND encounter_key <> $2
+          AND at >= $3 AND at < $4
         """,
         patient_key,
         excluding_encounter,
@@ -41,3 +59,52 @@ async def count_ed_visits_before(
         before,
     )
     return int(count or 0)
+
+
+async def transitions_in_window(
+    pool: asyncpg.Pool,
+    *,
+    patient_key: str,
+    at: datetime,
+    excluding_encounter: str,
+    window_days: int = 30,
+) -> list[str]:
+    """Transitions of discharges of this patient in the `window_days` before `at`."""
+    rows = await pool.fetch(
+        """
+        SELECT DISTINCT transition_id FROM encounters
+        WHERE patient_key = $1 AND kind = 'discharge' AND transition_id IS NOT NULL
+          AND encounter_key <> $2 AND at <= $3 AND at > $3 - make_interval(days => $4)
+        """,
+        patient_key,
+        excluding_encounter,
+        at,
+        window_days,
+    )
+    return [row["transition_id"] for row in rows]
+
+
+async def transitions_of_patient(pool: asyncpg.Pool, patient_key: str) -> list[str]:
+    rows = await pool.fetch(
+        "SELECT DISTINCT transition_id FROM encounters "
+        "WHERE patient_key = $1 AND transition_id IS NOT NULL",
+        patient_key,
+    )
+    return [row["transition_id"] for row in rows]
+
+
+async def merge_patient(pool: asyncpg.Pool, *, source: str, target: str) -> int:
+    """A40: move the source patient's encounters to the surviving key; repeatable."""
+    async with pool.acquire() as conn, conn.transaction():
+        moved = await conn.execute(
+            """
+            INSERT INTO encounters (patient_key, encounter_key, kind, facility, at, transition_id)
+            SELECT $2, encounter_key, kind, facility, at, transition_id
+            FROM encounters WHERE patient_key = $1
+            ON CONFLICT (patient_key, encounter_key, kind) DO NOTHING
+            """,
+            source,
+            target,
+        )
+        await conn.execute("DELETE FROM encounters WHERE patient_key = $1", source)
+    return int(moved.split()[-1])

@@ -80,7 +80,10 @@ def create_app(services: Services | None = None) -> FastAPI:
         if len(body) > limit:
             return problem(413, "Payload Too Large", f"ADT messages are limited to {limit} bytes")
         result = await svc(request).intake.handle(body)
-        return Response(content=result.ack.encode(), media_type=ER7_MEDIA_TYPE)
+        if not result.replies:  # enhanced mode with MSH-15/16 = NE: nothing to acknowledge
+            return Response(status_code=204)
+        # Enhanced mode may ask for a commit and an application ACK; HTTP has one body: the last.
+        return Response(content=result.replies[-1].encode(), media_type=ER7_MEDIA_TYPE)
 
     @app.get("/transitions")
     async def list_transitions(

@@ -30,7 +30,7 @@ from store.db import create_pool
 from store.migrate import migrate as apply_migrations
 from workers import embedded
 from workers.embedded import StackError
-from workers.listener import END_BLOCK, MllpListener, frame
+from workers.listener import END_BLOCK, frame, listener_for
 from workers.logs import configure_logging
 from workers.services import Services
 from workers.settings import Settings, get_settings
@@ -116,7 +116,7 @@ def listener() -> None:
 
     async def main(settings: Settings) -> None:
         services = await Services.connect(settings)
-        mllp = MllpListener(services.intake, max_bytes=settings.max_message_bytes)
+        mllp = listener_for(services.intake, settings)
         try:
             await mllp.start(settings.mllp_host, settings.mllp_port)
             console.print(f"MLLP listener on {settings.mllp_host}:{settings.mllp_port}")

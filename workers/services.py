@@ -33,6 +33,7 @@ class Services:
             key_secret=settings.key_secret.get_secret_value(),
             library=library,
             timeout_seconds=settings.ack_timeout_seconds,
+            allowed_facilities=settings.allowed_facility_set,
         )
         return cls(settings=settings, pool=pool, client=client, intake=intake, library=library)
 

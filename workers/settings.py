@@ -33,6 +33,14 @@ class Settings(BaseSettings):
     mllp_host: str = "127.0.0.1"
     mllp_port: int = 2575
     max_message_bytes: int = Field(1_048_576, description="Largest ADT message accepted")
+    mllp_idle_timeout_seconds: float = Field(
+        300.0, description="An MLLP connection silent this long is closed"
+    )
+    mllp_tls_cert: Path | None = Field(None, description="PEM certificate: MLLP over TLS")
+    mllp_tls_key: Path | None = Field(None, description="PEM private key for the certificate")
+    allowed_facilities: str = Field(
+        "", description="Comma-separated MSH-4 values accepted; empty accepts every facility"
+    )
     protocols_dir: Path = Field(
         default_factory=lambda: _default_protocols_dir(),
         description="Protocol files and the site table (protocols/site.yaml)",
@@ -46,6 +54,10 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+
+    @property
+    def allowed_facility_set(self) -> frozenset[str]:
+        return frozenset(f.strip() for f in self.allowed_facilities.split(",") if f.strip())
 
     @property
     def temporal_target(self) -> str:

@@ -22,7 +22,7 @@ from store.migrate import migrate
 from workers import embedded
 from workers.api import create_app
 from workers.embedded import StackError
-from workers.listener import MllpListener
+from workers.listener import listener_for
 from workers.services import Services
 from workers.settings import Settings
 from workers.temporal import connect, ensure_search_attributes
@@ -130,7 +130,7 @@ async def run_stack(settings: Settings, console: Console) -> None:
         services = Services.build(settings, pool, client)
 
         worker = build_worker(client, pool, settings)
-        listener = MllpListener(services.intake, max_bytes=settings.max_message_bytes)
+        listener = listener_for(services.intake, settings)
         await listener.start(settings.mllp_host, settings.mllp_port)
         api = _EmbeddedUvicorn(
             uvicorn.Config(

@@ -48,6 +48,7 @@ MAX_NOTES = 200  # keeps history and state bounded over a 30-day transition
 MAX_ATTEMPTS_PER_STEP = 20
 READMISSION_EVENTS = frozenset({"A01", "A06"})
 CANCEL_EVENTS = frozenset({"A11", "A13"})
+READMITTED = "readmitted"
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -79,6 +80,10 @@ class TransitionWorkflow:
         self._status = TransitionStatus.ACTIVE
         self._reason = ""
         self._readmitted_at: datetime | None = None
+        self._readmission_encounter: str | None = None
+        self._patient_class = input.patient_class
+        self._location = ""
+        self._tasks: list[asyncio.Task[None]] = []
         self._patient_key = input.patient_key
         self._contact_numbers: list[str] = []
         self._notes: list[Note] = []
@@ -127,7 +132,7 @@ class TransitionWorkflow:
         self._refresh_pending()
         await self._publish()
 
-        tasks = [asyncio.create_task(self._run_step(step_id)) for step_id in self._steps]
+        self._tasks = [asyncio.create_task(self._run_step(step_id)) for step_id in self._steps]
         remaining = self._plan.period_ends_at - workflow.now()
         try:
             await workflow.wait_condition(
@@ -137,7 +142,8 @@ class TransitionWorkflow:
             )
         except TimeoutError:
             self._finish(TransitionStatus.COMPLETED, "transition period ended")
-        await asyncio.gather(*tasks)
+        while running := [task for task in self._tasks if not task.done()]:
+            await asyncio.gather(*running)  # a withdrawn readmission may add tasks meanwhile
         return await self._close()
 
     async def _close(self) -> TransitionState:
@@ -491,20 +497,33 @@ class TransitionWorkflow:
             self._event("adt", detail=f"{detail}: patient died")
             self._finish(TransitionStatus.DECEASED, f"patient died ({kind})")
         elif kind in CANCEL_EVENTS:
-            self._event("adt", detail=f"{detail}: discharge cancelled")
-            self._finish(TransitionStatus.CANCELLED, f"discharge cancelled ({kind})")
+            self._cancel(signal, detail)
         elif kind in READMISSION_EVENTS or (kind == "A04" and signal.patient_class == "I"):
             self._readmit(signal, detail)
         elif kind == "A08":
             if signal.contact_numbers is not None:
                 self._contact_numbers = list(signal.contact_numbers)
             self._event("adt", detail=f"{detail}: patient information updated")
+        elif kind in ("A02", "A07"):
+            self._location = signal.location or self._location
+            self._patient_class = signal.patient_class or self._patient_class
+            self._event("adt", detail=f"{detail}: location/class now {self._patient_class}")
         elif kind == "A40" and signal.merged_into_patient_key:
             self._patient_key = signal.merged_into_patient_key
             self._event("adt", detail=f"{detail}: patient merged")
         else:
             self._event("adt_ignored", detail=f"{detail}: no effect on a transition")
         await self._publish()
+
+    def _cancel(self, signal: AdtSignal, detail: str) -> None:
+        """A13/A11 of this discharge cancel it; A11 of the readmission withdraws that."""
+        if signal.encounter_key in (None, self._input.encounter_key):
+            self._event("adt", detail=f"{detail}: discharge cancelled")
+            self._finish(TransitionStatus.CANCELLED, f"discharge cancelled ({signal.event_type})")
+        elif signal.encounter_key == self._readmission_encounter:
+            self._withdraw_readmission(detail)
+        else:
+            self._event("adt_ignored", detail=f"{detail}: cancels another encounter")
 
     def _readmit(self, signal: AdtSignal, detail: str) -> None:
         period_end = self._plan.period_ends_at if self._plan else None
@@ -513,8 +532,23 @@ class TransitionWorkflow:
             return
         if self._readmitted_at is None:
             self._readmitted_at = signal.occurred_at
+            self._readmission_encounter = signal.encounter_key
         self._event("readmitted", detail=f"{detail}: outreach stopped")
-        self._stop_outreach(f"readmitted ({signal.event_type})")
+        self._stop_outreach(f"{READMITTED} ({signal.event_type})")
+
+    def _withdraw_readmission(self, detail: str) -> None:
+        """A11 cancelled the admission that stopped outreach: resume the stopped steps."""
+        self._readmitted_at = None
+        self._readmission_encounter = None
+        self._event("readmission_withdrawn", detail=f"{detail}: outreach resumed")
+        for step_id, step in self._steps.items():
+            if step.status == StepStatus.STOPPED and (step.cancel_reason or "").startswith(
+                READMITTED
+            ):
+                step.status = StepStatus.PENDING
+                step.cancel_reason = None
+                self._tasks.append(asyncio.create_task(self._run_step(step_id)))
+        self._refresh_pending()
 
     # ---- projection ---------------------------------------------------------------------
 

@@ -37,11 +37,30 @@ CREATE TABLE notifications (
 );
 CREATE INDEX notifications_undelivered ON notifications (created_at) WHERE delivered_at IS NULL;
 
--- Emergency-department visits by opaque patient key, for LACE 'E'.
-CREATE TABLE ed_visits (
+-- Encounter history by opaque patient key: admissions, ED visits and discharges, for
+-- readmission routing and LACE's ED-visit count.
+CREATE TABLE encounters (
     patient_key   text NOT NULL,
     encounter_key text NOT NULL,
+    kind          text NOT NULL CHECK (kind IN ('admission', 'ed_visit', 'discharge')),
     facility      text NOT NULL,
-    visited_at    timestamptz NOT NULL,
-    PRIMARY KEY (patient_key, encounter_key)
+    at            timestamptz NOT NULL,
+    transition_id text,
+    PRIMARY KEY (patient_key, encounter_key, kind)
 );
+CREATE INDEX encounters_by_time ON encounters (patient_key, kind, at);
+
+-- Message browser: what each message caused, and reprocessing of dead letters.
+ALTER TABLE adt_inbox
+    ADD COLUMN decision text,
+    ADD COLUMN reprocessed_from bigint REFERENCES adt_inbox (id);
+ALTER TABLE adt_inbox DROP CONSTRAINT adt_inbox_control_id_unique;
+-- A reprocessed copy shares its original's control id; only originals are deduplicated.
+CREATE UNIQUE INDEX adt_inbox_control_id_unique ON adt_inbox (sending_facility, control_id)
+    WHERE reprocessed_from IS NULL;
+CREATE INDEX adt_inbox_type_time ON adt_inbox (message_type, received_at DESC);
+
+-- The dead letters: every message that was refused, with the reason, kept forever.
+CREATE VIEW adt_dead_letters AS
+    SELECT id, sending_facility, control_id, message_type, received_at, error, ack_code, raw
+    FROM adt_inbox WHERE status = 'rejected';

@@ -14,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.helpers import find_free_port
 from workers.api import create_app
-from workers.listener import MllpListener
+from workers.listener import listener_for
 from workers.services import Services
 from workers.settings import Settings
 from workers.stack import _EmbeddedUvicorn
@@ -39,7 +39,7 @@ async def stack(
 ) -> AsyncIterator[RunningStack]:
     api_port, mllp_port = find_free_port(), find_free_port()
     services = Services.build(settings, pool, temporal_env.client)
-    listener = MllpListener(services.intake, max_bytes=settings.max_message_bytes)
+    listener = listener_for(services.intake, settings)
     await listener.start("127.0.0.1", mllp_port)
     api = _EmbeddedUvicorn(
         uvicorn.Config(create_app(services), host="127.0.0.1", port=api_port, log_config=None)

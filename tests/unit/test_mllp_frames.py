@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from workers.listener import FrameTooLarge, MllpFrameReader, frame
 
 
@@ -25,7 +23,17 @@ def test_noise_before_start_block_is_dropped() -> None:
     assert reader.feed(b"\r\n" + frame(b"A")) == [b"A"]
 
 
-def test_oversized_frame_raises() -> None:
+def test_oversized_frame_in_progress_is_reported_once_and_the_stream_resynchronises() -> None:
     reader = MllpFrameReader(max_bytes=10)
-    with pytest.raises(FrameTooLarge):
-        reader.feed(b"\x0b" + b"x" * 20)
+    out = reader.feed(b"\x0bMSH|" + b"x" * 20)
+    assert len(out) == 1 and isinstance(out[0], FrameTooLarge)
+    assert out[0].head == b"MSH|" + b"x" * 6
+    assert reader.feed(b"y" * 50) == []  # still inside the oversized frame
+    assert reader.feed(b"\x1c\x0d" + frame(b"OK")) == [b"OK"]
+
+
+def test_complete_oversized_frame_among_good_ones() -> None:
+    reader = MllpFrameReader(max_bytes=10)
+    out = reader.feed(frame(b"A") + frame(b"z" * 11) + frame(b"B"))
+    assert out[0] == b"A" and out[2] == b"B"
+    assert isinstance(out[1], FrameTooLarge) and out[1].head == b"z" * 10
