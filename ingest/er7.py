@@ -51,13 +51,15 @@ def parse(raw: bytes) -> hl7.Message:
 def encoding_characters(message: hl7.Message) -> EncodingCharacters:
     msh = message.segment("MSH")
     field_sep = str(msh[1])
-    chars = str(msh[2]) + "\\" * 4
+    declared = str(msh[2])
+    chars = declared + "\\" * 4
     return EncodingCharacters(
         field=field_sep,
         component=chars[0],
         repetition=chars[1],
         escape=chars[2],
-        subcomponent=chars[3] if len(str(msh[2])) > 3 else "&",
+        subcomponent=chars[3] if len(declared) > 3 else "&",
+        truncation=declared[4] if len(declared) > 4 else "",
     )
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import asyncpg
 import structlog
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -23,7 +23,7 @@ from ingest.protocol_library import ProtocolLibrary, Selection
 from schemas.adt import AdtEvent, PatientIdentifier
 from schemas.protocol import Protocol
 from schemas.risk import RiskAssessment
-from schemas.transition import AdtSignal, TransitionInput, TransitionStatus
+from schemas.transition import AdtSignal, TransitionInput, TransitionState, TransitionStatus
 from store import encounters
 from workflows import search_attributes
 from workflows.transition import TransitionWorkflow
@@ -284,25 +284,54 @@ class AdtRouter:
             transition_id=transition, workflow_id=keys.workflow_id(transition)
         )
         try:
-            await self._client.start_workflow(
-                TransitionWorkflow.run,
-                workflow_input,
-                id=keys.workflow_id(transition),
-                task_queue=self._task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(
-                            search_attributes.STATUS, TransitionStatus.ACTIVE.value
-                        ),
-                        SearchAttributePair(search_attributes.PROTOCOL, protocol.id),
-                        SearchAttributePair(search_attributes.FACILITY, event.facility),
-                    ]
-                ),
-            )
+            await self._start_run(workflow_input, protocol, event.facility)
         except WorkflowAlreadyStartedError:
-            log.info("transition.duplicate_discharge")
-            return Routed("duplicate", "transition already exists", transition)
+            previous = await self._cancelled_run(transition)
+            if previous is None:
+                log.info("transition.duplicate_discharge")
+                return Routed("duplicate", "transition already exists", transition)
+            # Discharged again after a cancelled discharge (A13): a new generation.
+            workflow_input = workflow_input.model_copy(
+                update={"generation": previous.generation + 1}
+            )
+            await self._start_run(workflow_input, protocol, event.facility, again=True)
         log.info("transition.started", protocol=protocol.id, risk=workflow_input.risk.tier)
         return Routed("processed", f"transition started ({protocol.id})", transition, True)
+
+    async def _cancelled_run(self, transition: str) -> TransitionState | None:
+        """The closed run of this encounter's transition if it ended cancelled, else None."""
+        assert self._client is not None
+        handle = self._client.get_workflow_handle_for(
+            TransitionWorkflow.run, keys.workflow_id(transition)
+        )
+        description = await handle.describe()
+        if description.status != WorkflowExecutionStatus.COMPLETED:
+            return None
+        state = await handle.result()
+        return state if state.status == TransitionStatus.CANCELLED else None
+
+    async def _start_run(
+        self,
+        workflow_input: TransitionInput,
+        protocol: Protocol,
+        facility: str,
+        again: bool = False,
+    ) -> None:
+        assert self._client is not None
+        await self._client.start_workflow(
+            TransitionWorkflow.run,
+            workflow_input,
+            id=keys.workflow_id(workflow_input.transition_id),
+            task_queue=self._task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE
+            if again
+            else WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(search_attributes.STATUS, TransitionStatus.ACTIVE.value),
+                    SearchAttributePair(search_attributes.PROTOCOL, protocol.id),
+                    SearchAttributePair(search_attributes.FACILITY, facility),
+                ]
+            ),
+        )

@@ -28,10 +28,11 @@ class EncodingCharacters(BaseModel):
     repetition: str = "~"
     escape: str = "\\"
     subcomponent: str = "&"
+    truncation: str = Field(default="", description="v2.7+: the fifth MSH-2 character")
 
     @property
     def msh2(self) -> str:
-        return self.component + self.repetition + self.escape + self.subcomponent
+        return self.component + self.repetition + self.escape + self.subcomponent + self.truncation
 
 
 class MessageHeader(BaseModel):

@@ -57,6 +57,9 @@ class TransitionInput(BaseModel):
     patient_class: str = ""
     discharge_disposition: str = ""
     message_control_id: str = ""
+    generation: int = Field(
+        default=1, ge=1, description="2 and up: a new discharge after a cancelled one (A13)"
+    )
     patient_key: str = Field(default="", description="HMAC of the chosen PID-3 identifier")
     protocol: Protocol
     risk: RiskAssessment = STANDARD_RISK
@@ -215,6 +218,7 @@ class TransitionState(BaseModel):
     period_ends_at: AwareDatetime | None = None
     readmitted_at: AwareDatetime | None = None
     contact_numbers: list[str] = []
+    generation: int = 1
     steps: list[StepState] = []
     notes: list[Note] = []
     outcome: TransitionOutcome | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
@@ -68,3 +69,40 @@ def msa(ack: str) -> list[str]:
 
 def segment(ack: str, name: str) -> str | None:
     return next((s for s in ack.split("\r") if s.startswith(name)), None)
+
+
+class MllpClient:
+    """A plain TCP MLLP client for tests: send frames, read reply frames."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(cls, port: int) -> MllpClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def send_raw(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def reply(self) -> str:
+        data = await asyncio.wait_for(self.reader.readuntil(b"\x1c\x0d"), 20)
+        return data.strip(b"\x0b\x1c\r").decode()
+
+    async def exchange(self, payload: bytes) -> str:
+        await self.send_raw(b"\x0b" + payload + b"\x1c\x0d")
+        return await self.reply()
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(ConnectionError):
+            await self.writer.wait_closed()
+
+
+def with_event(raw: bytes, trigger: str, structure: str = "ADT_A01") -> bytes:
+    """The same message as another trigger event (MSH-9 and EVN-1)."""
+    return raw.replace(b"ADT^A03^ADT_A03", f"ADT^{trigger}^{structure}".encode()).replace(
+        b"EVN|A03", f"EVN|{trigger}".encode()
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -13,8 +14,9 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ingest import keys
+from ingest.browser import describe
 from schemas.transition import CompleteStepRequest, StepState, TransitionState
-from store import projection
+from store import inbox, projection
 from workers.services import Services
 from workers.settings import get_settings
 from workflows.transition import TransitionWorkflow
@@ -84,6 +86,46 @@ def create_app(services: Services | None = None) -> FastAPI:
             return Response(status_code=204)
         # Enhanced mode may ask for a commit and an application ACK; HTTP has one body: the last.
         return Response(content=result.replies[-1].encode(), media_type=ER7_MEDIA_TYPE)
+
+    @app.get("/messages")
+    async def list_messages(
+        request: Request,
+        status: str | None = None,
+        type: str | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """The ADT inbox, newest first (operators' message browser)."""
+        return await inbox.list_messages(
+            svc(request).pool,
+            status=status,
+            message_type=type,
+            since=since,
+            limit=min(max(limit, 1), 500),
+        )
+
+    @app.get("/messages/{message_id}")
+    async def get_message(request: Request, message_id: int) -> dict[str, Any]:
+        """One message: raw, parsed, and what it caused."""
+        row = await inbox.get_message(svc(request).pool, message_id)
+        if row is None:
+            raise HTTPException(404, f"no message {message_id}")
+        return describe(row, svc(request).library.site.calendar_zone())
+
+    @app.post("/messages/{message_id}/reprocess")
+    async def reprocess_message(request: Request, message_id: int) -> dict[str, Any]:
+        """Run a stored message again after a fix; the new row links to the original."""
+        try:
+            result = await svc(request).intake.reprocess(message_id)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        return {
+            "inbox_id": result.inbox_id,
+            "reprocessed_from": message_id,
+            "ack_code": result.code.value,
+            "status": result.status,
+            "transition_id": result.transition_id,
+        }
 
     @app.get("/transitions")
     async def list_transitions(

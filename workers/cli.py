@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -21,11 +22,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.planning import build_plan
 from ingest import er7, keys, mapping
+from ingest.browser import describe
 from ingest.errors import HL7Error
 from ingest.protocol_library import ProtocolError, load_library
 from ingest.routing import AdtRouter
 from schemas.transition import CompleteStepRequest, PlanRequest, TransitionState
-from store import projection
+from store import inbox, projection
 from store.db import create_pool
 from store.migrate import migrate as apply_migrations
 from workers import embedded
@@ -36,7 +38,13 @@ from workers.services import Services
 from workers.settings import Settings, get_settings
 from workers.stack import run_stack
 from workers.temporal import connect
-from workers.views import print_plan, print_state, protocols_table, transitions_table
+from workers.views import (
+    messages_table,
+    print_plan,
+    print_state,
+    protocols_table,
+    transitions_table,
+)
 from workers.worker import build_worker
 from workflows.transition import TransitionWorkflow
 
@@ -46,6 +54,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # Off a terminal (pipes, CI) rich would wrap at 80 columns; transition ids must stay whole.
+messages_app = typer.Typer(help="The ADT message browser: list, show, reprocess.")
+app.add_typer(messages_app, name="messages")
 console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
@@ -210,6 +220,71 @@ def complete(
         except WorkflowUpdateFailedError as exc:
             raise StackError(f"rejected: {exc.cause or exc}") from None
         console.print(f"{done.step_id} completed by {done.completed_by} ({done.outcome})")
+
+    _run(main)
+
+
+@messages_app.command("list")
+def messages_list(
+    status: str | None = typer.Option(None, help="processed, duplicate, ignored, rejected, ..."),
+    type: str | None = typer.Option(None, "--type", help="e.g. A03 or ADT^A03"),
+    since: datetime | None = typer.Option(None, help="received at or after (ISO time)"),
+    limit: int = typer.Option(50, min=1, max=500),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Inbox messages, newest first."""
+
+    async def main(settings: Settings) -> list[dict[str, Any]]:
+        pool = await create_pool(await embedded.database_url(settings), max_size=2)
+        try:
+            return await inbox.list_messages(
+                pool, status=status, message_type=type, since=since, limit=limit
+            )
+        finally:
+            await pool.close()
+
+    rows = _run(main)
+    if as_json:
+        for row in rows:
+            console.print_json(json.dumps(row, default=str), indent=None)
+        return
+    console.print(messages_table(rows, _site_zone()))
+
+
+@messages_app.command("show")
+def messages_show(message_id: int) -> None:
+    """One message: raw, parsed, and what it caused."""
+
+    async def main(settings: Settings) -> dict[str, Any] | None:
+        pool = await create_pool(await embedded.database_url(settings), max_size=2)
+        try:
+            return await inbox.get_message(pool, message_id)
+        finally:
+            await pool.close()
+
+    row = _run(main)
+    if row is None:
+        err_console.print(f"[red]error:[/] no message {message_id}")
+        raise typer.Exit(1)
+    console.print_json(json.dumps(describe(row, _site_zone()), default=str))
+
+
+@messages_app.command("reprocess")
+def messages_reprocess(message_id: int) -> None:
+    """Run a stored message again (after a fix); the new row links to the original."""
+
+    async def main(settings: Settings) -> None:
+        services = await Services.connect(settings)
+        try:
+            result = await services.intake.reprocess(message_id)
+        except LookupError as exc:
+            raise StackError(str(exc)) from None
+        finally:
+            await services.close()
+        console.print(
+            f"message {message_id} reprocessed as {result.inbox_id}: {result.code.value} "
+            f"({result.status})"
+        )
 
     _run(main)
 

@@ -167,3 +167,23 @@ def protocols_table(protocols: list[Protocol]) -> Table:
             steps or f"none: closes as {protocol.closes_with}",
         )
     return table
+
+
+def messages_table(rows: list[dict[str, Any]], zone: ZoneInfo) -> Table:
+    table = Table(title=f"{len(rows)} message(s)")
+    for column in ("id", "received", "facility", "control id", "type", "status", "ack"):
+        table.add_column(column)
+    table.add_column("decision / error")
+    for row in rows:
+        table.add_row(
+            str(row["id"])
+            + (f" (of {row['reprocessed_from']})" if row["reprocessed_from"] else ""),
+            local(row["received_at"], zone),
+            row["sending_facility"] or "",
+            row["control_id"] or "",
+            row["message_type"] or "",
+            row["status"],
+            row["ack_code"] or "",
+            row["decision"] if row["status"] != "rejected" else row["error"] or "",
+        )
+    return table

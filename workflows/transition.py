@@ -49,6 +49,7 @@ MAX_ATTEMPTS_PER_STEP = 20
 READMISSION_EVENTS = frozenset({"A01", "A06"})
 CANCEL_EVENTS = frozenset({"A11", "A13"})
 READMITTED = "readmitted"
+GENERATION_STRIDE = 1_000_000
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -91,8 +92,10 @@ class TransitionWorkflow:
         self._seen_messages: list[str] = []
         self._reschedules: dict[str, int] = dict.fromkeys(self._steps, 0)
         self._events: list[TimelineEvent] = []
-        self._seq = 0
-        self._version = 0
+        # Versions and timeline numbers continue across generations of one encounter's
+        # transition (a discharge again after a cancelled one), so the projection keeps order.
+        self._seq = (input.generation - 1) * GENERATION_STRIDE
+        self._version = (input.generation - 1) * GENERATION_STRIDE
         self._published_attributes: tuple[object, ...] | None = None
         self._publish_lock = asyncio.Lock()
 
@@ -329,6 +332,7 @@ class TransitionWorkflow:
             period_ends_at=self._plan.period_ends_at if self._plan else None,
             readmitted_at=self._readmitted_at,
             contact_numbers=list(self._contact_numbers),
+            generation=self._input.generation,
             steps=[step.model_copy(deep=True) for step in self._steps.values()],
             notes=list(self._notes),
             outcome=self._outcome,

@@ -1,0 +1,22 @@
+"""The message browser's view of one inbox row: raw, parsed, and what it caused."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ingest import er7, mapping
+from ingest.errors import HL7Error
+
+
+def describe(row: dict[str, Any], zone: ZoneInfo) -> dict[str, Any]:
+    """The row as the browser shows it: text, the parse (or why it fails), the decision."""
+    raw = bytes(row["raw"])
+    view = {key: value for key, value in row.items() if key != "raw"}
+    view["raw"] = er7.normalise(er7.decode(raw)).replace("\r", "\n")
+    try:
+        view["parsed"] = mapping.to_event(er7.parse(raw), zone).model_dump(mode="json")
+    except HL7Error as error:
+        view["parsed"] = None
+        view["parse_error"] = str(error)
+    return view
