@@ -40,12 +40,29 @@ def parse(raw: bytes) -> hl7.Message:
     text = normalise(decode(raw))
     if not text.startswith("MSH") or len(text) < 8:
         raise HL7Error(AckCode.REJECT, "message does not start with an MSH segment", "MSH", 1)
+    _check_delimiters(text)
     try:
         return hl7.parse(text)
     except Exception as exc:  # python-hl7 raises several types for malformed input
         raise HL7Error(
             AckCode.REJECT, f"unparseable ER7: {type(exc).__name__}", "MSH", 1, DATA_TYPE_ERROR
         ) from exc
+
+
+def _is_delimiter(char: str) -> bool:
+    return char.isprintable() and not char.isalnum() and not char.isspace()
+
+
+def _check_delimiters(text: str) -> None:
+    """MSH-1 and MSH-2 must be distinct printable punctuation, or nothing can be answered."""
+    separator = text[3]
+    if not _is_delimiter(separator):
+        raise HL7Error(AckCode.REJECT, "MSH-1 is not a valid field separator", "MSH", 1)
+    end = text.find(separator, 4)
+    declared = text[4:end] if end > 0 else ""
+    valid = 4 <= len(declared) <= 5 and len(set(declared + separator)) == len(declared) + 1
+    if not valid or not all(_is_delimiter(c) for c in declared):
+        raise HL7Error(AckCode.REJECT, "MSH-2 encoding characters are not valid", "MSH", 2)
 
 
 def encoding_characters(message: hl7.Message) -> EncodingCharacters:

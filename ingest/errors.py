@@ -14,7 +14,7 @@ UNSUPPORTED_VERSION = ("203", "Unsupported version id")
 INTERNAL_ERROR = ("207", "Application internal error")
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)  # not frozen: Python sets __traceback__ on exceptions
 class HL7Error(Exception):
     """A message carebridge cannot act on; the sender gets `ack_code` with an ERR segment."""
 
