@@ -21,7 +21,9 @@ def original_mode(payload: bytes) -> bool:
         return True
 
 
-frames = st.lists(st.one_of(st.binary(max_size=600), mutated()), min_size=1, max_size=4)
+frames = st.lists(
+    st.one_of(st.binary(max_size=600), mutated(fresh_control_id=True)), min_size=1, max_size=4
+)
 
 
 @settings(

@@ -46,9 +46,19 @@ def test_arbitrary_bytes(raw: bytes) -> None:
     parse_or_explain(raw)
 
 
+CONTROL_IDS = (b"GH20261120-0001", b"SV-88812", b"GH20261121-0002", b"GH20261123-0107")
+
+
 @st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    raw = bytearray(draw(st.sampled_from(REAL)))
+def mutated(draw: st.DrawFn, fresh_control_id: bool = False) -> bytes:
+    """A real example with a few bytes inserted, deleted or replaced. With a fresh control
+    id, a mutant never shares MSH-10 with the example (the inbox would re-send its ACK)."""
+    raw = draw(st.sampled_from(REAL))
+    if fresh_control_id:
+        fresh = f"FUZZ-{draw(st.uuids()).hex[:12]}".encode()
+        for control_id in CONTROL_IDS:
+            raw = raw.replace(control_id, fresh)
+    raw = bytearray(raw)
     for _ in range(draw(st.integers(min_value=1, max_value=8))):
         position = draw(st.integers(min_value=0, max_value=len(raw)))
         action = draw(st.sampled_from(["insert", "delete", "replace"]))
