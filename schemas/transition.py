@@ -304,6 +304,26 @@ class AdtSignal(BaseModel):
     location: str | None = Field(default=None, description="A02: the new PV1-3")
 
 
+class StepSummary(BaseModel):
+    """A step as the projection keeps it for worklists and reports (no notes, no PHI)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step_id: str
+    status: StepStatus
+    tcm_element: str | None = None
+    assignee: str | None = None
+    due_at: AwareDatetime | None = None
+    limit_at: AwareDatetime | None = None
+    overdue_since: AwareDatetime | None = None
+    escalation_level: int = 0
+    completed_at: AwareDatetime | None = None
+    completed_by: str | None = None
+    outcome: str | None = None
+    complexity: Complexity | None = None
+    attempts: tuple[tuple[AwareDatetime, AttemptResult], ...] = ()
+
+
 class ProjectionRecord(BaseModel):
     """One row of the transition projection (Postgres) plus timeline events not yet written."""
 
@@ -322,6 +342,8 @@ class ProjectionRecord(BaseModel):
     next_due_at: AwareDatetime | None
     overdue_steps: tuple[str, ...] = ()
     escalation_level: int = 0
+    readmitted_at: AwareDatetime | None = None
+    steps: tuple[StepSummary, ...] = ()
     outcome: TransitionOutcome | None = None
     events: tuple[TimelineEvent, ...] = ()
     version: int

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from schemas.transition import ProjectionRecord
+from schemas.transition import ProjectionRecord, StepStatus, TransitionStatus
+from schemas.worklist import TransitionQuery
+
+LIVE = (StepStatus.OPEN, StepStatus.PENDING)
 
 _UPSERT = """
 INSERT INTO transitions AS t (transition_id, encounter_key, facility, protocol_id,
     protocol_version, status, discharged_at, risk_tier, lace, current_step, next_due_at,
-    overdue_steps, escalation_level, outcome, updated_at, version)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, now(), $15)
+    overdue_steps, escalation_level, outcome, updated_at, version, steps, assignees,
+    readmitted_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, now(), $15,
+        $16::jsonb, $17, $18)
 ON CONFLICT (transition_id) DO UPDATE SET
     status = EXCLUDED.status,
     current_step = EXCLUDED.current_step,
@@ -20,6 +28,9 @@ ON CONFLICT (transition_id) DO UPDATE SET
     overdue_steps = EXCLUDED.overdue_steps,
     escalation_level = EXCLUDED.escalation_level,
     outcome = EXCLUDED.outcome,
+    steps = EXCLUDED.steps,
+    assignees = EXCLUDED.assignees,
+    readmitted_at = EXCLUDED.readmitted_at,
     updated_at = now(),
     version = EXCLUDED.version
 WHERE t.version < EXCLUDED.version
@@ -54,6 +65,9 @@ async def upsert(pool: asyncpg.Pool, record: ProjectionRecord) -> bool:
             record.escalation_level,
             record.outcome.model_dump_json() if record.outcome else None,
             record.version,
+            json.dumps([step.model_dump(mode="json") for step in record.steps]),
+            sorted({s.assignee for s in record.steps if s.assignee and s.status in LIVE}),
+            record.readmitted_at,
         )
         if record.events:
             events = record.events
@@ -70,24 +84,72 @@ async def upsert(pool: asyncpg.Pool, record: ProjectionRecord) -> bool:
     return bool(result.endswith(" 1"))
 
 
+_SORTS = {
+    "next_due": "next_due_at ASC NULLS LAST, discharged_at DESC",
+    "discharged": "discharged_at DESC",
+    "escalation": "escalation_level DESC, next_due_at ASC NULLS LAST",
+}
+_COLUMNS = """transition_id, facility, protocol_id, protocol_version, status, discharged_at,
+    risk_tier, lace, current_step, next_due_at, overdue_steps, escalation_level, assignees,
+    readmitted_at, updated_at, version"""
+
+
+async def search(
+    pool: asyncpg.Pool, query: TransitionQuery, zone: ZoneInfo
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of transitions matching the query, and how many match in all. Every value is
+    a bind parameter; only fixed clauses are put together."""
+    clauses: list[str] = []
+    params: list[Any] = []
+
+    def where(clause: str, *values: Any) -> None:
+        for value in values:
+            params.append(value)
+            clause = clause.replace("?", f"${len(params)}", 1)
+        clauses.append(clause)
+
+    if query.status:
+        where("status = ?", query.status.value)
+    if query.protocol:
+        where("protocol_id = ?", query.protocol)
+    if query.facility:
+        where("facility = ?", query.facility)
+    if query.assignee:
+        where("? = ANY(assignees)", query.assignee)
+    if query.overdue is not None:
+        where(
+            "cardinality(overdue_steps) > 0" if query.overdue else "cardinality(overdue_steps) = 0"
+        )
+    if query.due_today:
+        today = datetime.now(zone).date()
+        start = datetime.combine(today, time(0, 0), tzinfo=zone)
+        where("next_due_at >= ? AND next_due_at < ?", start, start + timedelta(days=1))
+    if query.discharged_from:
+        where("discharged_at >= ?", datetime.combine(query.discharged_from, time(0), tzinfo=zone))
+    if query.discharged_to:
+        end = datetime.combine(query.discharged_to + timedelta(days=1), time(0), tzinfo=zone)
+        where("discharged_at < ?", end)
+    if query.risk_tier:
+        where("risk_tier = ?", query.risk_tier.value)
+    condition = " AND ".join(clauses) or "TRUE"
+    total = await pool.fetchval(f"SELECT count(*) FROM transitions WHERE {condition}", *params)
+    rows = await pool.fetch(
+        f"SELECT {_COLUMNS} FROM transitions WHERE {condition} ORDER BY {_SORTS[query.sort]} "
+        f"LIMIT {query.page_size} OFFSET {(query.page - 1) * query.page_size}",
+        *params,
+    )
+    return [dict(row) for row in rows], int(total or 0)
+
+
 async def list_transitions(
     pool: asyncpg.Pool, *, status: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
-    """Most urgent first: open work by next due time, then the rest by discharge."""
-    rows = await pool.fetch(
-        """
-        SELECT transition_id, facility, protocol_id, protocol_version, status, discharged_at,
-               risk_tier, lace, current_step, next_due_at, overdue_steps, escalation_level,
-               updated_at, version
-        FROM transitions
-        WHERE ($1::text IS NULL OR status = $1)
-        ORDER BY next_due_at ASC NULLS LAST, discharged_at DESC
-        LIMIT $2
-        """,
-        status,
-        limit,
+    """Most urgent first (the simple form `carebridge list` and the first API used)."""
+    query = TransitionQuery(
+        status=TransitionStatus(status) if status else None, page_size=min(limit, 500)
     )
-    return [dict(row) for row in rows]
+    rows, _ = await search(pool, query, ZoneInfo("UTC"))
+    return rows
 
 
 async def timeline(pool: asyncpg.Pool, transition_id: str) -> list[dict[str, Any]]:

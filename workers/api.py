@@ -1,4 +1,5 @@
-"""The HTTP API: ADT intake (POST /adt, raw ER7 in, HL7 ACK out) and transition views."""
+"""The HTTP API: ADT intake (POST /adt, raw ER7 in, HL7 ACK out), the message browser, and
+the transition routes (workers/api_transitions.py)."""
 
 from __future__ import annotations
 
@@ -8,38 +9,21 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.service import RPCError, RPCStatusCode
 
-from ingest import keys
 from ingest.browser import describe
-from schemas.transition import CompleteStepRequest, StepState, TransitionState
-from store import inbox, projection
+from store import inbox
+from workers.api_common import problem
+from workers.api_common import services as services_of
+from workers.api_transitions import router
 from workers.services import Services
 from workers.settings import get_settings
-from workflows.transition import TransitionWorkflow
 
 ER7_MEDIA_TYPE = "x-application/hl7-v2+er7"
 ER7_CONTENT_TYPES = frozenset(
     {ER7_MEDIA_TYPE, "application/hl7-v2", "application/hl7-v2+er7", "text/plain"}
 )
-
-
-class CompleteStepBody(BaseModel):
-    by: str
-    outcome: str = "done"
-    note: str | None = None
-
-
-def problem(status: int, title: str, detail: str) -> JSONResponse:
-    """An RFC 9457 problem body, for non-HL7 clients."""
-    return JSONResponse(
-        {"type": "about:blank", "title": title, "status": status, "detail": detail},
-        status_code=status,
-        media_type="application/problem+json",
-    )
 
 
 def create_app(services: Services | None = None) -> FastAPI:
@@ -60,9 +44,13 @@ def create_app(services: Services | None = None) -> FastAPI:
 
     app = FastAPI(title="carebridge", version="0.1.0", lifespan=lifespan)
 
-    def svc(request: Request) -> Services:
-        found: Services = request.app.state.services
-        return found
+    svc = services_of
+    app.include_router(router)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return problem(422, "Invalid request", details)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -126,45 +114,5 @@ def create_app(services: Services | None = None) -> FastAPI:
             "status": result.status,
             "transition_id": result.transition_id,
         }
-
-    @app.get("/transitions")
-    async def list_transitions(
-        request: Request, status: str | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]:
-        return await projection.list_transitions(
-            svc(request).pool, status=status, limit=min(max(limit, 1), 1000)
-        )
-
-    @app.get("/transitions/{transition_id}")
-    async def get_transition(request: Request, transition_id: str) -> TransitionState:
-        handle = svc(request).client.get_workflow_handle_for(
-            TransitionWorkflow.run, keys.workflow_id(transition_id)
-        )
-        try:
-            return await handle.query(TransitionWorkflow.get_state)
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                raise HTTPException(404, f"no transition {transition_id}") from exc
-            raise
-
-    @app.post("/transitions/{transition_id}/steps/{step_id}/complete", response_model=None)
-    async def complete_step(
-        request: Request, transition_id: str, step_id: str, body: CompleteStepBody
-    ) -> StepState | JSONResponse:
-        try:
-            step_request = CompleteStepRequest(step_id=step_id, **body.model_dump())
-        except ValueError as exc:
-            return problem(422, "Invalid step completion", str(exc))
-        handle = svc(request).client.get_workflow_handle_for(
-            TransitionWorkflow.run, keys.workflow_id(transition_id)
-        )
-        try:
-            return await handle.execute_update(TransitionWorkflow.complete_step, step_request)
-        except WorkflowUpdateFailedError as exc:
-            return problem(409, "Step not completed", str(exc.cause or exc))
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                return problem(404, "Not Found", f"no running transition {transition_id}")
-            raise
 
     return app

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         StepSchedule,
         StepState,
         StepStatus,
+        StepSummary,
         TimelineEvent,
         TransitionInput,
         TransitionOutcome,
@@ -588,9 +589,29 @@ class TransitionWorkflow:
             next_due_at=live[0].due_at if live else None,
             overdue_steps=tuple(s.step_id for s in live if s.overdue_since is not None),
             escalation_level=max((s.escalation_level for s in live), default=0),
+            readmitted_at=self._readmitted_at,
+            steps=tuple(self._summary(step) for step in self._steps.values()),
             outcome=self._outcome,
             events=events,
             version=self._version,
+        )
+
+    def _summary(self, step: StepState) -> StepSummary:
+        element = self._rules[step.step_id].tcm_element
+        return StepSummary(
+            step_id=step.step_id,
+            status=step.status,
+            tcm_element=element.value if element else None,
+            assignee=step.assignee,
+            due_at=step.due_at,
+            limit_at=step.limit_at,
+            overdue_since=step.overdue_since,
+            escalation_level=step.escalation_level,
+            completed_at=step.completed_at,
+            completed_by=step.completed_by,
+            outcome=step.outcome,
+            complexity=step.complexity,
+            attempts=tuple((a.at, a.result) for a in step.attempts),
         )
 
     def _upsert_search_attributes(self, record: ProjectionRecord) -> None:
