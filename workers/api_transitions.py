@@ -3,7 +3,8 @@ step actions through the workflow's validated Updates."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import date
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
@@ -26,7 +27,7 @@ from schemas.transition import (
     TransitionState,
 )
 from schemas.worklist import TransitionQuery
-from store import projection
+from store import projection, reports
 from workers.api_common import problem, services
 from workers.services import Services
 from workflows.transition import TransitionWorkflow
@@ -169,6 +170,28 @@ async def cancel_step(
 @router.post("/transitions/{transition_id}/notes", response_model=None)
 async def add_note(svc: Svc, transition_id: str, body: NoteBody) -> StepState | Note | JSONResponse:
     return await _update(svc, transition_id, "add_note", NoteRequest, body)
+
+
+@router.get("/reports/{kind}", response_model=None)
+async def get_report(
+    svc: Svc,
+    kind: reports.ReportKind,
+    start: Annotated[date, Query(alias="from")],
+    end: Annotated[date, Query(alias="to")],
+    facility: str | None = None,
+    format: Literal["json", "csv"] = "json",
+) -> dict[str, Any] | Response:
+    """TCM, HEDIS TRC or 30-day readmissions for discharges between two site dates."""
+    if end < start:
+        return problem(422, "Invalid request", "'to' is before 'from'")
+    result = await reports.report(svc.pool, svc.library, kind, start, end, facility)
+    if format == "csv":
+        return Response(
+            reports.to_csv(kind, result["rows"]),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{kind}-{start}-{end}.csv"'},
+        )
+    return result
 
 
 @router.get("/protocols")

@@ -27,7 +27,7 @@ from ingest.errors import HL7Error
 from ingest.protocol_library import ProtocolError, load_library
 from ingest.routing import AdtRouter
 from schemas.transition import CompleteStepRequest, PlanRequest, TransitionState
-from store import inbox, projection
+from store import inbox, projection, reports
 from store.db import create_pool
 from store.migrate import migrate as apply_migrations
 from workers import embedded
@@ -287,6 +287,42 @@ def messages_reprocess(message_id: int) -> None:
         )
 
     _run(main)
+
+
+@app.command()
+def report(
+    kind: str = typer.Argument(..., help="tcm, trc or readmissions"),
+    start: datetime = typer.Option(..., "--from", formats=["%Y-%m-%d"]),
+    end: datetime = typer.Option(..., "--to", formats=["%Y-%m-%d"]),
+    facility: str | None = typer.Option(None),
+    as_csv: bool = typer.Option(False, "--csv", help="rows as CSV on stdout"),
+) -> None:
+    """TCM, HEDIS TRC or 30-day readmissions for discharges between two dates."""
+    if kind not in reports.COLUMNS:
+        err_console.print(f"[red]error:[/] unknown report {kind!r}: use tcm, trc or readmissions")
+        raise typer.Exit(1)
+    chosen: reports.ReportKind = kind
+
+    async def main(settings: Settings) -> dict[str, Any]:
+        library = load_library(settings.protocols_dir)
+        pool = await create_pool(await embedded.database_url(settings), max_size=2)
+        try:
+            return await reports.report(pool, library, chosen, start.date(), end.date(), facility)
+        finally:
+            await pool.close()
+
+    result = _run(main)
+    if as_csv:
+        sys.stdout.write(reports.to_csv(chosen, result["rows"]))
+        return
+    table = Table(title=f"{kind} report {result['from']} .. {result['to']}")
+    for column in reports.COLUMNS[chosen]:
+        table.add_column(column)
+    for row in result["rows"]:
+        table.add_row(*(str(row[c]) for c in reports.COLUMNS[chosen]))
+    console.print(table)
+    for key, value in result["summary"].items():
+        console.print(f"  {key}: {value}")
 
 
 @app.command()

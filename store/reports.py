@@ -1,0 +1,220 @@
+"""Reports from the projection: CMS TCM, HEDIS TRC and 30-day readmissions.
+
+Each transition discharged in the period is judged by the same pure functions the workflow
+uses for its closing outcome (workflows/outcome.py), on the step summaries the projection
+keeps, so a report on open transitions says where they stand today.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date, datetime, time, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from ingest.protocol_library import ProtocolLibrary
+from schemas.protocol import RiskTier, StepKind, TcmElement
+from schemas.risk import RiskAssessment
+from schemas.transition import Attempt, StepState, StepSummary, TransitionInput, TransitionStatus
+from workflows.outcome import contact_requirement_met, tcm_outcome, trc_outcome
+
+ReportKind = Literal["tcm", "trc", "readmissions"]
+
+
+async def _rows(
+    pool: asyncpg.Pool, start: date, end: date, zone: ZoneInfo, facility: str | None
+) -> list[asyncpg.Record]:
+    return await pool.fetch(
+        """
+        SELECT t.transition_id, t.facility, t.protocol_id, t.protocol_version, t.status,
+               t.discharged_at, t.risk_tier, t.lace, t.steps, t.readmitted_at,
+               EXISTS (SELECT 1 FROM encounters e WHERE e.encounter_key = t.encounter_key
+                       AND e.kind = 'admission') AS admission_notified
+        FROM transitions t
+        WHERE t.discharged_at >= $1 AND t.discharged_at < $2
+          AND ($3::text IS NULL OR t.facility = $3)
+        ORDER BY t.discharged_at, t.transition_id
+        """,
+        datetime.combine(start, time(0), tzinfo=zone),
+        datetime.combine(end + timedelta(days=1), time(0), tzinfo=zone),
+        facility,
+    )
+
+
+def _states(steps_json: str) -> dict[str, StepState]:
+    states = {}
+    for raw in json.loads(steps_json):
+        summary = StepSummary.model_validate(raw)
+        states[summary.step_id] = StepState(
+            step_id=summary.step_id,
+            title=summary.step_id,
+            kind=StepKind.HUMAN_TASK,
+            owner_role="",
+            status=summary.status,
+            due_at=summary.due_at,
+            limit_at=summary.limit_at,
+            completed_at=summary.completed_at,
+            complexity=summary.complexity,
+            attempts=[Attempt(at=at, by="", result=result) for at, result in summary.attempts],
+        )
+    return states
+
+
+def _day(instant: datetime | None, discharged: datetime, zone: ZoneInfo) -> int | None:
+    if instant is None:
+        return None
+    return (instant.astimezone(zone).date() - discharged.astimezone(zone).date()).days
+
+
+def _judge(row: asyncpg.Record, library: ProtocolLibrary) -> dict[str, Any]:
+    protocol = library.versions[row["protocol_id"]][row["protocol_version"]]
+    site = library.site
+    zone = site.calendar_zone()
+    transition = TransitionInput(
+        transition_id=row["transition_id"],
+        encounter_key="",
+        facility=row["facility"],
+        discharged_at=row["discharged_at"],
+        protocol=protocol,
+        risk=RiskAssessment(lace=row["lace"], tier=RiskTier(row["risk_tier"])),
+        calendar=site.calendar,
+        policy=site.policy,
+    )
+    steps = _states(row["steps"])
+    status = TransitionStatus(row["status"])
+    by_element = {
+        rule.tcm_element: steps.get(rule.id) for rule in protocol.steps if rule.tcm_element
+    }
+    contact = by_element.get(TcmElement.INTERACTIVE_CONTACT)
+    visit = by_element.get(TcmElement.FACE_TO_FACE_VISIT)
+    tcm = tcm_outcome(transition, steps, status, row["readmitted_at"])
+    trc = trc_outcome(transition, steps)
+    discharged = row["discharged_at"]
+    return {
+        "transition_id": row["transition_id"],
+        "facility": row["facility"],
+        "protocol": row["protocol_id"],
+        "status": row["status"],
+        "discharged_on": discharged.astimezone(zone).date().isoformat(),
+        "risk_tier": row["risk_tier"],
+        "tcm_applicable": tcm.applicable,
+        "contact_within_2_business_days": contact_requirement_met(transition, contact)[0]
+        if contact
+        else False,
+        "contact_attempts": len(contact.attempts) if contact else 0,
+        "visit_day": _day(visit.completed_at if visit else None, discharged, zone),
+        "tcm_code": tcm.code or ("not eligible" if tcm.applicable else "not applicable"),
+        "tcm_reasons": "; ".join(tcm.reasons),
+        "trc_admission_notification": bool(row["admission_notified"]),
+        "trc_discharge_information": trc.discharge_information,
+        "trc_patient_engagement": trc.patient_engagement,
+        "trc_medication_reconciliation": trc.medication_reconciliation,
+        "readmitted": row["readmitted_at"] is not None,
+        "readmitted_day": _day(row["readmitted_at"], discharged, zone),
+    }
+
+
+COLUMNS: dict[ReportKind, tuple[str, ...]] = {
+    "tcm": (
+        "transition_id",
+        "facility",
+        "protocol",
+        "status",
+        "discharged_on",
+        "risk_tier",
+        "contact_within_2_business_days",
+        "contact_attempts",
+        "visit_day",
+        "tcm_code",
+        "tcm_reasons",
+    ),
+    "trc": (
+        "transition_id",
+        "facility",
+        "discharged_on",
+        "trc_admission_notification",
+        "trc_discharge_information",
+        "trc_patient_engagement",
+        "trc_medication_reconciliation",
+    ),
+    "readmissions": (
+        "transition_id",
+        "facility",
+        "protocol",
+        "discharged_on",
+        "risk_tier",
+        "readmitted",
+        "readmitted_day",
+    ),
+}
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(100 * part / whole, 1) if whole else None
+
+
+def summarise(kind: ReportKind, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    if kind == "tcm":
+        applicable = [r for r in rows if r["tcm_applicable"]]
+        codes = [r["tcm_code"] for r in applicable]
+        return {
+            "discharges": len(rows),
+            "tcm_applicable": len(applicable),
+            "contacted_within_2_business_days": sum(
+                r["contact_within_2_business_days"] for r in applicable
+            ),
+            "99496": codes.count("99496"),
+            "99495": codes.count("99495"),
+            "not_eligible": codes.count("not eligible"),
+        }
+    if kind == "trc":
+        components = (
+            "trc_admission_notification",
+            "trc_discharge_information",
+            "trc_patient_engagement",
+            "trc_medication_reconciliation",
+        )
+        return {"discharges": len(rows)} | {
+            f"{c}_pct": _rate(sum(r[c] for r in rows), len(rows)) for c in components
+        }
+    readmitted = sum(r["readmitted"] for r in rows)
+    return {
+        "discharges": len(rows),
+        "readmitted_30_days": readmitted,
+        "rate_pct": _rate(readmitted, len(rows)),
+    }
+
+
+async def report(
+    pool: asyncpg.Pool,
+    library: ProtocolLibrary,
+    kind: ReportKind,
+    start: date,
+    end: date,
+    facility: str | None = None,
+) -> dict[str, Any]:
+    """Rows (one per transition discharged in [start, end], site dates) and a summary."""
+    judged = [
+        _judge(row, library)
+        for row in await _rows(pool, start, end, library.site.calendar_zone(), facility)
+    ]
+    rows = [{column: r[column] for column in COLUMNS[kind]} for r in judged]
+    return {
+        "report": kind,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "summary": summarise(kind, judged),
+        "rows": rows,
+    }
+
+
+def to_csv(kind: ReportKind, rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS[kind])
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
