@@ -187,3 +187,19 @@ def messages_table(rows: list[dict[str, Any]], zone: ZoneInfo) -> Table:
             row["decision"] if row["status"] != "rejected" else row["error"] or "",
         )
     return table
+
+
+def timeline_table(events: list[dict[str, Any]], zone: ZoneInfo) -> Table:
+    table = Table(title="timeline")
+    for column in ("#", "when", "what", "step", "by", "detail"):
+        table.add_column(column)
+    for event in events:
+        table.add_row(
+            str(event["seq"] % 1_000_000),
+            local(event["at"], zone),
+            event["kind"],
+            event["step_id"] or "",
+            event["actor"] or "",
+            event["detail"],
+        )
+    return table

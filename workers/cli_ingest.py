@@ -1,0 +1,217 @@
+"""ADT commands: the message browser, protocols and plans, and an MLLP client."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from activities.planning import build_plan
+from ingest import er7, mapping
+from ingest.browser import describe
+from ingest.protocol_library import ProtocolError, load_library
+from ingest.routing import AdtRouter
+from schemas.transition import PlanRequest
+from store import inbox
+from store.db import create_pool
+from workers import embedded
+from workers.cli_app import app, console, err_console, run_command, site_zone
+from workers.embedded import StackError
+from workers.listener import END_BLOCK, frame
+from workers.services import Services
+from workers.settings import Settings, get_settings
+from workers.views import (
+    messages_table,
+    print_plan,
+    protocols_table,
+)
+
+messages_app = typer.Typer(help="The ADT message browser: list, show, reprocess.")
+app.add_typer(messages_app, name="messages")
+
+
+@messages_app.command("list")
+def messages_list(
+    status: str | None = typer.Option(None, help="processed, duplicate, ignored, rejected, ..."),
+    type: str | None = typer.Option(None, "--type", help="e.g. A03 or ADT^A03"),
+    since: datetime | None = typer.Option(None, help="received at or after (ISO time)"),
+    limit: int = typer.Option(50, min=1, max=500),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Inbox messages, newest first."""
+
+    async def main(settings: Settings) -> list[dict[str, Any]]:
+        pool = await create_pool(await embedded.database_url(settings), max_size=2)
+        try:
+            return await inbox.list_messages(
+                pool, status=status, message_type=type, since=since, limit=limit
+            )
+        finally:
+            await pool.close()
+
+    rows = run_command(main)
+    if as_json:
+        for row in rows:
+            console.print_json(json.dumps(row, default=str), indent=None)
+        return
+    console.print(messages_table(rows, site_zone()))
+
+
+@messages_app.command("show")
+def messages_show(message_id: int) -> None:
+    """One message: raw, parsed, and what it caused."""
+
+    async def main(settings: Settings) -> dict[str, Any] | None:
+        pool = await create_pool(await embedded.database_url(settings), max_size=2)
+        try:
+            return await inbox.get_message(pool, message_id)
+        finally:
+            await pool.close()
+
+    row = run_command(main)
+    if row is None:
+        err_console.print(f"[red]error:[/] no message {message_id}")
+        raise typer.Exit(1)
+    console.print_json(json.dumps(describe(row, site_zone()), default=str))
+
+
+@messages_app.command("reprocess")
+def messages_reprocess(message_id: int) -> None:
+    """Run a stored message again (after a fix); the new row links to the original."""
+
+    async def main(settings: Settings) -> None:
+        services = await Services.connect(settings)
+        try:
+            result = await services.intake.reprocess(message_id)
+        except LookupError as exc:
+            raise StackError(str(exc)) from None
+        finally:
+            await services.close()
+        console.print(
+            f"message {message_id} reprocessed as {result.inbox_id}: {result.code.value} "
+            f"({result.status})"
+        )
+
+    run_command(main)
+
+
+@app.command()
+def protocols() -> None:
+    """List the protocols in the protocol folder (validated) and the site's selection table."""
+    try:
+        library = load_library(get_settings().protocols_dir)
+    except ProtocolError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    console.print(protocols_table(library.all_latest()))
+    selection = Table(title="selection (first match wins)")
+    for column in ("protocol", "PV1-36 dispositions", "PV1-2 classes"):
+        selection.add_column(column)
+    for rule in library.site.selection:
+        dispositions = "deceased (PID-29/30)" if rule.deceased else ", ".join(rule.dispositions)
+        selection.add_row(
+            rule.protocol, dispositions or "any", ", ".join(rule.patient_classes) or "any"
+        )
+    console.print(selection)
+
+
+@app.command()
+def plan(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="an ADT^A03 in ER7"),
+    as_json: bool = typer.Option(False, "--json", help="the schedule as JSON"),
+) -> None:
+    """Print the protocol, risk tier and every due instant for a discharge; starts nothing."""
+    raw = file.read_bytes()
+
+    async def main(settings: Settings) -> None:
+        library = load_library(settings.protocols_dir)
+        event = mapping.to_event(er7.parse(raw), ZoneInfo(library.site.calendar.timezone))
+        if event.event_type != "A03" or event.discharged_at is None:
+            raise StackError(f"{file} is an {event.event_type}, not a discharge (A03)")
+        router = AdtRouter(
+            None,
+            None,
+            library=library,
+            key_secret=settings.key_secret.get_secret_value(),
+            task_queue=settings.task_queue,
+        )
+        selection = router.select(event)
+        if selection.protocol is None:
+            if as_json:
+                console.print_json(json.dumps({"protocol": None, "reason": selection.reason}))
+            else:
+                console.print(selection.reason)
+            return
+        risk = await router.assess_risk(event)
+        schedule = build_plan(
+            PlanRequest(
+                discharged_at=event.discharged_at,
+                protocol=selection.protocol,
+                tier=risk.tier,
+                calendar=library.site.calendar,
+            )
+        )
+        if as_json:
+            body = {
+                "protocol": selection.protocol.id,
+                "version": selection.protocol.version,
+                "reason": selection.reason,
+                "discharged_at": event.discharged_at.isoformat(),
+                "risk": risk.model_dump(mode="json"),
+                "plan": schedule.model_dump(mode="json"),
+            }
+            console.print_json(json.dumps(body))
+        else:
+            print_plan(
+                console, selection.protocol, selection.reason, risk, schedule, event.discharged_at
+            )
+
+    run_command(main)
+
+
+@app.command()
+def send(
+    files: list[Path] = typer.Argument(..., exists=True, dir_okay=False),
+    host: str | None = typer.Option(None, help="listener host (default: CAREBRIDGE_MLLP_HOST)"),
+    port: int | None = typer.Option(None, help="listener port (default: CAREBRIDGE_MLLP_PORT)"),
+) -> None:
+    """Send ER7 files over MLLP, one connection, and print each ACK code (exit 1 if any is not
+    AA/CA). A progress bar shows when there are many files."""
+    settings = get_settings()
+    target = (host or settings.mllp_host, port or settings.mllp_port)
+    codes: Counter[str] = Counter()
+    try:
+        with (
+            socket.create_connection(target, timeout=30) as sock,
+            Progress(console=err_console, disable=len(files) < 10) as progress,
+        ):
+            task = progress.add_task("sending", total=len(files))
+            for path in files:
+                sock.sendall(frame(path.read_bytes()))
+                reply = b""
+                while not reply.endswith(END_BLOCK):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        raise ConnectionError("listener closed the connection")
+                    reply += chunk
+                ack = reply.strip(b"\x0b\x1c\r").decode(errors="replace")
+                msa = next((s for s in ack.split("\r") if s.startswith("MSA")), "MSA|??")
+                code = msa.split(msa[3])[1] if len(msa) > 3 else "??"
+                codes[code] += 1
+                progress.console.print(f"{path}: {code}  {msa}")
+                progress.advance(task)
+    except OSError as exc:
+        err_console.print(f"[red]error:[/] cannot reach {target[0]}:{target[1]}: {exc}")
+        raise typer.Exit(1) from None
+    if len(files) > 1:
+        console.print(", ".join(f"{code}: {count}" for code, count in sorted(codes.items())))
+    if set(codes) - {"AA", "CA"}:
+        raise typer.Exit(1)

@@ -1,0 +1,279 @@
+"""Transition commands: worklists, live state, step actions (Updates) and reports."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+import typer
+from pydantic import BaseModel, ValidationError
+from rich.table import Table
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from ingest import keys
+from ingest.protocol_library import load_library
+from schemas.protocol import RiskTier
+from schemas.transition import (
+    AttemptRequest,
+    AttemptResult,
+    CancelStepRequest,
+    CompleteStepRequest,
+    Complexity,
+    NoteRequest,
+    ReassignRequest,
+    SnoozeRequest,
+    TransitionState,
+    TransitionStatus,
+)
+from schemas.worklist import TransitionQuery
+from store import projection, reports
+from store.db import create_pool
+from workers import embedded
+from workers.cli_app import app, console, err_console, run_command, site_zone
+from workers.embedded import StackError
+from workers.settings import Settings
+from workers.temporal import connect
+from workers.views import print_state, timeline_table, transitions_table
+from workflows.transition import TransitionWorkflow
+
+
+@app.command("list")
+def list_transitions(
+    status: TransitionStatus | None = typer.Option(None),
+    protocol: str | None = typer.Option(None),
+    facility: str | None = typer.Option(None),
+    assignee: str | None = typer.Option(None, help="has an open step assigned to"),
+    overdue: bool | None = typer.Option(None, "--overdue/--not-overdue"),
+    due_today: bool = typer.Option(False, "--due-today"),
+    discharged_from: datetime | None = typer.Option(None, "--from", formats=["%Y-%m-%d"]),
+    discharged_to: datetime | None = typer.Option(None, "--to", formats=["%Y-%m-%d"]),
+    risk: RiskTier | None = typer.Option(None),
+    sort: str = typer.Option("next_due", help="next_due, discharged or escalation"),
+    page: int = typer.Option(1, min=1),
+    page_size: int = typer.Option(50, min=1, max=500),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table"),
+) -> None:
+    """Transitions from the projection (the same filters as GET /transitions)."""
+    try:
+        query = TransitionQuery(
+            status=status,
+            protocol=protocol,
+            facility=facility,
+            assignee=assignee,
+            overdue=overdue,
+            due_today=due_today,
+            discharged_from=discharged_from.date() if discharged_from else None,
+            discharged_to=discharged_to.date() if discharged_to else None,
+            risk_tier=risk,
+            sort=sort,
+            page=page,
+            page_size=page_size,
+        )
+    except ValidationError as exc:
+        err_console.print(f"[red]error:[/] {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
+        raise typer.Exit(1) from None
+
+    async def main(settings: Settings) -> tuple[list[dict[str, Any]], int]:
+        pool = await create_pool(await embedded.database_url(settings), max_size=2)
+        try:
+            return await projection.search(pool, query, site_zone())
+        finally:
+            await pool.close()
+
+    rows, total = run_command(main)
+    if as_json:
+        for row in rows:
+            console.print_json(json.dumps(row, default=str), indent=None)
+        return
+    table = transitions_table(rows, site_zone())
+    table.title = f"{len(rows)} of {total} transition(s)"
+    console.print(table)
+
+
+async def _handle(settings: Settings, transition_id: str) -> WorkflowHandle[Any, Any]:
+    client = await connect(settings)
+    return client.get_workflow_handle_for(TransitionWorkflow.run, keys.workflow_id(transition_id))
+
+
+async def _state(settings: Settings, transition_id: str) -> TransitionState:
+    handle = await _handle(settings, transition_id)
+    try:
+        state: TransitionState = await handle.query(TransitionWorkflow.get_state)
+        return state
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise StackError(f"no transition {transition_id}") from None
+        raise
+
+
+@app.command()
+def show(
+    transition_id: str,
+    as_json: bool = typer.Option(False, "--json", help="the raw state as JSON"),
+) -> None:
+    """One transition: steps, due times in local time, escalation level, and its timeline."""
+
+    async def main(settings: Settings) -> tuple[TransitionState, list[dict[str, Any]]]:
+        state = await _state(settings, transition_id)
+        pool = await create_pool(await embedded.database_url(settings), max_size=2)
+        try:
+            return state, await projection.timeline(pool, transition_id)
+        finally:
+            await pool.close()
+
+    state, events = run_command(main)
+    if as_json:
+        console.print_json(
+            json.dumps(state.model_dump(mode="json") | {"timeline": events}, default=str)
+        )
+        return
+    print_state(console, state)
+    console.print(timeline_table(events, site_zone()))
+
+
+def _act(transition_id: str, update: str, request: BaseModel, done: str) -> None:
+    """Run one step action (a workflow Update); a refusal prints the validator's message."""
+
+    async def main(settings: Settings) -> None:
+        handle = await _handle(settings, transition_id)
+        try:
+            await handle.execute_update(update, request)
+        except WorkflowUpdateFailedError as exc:
+            raise StackError(f"refused: {exc.cause or exc}") from None
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise StackError(f"no running transition {transition_id}") from None
+            raise
+        console.print(done)
+
+    run_command(main)
+
+
+def _request(model: type[BaseModel], **fields: Any) -> BaseModel:
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        err_console.print(f"[red]error:[/] {'.'.join(map(str, first['loc']))}: {first['msg']}")
+        raise typer.Exit(1) from None
+
+
+BY = typer.Option(..., "--by", help="who acts")
+
+
+@app.command()
+def complete(
+    transition_id: str,
+    step: str,
+    by: str = BY,
+    outcome: str = typer.Option("done", "--outcome"),
+    note: str | None = typer.Option(None, "--note"),
+    complexity: Complexity | None = typer.Option(None, help="visit MDM complexity"),
+) -> None:
+    """Complete a step."""
+    request = _request(
+        CompleteStepRequest, step_id=step, by=by, outcome=outcome, note=note, complexity=complexity
+    )
+    _act(transition_id, "complete_step", request, f"{step} completed by {by} ({outcome})")
+
+
+@app.command()
+def attempt(
+    transition_id: str,
+    step: str = typer.Argument("interactive_contact"),
+    by: str = BY,
+    result: AttemptResult = typer.Option(..., "--result"),
+    note: str | None = typer.Option(None, "--note"),
+) -> None:
+    """Record a contact attempt (reached completes the step)."""
+    request = _request(AttemptRequest, step_id=step, by=by, result=result, note=note)
+    _act(transition_id, "record_attempt", request, f"{step}: attempt {result.value} recorded")
+
+
+@app.command()
+def snooze(
+    transition_id: str,
+    step: str,
+    until: datetime = typer.Option(..., "--until", help="ISO time with offset"),
+    by: str = BY,
+    reason: str = typer.Option(..., "--reason"),
+) -> None:
+    """Move a step's due time later, within the protocol's limit."""
+    request = _request(SnoozeRequest, step_id=step, by=by, until=until, reason=reason)
+    _act(transition_id, "snooze", request, f"{step} snoozed until {until.isoformat()}")
+
+
+@app.command()
+def reassign(
+    transition_id: str,
+    step: str,
+    to: str = typer.Option(..., "--to"),
+    by: str = BY,
+    reason: str | None = typer.Option(None, "--reason"),
+) -> None:
+    """Give a step to someone else."""
+    request = _request(ReassignRequest, step_id=step, by=by, to=to, reason=reason)
+    _act(transition_id, "reassign", request, f"{step} reassigned to {to}")
+
+
+@app.command()
+def cancel(
+    transition_id: str,
+    step: str,
+    by: str = BY,
+    reason: str = typer.Option(..., "--reason"),
+) -> None:
+    """Cancel a step, with a reason."""
+    request = _request(CancelStepRequest, step_id=step, by=by, reason=reason)
+    _act(transition_id, "cancel_step", request, f"{step} cancelled")
+
+
+@app.command()
+def note(
+    transition_id: str,
+    text: str,
+    by: str = BY,
+    step: str | None = typer.Option(None, "--step"),
+) -> None:
+    """Add a note to a transition (or one of its steps)."""
+    request = _request(NoteRequest, by=by, text=text, step_id=step)
+    _act(transition_id, "add_note", request, "note added")
+
+
+@app.command()
+def report(
+    kind: str = typer.Argument(..., help="tcm, trc or readmissions"),
+    start: datetime = typer.Option(..., "--from", formats=["%Y-%m-%d"]),
+    end: datetime = typer.Option(..., "--to", formats=["%Y-%m-%d"]),
+    facility: str | None = typer.Option(None),
+    as_csv: bool = typer.Option(False, "--csv", help="rows as CSV on stdout"),
+) -> None:
+    """TCM, HEDIS TRC or 30-day readmissions for discharges between two dates."""
+    if kind not in reports.COLUMNS:
+        err_console.print(f"[red]error:[/] unknown report {kind!r}: use tcm, trc or readmissions")
+        raise typer.Exit(1)
+    chosen: reports.ReportKind = kind
+
+    async def main(settings: Settings) -> dict[str, Any]:
+        library = load_library(settings.protocols_dir)
+        pool = await create_pool(await embedded.database_url(settings), max_size=2)
+        try:
+            return await reports.report(pool, library, chosen, start.date(), end.date(), facility)
+        finally:
+            await pool.close()
+
+    result = run_command(main)
+    if as_csv:
+        sys.stdout.write(reports.to_csv(chosen, result["rows"]))
+        return
+    table = Table(title=f"{kind} report {result['from']} .. {result['to']}")
+    for column in reports.COLUMNS[chosen]:
+        table.add_column(column)
+    for row in result["rows"]:
+        table.add_row(*(str(row[c]) for c in reports.COLUMNS[chosen]))
+    console.print(table)
+    for key, value in result["summary"].items():
+        console.print(f"  {key}: {value}")
