@@ -105,10 +105,11 @@ def value(
 def repetitions(message: hl7.Message, segment: str, field: int) -> int:
     if not has_segment(message, segment):
         return 0
-    seg = message.segment(segment)
-    if field >= len(seg):
+    try:
+        seg = message.segment(segment)
+        return len(seg(field)) if field < len(seg) else 0
+    except (KeyError, IndexError):  # a segment name with no fields at all
         return 0
-    return len(seg(field))
 
 
 def parse_timestamp(raw: str, zone: ZoneInfo, *, segment: str, field: int) -> datetime | None:

@@ -132,7 +132,11 @@ def _event_time(message: hl7.Message, zone: ZoneInfo) -> datetime | None:
 
 def _diagnoses(message: hl7.Message) -> tuple[str, ...]:
     codes = []
-    for segment in message.segments("DG1") if er7.has_segment(message, "DG1") else []:
+    try:
+        segments = message.segments("DG1") if er7.has_segment(message, "DG1") else []
+    except KeyError:  # a bare "DG1" line with no fields
+        segments = []
+    for segment in segments:
         try:
             code = str(segment.extract_field(1, 3, 1, 1)).strip()
         except (IndexError, KeyError):

@@ -10,6 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 import pytest_asyncio
+from hypothesis import settings as hypothesis_settings
 from temporalio.testing import WorkflowEnvironment
 
 from store.db import create_pool
@@ -18,6 +19,12 @@ from workers.embedded import find_binary, start_embedded_postgres
 from workers.settings import Settings
 from workers.temporal import DATA_CONVERTER
 from workflows import search_attributes
+
+# Property tests are derandomized by default so CI is repeatable; HYPOTHESIS_PROFILE=explore
+# searches new examples (run it after a parser change, and fix what it finds).
+hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore", max_examples=5000)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -123,3 +123,11 @@ def test_garbage_is_an_hl7_error(raw: bytes) -> None:
 def test_death_indicator_is_read() -> None:
     raw = a03().replace(b"|F\r", b"|F" + b"|" * 22 + b"Y\r")
     assert event_of(raw).death_indicator is True
+
+
+def test_a_segment_name_with_no_fields_is_not_a_crash() -> None:
+    # Found by hypothesis: "PID\r" split from its fields by a stray CR.
+    raw = a03().replace(b"PID|1|", b"PID\r|1|")
+    with pytest.raises(HL7Error):
+        event_of(raw.replace(b"PV1|", b"XXX|"))
+    assert event_of(raw).patient_identifiers == ()
