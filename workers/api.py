@@ -19,6 +19,7 @@ from workers.api_common import services as services_of
 from workers.api_transitions import router
 from workers.services import Services
 from workers.settings import get_settings
+from workers.web import router as web_router
 
 ER7_MEDIA_TYPE = "x-application/hl7-v2+er7"
 ER7_CONTENT_TYPES = frozenset(
@@ -46,6 +47,7 @@ def create_app(services: Services | None = None) -> FastAPI:
 
     svc = services_of
     app.include_router(router)
+    app.include_router(web_router)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:

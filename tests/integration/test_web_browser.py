@@ -1,0 +1,121 @@
+"""The web worklist in a real headless browser (Debian's chromium driven by playwright):
+load the worklist, open a transition, complete a step, see it move; and the dashboard.
+
+Screenshots are written to the test's temp folder, and to docs/ when
+CAREBRIDGE_UPDATE_SCREENSHOTS=1 (the README shows those)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from ingest import keys
+from tests.helpers import a03, assert_eventually
+from tests.integration.conftest import RunningStack
+from workers.settings import Settings
+
+CHROMIUM = "/usr/bin/chromium"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest_asyncio.fixture
+async def browser() -> AsyncIterator[Any]:
+    if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 (a stat, once)
+        pytest.skip("chromium is not installed: run 'apt-get install chromium' (Debian) to run it")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as driver:
+        launched = await driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        await launched.close()
+
+
+def save(path: Path, name: str, shot: bytes) -> None:
+    path.joinpath(name).write_bytes(shot)
+    if os.environ.get("CAREBRIDGE_UPDATE_SCREENSHOTS") == "1":
+        DOCS.mkdir(exist_ok=True)
+        shutil.copy(path / name, DOCS / name)
+
+
+async def test_worklist_open_complete_and_see_it_move(
+    browser: Any, stack: RunningStack, settings: Settings, tmp_path: Path
+) -> None:
+    facility = f"WEB{uuid.uuid4().hex[:5].upper()}"
+    for n in range(3):
+        await stack.post_adt(a03(facility=facility, visit=f"V{n}"))
+    for days_ago in (1, 4, 9):  # older discharges: overdue, escalated (coloured rows)
+        when = (datetime.now() - timedelta(days=days_ago)).strftime("%Y%m%d%H%M%S")
+        await stack.post_adt(a03(facility=facility, visit=f"OLD{days_ago}", discharged=when))
+    tid = keys.transition_id(
+        keys.encounter_key(settings.key_secret.get_secret_value(), facility, "V0")
+    )
+    base = str(stack.http.base_url).rstrip("/")
+
+    async def listed() -> None:
+        rows = (await stack.http.get("/transitions", params={"facility": facility})).json()
+        assert len(rows) == 6 and all(r["current_step"] for r in rows)
+        assert max(r["escalation_level"] for r in rows) == 3
+
+    await assert_eventually(listed)
+    page = await browser.new_page(viewport={"width": 1280, "height": 800})
+    await page.goto(f"{base}/?facility={facility}")
+    row = page.locator(f'tr[data-transition="{tid}"]')
+    assert await row.locator(".current-step").inner_text() == "interactive_contact"
+    save(tmp_path, "worklist.png", await page.screenshot(full_page=True))
+
+    await row.click()
+    await page.wait_for_url(f"**/ui/transitions/{tid}")
+    await page.fill("#actor", "rn.alvarez")
+    step = page.locator('#steps tr[data-step="interactive_contact"]')
+    await step.locator("button.complete").click()
+    await page.locator("#message.ok").wait_for()
+    await page.wait_for_load_state("load")
+
+    async def completed() -> None:
+        await page.reload()
+        status = await page.locator(
+            '#steps tr[data-step="interactive_contact"] .status'
+        ).inner_text()
+        assert "completed" in status
+
+    await assert_eventually(completed)
+    assert "completed" in await page.locator("#timeline").inner_text()
+    save(tmp_path, "transition.png", await page.screenshot(full_page=True))
+
+    async def moved() -> None:
+        await page.goto(f"{base}/?facility={facility}")
+        current = await page.locator(f'tr[data-transition="{tid}"] .current-step').inner_text()
+        assert current in ("medication_reconciliation", "follow_up_visit")
+
+    await assert_eventually(moved)
+
+    # A refused action shows the validator's message, not a crash.
+    await page.goto(f"{base}/ui/transitions/{tid}")
+    await page.fill("#actor", " ")
+    await page.locator('#steps tr[data-step="follow_up_visit"] button.complete').click()
+    message = page.locator("#message.error")
+    await message.wait_for()
+    assert "by" in await message.inner_text()
+
+    await page.goto(f"{base}/dashboard")
+    assert await page.locator("svg.chart").count() == 5
+    assert "Discharges per day" in await page.content()
+    save(tmp_path, "dashboard.png", await page.screenshot(full_page=True))

@@ -1,0 +1,131 @@
+"""The web worklist and dashboard: server-rendered HTML (Jinja2, autoescaped) with a little
+JavaScript that calls the same API the CLI uses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from temporalio.service import RPCError, RPCStatusCode
+
+from ingest import keys
+from schemas.transition import TransitionState, TransitionStatus
+from schemas.worklist import TransitionQuery
+from store import dashboard, projection
+from workers.api_common import services
+from workers.charts import bar_chart
+from workers.services import Services
+from workflows.transition import TransitionWorkflow
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
+Svc = Annotated[Services, Depends(services)]
+VIEWS = {"open", "overdue", "today", "all"}
+
+
+def _localiser(svc: Services) -> Any:
+    zone = svc.library.site.calendar_zone()
+
+    def local(value: datetime | None) -> str:
+        return value.astimezone(zone).strftime("%a %m-%d %H:%M") if value else ""
+
+    return local
+
+
+def _render(request: Request, svc: Services, name: str, **context: Any) -> HTMLResponse:
+    templates.env.filters["local"] = _localiser(svc)
+    return templates.TemplateResponse(request, name, context)
+
+
+@router.get("/", response_class=HTMLResponse)
+async def worklist(
+    request: Request,
+    svc: Svc,
+    assignee: Annotated[str | None, Query(max_length=200)] = None,
+    facility: Annotated[str | None, Query(max_length=200)] = None,
+    view: str = "open",
+) -> HTMLResponse:
+    view = view if view in VIEWS else "open"
+    query = TransitionQuery(
+        status=None if view == "all" else TransitionStatus.ACTIVE,
+        assignee=assignee or None,
+        facility=facility or None,
+        overdue=True if view == "overdue" else None,
+        due_today=view == "today",
+        sort="escalation",
+        page_size=200,
+    )
+    rows, total = await projection.search(svc.pool, query, svc.library.site.calendar_zone())
+    return _render(
+        request,
+        svc,
+        "worklist.html",
+        page="worklist",
+        rows=rows,
+        total=total,
+        query=query,
+        view=view,
+    )
+
+
+@router.get("/ui/transitions/{transition_id}", response_class=HTMLResponse)
+async def transition_page(
+    request: Request, svc: Svc, transition_id: str, actor: str = ""
+) -> HTMLResponse:
+    handle = svc.client.get_workflow_handle_for(
+        TransitionWorkflow.run, keys.workflow_id(transition_id)
+    )
+    try:
+        state: TransitionState = await handle.query(TransitionWorkflow.get_state)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise HTTPException(404, f"no transition {transition_id}") from exc
+        raise
+    timeline = await projection.timeline(svc.pool, transition_id)
+    return _render(
+        request,
+        svc,
+        "transition.html",
+        page="transition",
+        state=state,
+        timeline=timeline,
+        actor=actor,
+    )
+
+
+@router.get("/dashboard", response_class=HTMLResponse)
+async def dashboard_page(request: Request, svc: Svc) -> HTMLResponse:
+    figures = await dashboard.last_30_days(svc.pool, svc.library)
+    levels = figures["escalations_by_level"]
+    charts = {
+        "discharges": bar_chart("Discharges per day", figures["labels"], figures["discharges"]),
+        "contacted": bar_chart(
+            "% contacted within 2 business days",
+            figures["labels"],
+            figures["contacted_pct"],
+            unit="%",
+            peak=100,
+        ),
+        "visits": bar_chart(
+            "% of TCM discharges with a visit",
+            ["within 7 days", "within 14 days"],
+            [figures["visits_within_7_pct"], figures["visits_within_14_pct"]],
+            unit="%",
+            peak=100,
+        ),
+        "escalations": bar_chart(
+            "Escalations by level",
+            [f"level {n}" for n in (1, 2, 3)],
+            [levels.get(n, 0) for n in (1, 2, 3)],
+        ),
+        "readmissions": bar_chart(
+            "30-day readmissions",
+            ["discharges", "readmitted"],
+            [figures["discharged"], figures["readmitted"]],
+        ),
+    }
+    return _render(request, svc, "dashboard.html", page="dashboard", figures=figures, charts=charts)
