@@ -1,5 +1,6 @@
-"""Escalation notifications: each level reached is recorded in the `notifications` outbox,
-named by its channel (worklist, email, page, ...), for the delivery adapters to send."""
+"""Escalation notifications: each level reached is recorded once in the `notifications`
+outbox (the in-app worklist channel) and delivered through the transport its channel maps to
+(e-mail, signed webhook), with an idempotency key per escalation."""
 
 from __future__ import annotations
 
@@ -7,24 +8,33 @@ import asyncpg
 import structlog
 from temporalio import activity
 
+from activities.channels import Channels, Message
+from schemas.site import NotificationConfig, Transport
 from schemas.transition import EscalationNotice
 
 log = structlog.get_logger(__name__)
 
 
 class NotificationActivities:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, channels: Channels, config: NotificationConfig, base_url: str
+    ) -> None:
         self._pool = pool
+        self._channels = channels
+        self._config = config
+        self._base_url = base_url.rstrip("/")
 
     @activity.defn(name="notify")
     async def notify(self, notice: EscalationNotice) -> bool:
-        """Record the escalation once (retries and replays do not duplicate it)."""
-        result = await self._pool.execute(
+        """Record the escalation once, then deliver it; retries never duplicate either."""
+        row = await self._pool.fetchrow(
             """
             INSERT INTO notifications
                 (transition_id, step_id, level, role, channel, due_at, scheduled_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7)
-            ON CONFLICT (transition_id, step_id, level, due_at) DO NOTHING
+            ON CONFLICT (transition_id, step_id, level, due_at)
+                DO UPDATE SET role = EXCLUDED.role
+            RETURNING id, delivered_at
             """,
             notice.transition_id,
             notice.step_id,
@@ -34,13 +44,34 @@ class NotificationActivities:
             notice.due_at,
             notice.scheduled_at,
         )
-        created = result.endswith(" 1")
+        assert row is not None
+        if row["delivered_at"] is not None:
+            return True
+        transport = self._config.channels.get(notice.channel, Transport.WORKLIST)
+        key = f"{notice.transition_id}:{notice.step_id}:{notice.level}:{notice.due_at.isoformat()}"
+        link = f"{self._base_url}/ui/transitions/{notice.transition_id}"
+        message = Message(
+            subject=f"[carebridge] {notice.step_id} overdue: level {notice.level}",
+            text=(
+                f"Step {notice.step_id} of transition {notice.transition_id} was due "
+                f"{notice.due_at.isoformat()} and is not done.\nEscalation level "
+                f"{notice.level} to {notice.role}.\n{link}\n"
+            ),
+            payload={"type": "escalation", **notice.model_dump(mode="json"), "link": link},
+            idempotency_key=key,
+            recipients=self._config.recipients.get(notice.role, ()),
+        )
+        delivered = await self._channels.deliver(transport, message)
+        if delivered:
+            await self._pool.execute(
+                "UPDATE notifications SET delivered_at = now() WHERE id = $1", row["id"]
+            )
         log.info(
             "escalation.recorded",
             transition_id=notice.transition_id,
             step_id=notice.step_id,
             level=notice.level,
-            channel=notice.channel,
-            new=created,
+            transport=transport.value,
+            delivered=delivered,
         )
-        return created
+        return delivered

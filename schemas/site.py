@@ -7,6 +7,7 @@ rules are here, with the documented default, so a site can change them.
 from __future__ import annotations
 
 from datetime import date, time
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -73,6 +74,33 @@ class SelectionRule(BaseModel):
         )
 
 
+class Transport(StrEnum):
+    WORKLIST = "worklist"  # in-app only: the notifications outbox row is the message
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+
+
+class NotificationConfig(BaseModel):
+    """How each channel named in the protocols is delivered, and to whom (no PHI here)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    channels: dict[str, Transport] = Field(
+        default_factory=lambda: {
+            "worklist": Transport.WORKLIST,
+            "email": Transport.EMAIL,
+            "page": Transport.WEBHOOK,
+            "sms": Transport.WEBHOOK,
+        }
+    )
+    recipients: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, description="role or team -> e-mail addresses"
+    )
+    digest_time: time = Field(default=time(7, 30), description="daily digest, site time")
+    digest_transport: Transport = Transport.EMAIL
+    sweep_time: time = Field(default=time(2, 15), description="nightly consistency sweep")
+
+
 class SiteConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -84,6 +112,7 @@ class SiteConfig(BaseModel):
     policy: OutcomePolicy = OutcomePolicy()
     patient_identifier: PatientIdentifierRule = PatientIdentifierRule()
     readmission_window_days: int = Field(default=30, ge=1)
+    notifications: NotificationConfig = NotificationConfig()
     selection: tuple[SelectionRule, ...] = ()
 
     def calendar_zone(self) -> ZoneInfo:

@@ -17,6 +17,8 @@ class TransitionStatus(StrEnum):
     COMPLETED = "completed"  # the transition period ended
     CANCELLED = "cancelled"  # the discharge was cancelled (A13/A11)
     DECEASED = "deceased"
+    TERMINATED = "terminated"  # ended by an operator in Temporal (found by the sweep)
+    FAILED = "failed"  # the workflow failed or timed out (found by the sweep)
 
 
 class StepStatus(StrEnum):

@@ -10,6 +10,7 @@ from workers import embedded
 from workers.cli_app import app, console, run_command, until_signalled
 from workers.listener import listener_for
 from workers.logs import configure_logging
+from workers.schedules import ensure_schedules
 from workers.services import Services
 from workers.settings import Settings, get_settings
 from workers.stack import run_stack
@@ -44,6 +45,7 @@ def worker() -> None:
     async def main(settings: Settings) -> None:
         services = await Services.connect(settings)
         try:
+            await ensure_schedules(services.client, services.library.site, settings.task_queue)
             async with build_worker(services.client, services.pool, settings):
                 console.print(f"worker polling task queue {settings.task_queue}")
                 await until_signalled()

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from activities.channels import ChannelSettings
+
 DEV_KEY_SECRET = "carebridge-dev-only-secret"
 
 
@@ -52,8 +54,29 @@ class Settings(BaseSettings):
     ack_timeout_seconds: float = Field(
         10.0, description="Longest wait for inbox + Temporal before answering AE"
     )
+    smtp_host: str | None = Field(None, description="SMTP server for the email channel")
+    smtp_port: int = 25
+    smtp_sender: str = "carebridge@localhost"
+    webhook_url: str | None = Field(None, description="Endpoint for the webhook channel")
+    webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key signing webhook bodies (X-Carebridge-Signature)"
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8080", description="Base URL put in notification links"
+    )
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+
+    @property
+    def channel_settings(self) -> ChannelSettings:
+        secret = self.webhook_secret.get_secret_value() if self.webhook_secret else None
+        return ChannelSettings(
+            smtp_host=self.smtp_host,
+            smtp_port=self.smtp_port,
+            smtp_sender=self.smtp_sender,
+            webhook_url=self.webhook_url,
+            webhook_secret=secret,
+        )
 
     @property
     def allowed_facility_set(self) -> frozenset[str]:

@@ -23,6 +23,7 @@ from workers import embedded
 from workers.api import create_app
 from workers.embedded import StackError
 from workers.listener import listener_for
+from workers.schedules import ensure_schedules
 from workers.services import Services
 from workers.settings import Settings
 from workers.temporal import connect, ensure_search_attributes
@@ -130,6 +131,7 @@ async def run_stack(settings: Settings, console: Console) -> None:
         services = Services.build(settings, pool, client)
 
         worker = build_worker(client, pool, settings)
+        await ensure_schedules(client, services.library.site, settings.task_queue)
         listener = listener_for(services.intake, settings)
         await listener.start(settings.mllp_host, settings.mllp_port)
         api = _EmbeddedUvicorn(

@@ -6,27 +6,46 @@ import asyncpg
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.channels import Channels
+from activities.maintenance import MaintenanceActivities
 from activities.notifications import NotificationActivities
 from activities.planning import PlanningActivities
 from activities.projection import ProjectionActivities
+from ingest.protocol_library import load_library
 from workers.settings import Settings
+from workflows.digest import DigestWorkflow
+from workflows.sweep import SweepWorkflow
 from workflows.transition import TransitionWorkflow
 
 
 def build_worker(
     client: Client, pool: asyncpg.Pool, settings: Settings, *, task_queue: str | None = None
 ) -> Worker:
+    library = load_library(settings.protocols_dir)
+    channels = Channels(settings.channel_settings)
     planning = PlanningActivities()
     projection = ProjectionActivities(pool)
-    notifications = NotificationActivities(pool)
+    notifications = NotificationActivities(
+        pool, channels, library.site.notifications, settings.public_url
+    )
+    maintenance = MaintenanceActivities(
+        pool,
+        client,
+        channels,
+        library.site.notifications,
+        library.site.calendar_zone(),
+        settings.public_url,
+    )
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[TransitionWorkflow],
+        workflows=[TransitionWorkflow, DigestWorkflow, SweepWorkflow],
         activities=[
             planning.plan_transition,
             planning.schedule_step,
             projection.record_transition,
             notifications.notify,
+            maintenance.send_digests,
+            maintenance.sweep_projection,
         ],
     )

@@ -487,6 +487,11 @@ class TransitionWorkflow:
         if len(self._notes) >= MAX_NOTES:
             raise ValueError(f"this transition already has {MAX_NOTES} notes")
 
+    @workflow.signal
+    async def republish(self) -> None:
+        """Write the projection row again (the consistency sweep found it missing)."""
+        await self._publish()
+
     # ---- ADT signals --------------------------------------------------------------------
 
     @workflow.signal

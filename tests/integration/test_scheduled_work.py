@@ -1,0 +1,239 @@
+"""Notification channels (worklist, SMTP e-mail, signed webhook retried by Temporal), the
+daily digest, the consistency sweep and the Temporal Schedules that run them."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest_asyncio
+import uvicorn
+import yaml
+from aiosmtpd.controller import Controller
+from fastapi import FastAPI, Request, Response
+from pydantic import SecretStr
+from temporalio.testing import WorkflowEnvironment
+
+from ingest import keys
+from ingest.protocol_library import load_library
+from schemas.maintenance import DigestResult, SweepReport
+from tests.helpers import a03, assert_eventually, find_free_port
+from workers.schedules import DIGEST_SCHEDULE, SWEEP_SCHEDULE, ensure_schedules
+from workers.services import Services
+from workers.settings import Settings
+from workers.stack import _EmbeddedUvicorn
+from workers.worker import build_worker
+from workflows.digest import DigestWorkflow
+from workflows.sweep import SweepWorkflow
+
+SECRET = "webhook-test-secret"
+PROTOCOLS = Path(__file__).resolve().parents[2] / "protocols"
+
+
+@dataclass
+class Mailbox:
+    messages: list[Message] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@dataclass
+class Hooks:
+    calls: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    fail_first: bool = True
+
+
+@dataclass
+class Harness:
+    services: Services
+    mailbox: Mailbox
+    hooks: Hooks
+    facility: str
+
+
+@pytest_asyncio.fixture
+async def harness(
+    temporal_env: WorkflowEnvironment, pool: asyncpg.Pool, settings: Settings, tmp_path: Path
+) -> AsyncIterator[Harness]:
+    facility = f"NTF{uuid.uuid4().hex[:5].upper()}"
+    protocols = tmp_path / "protocols"
+    shutil.copytree(PROTOCOLS, protocols)
+    site = yaml.safe_load((protocols / "site.yaml").read_text())
+    site["notifications"]["recipients"] = {
+        "supervisor": ["supervisor@example.test"],
+        facility: ["team@example.test"],
+    }
+    (protocols / "site.yaml").write_text(yaml.safe_dump(site))
+
+    mailbox, hooks = Mailbox(), Hooks()
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=find_free_port())
+    smtp.start()
+    receiver = FastAPI()
+
+    @receiver.post("/hook")
+    async def hook(request: Request) -> Response:
+        hooks.calls.append((dict(request.headers), await request.body()))
+        if hooks.fail_first and len(hooks.calls) == 1:
+            return Response(status_code=503)
+        return Response(status_code=204)
+
+    hook_port = find_free_port()
+    server = _EmbeddedUvicorn(
+        uvicorn.Config(receiver, host="127.0.0.1", port=hook_port, log_config=None)
+    )
+    serving = asyncio.create_task(server.serve())
+    mine = settings.model_copy(
+        update={
+            "protocols_dir": protocols,
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp.port,
+            "webhook_url": f"http://127.0.0.1:{hook_port}/hook",
+            "webhook_secret": SecretStr(SECRET),
+        }
+    )
+    services = Services.build(mine, pool, temporal_env.client)
+    try:
+        async with build_worker(temporal_env.client, pool, mine):
+            yield Harness(services, mailbox, hooks, facility)
+    finally:
+        server.should_exit = True
+        await serving
+        smtp.stop()
+
+
+async def start_overdue_transition(harness: Harness, days_ago: int = 10) -> str:
+    when = (datetime.now() - timedelta(days=days_ago)).strftime("%Y%m%d%H%M%S")
+    visit = f"V{uuid.uuid4().hex[:6]}"
+    result = await harness.services.intake.handle(
+        a03(facility=harness.facility, visit=visit, discharged=when, mrn="MRN-SECRET-77")
+    )
+    assert result.code == "AA", result.ack
+    secret = harness.services.settings.key_secret.get_secret_value()
+    return keys.transition_id(keys.encounter_key(secret, harness.facility, visit))
+
+
+async def test_escalations_go_out_by_email_and_signed_webhook_with_retries(
+    harness: Harness,
+) -> None:
+    tid = await start_overdue_transition(harness)
+
+    async def all_delivered() -> None:
+        rows = await harness.services.pool.fetch(
+            "SELECT level, channel, delivered_at FROM notifications "
+            "WHERE transition_id = $1 AND step_id = 'interactive_contact' ORDER BY level",
+            tid,
+        )
+        assert [(r["level"], r["channel"]) for r in rows] == [
+            (1, "worklist"),
+            (2, "email"),
+            (3, "page"),
+        ]
+        assert all(r["delivered_at"] is not None for r in rows)
+
+    await assert_eventually(all_delivered, within=30)
+    mails = [m for m in harness.mailbox.messages if tid in m.get_payload()]
+    assert [m["To"] for m in mails] == ["supervisor@example.test"]
+    assert "interactive_contact overdue: level 2" in mails[0]["Subject"]
+    assert "MRN-SECRET-77" not in mails[0].as_string()
+
+    pages = [(h, b) for h, b in harness.hooks.calls if tid.encode() in b]
+    assert len(pages) == 2  # the first delivery got a 503; Temporal retried the activity
+    keys_seen = {h["idempotency-key"] for h, _ in pages}
+    assert len(keys_seen) == 1 and keys_seen.pop().startswith(f"{tid}:interactive_contact:3:")
+    for headers, body in pages:
+        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert headers["x-carebridge-signature"] == expected
+        assert b"MRN-SECRET-77" not in body
+
+
+async def test_daily_digest_lists_overdue_work_per_team(
+    harness: Harness, temporal_env: WorkflowEnvironment
+) -> None:
+    tid = await start_overdue_transition(harness)
+
+    async def escalated() -> None:
+        row = await harness.services.pool.fetchrow(
+            "SELECT overdue_steps FROM transitions WHERE transition_id = $1", tid
+        )
+        assert row is not None and row["overdue_steps"]
+
+    await assert_eventually(escalated, within=30)
+    result: DigestResult = await temporal_env.client.execute_workflow(
+        DigestWorkflow.run,
+        id=f"digest-{uuid.uuid4()}",
+        task_queue=harness.services.settings.task_queue,
+    )
+    assert result.delivered >= 1 and result.overdue >= 1
+    digests = [m for m in harness.mailbox.messages if m["To"] == "team@example.test"]
+    assert len(digests) == 1
+    assert f"[carebridge] {harness.facility}: 1 overdue" in digests[0]["Subject"]
+    assert tid in digests[0].get_payload() and "MRN-SECRET-77" not in digests[0].as_string()
+
+
+async def test_sweep_repairs_a_missing_row_and_a_stale_one(
+    harness: Harness, temporal_env: WorkflowEnvironment
+) -> None:
+    missing = await start_overdue_transition(harness, days_ago=1)
+    stale = await start_overdue_transition(harness, days_ago=1)
+    pool = harness.services.pool
+
+    async def projected() -> None:
+        count = await pool.fetchval(
+            "SELECT count(*) FROM transitions WHERE transition_id = ANY($1::text[])",
+            [missing, stale],
+        )
+        assert count == 2
+
+    await assert_eventually(projected)
+    await temporal_env.client.get_workflow_handle(f"transition-{stale}").terminate("test")
+    await pool.execute("DELETE FROM transitions WHERE transition_id = $1", missing)
+
+    report: SweepReport = await temporal_env.client.execute_workflow(
+        SweepWorkflow.run,
+        id=f"sweep-{uuid.uuid4()}",
+        task_queue=harness.services.settings.task_queue,
+    )
+    assert missing in report.republished
+    assert stale in report.closed
+
+    async def repaired() -> None:
+        rows = {
+            r["transition_id"]: r["status"]
+            for r in await pool.fetch(
+                "SELECT transition_id, status FROM transitions "
+                "WHERE transition_id = ANY($1::text[])",
+                [missing, stale],
+            )
+        }
+        assert rows == {missing: "active", stale: "terminated"}
+
+    await assert_eventually(repaired)
+
+
+async def test_schedules_are_created_once_and_updated_in_place(
+    temporal_env: WorkflowEnvironment, settings: Settings
+) -> None:
+    site = load_library(PROTOCOLS).site
+    client = temporal_env.client
+    created = await ensure_schedules(client, site, settings.task_queue)
+    assert created == sorted([DIGEST_SCHEDULE, SWEEP_SCHEDULE])
+    await ensure_schedules(client, site, settings.task_queue)  # again: no error, no copy
+    digest = await client.get_schedule_handle(DIGEST_SCHEDULE).describe()
+    calendar = digest.schedule.spec.calendars[0]
+    assert (calendar.hour[0].start, calendar.minute[0].start) == (7, 30)
+    assert digest.schedule.spec.time_zone_name == "America/New_York"
+    ids = [s.id async for s in await client.list_schedules()]
+    assert ids.count(DIGEST_SCHEDULE) == 1 and ids.count(SWEEP_SCHEDULE) == 1
