@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
@@ -22,6 +22,7 @@ from workers.settings import get_settings
 from workers.web import router as web_router
 
 ER7_MEDIA_TYPE = "x-application/hl7-v2+er7"
+MessageId = Annotated[int, Path(ge=1, le=2**63 - 1, description="inbox id")]
 ER7_CONTENT_TYPES = frozenset(
     {ER7_MEDIA_TYPE, "application/hl7-v2", "application/hl7-v2+er7", "text/plain"}
 )
@@ -95,7 +96,7 @@ def create_app(services: Services | None = None) -> FastAPI:
         )
 
     @app.get("/messages/{message_id}")
-    async def get_message(request: Request, message_id: int) -> dict[str, Any]:
+    async def get_message(request: Request, message_id: MessageId) -> dict[str, Any]:
         """One message: raw, parsed, and what it caused."""
         row = await inbox.get_message(svc(request).pool, message_id)
         if row is None:
@@ -103,7 +104,7 @@ def create_app(services: Services | None = None) -> FastAPI:
         return describe(row, svc(request).library.site.calendar_zone())
 
     @app.post("/messages/{message_id}/reprocess")
-    async def reprocess_message(request: Request, message_id: int) -> dict[str, Any]:
+    async def reprocess_message(request: Request, message_id: MessageId) -> dict[str, Any]:
         """Run a stored message again after a fix; the new row links to the original."""
         try:
             result = await svc(request).intake.reprocess(message_id)
