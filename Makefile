@@ -25,7 +25,7 @@ run: $(STAMP_RUN)
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+	$(BIN)/mypy --no-incremental
 
 test: lint
 	$(BIN)/pytest

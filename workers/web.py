@@ -76,9 +76,7 @@ async def worklist(
 async def transition_page(
     request: Request, svc: Svc, transition_id: str, actor: str = ""
 ) -> HTMLResponse:
-    handle = svc.client.get_workflow_handle_for(
-        TransitionWorkflow.run, keys.workflow_id(transition_id)
-    )
+    handle = svc.client.get_workflow_handle(keys.workflow_id(transition_id))
     try:
         state: TransitionState = await handle.query(TransitionWorkflow.get_state)
     except RPCError as exc:
