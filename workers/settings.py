@@ -64,6 +64,19 @@ class Settings(BaseSettings):
     public_url: str = Field(
         "http://127.0.0.1:8080", description="Base URL put in notification links"
     )
+    environment: Literal["development", "production"] = Field(
+        "development",
+        description="production refuses to start without a configured payload key",
+    )
+    codec_keys: SecretStr | None = Field(
+        None, description="Payload keys 'id:base64(32 bytes),...'; the last is current"
+    )
+    codec_current_key: str | None = Field(None, description="Key id to encrypt with")
+    codec_key_file: Path | None = Field(
+        None,
+        description="JSON keyring file {current, keys}; default in development: "
+        "<state dir>/codec-keys.json, generated with 0600 permissions",
+    )
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 

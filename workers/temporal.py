@@ -1,6 +1,9 @@
-"""One place that builds Temporal clients: address, namespace, pydantic data converter."""
+"""One place that builds Temporal clients: address, namespace, and the data converter
+(pydantic models, payloads encrypted by the keyring's codec, failure messages encoded)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -10,14 +13,48 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
+from workers.codec import EncryptionCodec, Keyring, KeyringError
 from workers.embedded import StackError
 from workers.settings import Settings
 from workflows import search_attributes
 
+# Plain converter: replaying committed histories and time-skipping workflow tests. Everything
+# that talks to a real server goes through `connect`, which encrypts.
 DATA_CONVERTER: DataConverter = pydantic_data_converter
+KEY_FILE = "codec-keys.json"
+
+
+def data_converter(keyring: Keyring) -> DataConverter:
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=EncryptionCodec(keyring),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+
+
+def keyring_for(settings: Settings) -> Keyring:
+    """The configured keys; in development, a key generated once under the state directory."""
+    try:
+        if settings.codec_keys:
+            return Keyring.parse(settings.codec_keys.get_secret_value(), settings.codec_current_key)
+        if settings.codec_key_file:
+            return Keyring.load(settings.codec_key_file)
+    except (KeyringError, OSError, ValueError, KeyError) as exc:
+        raise StackError(f"payload keys: {exc}") from exc
+    if settings.environment == "production":
+        raise StackError(
+            "no payload encryption key is configured: set CAREBRIDGE_CODEC_KEYS "
+            "('id:base64-of-32-bytes,...') or CAREBRIDGE_CODEC_KEY_FILE"
+        )
+    path = settings.state_dir / KEY_FILE
+    if not path.exists():
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        Keyring.generate().save(path)
+    return Keyring.load(path)
+
 
 _INDEXED_TYPES = {
     SearchAttributeIndexedValueType.KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
@@ -31,7 +68,7 @@ async def connect(settings: Settings) -> Client:
         return await Client.connect(
             settings.temporal_target,
             namespace=settings.temporal_namespace,
-            data_converter=DATA_CONVERTER,
+            data_converter=data_converter(keyring_for(settings)),
         )
     except RuntimeError as exc:
         hint = "is `carebridge up` running?" if not settings.temporal_address else str(exc)

@@ -14,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
 from ingest import keys
+from tests.conftest import TEST_KEYS
 from tests.helpers import a03, assert_eventually
 from tests.integration.conftest import RunningStack
 from workers.cli import app
@@ -29,6 +30,7 @@ def cli_env(
         "CAREBRIDGE_TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
         "CAREBRIDGE_MLLP_PORT": str(stack.mllp_port),
         "CAREBRIDGE_LOG_LEVEL": "WARNING",
+        "CAREBRIDGE_CODEC_KEYS": TEST_KEYS,
     }
 
 

@@ -18,6 +18,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ingest import keys
+from tests.conftest import TEST_KEYS
 from tests.helpers import EXAMPLES, a03, find_free_port, msa
 from workers.embedded import find_binary
 from workers.settings import DEV_KEY_SECRET
@@ -137,6 +138,7 @@ def test_up_uses_the_configured_temporal_and_database_instead_of_its_own(
     stack_env.update(
         CAREBRIDGE_TEMPORAL_ADDRESS=target,
         CAREBRIDGE_DATABASE_URL=database_url,
+        CAREBRIDGE_CODEC_KEYS=TEST_KEYS,
         CAREBRIDGE_TASK_QUEUE=f"tq-{uuid.uuid4()}",
     )
     stack = Stack(stack_env)

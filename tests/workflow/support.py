@@ -34,7 +34,8 @@ from workers.temporal import DATA_CONVERTER, ensure_search_attributes
 from workflows.transition import TransitionWorkflow
 
 NY = ZoneInfo("America/New_York")
-LIBRARY = load_library(Path(__file__).resolve().parents[2] / "protocols")
+PROTOCOLS_DIR = Path(__file__).resolve().parents[2] / "protocols"
+LIBRARY = load_library(PROTOCOLS_DIR)
 RECORDS: list[ProjectionRecord] = []
 STARTED: list[WorkflowHandle[TransitionWorkflow, TransitionState]] = []
 NOTICES: list[EscalationNotice] = []

@@ -1,0 +1,64 @@
+"""A transition started under key A completes after key B became current (real dev server)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from ingest.protocol_library import load_library
+from schemas.transition import AdtSignal, TransitionInput, TransitionStatus
+from tests.workflow.support import PROTOCOLS_DIR
+from workers.codec import KEY_ID, Keyring
+from workers.settings import Settings
+from workers.temporal import data_converter
+from workers.worker import build_worker
+from workflows.transition import TransitionWorkflow
+
+
+async def test_transition_started_under_key_a_completes_under_key_b(
+    temporal_env: WorkflowEnvironment, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    key_a = Keyring.generate("a")
+    key_b = Keyring(keys={**key_a.keys, "b": Keyring.generate("b").keys["b"]}, current="b")
+    config = temporal_env.client.config()
+    client_a = Client(**{**config, "data_converter": data_converter(key_a)})
+    client_b = Client(**{**config, "data_converter": data_converter(key_b)})
+    library = load_library(PROTOCOLS_DIR)
+    tid = uuid.uuid4().hex[:24]
+    workflow_id = f"transition-{tid}"
+
+    async with build_worker(client_a, pool, settings):
+        handle_a = await client_a.start_workflow(
+            TransitionWorkflow.run,
+            TransitionInput(
+                transition_id=tid,
+                encounter_key=tid.ljust(64, "0"),
+                facility="ROTATE",
+                discharged_at=datetime.now(UTC),
+                protocol=library.latest("discharge-home"),
+            ),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )
+        state = await handle_a.query(TransitionWorkflow.get_state)
+        assert state.status == TransitionStatus.ACTIVE
+    async with build_worker(client_b, pool, settings):
+        handle_b = client_b.get_workflow_handle_for(TransitionWorkflow.run, workflow_id)
+        await handle_b.signal(
+            TransitionWorkflow.adt_event,
+            AdtSignal(event_type="A13", message_control_id="ROT-1", occurred_at=datetime.now(UTC)),
+        )
+        final = await handle_b.result()
+    assert final.status == TransitionStatus.CANCELLED
+    history = await handle_b.fetch_history()
+    used = {
+        p.metadata[KEY_ID].decode()
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+        for p in event.activity_task_scheduled_event_attributes.input.payloads
+    }
+    assert used == {"a", "b"}

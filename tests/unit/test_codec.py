@@ -1,0 +1,68 @@
+"""The payload codec: ciphertext with the key id in metadata, any known key decrypts, the
+current key encrypts, plain payloads pass through, tampering and unknown keys fail loudly."""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.exceptions import InvalidTag
+from temporalio.api.common.v1 import Payload
+
+from workers.codec import ENCODING, KEY_ID, EncryptionCodec, Keyring, KeyringError
+from workers.embedded import StackError
+from workers.settings import Settings
+from workers.temporal import keyring_for
+
+PLAIN = Payload(metadata={"encoding": b"json/plain"}, data=b'{"mrn": "100234"}')
+
+
+async def test_round_trip_hides_the_data_and_names_the_key() -> None:
+    codec = EncryptionCodec(Keyring.generate("a"))
+    [sealed] = await codec.encode([PLAIN])
+    assert sealed.metadata["encoding"] == ENCODING and sealed.metadata[KEY_ID] == b"a"
+    assert b"100234" not in sealed.data
+    assert await codec.decode([sealed]) == [PLAIN]
+
+
+async def test_rotation_old_payloads_still_decrypt_new_ones_use_the_current_key() -> None:
+    old = Keyring.generate("a")
+    new = Keyring(keys={**old.keys, "b": Keyring.generate("b").keys["b"]}, current="b")
+    [under_a] = await EncryptionCodec(old).encode([PLAIN])
+    rotated = EncryptionCodec(new)
+    assert await rotated.decode([under_a]) == [PLAIN]
+    [under_b] = await rotated.encode([PLAIN])
+    assert under_b.metadata[KEY_ID] == b"b"
+    with pytest.raises(KeyringError, match="unknown key 'b'"):
+        await EncryptionCodec(old).decode([under_b])
+
+
+async def test_plain_payloads_pass_through_and_tampering_is_detected() -> None:
+    codec = EncryptionCodec(Keyring.generate("a"))
+    assert await codec.decode([PLAIN]) == [PLAIN]
+    [sealed] = await codec.encode([PLAIN])
+    tampered = Payload(metadata=dict(sealed.metadata), data=sealed.data[:-1] + b"\x00")
+    with pytest.raises(InvalidTag):
+        await codec.decode([tampered])
+
+
+def test_keyring_parsing_and_errors() -> None:
+    key = base64.b64encode(os.urandom(32)).decode()
+    ring = Keyring.parse(f"k1:{key},k2:{key}", None)
+    assert ring.current == "k2"
+    with pytest.raises(KeyringError, match="32"):
+        Keyring.parse("k1:" + base64.b64encode(b"short").decode(), None)
+    with pytest.raises(KeyringError, match="not among"):
+        Keyring.parse(f"k1:{key}", "k9")
+
+
+def test_development_generates_a_private_key_file_and_production_refuses(tmp_path: Path) -> None:
+    ring = keyring_for(Settings(state_dir=tmp_path))
+    path = tmp_path / "codec-keys.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert keyring_for(Settings(state_dir=tmp_path)) == ring  # generated once, then reused
+    with pytest.raises(StackError, match="no payload encryption key is configured"):
+        keyring_for(Settings(state_dir=tmp_path / "prod", environment="production"))

@@ -1,0 +1,117 @@
+"""Payload encryption: an AES-256-GCM PayloadCodec with a keyring, so everything carebridge
+puts in Temporal (inputs, results, signals, updates, queries, activity payloads, failure
+messages) is ciphertext there. The key id travels in the payload metadata: payloads decrypt
+with any known key and are encrypted with the current one, so keys rotate under running
+30-day transitions.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from temporalio.api.common.v1 import Payload
+from temporalio.converter import PayloadCodec
+
+ENCODING = b"binary/encrypted"
+KEY_ID = "encryption-key-id"
+NONCE_BYTES = 12
+
+
+class KeyringError(ValueError):
+    """No usable key, or a malformed one; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Keyring:
+    keys: dict[str, bytes]
+    current: str
+
+    def __post_init__(self) -> None:
+        if self.current not in self.keys:
+            raise KeyringError(f"the current key {self.current!r} is not among the keys")
+        for key_id, key in self.keys.items():
+            if len(key) != 32:
+                raise KeyringError(f"key {key_id!r} is {len(key)} bytes; AES-256 needs 32")
+
+    @classmethod
+    def parse(cls, spec: str, current: str | None) -> Keyring:
+        """`id:base64key,id2:base64key`; the current key defaults to the last one."""
+        keys = {}
+        for item in (part.strip() for part in spec.split(",") if part.strip()):
+            key_id, _, encoded = item.partition(":")
+            try:
+                keys[key_id] = base64.b64decode(encoded, validate=True)
+            except ValueError as exc:
+                raise KeyringError(f"key {key_id!r} is not valid base64") from exc
+        if not keys:
+            raise KeyringError("no keys given")
+        return cls(keys=keys, current=current or list(keys)[-1])
+
+    @classmethod
+    def load(cls, path: Path) -> Keyring:
+        data = json.loads(path.read_text())
+        return cls(
+            keys={k: base64.b64decode(v) for k, v in data["keys"].items()},
+            current=data["current"],
+        )
+
+    def save(self, path: Path) -> None:
+        """Write with 0600 permissions (the file is created private, never widened)."""
+        body = json.dumps(
+            {
+                "current": self.current,
+                "keys": {k: base64.b64encode(v).decode() for k, v in self.keys.items()},
+            },
+            indent=2,
+        )
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(body)
+
+    @classmethod
+    def generate(cls, key_id: str = "dev-1") -> Keyring:
+        return cls(keys={key_id: AESGCM.generate_key(bit_length=256)}, current=key_id)
+
+
+class EncryptionCodec(PayloadCodec):
+    def __init__(self, keyring: Keyring) -> None:
+        self._keyring = keyring
+        self._ciphers = {key_id: AESGCM(key) for key_id, key in keyring.keys.items()}
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        key_id = self._keyring.current
+        cipher = self._ciphers[key_id]
+        out = []
+        for payload in payloads:
+            nonce = os.urandom(NONCE_BYTES)
+            sealed = cipher.encrypt(nonce, payload.SerializeToString(), key_id.encode())
+            out.append(
+                Payload(
+                    metadata={"encoding": ENCODING, KEY_ID: key_id.encode()},
+                    data=nonce + sealed,
+                )
+            )
+        return out
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self._decode_one(p) for p in payloads]
+
+    def _decode_one(self, payload: Payload) -> Payload:
+        if payload.metadata.get("encoding") != ENCODING:
+            return payload  # written before encryption was on: read as is
+        key_id = payload.metadata.get(KEY_ID, b"").decode()
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            raise KeyringError(f"payload encrypted with unknown key {key_id!r}")
+        nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
+        return Payload.FromString(cipher.decrypt(nonce, sealed, key_id.encode()))
+
+
+def key_ids(payloads: Iterable[Payload]) -> set[str]:
+    return {p.metadata.get(KEY_ID, b"").decode() for p in payloads}
