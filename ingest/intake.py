@@ -10,6 +10,7 @@ of one encounter are routed one at a time, in arrival order (invariant 3).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -24,6 +25,7 @@ from temporalio.client import Client
 from ingest import er7, mapping
 from ingest.ack import build_ack, replies
 from ingest.errors import INTERNAL_ERROR, HL7Error
+from ingest.metrics import ACK_LATENCY, ADT_MESSAGES, DEAD_LETTERS
 from ingest.protocol_library import ProtocolLibrary
 from ingest.routing import AdtRouter
 from schemas.adt import AckCode, MessageHeader
@@ -95,6 +97,16 @@ class AdtIntake:
         return datetime.now(self._zone)
 
     async def handle(self, raw: bytes, *, reprocess_of: int | None = None) -> IntakeResult:
+        started = time.perf_counter()
+        result = await self._handle(raw, reprocess_of)
+        ACK_LATENCY.observe(time.perf_counter() - started)
+        event = _trigger(raw)
+        ADT_MESSAGES.labels(event=event, ack=result.code.value).inc()
+        if result.status == "rejected":
+            DEAD_LETTERS.inc()
+        return result
+
+    async def _handle(self, raw: bytes, reprocess_of: int | None) -> IntakeResult:
         header: MessageHeader | None = None
         entry_id: int | None = None
         try:
@@ -248,6 +260,19 @@ class AdtIntake:
         error = HL7Error(AckCode.ERROR, reason, condition=INTERNAL_ERROR)
         ack = build_ack(header, AckCode.ERROR, error=error, now=self._now())
         return self._result(header, ack, AckCode.ERROR, "error", entry_id, error=error)
+
+
+def _trigger(raw: bytes) -> str:
+    """MSH-9.2 for the metrics label, or 'unknown' (never anything from the patient)."""
+    head = raw[:300].split(b"\r")[0].split(b"\n")[0]
+    if head.startswith(b"MSH") and len(head) > 4:
+        fields = head.split(head[3:4])
+        if len(fields) > 8:
+            parts = fields[8].split(b"^")
+            trigger = parts[1].decode("ascii", "replace") if len(parts) > 1 else ""
+            if len(trigger) == 3 and trigger[0] == "A" and trigger[1:].isdigit():
+                return trigger
+    return "unknown"
 
 
 def _ack_code(ack: str) -> AckCode:

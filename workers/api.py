@@ -10,10 +10,13 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ingest.browser import describe
 from store import inbox
+from workers.api_codec import router as codec_router
 from workers.api_common import problem
 from workers.api_common import services as services_of
 from workers.api_transitions import router
@@ -45,15 +48,32 @@ def create_app(services: Services | None = None) -> FastAPI:
             await owned.close()
 
     app = FastAPI(title="carebridge", version="0.1.0", lifespan=lifespan)
+    settings = services.settings if services is not None else get_settings()
+    app.add_middleware(
+        CORSMiddleware,  # the Temporal Web UI calls /codec from its own origin
+        allow_origins=[
+            f"http://127.0.0.1:{settings.temporal_ui_port}",
+            f"http://localhost:{settings.temporal_ui_port}",
+            *settings.cors_origins_list,
+        ],
+        allow_methods=["POST"],
+        allow_headers=["Content-Type", "Authorization", "X-Namespace"],
+        allow_credentials=True,
+    )
 
     svc = services_of
     app.include_router(router)
     app.include_router(web_router)
+    app.include_router(codec_router)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         return problem(422, "Invalid request", details)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

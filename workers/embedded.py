@@ -70,6 +70,8 @@ def temporal_dev_server_command(settings: Settings) -> list[str]:
         "synchronous=normal",
         "--log-level",
         "error",
+        "--ui-codec-endpoint",
+        f"{settings.api_url}/codec",
     ]
     for flag in SEARCH_ATTRIBUTE_FLAGS:
         command += ["--search-attribute", flag]

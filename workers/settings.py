@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         None, description="HMAC-SHA256 key signing webhook bodies (X-Carebridge-Signature)"
     )
+    cors_origins: str = Field(
+        "", description="Extra comma-separated origins allowed to call /codec (a Temporal UI)"
+    )
     public_url: str = Field(
         "http://127.0.0.1:8080", description="Base URL put in notification links"
     )
@@ -90,6 +93,10 @@ class Settings(BaseSettings):
             webhook_url=self.webhook_url,
             webhook_secret=secret,
         )
+
+    @property
+    def cors_origins_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     @property
     def allowed_facility_set(self) -> frozenset[str]:

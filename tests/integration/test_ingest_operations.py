@@ -5,53 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import asyncpg
-import pytest_asyncio
-from temporalio.client import Client
 
 from ingest import keys
 from ingest.intake import AdtIntake
 from tests.helpers import MllpClient, a03, find_free_port, msa
-from tests.integration.conftest import RunningStack
-from workers import embedded
+from tests.integration.conftest import RunningStack, start_server, stop_server
 from workers.listener import listener_for
 from workers.services import Services
 from workers.settings import Settings
-from workers.temporal import connect, ensure_search_attributes
-
-
-@pytest_asyncio.fixture
-async def own_temporal(tmp_path: Path, settings: Settings) -> AsyncIterator[Settings]:
-    """A dev server of this test's own, with a persistent database, that the test can stop."""
-    mine = settings.model_copy(
-        update={
-            "state_dir": tmp_path,
-            "temporal_port": find_free_port(),
-            "temporal_ui_port": find_free_port(),
-            "ack_timeout_seconds": 3.0,
-        }
-    )
-    yield mine
-
-
-async def start_server(settings: Settings) -> tuple[asyncio.subprocess.Process, Client]:
-    process = await embedded.start_temporal_dev_server(settings)
-    for _ in range(200):
-        try:
-            client = await connect(settings)
-            await ensure_search_attributes(client, settings.temporal_namespace)
-            return process, client
-        except Exception:
-            await asyncio.sleep(0.1)
-    raise AssertionError("dev server did not start")
-
-
-async def stop_server(process: asyncio.subprocess.Process) -> None:
-    process.terminate()
-    await process.wait()
 
 
 async def test_temporal_down_gets_ae_then_aa_when_back_without_duplicate(

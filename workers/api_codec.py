@@ -1,0 +1,48 @@
+"""The codec server the Temporal Web UI calls to show decrypted payloads (and to encrypt
+what an operator sends from the UI). Same JSON shape as Temporal's reference codec server."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload, Payloads
+
+from workers.api_common import problem, services
+from workers.codec import EncryptionCodec
+from workers.services import Services
+
+router = APIRouter(prefix="/codec", tags=["codec"])
+Svc = Annotated[Services, Depends(services)]
+
+
+async def _apply(
+    request: Request, transform: Callable[[Sequence[Payload]], Awaitable[list[Payload]]]
+) -> Response:
+    try:
+        payloads = json_format.Parse(await request.body(), Payloads())
+    except json_format.ParseError as exc:
+        return problem(422, "Invalid request", f"not a Payloads JSON document: {exc}")
+    try:
+        result = Payloads(payloads=await transform(payloads.payloads))
+    except Exception as exc:  # unknown key, tampered payload: say so, never 500
+        return problem(422, "Cannot transform payloads", type(exc).__name__)
+    return Response(json_format.MessageToJson(result), media_type="application/json")
+
+
+def _codec(svc: Services) -> EncryptionCodec:
+    codec = svc.client.data_converter.payload_codec
+    assert isinstance(codec, EncryptionCodec)
+    return codec
+
+
+@router.post("/encode")
+async def encode(request: Request, svc: Svc) -> Response:
+    return await _apply(request, _codec(svc).encode)
+
+
+@router.post("/decode")
+async def decode(request: Request, svc: Svc) -> Response:
+    return await _apply(request, _codec(svc).decode)
