@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Path, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
@@ -16,10 +16,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ingest.browser import describe
 from store import inbox
+from workers.api_audit import audit_and_harden
+from workers.api_audit import router as audit_router
 from workers.api_codec import router as codec_router
 from workers.api_common import problem
 from workers.api_common import services as services_of
 from workers.api_transitions import router
+from workers.auth import Role, require
 from workers.services import Services
 from workers.settings import get_settings
 from workers.web import router as web_router
@@ -61,8 +64,10 @@ def create_app(services: Services | None = None) -> FastAPI:
         allow_credentials=True,
     )
 
+    app.middleware("http")(audit_and_harden)
     svc = services_of
     app.include_router(router)
+    app.include_router(audit_router)
     app.include_router(web_router)
     app.include_router(codec_router)
 
@@ -79,7 +84,16 @@ def create_app(services: Services | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.post("/adt", response_model=None)
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Any) -> Response:
+        limit = settings.max_message_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            return problem(413, "Payload Too Large", f"requests are limited to {limit} bytes")
+        response: Response = await call_next(request)
+        return response
+
+    @app.post("/adt", response_model=None, dependencies=[Depends(require(Role.INTEGRATION))])
     async def post_adt(request: Request) -> Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type not in ER7_CONTENT_TYPES:
@@ -98,7 +112,7 @@ def create_app(services: Services | None = None) -> FastAPI:
         # Enhanced mode may ask for a commit and an application ACK; HTTP has one body: the last.
         return Response(content=result.replies[-1].encode(), media_type=ER7_MEDIA_TYPE)
 
-    @app.get("/messages")
+    @app.get("/messages", dependencies=[Depends(require(Role.OPERATOR))])
     async def list_messages(
         request: Request,
         status: str | None = None,
@@ -115,7 +129,7 @@ def create_app(services: Services | None = None) -> FastAPI:
             limit=min(max(limit, 1), 500),
         )
 
-    @app.get("/messages/{message_id}")
+    @app.get("/messages/{message_id}", dependencies=[Depends(require(Role.OPERATOR))])
     async def get_message(request: Request, message_id: MessageId) -> dict[str, Any]:
         """One message: raw, parsed, and what it caused."""
         row = await inbox.get_message(svc(request).pool, message_id)
@@ -123,7 +137,7 @@ def create_app(services: Services | None = None) -> FastAPI:
             raise HTTPException(404, f"no message {message_id}")
         return describe(row, svc(request).library.site.calendar_zone())
 
-    @app.post("/messages/{message_id}/reprocess")
+    @app.post("/messages/{message_id}/reprocess", dependencies=[Depends(require(Role.OPERATOR))])
     async def reprocess_message(request: Request, message_id: MessageId) -> dict[str, Any]:
         """Run a stored message again after a fix; the new row links to the original."""
         try:

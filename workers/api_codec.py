@@ -11,10 +11,15 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
 from workers.api_common import problem, services
+from workers.auth import Role, require
 from workers.codec import EncryptionCodec
 from workers.services import Services
 
-router = APIRouter(prefix="/codec", tags=["codec"])
+router = APIRouter(
+    prefix="/codec",
+    tags=["codec"],
+    dependencies=[Depends(require(Role.OPERATOR, Role.SUPERVISOR))],
+)
 Svc = Annotated[Services, Depends(services)]
 
 

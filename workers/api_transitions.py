@@ -29,15 +29,21 @@ from schemas.transition import (
 from schemas.worklist import TransitionQuery
 from store import projection, reports
 from workers.api_common import problem, services
+from workers.auth import CLINICAL, Principal, Role, require
 from workers.services import Services
 from workflows.transition import TransitionWorkflow
 
 router = APIRouter(tags=["transitions"])
 Svc = Annotated[Services, Depends(services)]
+Clinical = Annotated[Principal, Depends(require(*CLINICAL))]
+Supervisor = Annotated[Principal, Depends(require(Role.SUPERVISOR))]
+READERS = (*CLINICAL, Role.OPERATOR)
 
 
 class Actor(BaseModel):
-    by: str = Field(description="who acts")
+    by: str | None = Field(
+        default=None, description="who acts; with authentication, the token's subject"
+    )
 
 
 class CompleteBody(Actor):
@@ -77,16 +83,30 @@ def _handle(svc: Services, transition_id: str) -> WorkflowHandle[TransitionWorkf
 
 
 async def _update(
-    svc: Services, transition_id: str, name: str, build: Any, body: BaseModel, **extra: Any
+    svc: Services,
+    principal: Principal,
+    transition_id: str,
+    name: str,
+    build: Any,
+    body: BaseModel,
+    **extra: Any,
 ) -> StepState | Note | JSONResponse:
-    """Validate with the workflow's own model (422), then run the Update (409 if refused)."""
+    """Check who may act, validate with the workflow's own model (422), then run the Update
+    (409 when the workflow refuses)."""
+    fields = body.model_dump()
+    if not principal.is_open_development:
+        fields["by"] = principal.subject  # the actor is who the token says, not the body
     try:
-        request = build(**body.model_dump(), **extra)
+        request = build(**fields, **extra)
     except ValidationError as exc:
         details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         return problem(422, "Invalid request", details)
+    handle = _handle(svc, transition_id)
     try:
-        result: StepState | Note = await _handle(svc, transition_id).execute_update(
+        refusal = await _scope_refusal(handle, principal, extra.get("step_id"))
+        if refusal:
+            return problem(403, "Forbidden", refusal)
+        result: StepState | Note = await handle.execute_update(
             name, request, result_type=Note if name == "add_note" else StepState
         )
         return result
@@ -98,7 +118,24 @@ async def _update(
         raise
 
 
-@router.get("/transitions")
+async def _scope_refusal(
+    handle: WorkflowHandle[Any, Any], principal: Principal, step_id: str | None
+) -> str | None:
+    """Care managers act on steps assigned to them (or unassigned); a supervisor with a team
+    acts on that team's transitions."""
+    if principal.role == Role.CARE_MANAGER and step_id:
+        state: TransitionState = await handle.query(TransitionWorkflow.get_state)
+        step = next((s for s in state.steps if s.step_id == step_id), None)
+        if step is not None and step.assignee not in (None, principal.subject):
+            return f"step {step_id} is assigned to {step.assignee}"
+    if principal.role == Role.SUPERVISOR and principal.team:
+        state = await handle.query(TransitionWorkflow.get_state)
+        if state.facility != principal.team:
+            return f"the transition belongs to team {state.facility}"
+    return None
+
+
+@router.get("/transitions", dependencies=[Depends(require(*READERS))])
 async def search_transitions(
     svc: Svc, response: Response, query: Annotated[TransitionQuery, Query()]
 ) -> list[dict[str, Any]]:
@@ -109,7 +146,7 @@ async def search_transitions(
     return rows
 
 
-@router.get("/transitions/{transition_id}")
+@router.get("/transitions/{transition_id}", dependencies=[Depends(require(*READERS))])
 async def get_transition(svc: Svc, transition_id: str) -> TransitionState:
     """Live state: a workflow query."""
     try:
@@ -120,7 +157,7 @@ async def get_transition(svc: Svc, transition_id: str) -> TransitionState:
         raise
 
 
-@router.get("/transitions/{transition_id}/timeline")
+@router.get("/transitions/{transition_id}/timeline", dependencies=[Depends(require(*READERS))])
 async def get_timeline(svc: Svc, transition_id: str) -> list[dict[str, Any]]:
     """ADT events, step outcomes, escalations and notes, in order (from the projection)."""
     return await projection.timeline(svc.pool, transition_id)
@@ -128,51 +165,61 @@ async def get_timeline(svc: Svc, transition_id: str) -> list[dict[str, Any]]:
 
 @router.post("/transitions/{transition_id}/steps/{step_id}/complete", response_model=None)
 async def complete_step(
-    svc: Svc, transition_id: str, step_id: str, body: CompleteBody
+    svc: Svc, principal: Clinical, transition_id: str, step_id: str, body: CompleteBody
 ) -> StepState | Note | JSONResponse:
     return await _update(
-        svc, transition_id, "complete_step", CompleteStepRequest, body, step_id=step_id
+        svc, principal, transition_id, "complete_step", CompleteStepRequest, body, step_id=step_id
     )
 
 
 @router.post("/transitions/{transition_id}/steps/{step_id}/attempts", response_model=None)
 async def record_attempt(
-    svc: Svc, transition_id: str, step_id: str, body: AttemptBody
+    svc: Svc, principal: Clinical, transition_id: str, step_id: str, body: AttemptBody
 ) -> StepState | Note | JSONResponse:
     return await _update(
-        svc, transition_id, "record_attempt", AttemptRequest, body, step_id=step_id
+        svc, principal, transition_id, "record_attempt", AttemptRequest, body, step_id=step_id
     )
 
 
 @router.post("/transitions/{transition_id}/steps/{step_id}/reassign", response_model=None)
 async def reassign_step(
-    svc: Svc, transition_id: str, step_id: str, body: ReassignBody
+    svc: Svc, principal: Supervisor, transition_id: str, step_id: str, body: ReassignBody
 ) -> StepState | Note | JSONResponse:
-    return await _update(svc, transition_id, "reassign", ReassignRequest, body, step_id=step_id)
+    return await _update(
+        svc, principal, transition_id, "reassign", ReassignRequest, body, step_id=step_id
+    )
 
 
 @router.post("/transitions/{transition_id}/steps/{step_id}/snooze", response_model=None)
 async def snooze_step(
-    svc: Svc, transition_id: str, step_id: str, body: SnoozeBody
+    svc: Svc, principal: Clinical, transition_id: str, step_id: str, body: SnoozeBody
 ) -> StepState | Note | JSONResponse:
-    return await _update(svc, transition_id, "snooze", SnoozeRequest, body, step_id=step_id)
+    return await _update(
+        svc, principal, transition_id, "snooze", SnoozeRequest, body, step_id=step_id
+    )
 
 
 @router.post("/transitions/{transition_id}/steps/{step_id}/cancel", response_model=None)
 async def cancel_step(
-    svc: Svc, transition_id: str, step_id: str, body: CancelBody
+    svc: Svc, principal: Clinical, transition_id: str, step_id: str, body: CancelBody
 ) -> StepState | Note | JSONResponse:
     return await _update(
-        svc, transition_id, "cancel_step", CancelStepRequest, body, step_id=step_id
+        svc, principal, transition_id, "cancel_step", CancelStepRequest, body, step_id=step_id
     )
 
 
 @router.post("/transitions/{transition_id}/notes", response_model=None)
-async def add_note(svc: Svc, transition_id: str, body: NoteBody) -> StepState | Note | JSONResponse:
-    return await _update(svc, transition_id, "add_note", NoteRequest, body)
+async def add_note(
+    svc: Svc, principal: Clinical, transition_id: str, body: NoteBody
+) -> StepState | Note | JSONResponse:
+    return await _update(svc, principal, transition_id, "add_note", NoteRequest, body)
 
 
-@router.get("/reports/{kind}", response_model=None)
+@router.get(
+    "/reports/{kind}",
+    response_model=None,
+    dependencies=[Depends(require(Role.SUPERVISOR, Role.OPERATOR, Role.AUDITOR))],
+)
 async def get_report(
     svc: Svc,
     kind: reports.ReportKind,
@@ -194,7 +241,7 @@ async def get_report(
     return result
 
 
-@router.get("/protocols")
+@router.get("/protocols", dependencies=[Depends(require(*READERS, Role.AUDITOR))])
 async def list_protocols(svc: Svc) -> list[dict[str, Any]]:
     """Every protocol (latest version) and the site's selection table."""
     return [p.model_dump(mode="json") for p in svc.library.all_latest()]

@@ -80,6 +80,13 @@ class Settings(BaseSettings):
         description="JSON keyring file {current, keys}; default in development: "
         "<state dir>/codec-keys.json, generated with 0600 permissions",
     )
+    require_auth: bool = Field(
+        False, description="Require tokens in development too (production always does)"
+    )
+    oidc_issuer: str | None = Field(None, description="OIDC issuer accepted for JWTs")
+    oidc_audience: str | None = Field(None, description="Expected JWT audience")
+    oidc_jwks_url: str | None = Field(None, description="The issuer's JWKS URL")
+    oidc_role_claim: str = Field("roles", description="JWT claim listing carebridge roles")
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
@@ -93,6 +100,10 @@ class Settings(BaseSettings):
             webhook_url=self.webhook_url,
             webhook_secret=secret,
         )
+
+    @property
+    def auth_required(self) -> bool:
+        return self.require_auth or self.environment == "production"
 
     @property
     def cors_origins_list(self) -> list[str]:

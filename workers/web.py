@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -17,11 +17,13 @@ from schemas.transition import TransitionState, TransitionStatus
 from schemas.worklist import TransitionQuery
 from store import dashboard, projection
 from workers.api_common import services
+from workers.auth import COOKIE, Role, require
 from workers.charts import bar_chart
 from workers.services import Services
 from workflows.transition import TransitionWorkflow
 
 router = APIRouter(include_in_schema=False)
+Viewer = Depends(require(Role.CARE_MANAGER, Role.SUPERVISOR, Role.OPERATOR))
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
 Svc = Annotated[Services, Depends(services)]
 VIEWS = {"open", "overdue", "today", "all"}
@@ -41,7 +43,15 @@ def _render(request: Request, svc: Services, name: str, **context: Any) -> HTMLR
     return templates.TemplateResponse(request, name, context)
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/login", response_class=RedirectResponse)
+async def login(token: Annotated[str, Query(min_length=8, max_length=500)]) -> RedirectResponse:
+    """Keep the token in an HttpOnly cookie so the pages (and their fetch calls) carry it."""
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+    return response
+
+
+@router.get("/", response_class=HTMLResponse, dependencies=[Viewer])
 async def worklist(
     request: Request,
     svc: Svc,
@@ -72,7 +82,7 @@ async def worklist(
     )
 
 
-@router.get("/ui/transitions/{transition_id}", response_class=HTMLResponse)
+@router.get("/ui/transitions/{transition_id}", response_class=HTMLResponse, dependencies=[Viewer])
 async def transition_page(
     request: Request, svc: Svc, transition_id: str, actor: str = ""
 ) -> HTMLResponse:
@@ -95,7 +105,7 @@ async def transition_page(
     )
 
 
-@router.get("/dashboard", response_class=HTMLResponse)
+@router.get("/dashboard", response_class=HTMLResponse, dependencies=[Viewer])
 async def dashboard_page(request: Request, svc: Svc) -> HTMLResponse:
     figures = await dashboard.last_30_days(svc.pool, svc.library)
     levels = figures["escalations_by_level"]

@@ -1,0 +1,166 @@
+"""API tokens and the audit log (append-only, hash-chained: `verify` finds any edited row)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+TOKEN_PREFIX = "cb_"
+GENESIS = "0" * 64
+_AUDIT_LOCK = 0x0CA8EB81A0D1
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    id: int
+    name: str
+    subject: str
+    role: str
+    team: str | None
+
+
+async def create_token(
+    pool: asyncpg.Pool, *, name: str, subject: str, role: str, team: str | None = None
+) -> tuple[int, str]:
+    """A new token; the clear text is returned once and never stored."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token_id = await pool.fetchval(
+        "INSERT INTO api_tokens (name, subject, role, team, token_hash) "
+        "VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        name,
+        subject,
+        role,
+        team,
+        hash_token(token),
+    )
+    return int(token_id), token
+
+
+async def find_token(pool: asyncpg.Pool, token: str) -> TokenRecord | None:
+    row = await pool.fetchrow(
+        "SELECT id, name, subject, role, team FROM api_tokens "
+        "WHERE token_hash = $1 AND revoked_at IS NULL",
+        hash_token(token),
+    )
+    return TokenRecord(**dict(row)) if row else None
+
+
+async def revoke_token(pool: asyncpg.Pool, token_id: int) -> bool:
+    result = await pool.execute(
+        "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", token_id
+    )
+    return bool(result.endswith(" 1"))
+
+
+async def list_tokens(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT id, name, subject, role, team, created_at, revoked_at FROM api_tokens ORDER BY id"
+    )
+    return [dict(row) for row in rows]
+
+
+_FIELDS = (
+    "at",
+    "actor",
+    "role",
+    "action",
+    "resource_type",
+    "resource_id",
+    "patient_key",
+    "source",
+    "outcome",
+)
+
+
+def _digest(prev_hash: str, row: dict[str, Any]) -> str:
+    body = {k: (row[k].isoformat() if isinstance(row[k], datetime) else row[k]) for k in _FIELDS}
+    material = prev_hash + json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+async def record(
+    pool: asyncpg.Pool,
+    *,
+    actor: str,
+    role: str,
+    action: str,
+    resource_type: str,
+    resource_id: str | None,
+    outcome: str,
+    source: str | None = None,
+    patient_key: str | None = None,
+) -> None:
+    """Append one row, chained to the previous one (serialised by an advisory lock)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _AUDIT_LOCK)
+        prev = await conn.fetchval("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
+        at = await conn.fetchval("SELECT date_trunc('milliseconds', clock_timestamp())")
+        row = {
+            "at": at,
+            "actor": actor,
+            "role": role,
+            "action": action,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "patient_key": patient_key,
+            "source": source,
+            "outcome": outcome,
+        }
+        prev_hash = prev or GENESIS
+        await conn.execute(
+            "INSERT INTO audit_log (at, actor, role, action, resource_type, resource_id, "
+            "patient_key, source, outcome, prev_hash, hash) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            *(row[k] for k in _FIELDS),
+            prev_hash,
+            _digest(prev_hash, row),
+        )
+
+
+async def verify(pool: asyncpg.Pool) -> tuple[int, int | None]:
+    """(rows checked, id of the first row that does not match its chain, or None)."""
+    prev_hash = GENESIS
+    checked = 0
+    async with pool.acquire() as conn, conn.transaction():
+        async for row in conn.cursor("SELECT * FROM audit_log ORDER BY id"):
+            record_ = dict(row)
+            if record_["prev_hash"] != prev_hash or record_["hash"] != _digest(prev_hash, record_):
+                return checked, record_["id"]
+            prev_hash = record_["hash"]
+            checked += 1
+    return checked, None
+
+
+async def search(
+    pool: asyncpg.Pool,
+    *,
+    actor: str | None = None,
+    resource_id: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        """
+        SELECT id, at, actor, role, action, resource_type, resource_id, patient_key, source,
+               outcome
+        FROM audit_log
+        WHERE ($1::text IS NULL OR actor = $1) AND ($2::text IS NULL OR resource_id = $2)
+          AND ($3::timestamptz IS NULL OR at >= $3)
+        ORDER BY id DESC LIMIT $4
+        """,
+        actor,
+        resource_id,
+        since,
+        limit,
+    )
+    return [dict(row) for row in rows]

@@ -1,0 +1,116 @@
+"""Authentication and roles for the API and the web pages.
+
+A caller presents a bearer token: a carebridge API token (hashed in Postgres, `carebridge
+tokens`) or, when an issuer is configured, an OIDC JWT checked against the issuer's JWKS.
+Every route states the roles it admits (`require(...)`). In development, unless
+CAREBRIDGE_REQUIRE_AUTH is set, a request without credentials is served as the local
+developer (so `make run` and the curl example work); production always requires a token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+from typing import Any
+
+import jwt
+from fastapi import HTTPException, Request
+
+from store import security
+from workers.api_common import services
+
+
+class Role(StrEnum):
+    CARE_MANAGER = "care_manager"  # acts on the steps assigned to them (or unassigned)
+    SUPERVISOR = "supervisor"  # acts on the team's transitions, reassigns
+    OPERATOR = "operator"  # message browser, reprocess, codec; no clinical edits
+    INTEGRATION = "integration"  # POST /adt only
+    AUDITOR = "auditor"  # reads the audit log
+    DEVELOPER = "developer"  # unauthenticated local development only
+
+
+CLINICAL = (Role.CARE_MANAGER, Role.SUPERVISOR)
+COOKIE = "cb_token"
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    role: Role
+    team: str | None = None
+    via: str = "token"
+
+    @property
+    def is_open_development(self) -> bool:
+        return self.via == "open"
+
+
+@lru_cache(maxsize=4)
+def _jwks(url: str) -> jwt.PyJWKClient:
+    return jwt.PyJWKClient(url, cache_keys=True)
+
+
+def _credentials(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return request.cookies.get(COOKIE)
+
+
+def _from_jwt(token: str, request: Request) -> Principal | None:
+    settings = services(request).settings
+    if not settings.oidc_issuer or not settings.oidc_jwks_url:
+        return None
+    try:
+        key = _jwks(settings.oidc_jwks_url).get_signing_key_from_jwt(token).key
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=["RS256", "ES256"],
+            audience=settings.oidc_audience,
+            issuer=settings.oidc_issuer,
+        )
+    except jwt.PyJWTError:
+        return None
+    granted = claims.get(settings.oidc_role_claim, [])
+    granted = [granted] if isinstance(granted, str) else granted
+    roles = [Role(r) for r in granted if r in Role.__members__.values() and r != Role.DEVELOPER]
+    if not roles or not claims.get("sub"):
+        return None
+    return Principal(subject=str(claims["sub"]), role=roles[0], team=claims.get("team"), via="jwt")
+
+
+async def authenticate(request: Request) -> Principal | None:
+    token = _credentials(request)
+    if token is None:
+        settings = services(request).settings
+        if not settings.auth_required:
+            return Principal(subject="developer", role=Role.DEVELOPER, via="open")
+        return None
+    if token.startswith(security.TOKEN_PREFIX):
+        found = await security.find_token(services(request).pool, token)
+        if found is None:
+            return None
+        return Principal(subject=found.subject, role=Role(found.role), team=found.team)
+    return _from_jwt(token, request)
+
+
+def require(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency: 401 without valid credentials, 403 for a role the route does not admit."""
+    admitted = set(roles) | {Role.DEVELOPER}
+
+    async def dependency(request: Request) -> Principal:
+        principal = await authenticate(request)
+        if principal is None:
+            raise HTTPException(
+                401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"}
+            )
+        request.state.principal = principal
+        if principal.role not in admitted:
+            raise HTTPException(403, f"the {principal.role.value} role may not do this")
+        return principal
+
+    dependency.__name__ = f"require_{'_'.join(r.value for r in roles)}"
+    return dependency
