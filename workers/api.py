@@ -51,6 +51,8 @@ def create_app(services: Services | None = None) -> FastAPI:
             await owned.close()
 
     app = FastAPI(title="carebridge", version="0.1.0", lifespan=lifespan)
+    if services is not None:  # also without a lifespan (in-process test transports)
+        app.state.services = services
     settings = services.settings if services is not None else get_settings()
     app.add_middleware(
         CORSMiddleware,  # the Temporal Web UI calls /codec from its own origin

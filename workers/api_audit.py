@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from starlette.routing import Match
 
 from store import security
 from workers.api_common import services
@@ -39,11 +38,10 @@ SECURITY_HEADERS = {
 
 
 def _route_of(request: Request) -> tuple[str, dict[str, Any]]:
-    for route in request.app.router.routes:
-        match, scope = route.matches(request.scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", request.url.path)), scope.get("path_params", {})
-    return request.url.path, {}
+    """The matched route's template and parameters (the router leaves them in the scope)."""
+    route = request.scope.get("route")
+    template = str(getattr(route, "path", request.url.path))
+    return template, dict(request.scope.get("path_params", {}))
 
 
 async def audit_and_harden(

@@ -9,6 +9,7 @@ developer (so `make run` and the curl example work); production always requires 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -20,6 +21,7 @@ from fastapi import HTTPException, Request
 
 from store import security
 from workers.api_common import services
+from workers.settings import Settings
 
 
 class Role(StrEnum):
@@ -59,8 +61,8 @@ def _credentials(request: Request) -> str | None:
     return request.cookies.get(COOKIE)
 
 
-def _from_jwt(token: str, request: Request) -> Principal | None:
-    settings = services(request).settings
+def _from_jwt(token: str, settings: Settings) -> Principal | None:
+    """Blocking (the JWKS fetch): called in a thread."""
     if not settings.oidc_issuer or not settings.oidc_jwks_url:
         return None
     try:
@@ -94,7 +96,7 @@ async def authenticate(request: Request) -> Principal | None:
         if found is None:
             return None
         return Principal(subject=found.subject, role=Role(found.role), team=found.team)
-    return _from_jwt(token, request)
+    return await asyncio.to_thread(_from_jwt, token, services(request).settings)
 
 
 def require(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:

@@ -1,0 +1,274 @@
+"""Every route with authentication required: no token -> 401, a role the route does not admit
+-> 403, an admitted role -> served; care managers only on their steps; OIDC JWTs; the audit
+log records reads and changes, is append-only, and `verify` finds an edited row."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+import jwt
+import pytest
+import pytest_asyncio
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from ingest import keys
+from store import security
+from tests.helpers import a03, assert_eventually, find_free_port
+from tests.integration.conftest import RunningStack
+from workers.api import create_app
+from workers.auth import Role
+from workers.services import Services
+from workers.settings import Settings
+
+ER7 = {"Content-Type": "x-application/hl7-v2+er7"}
+ROLES = [r for r in Role if r != Role.DEVELOPER]
+
+
+@dataclass
+class Secured:
+    http: httpx.AsyncClient
+    tokens: dict[Role, str]
+    services: Services
+
+    def as_(self, role: Role | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
+
+
+@pytest_asyncio.fixture
+async def secured(stack: RunningStack, settings: Settings) -> AsyncIterator[Secured]:
+    strict = settings.model_copy(update={"require_auth": True})
+    services = Services.build(strict, stack.services.pool, stack.services.client)
+    tokens = {}
+    for role in ROLES:
+        _, token = await security.create_token(
+            services.pool, name=f"test {role}", subject=f"user.{role.value}", role=role.value
+        )
+        tokens[role] = token
+    transport = httpx.ASGITransport(app=create_app(services))
+    async with httpx.AsyncClient(transport=transport, base_url="http://carebridge") as http:
+        yield Secured(http, tokens, services)
+
+
+async def discharge(secured: Secured, facility: str) -> str:
+    visit = f"V{uuid.uuid4().hex[:6]}"
+    response = await secured.http.post(
+        "/adt",
+        content=a03(facility=facility, visit=visit),
+        headers={**ER7, **secured.as_(Role.INTEGRATION)},
+    )
+    assert "|AA|" in response.text
+    secret = secured.services.settings.key_secret.get_secret_value()
+    tid = keys.transition_id(keys.encounter_key(secret, facility, visit))
+
+    async def planned() -> None:
+        state = await secured.http.get(f"/transitions/{tid}", headers=secured.as_(Role.OPERATOR))
+        assert state.status_code == 200 and state.json()["period_ends_at"]
+
+    await assert_eventually(planned)
+    return tid
+
+
+async def test_every_route_admits_exactly_its_roles(secured: Secured) -> None:
+    tid = await discharge(secured, f"AUTH{uuid.uuid4().hex[:4].upper()}")
+    message_id = (await secured.http.get("/messages", headers=secured.as_(Role.OPERATOR))).json()[
+        0
+    ]["id"]
+    clinical = {Role.CARE_MANAGER, Role.SUPERVISOR}
+    readers = clinical | {Role.OPERATOR}
+    act = {"outcome": "done"}
+    routes: list[tuple[str, str, dict[str, Any], set[Role]]] = [
+        ("POST", "/adt", {"content": a03(), "headers": ER7}, {Role.INTEGRATION}),
+        ("GET", "/messages", {}, {Role.OPERATOR}),
+        ("GET", f"/messages/{message_id}", {}, {Role.OPERATOR}),
+        ("POST", f"/messages/{message_id}/reprocess", {}, {Role.OPERATOR}),
+        ("GET", "/transitions", {}, readers),
+        ("GET", f"/transitions/{tid}", {}, readers),
+        ("GET", f"/transitions/{tid}/timeline", {}, readers),
+        (
+            "POST",
+            f"/transitions/{tid}/steps/interactive_contact/attempts",
+            {"json": {"result": "no_answer"}},
+            clinical,
+        ),
+        (
+            "POST",
+            f"/transitions/{tid}/steps/follow_up_visit/reassign",
+            {"json": {"to": "user.care_manager"}},
+            {Role.SUPERVISOR},
+        ),
+        (
+            "POST",
+            f"/transitions/{tid}/steps/medication_reconciliation/complete",
+            {"json": act},
+            clinical,
+        ),
+        (
+            "POST",
+            f"/transitions/{tid}/steps/follow_up_visit/cancel",
+            {"json": {"reason": "seen elsewhere"}},
+            clinical,
+        ),
+        ("POST", f"/transitions/{tid}/notes", {"json": {"text": "called"}}, clinical),
+        (
+            "GET",
+            "/reports/tcm?from=2026-01-01&to=2026-12-31",
+            {},
+            {Role.SUPERVISOR, Role.OPERATOR, Role.AUDITOR},
+        ),
+        ("GET", "/protocols", {}, readers | {Role.AUDITOR}),
+        ("POST", "/codec/encode", {"json": {"payloads": []}}, {Role.OPERATOR, Role.SUPERVISOR}),
+        ("POST", "/codec/decode", {"json": {"payloads": []}}, {Role.OPERATOR, Role.SUPERVISOR}),
+        ("GET", "/audit", {}, {Role.AUDITOR}),
+        ("GET", "/", {}, readers),
+        ("GET", "/dashboard", {}, readers),
+        ("GET", f"/ui/transitions/{tid}", {}, readers),
+    ]
+    for method, path, extra, admitted in routes:
+        headers = extra.get("headers", {})
+        request = {k: v for k, v in extra.items() if k != "headers"}
+        anonymous = await secured.http.request(method, path, headers=headers, **request)
+        assert anonymous.status_code == 401, (method, path, anonymous.status_code)
+        for role in ROLES:
+            response = await secured.http.request(
+                method, path, headers={**headers, **secured.as_(role)}, **request
+            )
+            if role in admitted:
+                assert response.status_code not in (401, 403), (method, path, role, response.text)
+            else:
+                assert response.status_code == 403, (method, path, role, response.status_code)
+    for open_path in ("/healthz", "/metrics"):
+        assert (await secured.http.get(open_path)).status_code == 200
+    wrong = await secured.http.get("/transitions", headers={"Authorization": "Bearer cb_nope"})
+    assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
+
+
+async def test_care_managers_act_only_on_their_steps_and_actions_carry_the_token_subject(
+    secured: Secured,
+) -> None:
+    tid = await discharge(secured, f"CM{uuid.uuid4().hex[:4].upper()}")
+    base = f"/transitions/{tid}/steps"
+    moved = await secured.http.post(
+        f"{base}/follow_up_visit/reassign",
+        json={"to": "someone.else"},
+        headers=secured.as_(Role.SUPERVISOR),
+    )
+    assert moved.json()["assignee"] == "someone.else"
+    theirs = await secured.http.post(
+        f"{base}/follow_up_visit/complete", json={}, headers=secured.as_(Role.CARE_MANAGER)
+    )
+    assert theirs.status_code == 403 and "assigned to someone.else" in theirs.json()["detail"]
+    mine = await secured.http.post(
+        f"{base}/interactive_contact/complete",
+        json={"by": "an.impostor"},
+        headers=secured.as_(Role.CARE_MANAGER),
+    )
+    assert mine.status_code == 200 and mine.json()["completed_by"] == "user.care_manager"
+
+
+async def test_revoked_tokens_stop_working(secured: Secured) -> None:
+    token_id, token = await security.create_token(
+        secured.services.pool, name="temp", subject="temp", role="operator"
+    )
+    auth = {"Authorization": f"Bearer {token}"}
+    assert (await secured.http.get("/messages", headers=auth)).status_code == 200
+    assert await security.revoke_token(secured.services.pool, token_id)
+    assert (await secured.http.get("/messages", headers=auth)).status_code == 401
+
+
+async def test_oidc_jwt_from_the_configured_issuer(stack: RunningStack, settings: Settings) -> None:
+    import uvicorn
+    from fastapi import FastAPI
+
+    from workers.stack import _EmbeddedUvicorn
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True) | {"kid": "k1"}
+    issuer_app = FastAPI()
+
+    @issuer_app.get("/jwks")
+    async def jwks() -> dict[str, Any]:
+        return {"keys": [jwk]}
+
+    port = find_free_port()
+    server = _EmbeddedUvicorn(uvicorn.Config(issuer_app, port=port, log_config=None))
+    import asyncio
+
+    serving = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    oidc = settings.model_copy(
+        update={
+            "require_auth": True,
+            "oidc_issuer": "https://idp.example.test",
+            "oidc_audience": "carebridge",
+            "oidc_jwks_url": f"http://127.0.0.1:{port}/jwks",
+        }
+    )
+    services = Services.build(oidc, stack.services.pool, stack.services.client)
+
+    def mint(**claims: Any) -> str:
+        body = {
+            "iss": "https://idp.example.test",
+            "aud": "carebridge",
+            "sub": "nurse.oidc",
+            "exp": int(time.time()) + 300,
+            "roles": ["care_manager"],
+        } | claims
+        return jwt.encode(body, key, algorithm="RS256", headers={"kid": "k1"})
+
+    try:
+        transport = httpx.ASGITransport(app=create_app(services))
+        async with httpx.AsyncClient(transport=transport, base_url="http://cb") as http:
+            good = await http.get("/transitions", headers={"Authorization": f"Bearer {mint()}"})
+            assert good.status_code == 200
+            for bad in (mint(aud="other"), mint(iss="https://evil"), mint(exp=1), mint(roles=[])):
+                denied = await http.get("/transitions", headers={"Authorization": f"Bearer {bad}"})
+                assert denied.status_code == 401
+            auditor = await http.get(
+                "/transitions", headers={"Authorization": f"Bearer {mint(roles=['auditor'])}"}
+            )
+            assert auditor.status_code == 403
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def test_audit_rows_for_reads_and_changes_and_tampering_is_detected(
+    secured: Secured, pool: asyncpg.Pool
+) -> None:
+    tid = await discharge(secured, f"AUD{uuid.uuid4().hex[:4].upper()}")
+    await secured.http.get(f"/transitions/{tid}", headers=secured.as_(Role.SUPERVISOR))
+    await secured.http.post(
+        f"/transitions/{tid}/notes", json={"text": "x"}, headers=secured.as_(Role.SUPERVISOR)
+    )
+    found = await secured.http.get(
+        "/audit", params={"resource_id": tid}, headers=secured.as_(Role.AUDITOR)
+    )
+    actions = {(r["actor"], r["action"], r["outcome"]) for r in found.json()}
+    assert ("user.supervisor", "GET /transitions/{transition_id}", "200") in actions
+    assert ("user.supervisor", "POST /transitions/{transition_id}/notes", "200") in actions
+    assert all(r["patient_key"] for r in found.json())  # the opaque key, not an MRN
+
+    checked, broken = await security.verify(pool)
+    assert broken is None and checked > 0
+    with pytest.raises(asyncpg.RaiseError, match="append-only"):
+        await pool.execute("UPDATE audit_log SET outcome = '200'")
+    with pytest.raises(asyncpg.RaiseError, match="append-only"):
+        await pool.execute("DELETE FROM audit_log")
+    target = found.json()[-1]["id"]
+    original = await pool.fetchval("SELECT outcome FROM audit_log WHERE id = $1", target)
+    async with pool.acquire() as conn:
+        await conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+        try:
+            await conn.execute("UPDATE audit_log SET outcome = '403' WHERE id = $1", target)
+            assert (await security.verify(pool))[1] == target
+            await conn.execute("UPDATE audit_log SET outcome = $2 WHERE id = $1", target, original)
+        finally:
+            await conn.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only")
+    assert (await security.verify(pool))[1] is None

@@ -1,0 +1,117 @@
+"""Security commands: API tokens and the audit log."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from store import security
+from store.db import create_pool
+from workers import embedded
+from workers.auth import Role
+from workers.cli_app import app, console, err_console, run_command
+from workers.settings import Settings
+
+tokens_app = typer.Typer(help="API tokens: create (shown once), revoke, list.")
+audit_app = typer.Typer(help="The audit log: search it, verify its hash chain.")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(audit_app, name="audit")
+ROLES = [r.value for r in Role if r != Role.DEVELOPER]
+
+
+async def _with_pool(settings: Settings, work: Any) -> Any:
+    pool = await create_pool(await embedded.database_url(settings), max_size=2)
+    try:
+        return await work(pool)
+    finally:
+        await pool.close()
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: str = typer.Option(..., "--name", help="what the token is for"),
+    subject: str = typer.Option(..., "--subject", help="the user or system acting with it"),
+    role: str = typer.Option(..., "--role", help=", ".join(ROLES)),
+    team: str | None = typer.Option(None, "--team", help="limit a supervisor to a facility"),
+) -> None:
+    """Create a token and print it once (only its hash is stored)."""
+    if role not in ROLES:
+        err_console.print(f"[red]error:[/] unknown role {role!r}: use one of {', '.join(ROLES)}")
+        raise typer.Exit(1)
+    token_id, token = run_command(
+        lambda s: _with_pool(
+            s,
+            lambda pool: security.create_token(
+                pool, name=name, subject=subject, role=role, team=team
+            ),
+        )
+    )
+    console.print(f"token {token_id} for {subject} ({role}); shown once, keep it safe:")
+    console.print(token, soft_wrap=True)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: int) -> None:
+    """Revoke a token now."""
+    done = run_command(lambda s: _with_pool(s, lambda pool: security.revoke_token(pool, token_id)))
+    if not done:
+        err_console.print(f"[red]error:[/] no active token {token_id}")
+        raise typer.Exit(1)
+    console.print(f"token {token_id} revoked")
+
+
+@tokens_app.command("list")
+def tokens_list() -> None:
+    """Every token (never the token itself)."""
+    rows = run_command(lambda s: _with_pool(s, security.list_tokens))
+    table = Table(title="API tokens")
+    for column in ("id", "name", "subject", "role", "team", "created", "revoked"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            row["name"],
+            row["subject"],
+            row["role"],
+            row["team"] or "",
+            str(row["created_at"])[:19],
+            str(row["revoked_at"] or "")[:19],
+        )
+    console.print(table)
+
+
+@audit_app.command("search")
+def audit_search(
+    actor: str | None = typer.Option(None),
+    resource: str | None = typer.Option(None, help="transition or message id"),
+    since: datetime | None = typer.Option(None),
+    limit: int = typer.Option(100, min=1, max=1000),
+) -> None:
+    """Who read or changed what, newest first (JSON lines)."""
+    rows = run_command(
+        lambda s: _with_pool(
+            s,
+            lambda pool: security.search(
+                pool, actor=actor, resource_id=resource, since=since, limit=limit
+            ),
+        )
+    )
+    for row in rows:
+        console.print_json(json.dumps(row, default=str), indent=None)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the hash chain; exit 1 and name the first row that does not match."""
+    checked, broken = run_command(lambda s: _with_pool(s, security.verify))
+    if broken is not None:
+        err_console.print(
+            f"[red]audit log tampered:[/] row {broken} does not match the chain "
+            f"({checked} rows before it are intact)"
+        )
+        raise typer.Exit(1)
+    console.print(f"audit log intact: {checked} rows verified")
