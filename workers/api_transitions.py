@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -41,6 +41,8 @@ READERS = (*CLINICAL, Role.OPERATOR)
 
 
 class Actor(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     by: str | None = Field(
         default=None, description="who acts; with authentication, the token's subject"
     )

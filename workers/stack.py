@@ -97,6 +97,15 @@ def _banner(console: Console, settings: Settings) -> None:
     console.print(f"  HTTP API         {settings.api_url}  (OpenAPI: {settings.api_url}/docs)")
     console.print(f"  MLLP listener    {settings.mllp_host}:{settings.mllp_port}")
     console.print(f"  PostgreSQL       {database}")
+    console.print(f"  Codec server     {settings.api_url}/codec  (payloads AES-256-GCM encrypted)")
+    console.print(
+        "  Authentication   "
+        + (
+            "bearer tokens required (carebridge tokens create)"
+            if settings.auth_required
+            else "off for local development (CAREBRIDGE_REQUIRE_AUTH=1 turns it on)"
+        )
+    )
     console.print("Send a sample discharge:")
     console.print(
         f"  curl --data-binary @examples/adt_a03.hl7 "

@@ -272,3 +272,37 @@ async def test_audit_rows_for_reads_and_changes_and_tampering_is_detected(
         finally:
             await conn.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only")
     assert (await security.verify(pool))[1] is None
+
+
+async def test_codec_endpoint_round_trip_and_web_login_cookie(secured: Secured) -> None:
+    plain = {"payloads": [{"metadata": {"encoding": "anNvbi9wbGFpbg=="}, "data": "eyJhIjogMX0="}]}
+    operator = secured.as_(Role.OPERATOR)
+    sealed = await secured.http.post("/codec/encode", json=plain, headers=operator)
+    assert sealed.status_code == 200
+    payload = sealed.json()["payloads"][0]
+    assert payload["data"] != plain["payloads"][0]["data"]
+    opened = await secured.http.post("/codec/decode", json=sealed.json(), headers=operator)
+    assert opened.json()["payloads"][0]["data"] == plain["payloads"][0]["data"]
+    garbage = await secured.http.post("/codec/decode", content=b"{nope", headers=operator)
+    assert garbage.status_code == 422
+
+    login = await secured.http.get(
+        "/login", params={"token": secured.tokens[Role.CARE_MANAGER]}, follow_redirects=False
+    )
+    assert login.status_code == 303
+    cookie = login.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    page = await secured.http.get(
+        "/", headers={"Cookie": f"cb_token={secured.tokens[Role.CARE_MANAGER]}"}
+    )
+    assert page.status_code == 200 and "Worklist" in page.text
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    forged = await secured.http.get("/", headers={"Cookie": "cb_token=cb_forged"})
+    assert forged.status_code == 401
+    unknown_field = await secured.http.post(
+        "/transitions/x/notes",
+        json={"text": "a", "admin": True},
+        headers=secured.as_(Role.SUPERVISOR),
+    )
+    assert unknown_field.status_code == 422
