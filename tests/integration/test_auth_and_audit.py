@@ -4,6 +4,7 @@ log records reads and changes, is append-only, and `verify` finds an edited row.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -197,8 +198,6 @@ async def test_oidc_jwt_from_the_configured_issuer(stack: RunningStack, settings
 
     port = find_free_port()
     server = _EmbeddedUvicorn(uvicorn.Config(issuer_app, port=port, log_config=None))
-    import asyncio
-
     serving = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110
         await asyncio.sleep(0.02)
@@ -239,8 +238,27 @@ async def test_oidc_jwt_from_the_configured_issuer(stack: RunningStack, settings
         await serving
 
 
+async def audit_verify_cli(database_url: str) -> Any:
+    """`carebridge audit verify`, in a thread (it runs its own event loop)."""
+    from typer.testing import CliRunner
+
+    from workers.cli import app
+    from workers.settings import get_settings
+
+    def invoke() -> Any:
+        get_settings.cache_clear()
+        try:
+            return CliRunner().invoke(
+                app, ["audit", "verify"], env={"CAREBRIDGE_DATABASE_URL": database_url}
+            )
+        finally:
+            get_settings.cache_clear()
+
+    return await asyncio.to_thread(invoke)
+
+
 async def test_audit_rows_for_reads_and_changes_and_tampering_is_detected(
-    secured: Secured, pool: asyncpg.Pool
+    secured: Secured, pool: asyncpg.Pool, database_url: str
 ) -> None:
     tid = await discharge(secured, f"AUD{uuid.uuid4().hex[:4].upper()}")
     await secured.http.get(f"/transitions/{tid}", headers=secured.as_(Role.SUPERVISOR))
@@ -268,10 +286,14 @@ async def test_audit_rows_for_reads_and_changes_and_tampering_is_detected(
         try:
             await conn.execute("UPDATE audit_log SET outcome = '403' WHERE id = $1", target)
             assert (await security.verify(pool))[1] == target
+            tampered = await audit_verify_cli(database_url)
+            assert tampered.exit_code == 1 and f"row {target} does not match" in tampered.output
             await conn.execute("UPDATE audit_log SET outcome = $2 WHERE id = $1", target, original)
         finally:
             await conn.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only")
     assert (await security.verify(pool))[1] is None
+    intact = await audit_verify_cli(database_url)
+    assert intact.exit_code == 0 and "audit log intact" in intact.output
 
 
 async def test_codec_endpoint_round_trip_and_web_login_cookie(secured: Secured) -> None:
