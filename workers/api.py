@@ -19,7 +19,7 @@ from store import inbox
 from workers.api_audit import audit_and_harden
 from workers.api_audit import router as audit_router
 from workers.api_codec import router as codec_router
-from workers.api_common import problem
+from workers.api_common import describe_errors, problem
 from workers.api_common import services as services_of
 from workers.api_transitions import router
 from workers.auth import Role, require
@@ -75,8 +75,7 @@ def create_app(services: Services | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        return problem(422, "Invalid request", details)
+        return problem(422, "Invalid request", describe_errors(exc.errors()))
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
@@ -11,6 +14,11 @@ from workers.services import Services
 def services(request: Request) -> Services:
     found: Services = request.app.state.services
     return found
+
+
+def describe_errors(errors: Sequence[Any]) -> str:
+    """pydantic / FastAPI validation errors as one line: `field.path: message; ...`."""
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
 
 
 def problem(status: int, title: str, detail: str) -> JSONResponse:

@@ -28,7 +28,7 @@ from schemas.transition import (
 )
 from schemas.worklist import TransitionQuery
 from store import projection, reports
-from workers.api_common import problem, services
+from workers.api_common import describe_errors, problem, services
 from workers.auth import CLINICAL, Principal, Role, require
 from workers.services import Services
 from workflows.transition import TransitionWorkflow
@@ -101,8 +101,7 @@ async def _update(
     try:
         request = build(**fields, **extra)
     except ValidationError as exc:
-        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        return problem(422, "Invalid request", details)
+        return problem(422, "Invalid request", describe_errors(exc.errors()))
     handle = _handle(svc, transition_id)
     try:
         refusal = await _scope_refusal(handle, principal, extra.get("step_id"))
