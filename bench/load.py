@@ -1,0 +1,267 @@
+"""Load harness: realistic ADT traffic over MLLP against a running carebridge stack, and the
+raw Temporal baseline (plain `start_workflow` of a no-op workflow) against the same server in
+the same run. Prints a table and writes JSON under bench/results/.
+
+    python -m bench.load --messages 2000 --connections 8            # starts its own stack
+    python -m bench.load --rate 20 --seconds 300                    # sustained rate
+
+With --stack external it uses CAREBRIDGE_* settings (a stack already running).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio import workflow
+from temporalio.client import Client
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@workflow.defn(name="BaselineNoop")
+class BaselineNoop:
+    @workflow.run
+    async def run(self) -> None:
+        return None
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def message(trigger: str, facility: str, visit: str, mrn: str, control: str, when: str) -> bytes:
+    structure = {"A03": "ADT_A03", "A08": "ADT_A01", "A13": "ADT_A01", "A01": "ADT_A01"}[trigger]
+    pv1 = ["PV1", "1", "I", f"4W^401^A^{facility}", "E"] + [""] * 14 + [f"{visit}^^^{facility}^VN"]
+    pv1 += [""] * (36 - len(pv1)) + ["01"]
+    pv1 += [""] * (44 - len(pv1)) + [when, when if trigger == "A03" else ""]
+    return (
+        "\r".join(
+            [
+                f"MSH|^~\\&|EPIC|{facility}|CAREBRIDGE|CB|{when}||ADT^{trigger}^{structure}|"
+                f"{control}|P|2.5.1",
+                f"EVN|{trigger}|{when}",
+                f"PID|1||{mrn}^^^{facility}^MR||LOAD^TEST||19500101|F",
+                "|".join(pv1),
+            ]
+        )
+        + "\r"
+    ).encode()
+
+
+def traffic(count: int, seed: int = 7) -> list[bytes]:
+    """A03s across facilities and patients; ~10% A08 updates, ~3% A13 cancels, ~3% A01
+    readmissions, ~5% retransmissions (same control id) and ~2% duplicate discharges."""
+    rng = random.Random(seed)
+    facilities = [f"HOSP{n:02d}" for n in range(12)]
+    out: list[bytes] = []
+    discharged: list[tuple[str, str, str]] = []
+    run = uuid.uuid4().hex[:6]
+    now = datetime.now(UTC) - timedelta(hours=2)
+    while len(out) < count:
+        roll = rng.random()
+        when = (now + timedelta(seconds=len(out))).strftime("%Y%m%d%H%M%S")
+        control = f"L{run}-{len(out)}"
+        if discharged and roll < 0.10:
+            facility, visit, mrn = rng.choice(discharged)
+            out.append(message("A08", facility, visit, mrn, control, when))
+        elif discharged and roll < 0.13:
+            facility, visit, mrn = rng.choice(discharged)
+            out.append(message("A13", facility, visit, mrn, control, when))
+        elif discharged and roll < 0.16:
+            facility, _, mrn = rng.choice(discharged)
+            out.append(message("A01", facility, f"R{run}{len(out)}", mrn, control, when))
+        elif out and roll < 0.21:
+            out.append(rng.choice(out))  # a retransmission: same bytes, same control id
+        elif discharged and roll < 0.23:
+            facility, visit, mrn = rng.choice(discharged)
+            out.append(message("A03", facility, visit, mrn, control, when))
+        else:
+            facility = rng.choice(facilities)
+            visit, mrn = f"V{run}{len(out)}", f"M{rng.randrange(10**7)}"
+            discharged.append((facility, visit, mrn))
+            out.append(message("A03", facility, visit, mrn, control, when))
+    return out
+
+
+@dataclass
+class Tally:
+    latencies: list[float] = field(default_factory=list)
+    codes: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+
+
+async def sender(port: int, queue: asyncio.Queue[bytes | None], tally: Tally, pace: float) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while (payload := await queue.get()) is not None:
+            started = time.perf_counter()
+            try:
+                writer.write(b"\x0b" + payload + b"\x1c\x0d")
+                await writer.drain()
+                reply = await asyncio.wait_for(reader.readuntil(b"\x1c\x0d"), 30)
+            except (OSError, TimeoutError, asyncio.IncompleteReadError):
+                tally.errors += 1
+                continue
+            tally.latencies.append(time.perf_counter() - started)
+            msa = next((s for s in reply.split(b"\r") if s.startswith(b"MSA")), b"MSA|??")
+            code = msa.split(b"|")[1].decode()
+            tally.codes[code] = tally.codes.get(code, 0) + 1
+            if pace:
+                await asyncio.sleep(pace)
+    finally:
+        writer.close()
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else 0.0
+
+
+async def ingest(port: int, messages: list[bytes], connections: int, rate: float) -> dict[str, Any]:
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+    tally = Tally()
+    started = time.perf_counter()
+    pace = connections / rate if rate else 0.0
+    tasks = [asyncio.create_task(sender(port, queue, tally, pace)) for _ in range(connections)]
+    for payload in messages:
+        queue.put_nowait(payload)
+    for _ in tasks:
+        queue.put_nowait(None)
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - started
+    ms = [x * 1000 for x in tally.latencies]
+    return {
+        "messages": len(messages),
+        "connections": connections,
+        "target_rate": rate or "max",
+        "seconds": round(elapsed, 2),
+        "messages_per_s": round(tally.codes.get("AA", 0) / elapsed, 1),
+        "ack_codes": tally.codes,
+        "errors": tally.errors,
+        "ack_ms": {
+            "p50": round(percentile(ms, 0.5), 1),
+            "p95": round(percentile(ms, 0.95), 1),
+            "p99": round(percentile(ms, 0.99), 1),
+            "max": round(max(ms, default=0), 1),
+            "mean": round(statistics.fmean(ms), 1) if ms else 0,
+        },
+    }
+
+
+async def baseline(client: Client, count: int, concurrency: int) -> dict[str, Any]:
+    """The raw Temporal figure: start `count` no-op workflows, `concurrency` at a time."""
+    semaphore = asyncio.Semaphore(concurrency)
+    queue = f"baseline-{uuid.uuid4()}"
+
+    async def one(n: int) -> None:
+        async with semaphore:
+            await client.start_workflow(
+                BaselineNoop.run, id=f"baseline-{queue}-{n}", task_queue=queue
+            )
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(n) for n in range(count)))
+    elapsed = time.perf_counter() - started
+    return {"starts": count, "concurrency": concurrency, "starts_per_s": round(count / elapsed, 1)}
+
+
+def start_stack(state: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBRIDGE_")}
+    env.update(
+        CAREBRIDGE_STATE_DIR=str(state),
+        CAREBRIDGE_TEMPORAL_PORT=str(free_port()),
+        CAREBRIDGE_TEMPORAL_UI_PORT=str(free_port()),
+        CAREBRIDGE_API_PORT=str(free_port()),
+        CAREBRIDGE_MLLP_PORT=str(free_port()),
+        CAREBRIDGE_LOG_LEVEL="WARNING",
+        CAREBRIDGE_LOG_FORMAT="json",
+    )
+    binary = Path(sys.executable).parent / "carebridge"
+    log = (state / "stack.log").open("wb")
+    process = subprocess.Popen([str(binary), "up"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if b"Ctrl-C stops" in (state / "stack.log").read_bytes():
+            return process, env
+        if process.poll() is not None:
+            break
+        time.sleep(0.3)
+    raise SystemExit(f"the stack did not start; see {state / 'stack.log'}")
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    count = args.messages or int(args.rate * args.seconds)
+    messages = traffic(count)
+    state = Path(tempfile.mkdtemp(prefix="cb-load-"))
+    process, env = start_stack(state)
+    try:
+        client = await Client.connect(f"127.0.0.1:{env['CAREBRIDGE_TEMPORAL_PORT']}")
+        raw = await baseline(client, args.baseline, args.connections)
+        ours = await ingest(int(env["CAREBRIDGE_MLLP_PORT"]), messages, args.connections, args.rate)
+        started = 0
+        async for _ in client.list_workflows("WorkflowType = 'TransitionWorkflow'"):
+            started += 1
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    return {
+        "bench": "load",
+        "at": datetime.now(UTC).isoformat(),
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "baseline": raw,
+        "ingest": ours,
+        "workflows_started": started,
+        "ratio_to_baseline": round(ours["messages_per_s"] / raw["starts_per_s"], 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=0, help="how many (0: rate x seconds)")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--rate", type=float, default=0, help="messages/s in all; 0 = max")
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--baseline", type=int, default=1000, help="raw no-op starts")
+    args = parser.parse_args()
+    if not args.messages and not args.rate:
+        args.messages = 2000
+    result = asyncio.run(run(args))
+    ingest_ = result["ingest"]
+    print(f"{'':28}{'value':>12}")
+    print(f"{'raw Temporal starts/s':28}{result['baseline']['starts_per_s']:>12}")
+    print(f"{'ingest messages/s to AA':28}{ingest_['messages_per_s']:>12}")
+    print(f"{'ratio to baseline':28}{result['ratio_to_baseline']:>12}")
+    for key in ("p50", "p95", "p99", "max"):
+        print(f"{'ACK latency ' + key + ' (ms)':28}{ingest_['ack_ms'][key]:>12}")
+    print(f"{'ACK codes':28}{json.dumps(ingest_['ack_codes']):>12}")
+    print(f"{'transport errors':28}{ingest_['errors']:>12}")
+    print(f"{'transitions started':28}{result['workflows_started']:>12}")
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"load-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(result, indent=2))
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
