@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import shutil
 import socket
 import sys
@@ -106,3 +107,26 @@ async def database_url(settings: Settings) -> str:
         return settings.database_url
     server = await asyncio.to_thread(start_embedded_postgres, settings.state_dir / "pgdata")
     return str(server.get_uri())
+
+
+async def start_worker_process(
+    settings: Settings, database_url: str, number: int
+) -> asyncio.subprocess.Process:
+    """A `carebridge worker` of the stack, in its own process (its own core and GIL), against
+    the stack's Temporal and database; output in the state directory."""
+    env = dict(os.environ)
+    env.update(
+        CAREBRIDGE_TEMPORAL_ADDRESS=settings.temporal_target,
+        CAREBRIDGE_DATABASE_URL=database_url,
+        CAREBRIDGE_STATE_DIR=str(settings.state_dir.resolve()),
+        CAREBRIDGE_TASK_QUEUE=settings.task_queue,
+    )
+    with (settings.state_dir / f"worker-{number}.log").open("ab") as log_file:
+        return await asyncio.create_subprocess_exec(
+            find_binary("carebridge"),
+            "worker",
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=asyncio.subprocess.STDOUT,
+        )

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     temporal_port: int = Field(7233, description="Embedded dev server frontend port")
     temporal_ui_port: int = Field(8233, description="Embedded dev server Web UI port")
     task_queue: str = "carebridge-transitions"
+    worker_processes: int = Field(
+        1, ge=0, le=16, description="Workers `carebridge up` starts as processes; 0 = in-process"
+    )
     database_url: str | None = Field(
         None, description="PostgreSQL DSN; unset = start the embedded PostgreSQL"
     )

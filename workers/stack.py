@@ -126,6 +126,7 @@ async def run_stack(settings: Settings, console: Console) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     temporal_process: asyncio.subprocess.Process | None = None
+    worker_processes: list[asyncio.subprocess.Process] = []
     services: Services | None = None
     try:
         if not settings.temporal_address:
@@ -134,13 +135,18 @@ async def run_stack(settings: Settings, console: Console) -> None:
         client = await _wait_for_temporal(settings, temporal_process)
         await ensure_search_attributes(client, settings.temporal_namespace)
         console.print("starting PostgreSQL and applying migrations ...")
-        pool = await create_pool(await embedded.database_url(settings))
+        database_url = await embedded.database_url(settings)
+        pool = await create_pool(database_url)
         applied = await migrate(pool)
         log.info("migrations.applied", versions=applied)
         services = Services.build(settings, pool, client)
 
-        worker = build_worker(client, pool, settings)
         await ensure_schedules(client, services.library.site, settings.task_queue)
+        worker_processes = [
+            await embedded.start_worker_process(settings, database_url, n)
+            for n in range(settings.worker_processes)
+        ]
+        inline = build_worker(client, pool, settings) if not worker_processes else None
         listener = listener_for(services.intake, settings)
         await listener.start(settings.mllp_host, settings.mllp_port)
         api = _EmbeddedUvicorn(
@@ -152,7 +158,7 @@ async def run_stack(settings: Settings, console: Console) -> None:
                 lifespan="on",
             )
         )
-        async with worker:
+        async with inline or contextlib.nullcontext():
             api_task = asyncio.create_task(api.serve())
             while not api.started and not api_task.done():  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
@@ -165,13 +171,21 @@ async def run_stack(settings: Settings, console: Console) -> None:
             await listener.close()
             await api_task
     finally:
+        for process in worker_processes:  # workers drain before Temporal goes away
+            await _stop(process, 30)
         if services is not None:
             await services.close()
-        if temporal_process is not None and temporal_process.returncode is None:
-            temporal_process.terminate()
-            try:
-                await asyncio.wait_for(temporal_process.wait(), 15)
-            except TimeoutError:
-                temporal_process.kill()
-                await temporal_process.wait()
+        if temporal_process is not None:
+            await _stop(temporal_process, 15)
         console.print("stopped.")
+
+
+async def _stop(process: asyncio.subprocess.Process, grace: float) -> None:
+    if process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), grace)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
