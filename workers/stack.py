@@ -1,8 +1,8 @@
 """`carebridge up`: the whole stack in one process group, stopped cleanly by Ctrl-C / SIGTERM.
 
 Starts (unless configured to use existing servers) the Temporal dev server and the embedded
-PostgreSQL, applies migrations, then runs the worker, the MLLP listener and the HTTP API
-in this process.
+PostgreSQL, applies migrations, starts the worker(s) as processes, and runs the MLLP listener
+and the HTTP API in this process.
 """
 
 from __future__ import annotations
