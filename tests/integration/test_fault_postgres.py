@@ -1,0 +1,103 @@
+"""PostgreSQL restarted under a stream of ADT messages: messages that arrive while it is down
+get AE (never AA, never a hang), the sender retries them to AA, the workflows' activities are
+retried by Temporal, and afterwards every discharge has exactly one transition, projected."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from store.db import create_pool
+from store.migrate import migrate
+from tests.helpers import MllpClient, a03, assert_eventually, find_free_port, msa
+from workers.embedded import start_embedded_postgres
+from workers.listener import listener_for
+from workers.services import Services
+from workers.settings import Settings
+from workers.worker import build_worker
+
+
+@pytest_asyncio.fixture
+async def own_postgres(tmp_path_factory: Any) -> AsyncIterator[tuple[Any, str]]:
+    pgdata: Path = tmp_path_factory.mktemp("pgr") / "data"
+    server = await asyncio.to_thread(start_embedded_postgres, pgdata, cleanup_mode="delete")
+    yield server, str(server.get_uri())
+
+
+def stop(server: Any) -> None:
+    from embedded_postgres._commands import pg_ctl
+
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+
+
+def start(server: Any) -> None:
+    server.ensure_postgres_running()
+
+
+async def test_postgres_restart_mid_stream_loses_and_doubles_nothing(
+    own_postgres: tuple[Any, str],
+    temporal_env: WorkflowEnvironment,
+    settings: Settings,
+) -> None:
+    server, url = own_postgres
+    pool = await create_pool(url)
+    await migrate(pool)
+    mine = settings.model_copy(update={"database_url": url, "ack_timeout_seconds": 3.0})
+    services = Services.build(mine, pool, temporal_env.client)
+    port = find_free_port()
+    listener = listener_for(services.intake, mine)
+    await listener.start("127.0.0.1", port)
+    facility = f"PGR{uuid.uuid4().hex[:4].upper()}"
+    refused = 0
+    try:
+        async with build_worker(temporal_env.client, pool, mine):
+            client = await MllpClient.connect(port)
+            for n in range(20):
+                raw = a03(facility=facility, visit=f"V{n}", control_id=f"{facility}-{n}")
+                if n == 8:
+                    await asyncio.to_thread(stop, server)
+                    started = asyncio.get_running_loop().time()
+                    down = await client.exchange(raw)
+                    waited = asyncio.get_running_loop().time() - started
+                    assert msa(down)[1] == "AE" and waited < mine.ack_timeout_seconds + 2
+                    refused += 1
+                    await asyncio.to_thread(start, server)
+                for _ in range(40):  # the sender resends until it gets an AA
+                    ack = await client.exchange(raw)
+                    if msa(ack)[1] == "AA":
+                        break
+                    refused += 1
+                    await asyncio.sleep(0.25)
+                assert msa(ack)[1] == "AA", ack
+            await client.close()
+
+            async def projected() -> None:
+                rows = await pool.fetch(
+                    "SELECT steps FROM transitions WHERE facility = $1", facility
+                )
+                assert len(rows) == 20 and all(r["steps"] != "[]" for r in rows)
+
+            await assert_eventually(projected, within=60, interval=0.5)
+        inbox = await pool.fetch(
+            "SELECT control_id, count(*) AS n FROM adt_inbox WHERE sending_facility = $1 "
+            "GROUP BY control_id",
+            facility,
+        )
+        assert len(inbox) == 20 and all(row["n"] == 1 for row in inbox)
+        workflows = [
+            wf.id
+            async for wf in temporal_env.client.list_workflows(
+                f"WorkflowType = 'TransitionWorkflow' AND CbFacility = '{facility}'"
+            )
+        ]
+        assert len(workflows) == len(set(workflows)) == 20
+    finally:
+        await listener.close()
+        await pool.close()
+    print(f"{refused} answers were AE while PostgreSQL restarted")
