@@ -1,0 +1,113 @@
+"""Two worker processes and two listener processes on one machine, one Temporal server and one
+database: work spreads across both workers, and killing one of them loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import uuid
+
+import asyncpg
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.testing import WorkflowEnvironment
+
+from tests.conftest import TEST_KEYS
+from tests.helpers import MllpClient, a03, assert_eventually, find_free_port, msa
+from workers.embedded import find_binary
+from workers.settings import Settings
+
+
+def process(
+    command: str, temporal_env: WorkflowEnvironment, settings: Settings, **extra: str
+) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBRIDGE_")}
+    env.update(
+        CAREBRIDGE_TEMPORAL_ADDRESS=temporal_env.client.service_client.config.target_host,
+        CAREBRIDGE_DATABASE_URL=str(settings.database_url),
+        CAREBRIDGE_TASK_QUEUE=settings.task_queue,
+        CAREBRIDGE_CODEC_KEYS=TEST_KEYS,
+        CAREBRIDGE_LOG_LEVEL="WARNING",
+        **extra,
+    )
+    return subprocess.Popen(
+        [find_binary("carebridge"), command],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def connect_when_up(port: int) -> MllpClient:
+    for _ in range(100):
+        try:
+            return await MllpClient.connect(port)
+        except OSError:
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"no listener on {port}")
+
+
+async def pollers(temporal_env: WorkflowEnvironment, task_queue: str) -> set[str]:
+    response = await temporal_env.client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=temporal_env.client.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+        )
+    )
+    return {poller.identity for poller in response.pollers}
+
+
+async def test_two_workers_two_listeners_share_the_work_and_survive_losing_one(
+    temporal_env: WorkflowEnvironment, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    facility = f"MP{uuid.uuid4().hex[:4].upper()}"
+    ports = [find_free_port(), find_free_port()]
+    listeners = [
+        process("listener", temporal_env, settings, CAREBRIDGE_MLLP_PORT=str(p)) for p in ports
+    ]
+    workers = [process("worker", temporal_env, settings) for _ in range(2)]
+    try:
+        clients = [await connect_when_up(p) for p in ports]
+
+        async def both_polling() -> None:
+            assert len(await pollers(temporal_env, settings.task_queue)) >= 2
+
+        await assert_eventually(both_polling, within=60, interval=0.5)
+        for n in range(40):
+            if n == 25:
+                workers[0].send_signal(signal.SIGKILL)
+            ack = await clients[n % 2].exchange(a03(facility=facility, visit=f"V{n}"))
+            assert msa(ack)[1] == "AA", ack
+            await asyncio.sleep(0.05)
+        for client in clients:
+            await client.close()
+
+        async def projected() -> None:
+            rows = await pool.fetch("SELECT steps FROM transitions WHERE facility = $1", facility)
+            assert len(rows) == 40 and all(r["steps"] != "[]" for r in rows)
+
+        await assert_eventually(projected, within=60, interval=0.5)
+        identities = set()
+        async for wf in temporal_env.client.list_workflows(
+            f"WorkflowType = 'TransitionWorkflow' AND CbFacility = '{facility}'"
+        ):
+            history = await temporal_env.client.get_workflow_handle(wf.id).fetch_history()
+            identities |= {
+                e.activity_task_started_event_attributes.identity
+                for e in history.events
+                if e.HasField("activity_task_started_event_attributes")
+            }
+        assert len(identities) >= 2, identities  # both worker processes took work
+        inbox = await pool.fetchval(
+            "SELECT count(*) FROM adt_inbox WHERE sending_facility = $1", facility
+        )
+        assert inbox == 40
+    finally:
+        for child in (*listeners, *workers):
+            if child.poll() is None:
+                child.terminate()
+                child.wait(timeout=30)
