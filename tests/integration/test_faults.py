@@ -58,7 +58,7 @@ async def projected_once(pool: asyncpg.Pool, facility: str, expected: int) -> No
         assert len(rows) == expected
         assert all(row["steps"] != "[]" for row in rows)  # planned by a worker
 
-    await assert_eventually(check, within=60, interval=0.5)
+    await assert_eventually(check, within=120, interval=0.5)
 
 
 async def test_worker_killed_with_sigkill_and_restarted_loses_nothing(
