@@ -1,0 +1,161 @@
+"""Timer storm: N transitions whose first deadline falls in the same instant; reports the
+escalation lag (from the due instant to the notification recorded) p50/p99/max, and, with
+--memory, the worker's RSS and PostgreSQL's size per open transition.
+
+    python -m bench.timer_storm --transitions 500
+    python -m bench.timer_storm --transitions 5000 --memory
+
+Runs its own dev server (SQLite WAL file), embedded PostgreSQL and worker (in this process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import shutil
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.testing import WorkflowEnvironment
+
+from schemas.protocol import DueRule, DueUnit, EscalationLevel, Protocol, StepRule
+from schemas.transition import TransitionInput
+from store.db import create_pool
+from store.migrate import migrate
+from workers.codec import Keyring
+from workers.embedded import find_binary, start_embedded_postgres
+from workers.logs import configure_logging
+from workers.settings import Settings
+from workers.temporal import data_converter
+from workers.worker import build_worker
+from workflows import search_attributes
+from workflows.transition import TransitionWorkflow
+
+RESULTS = Path(__file__).resolve().parent / "results"
+STORM = Protocol(
+    id="storm",
+    version=1,
+    title="one step due at the discharge instant, one escalation",
+    tcm=False,
+    period_days=1,
+    steps=(
+        StepRule(
+            id="call",
+            title="call",
+            due=DueRule(unit=DueUnit.HOURS, amount=0),
+            escalation=(EscalationLevel(level=1, role="care_manager", channel="worklist"),),
+        ),
+    ),
+)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else 0.0
+
+
+async def run(count: int, lead_seconds: float, memory: bool) -> dict[str, Any]:
+    state = Path(tempfile.mkdtemp(prefix="cb-storm-"))
+    server = await asyncio.to_thread(start_embedded_postgres, state / "pg", cleanup_mode="delete")
+    pool = await create_pool(str(server.get_uri()), max_size=20)
+    await migrate(pool)
+    keyring = Keyring.generate("bench")
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_binary("temporal"),
+        dev_server_database_filename=str(state / "temporal.db"),
+        dev_server_extra_args=[
+            "--sqlite-pragma",
+            "journal_mode=wal",
+            "--sqlite-pragma",
+            "synchronous=normal",
+        ],
+        data_converter=data_converter(keyring),
+        search_attributes=search_attributes.ALL,
+    )
+    settings = Settings(state_dir=state, task_queue=f"storm-{uuid.uuid4()}")
+    empty_db = await pool.fetchval("SELECT pg_database_size(current_database())")
+    try:
+        due = datetime.now(UTC) + timedelta(seconds=lead_seconds)
+        started = time.perf_counter()
+        semaphore = asyncio.Semaphore(32)
+
+        async def start(n: int) -> None:
+            tid = f"storm{n:07d}{uuid.uuid4().hex[:12]}"
+            async with semaphore:
+                await env.client.start_workflow(
+                    TransitionWorkflow.run,
+                    TransitionInput(
+                        transition_id=tid,
+                        encounter_key=tid.ljust(64, "0"),
+                        facility="STORM",
+                        discharged_at=due,
+                        protocol=STORM,
+                    ),
+                    id=f"transition-{tid}",
+                    task_queue=settings.task_queue,
+                )
+
+        await asyncio.gather(*(start(n) for n in range(count)))
+        start_seconds = time.perf_counter() - started
+        async with build_worker(env.client, pool, settings):
+            deadline = time.monotonic() + lead_seconds + 600
+            while time.monotonic() < deadline:
+                done = await pool.fetchval("SELECT count(*) FROM notifications")
+                if done >= count:
+                    break
+                await asyncio.sleep(1)
+            rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            lags = [
+                float(row["lag"])
+                for row in await pool.fetch(
+                    "SELECT extract(epoch FROM created_at - scheduled_at) AS lag FROM notifications"
+                )
+            ]
+            db_bytes = await pool.fetchval("SELECT pg_database_size(current_database())")
+        return {
+            "bench": "timer_storm",
+            "at": datetime.now(UTC).isoformat(),
+            "transitions": count,
+            "start_seconds": round(start_seconds, 1),
+            "escalations_recorded": len(lags),
+            "lag_s": {
+                "p50": round(percentile(lags, 0.5), 2),
+                "p99": round(percentile(lags, 0.99), 2),
+                "max": round(max(lags, default=0), 2),
+            },
+            "memory": {
+                "process_max_rss_mib": round(rss_mib, 1),
+                "postgres_bytes_per_transition": int((db_bytes - empty_db) / count),
+            }
+            if memory
+            else None,
+        }
+    finally:
+        await env.shutdown()
+        await pool.close()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--transitions", type=int, default=500)
+    parser.add_argument("--lead", type=float, default=60, help="seconds until the shared deadline")
+    parser.add_argument("--memory", action="store_true", help="report RSS and DB size too")
+    args = parser.parse_args()
+    configure_logging("WARNING", "json")
+    result = asyncio.run(run(args.transitions, args.lead, args.memory))
+    print(json.dumps(result, indent=2))
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"timer-storm-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(result, indent=2))
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
