@@ -3,6 +3,7 @@ the transition routes (workers/api_transitions.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -32,6 +33,21 @@ MessageId = Annotated[int, Path(ge=1, le=2**63 - 1, description="inbox id")]
 ER7_CONTENT_TYPES = frozenset(
     {ER7_MEDIA_TYPE, "application/hl7-v2", "application/hl7-v2+er7", "text/plain"}
 )
+
+
+async def readiness(services: Services) -> dict[str, str]:
+    checks = {}
+    try:
+        await asyncio.wait_for(services.pool.fetchval("SELECT 1"), 2)
+        checks["postgres"] = "ok"
+    except Exception as exc:  # any failure means not ready; say which kind
+        checks["postgres"] = type(exc).__name__
+    try:
+        await asyncio.wait_for(services.client.service_client.check_health(), 2)
+        checks["temporal"] = "ok"
+    except Exception as exc:
+        checks["temporal"] = type(exc).__name__
+    return checks
 
 
 def create_app(services: Services | None = None) -> FastAPI:
@@ -83,7 +99,16 @@ def create_app(services: Services | None = None) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
+        """The process is up."""
         return {"status": "ok"}
+
+    @app.get("/readyz", response_model=None)
+    async def readyz(request: Request) -> dict[str, str] | JSONResponse:
+        """PostgreSQL and Temporal answer (within 2 s each); 503 names what does not."""
+        checks = await readiness(svc(request))
+        if all(v == "ok" for v in checks.values()):
+            return checks
+        return JSONResponse(checks, status_code=503)
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next: Any) -> Response:

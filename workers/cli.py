@@ -14,6 +14,7 @@ from workers.schedules import ensure_schedules
 from workers.services import Services
 from workers.settings import Settings, get_settings
 from workers.stack import run_stack
+from workers.temporal import metrics_runtime
 from workers.worker import build_worker
 
 
@@ -43,7 +44,10 @@ def worker() -> None:
     """Run a Temporal worker (against CAREBRIDGE_TEMPORAL_ADDRESS or the local dev server)."""
 
     async def main(settings: Settings) -> None:
-        services = await Services.connect(settings)
+        runtime = (
+            metrics_runtime(settings.worker_metrics_port) if settings.worker_metrics_port else None
+        )
+        services = await Services.connect(settings, runtime)
         try:
             await ensure_schedules(services.client, services.library.site, settings.task_queue)
             async with build_worker(services.client, services.pool, settings):

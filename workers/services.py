@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import asyncpg
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 
 from ingest.intake import AdtIntake
 from ingest.protocol_library import ProtocolLibrary, load_library
@@ -38,9 +39,9 @@ class Services:
         return cls(settings=settings, pool=pool, client=client, intake=intake, library=library)
 
     @classmethod
-    async def connect(cls, settings: Settings) -> Services:
+    async def connect(cls, settings: Settings, runtime: Runtime | None = None) -> Services:
         pool = await create_pool(await embedded.database_url(settings))
-        return cls.build(settings, pool, await connect(settings))
+        return cls.build(settings, pool, await connect(settings, runtime))
 
     async def close(self) -> None:
         await self.pool.close()

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     temporal_port: int = Field(7233, description="Embedded dev server frontend port")
     temporal_ui_port: int = Field(8233, description="Embedded dev server Web UI port")
     task_queue: str = "carebridge-transitions"
+    worker_metrics_port: int | None = Field(
+        None, description="`carebridge worker` serves Temporal SDK metrics on this port"
+    )
     worker_processes: int = Field(
         1, ge=0, le=16, description="Workers `carebridge up` starts as processes; 0 = in-process"
     )

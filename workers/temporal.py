@@ -14,6 +14,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
 from workers.codec import EncryptionCodec, Keyring, KeyringError
@@ -32,6 +33,14 @@ def data_converter(keyring: Keyring) -> DataConverter:
         pydantic_data_converter,
         payload_codec=EncryptionCodec(keyring),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+
+
+def metrics_runtime(port: int) -> Runtime:
+    """A Temporal runtime that serves the SDK's metrics (workflow and activity task slots,
+    poll success, latencies) for Prometheus on 127.0.0.1:<port>/metrics."""
+    return Runtime(
+        telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"127.0.0.1:{port}"))
     )
 
 
@@ -63,12 +72,13 @@ _INDEXED_TYPES = {
 }
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     try:
         return await Client.connect(
             settings.temporal_target,
             namespace=settings.temporal_namespace,
             data_converter=data_converter(keyring_for(settings)),
+            runtime=runtime,
         )
     except RuntimeError as exc:
         hint = "is `carebridge up` running?" if not settings.temporal_address else str(exc)
