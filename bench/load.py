@@ -109,11 +109,13 @@ class Tally:
     errors: int = 0
 
 
-async def sender(port: int, queue: asyncio.Queue[bytes | None], tally: Tally, pace: float) -> None:
+async def sender(port: int, queue: asyncio.Queue[tuple[bytes, float] | None], tally: Tally) -> None:
+    """Sends what the queue hands it; latency runs from the message's scheduled instant, so a
+    backlog (the stack not keeping up with the rate) shows in the figures."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        while (payload := await queue.get()) is not None:
-            started = time.perf_counter()
+        while (item := await queue.get()) is not None:
+            payload, scheduled = item
             try:
                 writer.write(b"\x0b" + payload + b"\x1c\x0d")
                 await writer.drain()
@@ -121,12 +123,10 @@ async def sender(port: int, queue: asyncio.Queue[bytes | None], tally: Tally, pa
             except (OSError, TimeoutError, asyncio.IncompleteReadError):
                 tally.errors += 1
                 continue
-            tally.latencies.append(time.perf_counter() - started)
+            tally.latencies.append(time.perf_counter() - scheduled)
             msa = next((s for s in reply.split(b"\r") if s.startswith(b"MSA")), b"MSA|??")
             code = msa.split(b"|")[1].decode()
             tally.codes[code] = tally.codes.get(code, 0) + 1
-            if pace:
-                await asyncio.sleep(pace)
     finally:
         writer.close()
 
@@ -137,15 +137,20 @@ def percentile(values: list[float], p: float) -> float:
 
 
 async def ingest(port: int, messages: list[bytes], connections: int, rate: float) -> dict[str, Any]:
-    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+    """As fast as possible (rate 0), or released on an absolute schedule of `rate` per second."""
+    queue: asyncio.Queue[tuple[bytes, float] | None] = asyncio.Queue(maxsize=connections)
     tally = Tally()
     started = time.perf_counter()
-    pace = connections / rate if rate else 0.0
-    tasks = [asyncio.create_task(sender(port, queue, tally, pace)) for _ in range(connections)]
-    for payload in messages:
-        queue.put_nowait(payload)
+    tasks = [asyncio.create_task(sender(port, queue, tally)) for _ in range(connections)]
+    for n, payload in enumerate(messages):
+        if rate:
+            release = started + n / rate
+            await asyncio.sleep(max(0.0, release - time.perf_counter()))
+            await queue.put((payload, release))
+        else:
+            await queue.put((payload, time.perf_counter()))
     for _ in tasks:
-        queue.put_nowait(None)
+        await queue.put(None)
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - started
     ms = [x * 1000 for x in tally.latencies]
