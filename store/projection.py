@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from schemas.transition import ProjectionRecord, StepStatus, TransitionStatus
+from schemas.transition import ProjectionRecord, StepStatus
 from schemas.worklist import TransitionQuery
 
 LIVE = (StepStatus.OPEN, StepStatus.PENDING)
@@ -139,17 +139,6 @@ async def search(
         *params,
     )
     return [dict(row) for row in rows], int(total or 0)
-
-
-async def list_transitions(
-    pool: asyncpg.Pool, *, status: str | None = None, limit: int = 100
-) -> list[dict[str, Any]]:
-    """Most urgent first (the simple form `carebridge list` and the first API used)."""
-    query = TransitionQuery(
-        status=TransitionStatus(status) if status else None, page_size=min(limit, 500)
-    )
-    rows, _ = await search(pool, query, ZoneInfo("UTC"))
-    return rows
 
 
 async def timeline(pool: asyncpg.Pool, transition_id: str) -> list[dict[str, Any]]:

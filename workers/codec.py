@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,7 +111,3 @@ class EncryptionCodec(PayloadCodec):
             raise KeyringError(f"payload encrypted with unknown key {key_id!r}")
         nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
         return Payload.FromString(cipher.decrypt(nonce, sealed, key_id.encode()))
-
-
-def key_ids(payloads: Iterable[Payload]) -> set[str]:
-    return {p.metadata.get(KEY_ID, b"").decode() for p in payloads}
