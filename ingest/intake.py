@@ -48,6 +48,7 @@ class IntakeResult:
     inbox_id: int | None = None
     transition_id: str | None = None
     started: bool = False
+    event: str = "unknown"  # the trigger event, as the metrics label
 
 
 @dataclass
@@ -100,8 +101,7 @@ class AdtIntake:
         started = time.perf_counter()
         result = await self._handle(raw, reprocess_of)
         ACK_LATENCY.observe(time.perf_counter() - started)
-        event = _trigger(raw)
-        ADT_MESSAGES.labels(event=event, ack=result.code.value).inc()
+        ADT_MESSAGES.labels(event=result.event, ack=result.code.value).inc()
         if result.status == "rejected":
             DEAD_LETTERS.inc()
         return result
@@ -168,6 +168,7 @@ class AdtIntake:
             replies=tuple(wire),
             inbox_id=entry_id,
             transition_id=transition,
+            event=_event_label(header),
         )
 
     async def _reject(self, entry_id: int, header: MessageHeader, error: HL7Error) -> IntakeResult:
@@ -262,16 +263,12 @@ class AdtIntake:
         return self._result(header, ack, AckCode.ERROR, "error", entry_id, error=error)
 
 
-def _trigger(raw: bytes) -> str:
-    """MSH-9.2 for the metrics label, or 'unknown' (never anything from the patient)."""
-    head = raw[:300].split(b"\r")[0].split(b"\n")[0]
-    if head.startswith(b"MSH") and len(head) > 4:
-        fields = head.split(head[3:4])
-        if len(fields) > 8:
-            parts = fields[8].split(b"^")
-            trigger = parts[1].decode("ascii", "replace") if len(parts) > 1 else ""
-            if len(trigger) == 3 and trigger[0] == "A" and trigger[1:].isdigit():
-                return trigger
+def _event_label(header: MessageHeader | None) -> str:
+    """The trigger event (A01..A99) for the metrics label, else 'unknown': a bounded set,
+    never anything a sender could fill with patient data."""
+    trigger = header.trigger_event if header else ""
+    if len(trigger) == 3 and trigger[0] == "A" and trigger[1:].isdigit():
+        return trigger
     return "unknown"
 
 
