@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,8 @@ import uvicorn
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from tests.helpers import find_free_port
+from tests.conftest import TEST_KEYS
+from tests.helpers import assert_eventually, find_free_port
 from workers import embedded
 from workers.api import create_app
 from workers.listener import listener_for
@@ -88,3 +91,53 @@ async def start_server(settings: Settings) -> tuple[asyncio.subprocess.Process, 
 async def stop_server(process: asyncio.subprocess.Process) -> None:
     process.terminate()
     await process.wait()
+
+
+def carebridge_process(
+    command: str, temporal_env: WorkflowEnvironment, settings: Settings, **extra: str
+) -> subprocess.Popen[bytes]:
+    """A `carebridge <command>` process against the session's Temporal and database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBRIDGE_")}
+    env.update(
+        CAREBRIDGE_TEMPORAL_ADDRESS=temporal_env.client.service_client.config.target_host,
+        CAREBRIDGE_DATABASE_URL=str(settings.database_url),
+        CAREBRIDGE_TASK_QUEUE=settings.task_queue,
+        CAREBRIDGE_CODEC_KEYS=TEST_KEYS,
+        CAREBRIDGE_LOG_LEVEL="WARNING",
+        **extra,
+    )
+    return subprocess.Popen(
+        [embedded.find_binary("carebridge"), command],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def assert_projected(pool: asyncpg.Pool, facility: str, count: int, within: float) -> None:
+    """Eventually `count` transitions of the facility in the projection, each planned."""
+
+    async def check() -> None:
+        rows = await pool.fetch("SELECT steps FROM transitions WHERE facility = $1", facility)
+        assert len(rows) == count and all(row["steps"] != "[]" for row in rows)
+
+    await assert_eventually(check, within=within, interval=0.5)
+
+
+async def assert_exactly_once(
+    pool: asyncpg.Pool, client: Client, facility: str, count: int
+) -> None:
+    """Each message stored once, each transition started once: nothing lost, nothing doubled."""
+    inbox = await pool.fetch(
+        "SELECT control_id, count(*) AS n FROM adt_inbox WHERE sending_facility = $1 "
+        "GROUP BY control_id",
+        facility,
+    )
+    assert len(inbox) == count and all(row["n"] == 1 for row in inbox)
+    workflows = [
+        wf.id
+        async for wf in client.list_workflows(
+            f"WorkflowType = 'TransitionWorkflow' AND CbFacility = '{facility}'"
+        )
+    ]
+    assert len(workflows) == len(set(workflows)) == count

@@ -15,7 +15,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from store.db import create_pool
 from store.migrate import migrate
-from tests.helpers import MllpClient, a03, assert_eventually, find_free_port, msa
+from tests.helpers import MllpClient, a03, find_free_port, msa
+from tests.integration.conftest import assert_exactly_once, assert_projected
 from workers.embedded import start_embedded_postgres
 from workers.listener import listener_for
 from workers.services import Services
@@ -77,26 +78,8 @@ async def test_postgres_restart_mid_stream_loses_and_doubles_nothing(
                 assert msa(ack)[1] == "AA", ack
             await client.close()
 
-            async def projected() -> None:
-                rows = await pool.fetch(
-                    "SELECT steps FROM transitions WHERE facility = $1", facility
-                )
-                assert len(rows) == 20 and all(r["steps"] != "[]" for r in rows)
-
-            await assert_eventually(projected, within=60, interval=0.5)
-        inbox = await pool.fetch(
-            "SELECT control_id, count(*) AS n FROM adt_inbox WHERE sending_facility = $1 "
-            "GROUP BY control_id",
-            facility,
-        )
-        assert len(inbox) == 20 and all(row["n"] == 1 for row in inbox)
-        workflows = [
-            wf.id
-            async for wf in temporal_env.client.list_workflows(
-                f"WorkflowType = 'TransitionWorkflow' AND CbFacility = '{facility}'"
-            )
-        ]
-        assert len(workflows) == len(set(workflows)) == 20
+            await assert_projected(pool, facility, 20, within=60)
+        await assert_exactly_once(pool, temporal_env.client, facility, 20)
     finally:
         await listener.close()
         await pool.close()

@@ -10,8 +10,12 @@ import httpx
 from temporalio.testing import WorkflowEnvironment
 
 from tests.helpers import assert_eventually, find_free_port
-from tests.integration.conftest import RunningStack, start_server, stop_server
-from tests.integration.test_multi_process import process
+from tests.integration.conftest import (
+    RunningStack,
+    carebridge_process,
+    start_server,
+    stop_server,
+)
 from workers.api import create_app
 from workers.services import Services
 from workers.settings import Settings
@@ -41,7 +45,9 @@ async def test_worker_process_serves_temporal_sdk_metrics(
     temporal_env: WorkflowEnvironment, settings: Settings
 ) -> None:
     port = find_free_port()
-    worker = process("worker", temporal_env, settings, CAREBRIDGE_WORKER_METRICS_PORT=str(port))
+    worker = carebridge_process(
+        "worker", temporal_env, settings, CAREBRIDGE_WORKER_METRICS_PORT=str(port)
+    )
     try:
 
         async def scraped() -> None:

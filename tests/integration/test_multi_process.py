@@ -4,9 +4,7 @@ database: work spreads across both workers, and killing one of them loses nothin
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
 import uuid
 
 import asyncpg
@@ -15,30 +13,9 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import TEST_KEYS
 from tests.helpers import MllpClient, a03, assert_eventually, find_free_port, msa
-from workers.embedded import find_binary
+from tests.integration.conftest import assert_exactly_once, assert_projected, carebridge_process
 from workers.settings import Settings
-
-
-def process(
-    command: str, temporal_env: WorkflowEnvironment, settings: Settings, **extra: str
-) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBRIDGE_")}
-    env.update(
-        CAREBRIDGE_TEMPORAL_ADDRESS=temporal_env.client.service_client.config.target_host,
-        CAREBRIDGE_DATABASE_URL=str(settings.database_url),
-        CAREBRIDGE_TASK_QUEUE=settings.task_queue,
-        CAREBRIDGE_CODEC_KEYS=TEST_KEYS,
-        CAREBRIDGE_LOG_LEVEL="WARNING",
-        **extra,
-    )
-    return subprocess.Popen(
-        [find_binary("carebridge"), command],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 async def connect_when_up(port: int) -> MllpClient:
@@ -67,9 +44,10 @@ async def test_two_workers_two_listeners_share_the_work_and_survive_losing_one(
     facility = f"MP{uuid.uuid4().hex[:4].upper()}"
     ports = [find_free_port(), find_free_port()]
     listeners = [
-        process("listener", temporal_env, settings, CAREBRIDGE_MLLP_PORT=str(p)) for p in ports
+        carebridge_process("listener", temporal_env, settings, CAREBRIDGE_MLLP_PORT=str(p))
+        for p in ports
     ]
-    workers = [process("worker", temporal_env, settings) for _ in range(2)]
+    workers = [carebridge_process("worker", temporal_env, settings) for _ in range(2)]
     try:
         clients = [await connect_when_up(p) for p in ports]
 
@@ -86,13 +64,9 @@ async def test_two_workers_two_listeners_share_the_work_and_survive_losing_one(
         for client in clients:
             await client.close()
 
-        async def projected() -> None:
-            rows = await pool.fetch("SELECT steps FROM transitions WHERE facility = $1", facility)
-            assert len(rows) == 40 and all(r["steps"] != "[]" for r in rows)
-
         # An activity caught on the killed worker is retried after its 30 s start-to-close
         # timeout, and its sticky workflow tasks move after 10 s: allow for both.
-        await assert_eventually(projected, within=120, interval=0.5)
+        await assert_projected(pool, facility, 40, within=120)
         identities = set()
         async for wf in temporal_env.client.list_workflows(
             f"WorkflowType = 'TransitionWorkflow' AND CbFacility = '{facility}'"
@@ -104,10 +78,7 @@ async def test_two_workers_two_listeners_share_the_work_and_survive_losing_one(
                 if e.HasField("activity_task_started_event_attributes")
             }
         assert len(identities) >= 2, identities  # both worker processes took work
-        inbox = await pool.fetchval(
-            "SELECT count(*) FROM adt_inbox WHERE sending_facility = $1", facility
-        )
-        assert inbox == 40
+        await assert_exactly_once(pool, temporal_env.client, facility, 40)
     finally:
         for child in (*listeners, *workers):
             if child.poll() is None:
