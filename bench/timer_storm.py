@@ -60,6 +60,15 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else 0.0
 
 
+async def wait_for_count(pool: Any, table: str, count: int, until: datetime) -> bool:
+    """Whether `count` rows reached `table` before `until` (the storm must not start early)."""
+    while datetime.now(UTC) < until:
+        if await pool.fetchval(f"SELECT count(*) FROM {table}") >= count:
+            return True
+        await asyncio.sleep(0.5)
+    return False
+
+
 async def run(count: int, lead_seconds: float, memory: bool) -> dict[str, Any]:
     state = Path(tempfile.mkdtemp(prefix="cb-storm-"))
     server = await asyncio.to_thread(start_embedded_postgres, state / "pg", cleanup_mode="delete")
@@ -101,9 +110,10 @@ async def run(count: int, lead_seconds: float, memory: bool) -> dict[str, Any]:
                     task_queue=settings.task_queue,
                 )
 
-        await asyncio.gather(*(start(n) for n in range(count)))
-        start_seconds = time.perf_counter() - started
         async with build_worker(env.client, pool, settings):
+            await asyncio.gather(*(start(n) for n in range(count)))
+            start_seconds = time.perf_counter() - started
+            planned = await wait_for_count(pool, "transitions", count, due)
             deadline = time.monotonic() + lead_seconds + 600
             while time.monotonic() < deadline:
                 done = await pool.fetchval("SELECT count(*) FROM notifications")
@@ -123,6 +133,7 @@ async def run(count: int, lead_seconds: float, memory: bool) -> dict[str, Any]:
             "at": datetime.now(UTC).isoformat(),
             "transitions": count,
             "start_seconds": round(start_seconds, 1),
+            "all_planned_before_due": planned,
             "escalations_recorded": len(lags),
             "lag_s": {
                 "p50": round(percentile(lags, 0.5), 2),

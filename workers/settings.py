@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     worker_processes: int = Field(
         1, ge=0, le=16, description="Workers `carebridge up` starts as processes; 0 = in-process"
     )
+    worker_cached_workflows: int = Field(
+        1000,
+        ge=0,
+        description="Workflows a worker keeps in memory between tasks (its RSS bound); "
+        "an evicted one is rebuilt by replay",
+    )
     database_url: str | None = Field(
         None, description="PostgreSQL DSN; unset = start the embedded PostgreSQL"
     )

@@ -39,6 +39,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
+        max_cached_workflows=settings.worker_cached_workflows,
         workflows=[TransitionWorkflow, DigestWorkflow, SweepWorkflow],
         activities=[
             planning.plan_transition,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -51,6 +52,13 @@ READMISSION_EVENTS = frozenset({"A01", "A06"})
 CANCEL_EVENTS = frozenset({"A11", "A13"})
 READMITTED = "readmitted"
 GENERATION_STRIDE = 1_000_000
+# Planning, scheduling, the projection write and in-app (worklist) notifications run as local
+# activities in the workflow task that needs them (one server round trip instead of three),
+# and a step that becomes overdue and escalates in the same instant publishes once; histories
+# recorded before this patch keep replaying their regular activities.
+LOCAL_ACTIVITIES_PATCH = "local-activities-v1"
+IN_APP_CHANNEL = "worklist"  # its delivery is the outbox row itself: no external call
+T = TypeVar("T")
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -119,7 +127,7 @@ class TransitionWorkflow:
             self._finish(status, f"closed at start: {protocol.closes_with}")
             return await self._close()
 
-        self._plan = await workflow.execute_activity(
+        self._plan = await self._internal_activity(
             "plan_transition",
             PlanRequest(
                 discharged_at=input.discharged_at,
@@ -127,9 +135,7 @@ class TransitionWorkflow:
                 tier=input.risk.tier,
                 calendar=input.calendar,
             ),
-            result_type=TransitionPlan,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=ACTIVITY_RETRY,
+            TransitionPlan,
         )
         for schedule in self._plan.steps:
             self._apply_schedule(schedule)
@@ -224,7 +230,14 @@ class TransitionWorkflow:
             if escalation is None:
                 step.overdue_since = workflow.now()
                 self._event("overdue", step_id)
-                await self._publish()
+                following = self._next_deadline(step)
+                if not (
+                    following
+                    and following[0] <= workflow.now()
+                    and workflow.patched(LOCAL_ACTIVITIES_PATCH)
+                ):
+                    await self._publish()  # else the escalation due now publishes both
+
             else:
                 await self._escalate(step, escalation, generation)
 
@@ -243,21 +256,25 @@ class TransitionWorkflow:
         self, step: StepState, escalation: ScheduledEscalation, generation: int
     ) -> None:
         assert step.due_at is not None
-        await workflow.execute_activity(
-            "notify",
-            EscalationNotice(
-                transition_id=self._input.transition_id,
-                step_id=step.step_id,
-                level=escalation.level,
-                role=escalation.role,
-                channel=escalation.channel,
-                due_at=step.due_at,
-                scheduled_at=escalation.at,
-            ),
-            result_type=bool,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=ACTIVITY_RETRY,
+        notice = EscalationNotice(
+            transition_id=self._input.transition_id,
+            step_id=step.step_id,
+            level=escalation.level,
+            role=escalation.role,
+            channel=escalation.channel,
+            due_at=step.due_at,
+            scheduled_at=escalation.at,
         )
+        if escalation.channel == IN_APP_CHANNEL:
+            await self._internal_activity("notify", notice, bool)  # an outbox row only
+        else:
+            await workflow.execute_activity(
+                "notify",
+                notice,
+                result_type=bool,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=ACTIVITY_RETRY,
+            )
         if step.is_terminal or self._reschedules[step.step_id] != generation:
             return  # completed or snoozed while the notification went out
         step.escalation_level = escalation.level
@@ -269,14 +286,28 @@ class TransitionWorkflow:
         await self._publish()
 
     async def _schedule(self, request: ScheduleStepRequest) -> StepSchedule:
-        schedule: StepSchedule = await workflow.execute_activity(
-            "schedule_step",
-            request,
-            result_type=StepSchedule,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=ACTIVITY_RETRY,
-        )
-        return schedule
+        return await self._internal_activity("schedule_step", request, StepSchedule)
+
+    async def _internal_activity(self, name: str, arg: object, result_type: type[T]) -> T:
+        """Run one of carebridge's own short activities (pure planning or one PostgreSQL
+        statement): local to this worker once the workflow carries the patch marker."""
+        if workflow.patched(LOCAL_ACTIVITIES_PATCH):
+            result: T = await workflow.execute_local_activity(
+                name,
+                arg,
+                result_type=result_type,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=ACTIVITY_RETRY,
+            )
+        else:
+            result = await workflow.execute_activity(
+                name,
+                arg,
+                result_type=result_type,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=ACTIVITY_RETRY,
+            )
+        return result
 
     def _apply_schedule(self, schedule: StepSchedule) -> None:
         step = self._steps[schedule.step_id]
@@ -643,12 +674,6 @@ class TransitionWorkflow:
             events = tuple(self._events)
             record = self._projection(events)
             self._upsert_search_attributes(record)
-            await workflow.execute_activity(
-                "record_transition",
-                record,
-                result_type=bool,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=ACTIVITY_RETRY,
-            )
+            await self._internal_activity("record_transition", record, bool)
             sent = {event.seq for event in events}
             self._events = [event for event in self._events if event.seq not in sent]

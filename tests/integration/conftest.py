@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,9 @@ import asyncpg
 import httpx
 import pytest_asyncio
 import uvicorn
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -94,24 +98,46 @@ async def stop_server(process: asyncio.subprocess.Process) -> None:
 
 
 def carebridge_process(
-    command: str, temporal_env: WorkflowEnvironment, settings: Settings, **extra: str
+    command: str, temporal: WorkflowEnvironment | str, settings: Settings, **extra: str
 ) -> subprocess.Popen[bytes]:
-    """A `carebridge <command>` process against the session's Temporal and database."""
+    """A `carebridge <command>` process against a Temporal server (the session's environment
+    or a host:port) and the settings' database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBRIDGE_")}
+    address = (
+        temporal if isinstance(temporal, str) else temporal.client.service_client.config.target_host
+    )
     env.update(
-        CAREBRIDGE_TEMPORAL_ADDRESS=temporal_env.client.service_client.config.target_host,
+        CAREBRIDGE_TEMPORAL_ADDRESS=address,
         CAREBRIDGE_DATABASE_URL=str(settings.database_url),
         CAREBRIDGE_TASK_QUEUE=settings.task_queue,
         CAREBRIDGE_CODEC_KEYS=TEST_KEYS,
         CAREBRIDGE_LOG_LEVEL="WARNING",
         **extra,
     )
-    return subprocess.Popen(
-        [embedded.find_binary("carebridge"), command],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = Path(tempfile.mkdtemp(prefix="cb-proc-")) / f"{command}.log"
+    with log.open("wb") as output:  # kept for a failing test's post-mortem
+        return subprocess.Popen(
+            [embedded.find_binary("carebridge"), command],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def wait_for_pollers(client: Client, task_queue: str, count: int = 1) -> None:
+    """Until `count` distinct workers poll the task queue (a worker process is up)."""
+
+    async def polling() -> None:
+        response = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=client.namespace,
+                task_queue=TaskQueue(name=task_queue),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            )
+        )
+        assert len({poller.identity for poller in response.pollers}) >= count
+
+    await assert_eventually(polling, within=60, interval=0.5)
 
 
 async def assert_projected(pool: asyncpg.Pool, facility: str, count: int, within: float) -> None:
@@ -141,3 +167,34 @@ async def assert_exactly_once(
         )
     ]
     assert len(workflows) == len(set(workflows)) == count
+
+
+async def assert_settled_and_consistent(
+    pool: asyncpg.Pool, client: Client, facility: str, within: float = 60
+) -> None:
+    """Nothing stuck: no inbox row of the facility is left unanswered, and the projection's
+    active transitions are exactly Temporal's running workflows (same ids, same count)."""
+    unsettled = await pool.fetchval(
+        "SELECT count(*) FROM adt_inbox WHERE sending_facility = $1 AND status = 'received'",
+        facility,
+    )
+    assert unsettled == 0
+
+    async def same_open_set() -> None:
+        running = {
+            wf.id.removeprefix("transition-")
+            async for wf in client.list_workflows(
+                f"WorkflowType = 'TransitionWorkflow' AND CbFacility = '{facility}' "
+                "AND ExecutionStatus = 'Running'"
+            )
+        }
+        projected = {
+            row["transition_id"]
+            for row in await pool.fetch(
+                "SELECT transition_id FROM transitions WHERE facility = $1 AND status = 'active'",
+                facility,
+            )
+        }
+        assert running and running == projected
+
+    await assert_eventually(same_open_set, within=within, interval=0.5)

@@ -16,7 +16,11 @@ from temporalio.testing import WorkflowEnvironment
 from store.db import create_pool
 from store.migrate import migrate
 from tests.helpers import MllpClient, a03, find_free_port, msa
-from tests.integration.conftest import assert_exactly_once, assert_projected
+from tests.integration.conftest import (
+    assert_exactly_once,
+    assert_projected,
+    assert_settled_and_consistent,
+)
 from workers.embedded import start_embedded_postgres
 from workers.listener import listener_for
 from workers.services import Services
@@ -45,6 +49,7 @@ async def test_postgres_restart_mid_stream_loses_and_doubles_nothing(
     own_postgres: tuple[Any, str],
     temporal_env: WorkflowEnvironment,
     settings: Settings,
+    fault_messages: int,
 ) -> None:
     server, url = own_postgres
     pool = await create_pool(url)
@@ -59,9 +64,9 @@ async def test_postgres_restart_mid_stream_loses_and_doubles_nothing(
     try:
         async with build_worker(temporal_env.client, pool, mine):
             client = await MllpClient.connect(port)
-            for n in range(20):
+            for n in range(fault_messages):
                 raw = a03(facility=facility, visit=f"V{n}", control_id=f"{facility}-{n}")
-                if n == 8:
+                if n == fault_messages // 3:
                     await asyncio.to_thread(stop, server)
                     started = asyncio.get_running_loop().time()
                     down = await client.exchange(raw)
@@ -78,8 +83,9 @@ async def test_postgres_restart_mid_stream_loses_and_doubles_nothing(
                 assert msa(ack)[1] == "AA", ack
             await client.close()
 
-            await assert_projected(pool, facility, 20, within=60)
-        await assert_exactly_once(pool, temporal_env.client, facility, 20)
+            await assert_projected(pool, facility, fault_messages, within=60)
+            await assert_settled_and_consistent(pool, temporal_env.client, facility)
+        await assert_exactly_once(pool, temporal_env.client, facility, fault_messages)
     finally:
         await listener.close()
         await pool.close()

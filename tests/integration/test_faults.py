@@ -15,7 +15,12 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from tests.helpers import MllpClient, a03, find_free_port, msa
-from tests.integration.conftest import assert_exactly_once, assert_projected, carebridge_process
+from tests.integration.conftest import (
+    assert_exactly_once,
+    assert_projected,
+    assert_settled_and_consistent,
+    carebridge_process,
+)
 from workers.listener import listener_for
 from workers.services import Services
 from workers.settings import Settings
@@ -29,7 +34,7 @@ async def services(
 
 
 async def test_worker_killed_with_sigkill_and_restarted_loses_nothing(
-    temporal_env: WorkflowEnvironment, services: Services, settings: Settings
+    temporal_env: WorkflowEnvironment, services: Services, settings: Settings, fault_messages: int
 ) -> None:
     facility = f"KILL{uuid.uuid4().hex[:4].upper()}"
     port = find_free_port()
@@ -39,18 +44,19 @@ async def test_worker_killed_with_sigkill_and_restarted_loses_nothing(
     acks = []
     try:
         client = await MllpClient.connect(port)
-        for n in range(30):
-            if n == 10:
+        for n in range(fault_messages):
+            if n == fault_messages // 3:
                 worker.send_signal(signal.SIGKILL)  # mid-stream, no goodbye
                 worker.wait()
-            if n == 20:
+            if n == 2 * fault_messages // 3:
                 worker = carebridge_process("worker", temporal_env, settings)
             acks.append(await client.exchange(a03(facility=facility, visit=f"V{n}")))
             await asyncio.sleep(0.05)
         await client.close()
-        assert [msa(a)[1] for a in acks] == ["AA"] * 30
-        await assert_projected(services.pool, facility, 30, within=120)
-        await assert_exactly_once(services.pool, temporal_env.client, facility, 30)
+        assert [msa(a)[1] for a in acks] == ["AA"] * fault_messages
+        await assert_projected(services.pool, facility, fault_messages, within=120)
+        await assert_exactly_once(services.pool, temporal_env.client, facility, fault_messages)
+        await assert_settled_and_consistent(services.pool, temporal_env.client, facility)
     finally:
         await listener.close()
         worker.terminate()
@@ -58,7 +64,7 @@ async def test_worker_killed_with_sigkill_and_restarted_loses_nothing(
 
 
 async def test_listener_stopped_mid_stream_with_retransmission_loses_and_doubles_nothing(
-    temporal_env: WorkflowEnvironment, services: Services, settings: Settings
+    temporal_env: WorkflowEnvironment, services: Services, settings: Settings, fault_messages: int
 ) -> None:
     facility = f"LSTN{uuid.uuid4().hex[:4].upper()}"
     port = find_free_port()
@@ -66,7 +72,8 @@ async def test_listener_stopped_mid_stream_with_retransmission_loses_and_doubles
     await listener.start("127.0.0.1", port)
     worker = carebridge_process("worker", temporal_env, settings)
     messages = [
-        a03(facility=facility, visit=f"V{n}", control_id=f"{facility}-{n}") for n in range(24)
+        a03(facility=facility, visit=f"V{n}", control_id=f"{facility}-{n}")
+        for n in range(fault_messages)
     ]
     acked: dict[int, str] = {}
     stopped = False
@@ -74,8 +81,8 @@ async def test_listener_stopped_mid_stream_with_retransmission_loses_and_doubles
         client = await MllpClient.connect(port)
         n = 0
         while n < len(messages):
-            if n == 12 and not stopped:
-                # Send the 13th, then stop the listener before its ACK can be read.
+            if n == len(messages) // 3 and not stopped:
+                # Send message n, then stop the listener before its ACK can be read.
                 await client.send_raw(b"\x0b" + messages[n] + b"\x1c\x0d")
                 await listener.close()
                 stopped = True
@@ -94,6 +101,7 @@ async def test_listener_stopped_mid_stream_with_retransmission_loses_and_doubles
         assert all(msa(acked[i])[1] == "AA" for i in range(len(messages)))
         await assert_projected(services.pool, facility, len(messages), within=120)
         await assert_exactly_once(services.pool, temporal_env.client, facility, len(messages))
+        await assert_settled_and_consistent(services.pool, temporal_env.client, facility)
     finally:
         await listener.close()
         worker.terminate()

@@ -8,13 +8,15 @@ import signal
 import uuid
 
 import asyncpg
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.helpers import MllpClient, a03, assert_eventually, find_free_port, msa
-from tests.integration.conftest import assert_exactly_once, assert_projected, carebridge_process
+from tests.helpers import MllpClient, a03, find_free_port, msa
+from tests.integration.conftest import (
+    assert_exactly_once,
+    assert_projected,
+    carebridge_process,
+    wait_for_pollers,
+)
 from workers.settings import Settings
 
 
@@ -25,17 +27,6 @@ async def connect_when_up(port: int) -> MllpClient:
         except OSError:
             await asyncio.sleep(0.1)
     raise AssertionError(f"no listener on {port}")
-
-
-async def pollers(temporal_env: WorkflowEnvironment, task_queue: str) -> set[str]:
-    response = await temporal_env.client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=temporal_env.client.namespace,
-            task_queue=TaskQueue(name=task_queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-        )
-    )
-    return {poller.identity for poller in response.pollers}
 
 
 async def test_two_workers_two_listeners_share_the_work_and_survive_losing_one(
@@ -51,10 +42,7 @@ async def test_two_workers_two_listeners_share_the_work_and_survive_losing_one(
     try:
         clients = [await connect_when_up(p) for p in ports]
 
-        async def both_polling() -> None:
-            assert len(await pollers(temporal_env, settings.task_queue)) >= 2
-
-        await assert_eventually(both_polling, within=60, interval=0.5)
+        await wait_for_pollers(temporal_env.client, settings.task_queue, 2)
         for n in range(40):
             if n == 25:
                 workers[0].send_signal(signal.SIGKILL)
@@ -73,9 +61,9 @@ async def test_two_workers_two_listeners_share_the_work_and_survive_losing_one(
         ):
             history = await temporal_env.client.get_workflow_handle(wf.id).fetch_history()
             identities |= {
-                e.activity_task_started_event_attributes.identity
+                e.workflow_task_completed_event_attributes.identity
                 for e in history.events
-                if e.HasField("activity_task_started_event_attributes")
+                if e.HasField("workflow_task_completed_event_attributes")
             }
         assert len(identities) >= 2, identities  # both worker processes took work
         await assert_exactly_once(pool, temporal_env.client, facility, 40)
