@@ -66,6 +66,9 @@ class NotificationActivities:
             await self._pool.execute(
                 "UPDATE notifications SET delivered_at = now() WHERE id = $1", row["id"]
             )
+        activity.metric_meter().create_counter(
+            "carebridge_escalations", "Escalation notifications recorded, by level and channel"
+        ).add(1, {"level": str(notice.level), "channel": notice.channel})
         log.info(
             "escalation.recorded",
             transition_id=notice.transition_id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import asyncpg
 from temporalio import activity
 
@@ -18,4 +20,13 @@ class ProjectionActivities:
     @activity.defn(name="record_transition")
     async def record_transition(self, record: ProjectionRecord) -> bool:
         """Upsert the row; an older version never overwrites a newer one (retries, reorders)."""
-        return await projection.upsert(self._pool, record)
+        written = await projection.upsert(self._pool, record)
+        if record.events:
+            # Projection lag: from the newest event in the workflow to its row being visible.
+            newest = max(event.at for event in record.events)
+            activity.metric_meter().create_histogram_float(
+                "carebridge_projection_lag",
+                "Seconds from a workflow event to the projection row that shows it",
+                "s",
+            ).record(max(0.0, (datetime.now(UTC) - newest).total_seconds()))
+        return written

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import hl7
 import structlog
+from opentelemetry import trace
 from temporalio.client import Client
 
 from ingest import er7, mapping
@@ -32,6 +33,7 @@ from schemas.adt import AckCode, MessageHeader
 from store import inbox
 
 log = structlog.get_logger(__name__)
+tracer = trace.get_tracer("carebridge.ingest")  # a no-op unless tracing is configured
 _LOG_CONTEXT = ("message_control_id", "transition_id", "workflow_id")
 NOT_ALLOWED = ("207", "Application internal error")
 
@@ -99,7 +101,10 @@ class AdtIntake:
 
     async def handle(self, raw: bytes, *, reprocess_of: int | None = None) -> IntakeResult:
         started = time.perf_counter()
-        result = await self._handle(raw, reprocess_of)
+        with tracer.start_as_current_span("adt.message") as span:
+            result = await self._handle(raw, reprocess_of)
+            span.set_attribute("hl7.event", result.event)
+            span.set_attribute("hl7.ack", result.code.value)
         ACK_LATENCY.observe(time.perf_counter() - started)
         ADT_MESSAGES.labels(event=result.event, ack=result.code.value).inc()
         if result.status == "rejected":

@@ -3,7 +3,6 @@ the transition routes (workers/api_transitions.py)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -13,7 +12,6 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ingest.browser import describe
 from store import inbox
@@ -24,6 +22,7 @@ from workers.api_common import describe_errors, problem
 from workers.api_common import services as services_of
 from workers.api_transitions import router
 from workers.auth import Role, require
+from workers.health import health_router
 from workers.services import Services
 from workers.settings import get_settings
 from workers.web import router as web_router
@@ -33,21 +32,6 @@ MessageId = Annotated[int, Path(ge=1, le=2**63 - 1, description="inbox id")]
 ER7_CONTENT_TYPES = frozenset(
     {ER7_MEDIA_TYPE, "application/hl7-v2", "application/hl7-v2+er7", "text/plain"}
 )
-
-
-async def readiness(services: Services) -> dict[str, str]:
-    checks = {}
-    try:
-        await asyncio.wait_for(services.pool.fetchval("SELECT 1"), 2)
-        checks["postgres"] = "ok"
-    except Exception as exc:  # any failure means not ready; say which kind
-        checks["postgres"] = type(exc).__name__
-    try:
-        await asyncio.wait_for(services.client.service_client.check_health(), 2)
-        checks["temporal"] = "ok"
-    except Exception as exc:
-        checks["temporal"] = type(exc).__name__
-    return checks
 
 
 def create_app(services: Services | None = None) -> FastAPI:
@@ -88,27 +72,11 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.include_router(audit_router)
     app.include_router(web_router)
     app.include_router(codec_router)
+    app.include_router(health_router(svc, database_gauges=True))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         return problem(422, "Invalid request", describe_errors(exc.errors()))
-
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        """The process is up."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", response_model=None)
-    async def readyz(request: Request) -> dict[str, str] | JSONResponse:
-        """PostgreSQL and Temporal answer (within 2 s each); 503 names what does not."""
-        checks = await readiness(svc(request))
-        if all(v == "ok" for v in checks.values()):
-            return checks
-        return JSONResponse(checks, status_code=503)
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next: Any) -> Response:

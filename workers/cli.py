@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import uvicorn
 
 from store.db import create_pool
 from store.migrate import migrate as apply_migrations
 from workers import embedded
 from workers.cli_app import app, console, run_command, until_signalled
+from workers.health import listener_health
 from workers.listener import listener_for
 from workers.logs import configure_logging
 from workers.schedules import ensure_schedules
@@ -15,6 +19,7 @@ from workers.services import Services
 from workers.settings import Settings, get_settings
 from workers.stack import run_stack
 from workers.temporal import metrics_runtime
+from workers.tracing import configure_tracing, shutdown_tracing
 from workers.worker import build_worker
 
 
@@ -44,8 +49,11 @@ def worker() -> None:
     """Run a Temporal worker (against CAREBRIDGE_TEMPORAL_ADDRESS or the local dev server)."""
 
     async def main(settings: Settings) -> None:
+        configure_tracing(settings, "worker")
         runtime = (
-            metrics_runtime(settings.worker_metrics_port) if settings.worker_metrics_port else None
+            metrics_runtime(settings.worker_metrics_port, settings.worker_metrics_host)
+            if settings.worker_metrics_port
+            else None
         )
         services = await Services.connect(settings, runtime)
         try:
@@ -55,8 +63,15 @@ def worker() -> None:
                 await until_signalled()
         finally:
             await services.close()
+            shutdown_tracing()
 
     run_command(main)
+    # The worker has drained and shut down. Temporal Core's threads can still call into
+    # Python while the interpreter finalizes (an intermittent SIGABRT, "PyGILState_Release"),
+    # so leave without finalizing: exit code 0 must mean a clean stop.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @app.command()
@@ -64,14 +79,16 @@ def listener() -> None:
     """Run the MLLP listener alone."""
 
     async def main(settings: Settings) -> None:
+        configure_tracing(settings, "listener")
         services = await Services.connect(settings)
         mllp = listener_for(services.intake, settings)
         try:
             await mllp.start(settings.mllp_host, settings.mllp_port)
             console.print(f"MLLP listener on {settings.mllp_host}:{settings.mllp_port}")
-            await until_signalled()
+            async with listener_health(services, settings):
+                await until_signalled()
         finally:
-            await mllp.close()
+            await mllp.close()  # graceful: in-flight frames are answered first
             await services.close()
 
     run_command(main)
@@ -84,6 +101,7 @@ def api() -> None:
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    configure_tracing(settings, "api")
     uvicorn.run(create_app(), host=settings.api_host, port=settings.api_port, log_config=None)
 
 

@@ -89,22 +89,46 @@ class MllpListener:
         self._idle_timeout = idle_timeout
         self._ssl = ssl_context
         self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self._waiting: set[asyncio.Task[None]] = set()  # connections blocked reading
+        self._closing = False
 
     async def start(self, host: str, port: int) -> asyncio.Server:
+        self._closing = False
         self._server = await asyncio.start_server(self._serve, host, port, ssl=self._ssl)
         return self._server
 
-    async def close(self) -> None:
+    async def close(self, grace_seconds: float = 10.0) -> None:
+        """Graceful stop: accept no new connection, answer every frame already received,
+        then close each connection (a partial frame is dropped unanswered, so the sender
+        resends it); connections still busy after `grace_seconds` are cut."""
+        self._closing = True
         if self._server is not None:
             self._server.close()
+        for task in self._waiting:
+            task.cancel()  # idle between frames: nothing in flight
+        if self._connections:
+            _, busy = await asyncio.wait(self._connections, timeout=grace_seconds)
+            for task in busy:
+                task.cancel()
+            if busy:
+                await asyncio.wait(busy)
+        if self._server is not None:
             await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
         frames = MllpFrameReader(self._max_bytes)
         try:
-            while True:
+            while not self._closing:
                 # An idle or stalled client is dropped: no slow-client resource leak.
-                data = await asyncio.wait_for(reader.read(65536), self._idle_timeout)
+                self._waiting.add(task)
+                try:
+                    data = await asyncio.wait_for(reader.read(65536), self._idle_timeout)
+                finally:
+                    self._waiting.discard(task)
                 if not data:
                     break  # a frame cut off by the close was never acknowledged: resend it
                 for item in frames.feed(data):
@@ -116,9 +140,10 @@ class MllpListener:
                     for reply in result.replies:
                         writer.write(frame(reply.encode()))
                     await writer.drain()
-        except (TimeoutError, ConnectionError):
+        except (TimeoutError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
+            self._connections.discard(task)
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()

@@ -24,14 +24,38 @@ class Settings(BaseSettings):
         None, description="host:port of a Temporal frontend; unset = start the embedded dev server"
     )
     temporal_namespace: str = "default"
+    temporal_tls_cert: Path | None = Field(
+        None, description="PEM client certificate for mTLS to Temporal (e.g. Temporal Cloud)"
+    )
+    temporal_tls_key: Path | None = Field(None, description="PEM private key of that certificate")
+    temporal_tls_ca: Path | None = Field(
+        None, description="PEM CA bundle for a self-hosted server's certificate"
+    )
+    temporal_api_key: SecretStr | None = Field(
+        None, description="Temporal Cloud API key (TLS on, sent as a bearer token)"
+    )
     temporal_port: int = Field(7233, description="Embedded dev server frontend port")
     temporal_ui_port: int = Field(8233, description="Embedded dev server Web UI port")
     task_queue: str = "carebridge-transitions"
     worker_metrics_port: int | None = Field(
         None, description="`carebridge worker` serves Temporal SDK metrics on this port"
     )
+    worker_metrics_host: str = Field(
+        "127.0.0.1", description="Interface for the worker's metrics (0.0.0.0 in a container)"
+    )
     worker_processes: int = Field(
         1, ge=0, le=16, description="Workers `carebridge up` starts as processes; 0 = in-process"
+    )
+    worker_shutdown_seconds: float = Field(
+        30.0, ge=0, description="On SIGTERM a worker finishes running activities for this long"
+    )
+    listener_health_port: int | None = Field(
+        8081, description="`carebridge listener` serves /healthz, /readyz and /metrics here"
+    )
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP traces endpoint (e.g. http://otel-collector:4318/v1/traces); "
+        "unset = no tracing",
     )
     worker_cached_workflows: int = Field(
         1000,

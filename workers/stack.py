@@ -33,7 +33,7 @@ log = structlog.get_logger(__name__)
 TEMPORAL_START_TIMEOUT = 60.0
 
 
-class _EmbeddedUvicorn(uvicorn.Server):
+class EmbeddedUvicorn(uvicorn.Server):
     """uvicorn without its own signal handling: the stack owns SIGINT/SIGTERM."""
 
     @contextlib.contextmanager
@@ -149,7 +149,7 @@ async def run_stack(settings: Settings, console: Console) -> None:
         inline = build_worker(client, pool, settings) if not worker_processes else None
         listener = listener_for(services.intake, settings)
         await listener.start(settings.mllp_host, settings.mllp_port)
-        api = _EmbeddedUvicorn(
+        api = EmbeddedUvicorn(
             uvicorn.Config(
                 create_app(services),
                 host=settings.api_host,

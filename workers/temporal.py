@@ -15,11 +15,12 @@ from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from workers.codec import EncryptionCodec, Keyring, KeyringError
 from workers.embedded import StackError
 from workers.settings import Settings
+from workers.tracing import tracing_interceptors
 from workflows import search_attributes
 
 # Plain converter: replaying committed histories and time-skipping workflow tests. Everything
@@ -36,11 +37,11 @@ def data_converter(keyring: Keyring) -> DataConverter:
     )
 
 
-def metrics_runtime(port: int) -> Runtime:
+def metrics_runtime(port: int, host: str = "127.0.0.1") -> Runtime:
     """A Temporal runtime that serves the SDK's metrics (workflow and activity task slots,
-    poll success, latencies) for Prometheus on 127.0.0.1:<port>/metrics."""
+    poll success, latencies) and carebridge's worker metrics on <host>:<port>/metrics."""
     return Runtime(
-        telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"127.0.0.1:{port}"))
+        telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"{host}:{port}"))
     )
 
 
@@ -72,13 +73,38 @@ _INDEXED_TYPES = {
 }
 
 
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """mTLS when a client certificate is configured, plain TLS for an API key, else none."""
+    if settings.temporal_tls_cert or settings.temporal_tls_ca:
+        if bool(settings.temporal_tls_cert) != bool(settings.temporal_tls_key):
+            raise StackError(
+                "set both CAREBRIDGE_TEMPORAL_TLS_CERT and CAREBRIDGE_TEMPORAL_TLS_KEY (mTLS)"
+            )
+        return TLSConfig(
+            client_cert=settings.temporal_tls_cert.read_bytes()
+            if settings.temporal_tls_cert
+            else None,
+            client_private_key=settings.temporal_tls_key.read_bytes()
+            if settings.temporal_tls_key
+            else None,
+            server_root_ca_cert=settings.temporal_tls_ca.read_bytes()
+            if settings.temporal_tls_ca
+            else None,
+        )
+    return settings.temporal_api_key is not None
+
+
 async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    api_key = settings.temporal_api_key
     try:
         return await Client.connect(
             settings.temporal_target,
             namespace=settings.temporal_namespace,
             data_converter=data_converter(keyring_for(settings)),
             runtime=runtime,
+            tls=tls_config(settings),
+            api_key=api_key.get_secret_value() if api_key else None,
+            interceptors=tracing_interceptors(settings),
         )
     except RuntimeError as exc:
         hint = "is `carebridge up` running?" if not settings.temporal_address else str(exc)

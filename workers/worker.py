@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import asyncpg
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -40,6 +42,7 @@ def build_worker(
         client,
         task_queue=task_queue or settings.task_queue,
         max_cached_workflows=settings.worker_cached_workflows,
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
         workflows=[TransitionWorkflow, DigestWorkflow, SweepWorkflow],
         activities=[
             planning.plan_transition,

@@ -27,7 +27,7 @@ from workers.api import create_app
 from workers.listener import listener_for
 from workers.services import Services
 from workers.settings import Settings
-from workers.stack import _EmbeddedUvicorn
+from workers.stack import EmbeddedUvicorn
 from workers.temporal import connect, ensure_search_attributes
 from workers.worker import build_worker
 
@@ -52,7 +52,7 @@ async def stack(
     services = Services.build(settings, pool, temporal_env.client)
     listener = listener_for(services.intake, settings)
     await listener.start("127.0.0.1", mllp_port)
-    api = _EmbeddedUvicorn(
+    api = EmbeddedUvicorn(
         uvicorn.Config(create_app(services), host="127.0.0.1", port=api_port, log_config=None)
     )
     async with build_worker(temporal_env.client, pool, settings):

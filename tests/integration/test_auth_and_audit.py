@@ -186,7 +186,7 @@ async def test_oidc_jwt_from_the_configured_issuer(stack: RunningStack, settings
     import uvicorn
     from fastapi import FastAPI
 
-    from workers.stack import _EmbeddedUvicorn
+    from workers.stack import EmbeddedUvicorn
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True) | {"kid": "k1"}
@@ -197,7 +197,7 @@ async def test_oidc_jwt_from_the_configured_issuer(stack: RunningStack, settings
         return {"keys": [jwk]}
 
     port = find_free_port()
-    server = _EmbeddedUvicorn(uvicorn.Config(issuer_app, port=port, log_config=None))
+    server = EmbeddedUvicorn(uvicorn.Config(issuer_app, port=port, log_config=None))
     serving = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110
         await asyncio.sleep(0.02)

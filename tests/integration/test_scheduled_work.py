@@ -32,7 +32,7 @@ from tests.helpers import a03, assert_eventually, find_free_port
 from workers.schedules import DIGEST_SCHEDULE, SWEEP_SCHEDULE, ensure_schedules
 from workers.services import Services
 from workers.settings import Settings
-from workers.stack import _EmbeddedUvicorn
+from workers.stack import EmbeddedUvicorn
 from workers.worker import build_worker
 from workflows.digest import DigestWorkflow
 from workflows.sweep import SweepWorkflow
@@ -91,7 +91,7 @@ async def harness(
         return Response(status_code=204)
 
     hook_port = find_free_port()
-    server = _EmbeddedUvicorn(
+    server = EmbeddedUvicorn(
         uvicorn.Config(receiver, host="127.0.0.1", port=hook_port, log_config=None)
     )
     serving = asyncio.create_task(server.serve())

@@ -1,0 +1,125 @@
+"""Health, readiness and Prometheus metrics, shared by the API and the MLLP listener's health
+port. The API also reads transition gauges from PostgreSQL at scrape time (no identifiers:
+status, protocol and step ids only)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import asyncpg
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+
+from workers.services import Services
+from workers.settings import Settings
+
+READY_TIMEOUT_SECONDS = 2.0
+
+TRANSITIONS = Gauge(
+    "carebridge_transitions", "Transitions in the projection, by status", ["status"]
+)
+STEPS_OVERDUE = Gauge(
+    "carebridge_steps_overdue",
+    "Overdue steps of active transitions, by protocol and step",
+    ["protocol", "step"],
+)
+INBOX_UNSETTLED = Gauge(
+    "carebridge_inbox_unsettled", "ADT messages stored but not answered (received, no ACK yet)"
+)
+
+
+async def readiness(services: Services) -> dict[str, str]:
+    """Each dependency as "ok" or the kind of failure, each bounded by READY_TIMEOUT_SECONDS."""
+    checks = {}
+    try:
+        await asyncio.wait_for(services.pool.fetchval("SELECT 1"), READY_TIMEOUT_SECONDS)
+        checks["postgres"] = "ok"
+    except Exception as exc:  # any failure means not ready; say which kind
+        checks["postgres"] = type(exc).__name__
+    try:
+        await asyncio.wait_for(services.client.service_client.check_health(), READY_TIMEOUT_SECONDS)
+        checks["temporal"] = "ok"
+    except Exception as exc:
+        checks["temporal"] = type(exc).__name__
+    return checks
+
+
+async def refresh_database_gauges(pool: asyncpg.Pool) -> None:
+    by_status = await pool.fetch("SELECT status, count(*) AS n FROM transitions GROUP BY status")
+    overdue = await pool.fetch(
+        """
+        SELECT protocol_id, step, count(*) AS n
+        FROM transitions, unnest(overdue_steps) AS step
+        WHERE status = 'active'
+        GROUP BY protocol_id, step
+        """
+    )
+    unsettled = await pool.fetchval("SELECT count(*) FROM adt_inbox WHERE status = 'received'")
+    TRANSITIONS.clear()
+    for row in by_status:
+        TRANSITIONS.labels(status=row["status"]).set(row["n"])
+    STEPS_OVERDUE.clear()
+    for row in overdue:
+        STEPS_OVERDUE.labels(protocol=row["protocol_id"], step=row["step"]).set(row["n"])
+    INBOX_UNSETTLED.set(unsettled)
+
+
+@asynccontextmanager
+async def listener_health(services: Services, settings: Settings) -> AsyncIterator[None]:
+    """The listener's health port (Kubernetes probes, Prometheus) while the block runs."""
+    if not settings.listener_health_port:
+        yield
+        return
+    from workers.stack import EmbeddedUvicorn
+
+    app = FastAPI(title="carebridge listener health", docs_url=None, redoc_url=None)
+    app.include_router(health_router(lambda _: services, database_gauges=False))
+    server = EmbeddedUvicorn(
+        uvicorn.Config(
+            app, host=settings.mllp_host, port=settings.listener_health_port, log_config=None
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await serving
+
+
+def health_router(
+    services_of: Callable[[Request], Services], *, database_gauges: bool
+) -> APIRouter:
+    """/healthz (the process is up), /readyz (503 naming what does not answer), /metrics."""
+    router = APIRouter()
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @router.get("/readyz", response_model=None)
+    async def readyz(request: Request) -> dict[str, str] | JSONResponse:
+        """PostgreSQL and Temporal answer (within 2 s each); 503 names what does not."""
+        checks = await readiness(services_of(request))
+        if all(v == "ok" for v in checks.values()):
+            return checks
+        return JSONResponse(checks, status_code=503)
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        if database_gauges:
+            try:
+                await asyncio.wait_for(
+                    refresh_database_gauges(services_of(request).pool), READY_TIMEOUT_SECONDS
+                )
+            except Exception:  # the ADT series still matter when the database is down
+                TRANSITIONS.clear()
+                STEPS_OVERDUE.clear()
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
