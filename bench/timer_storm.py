@@ -69,7 +69,7 @@ async def wait_for_count(pool: Any, table: str, count: int, until: datetime) -> 
     return False
 
 
-async def run(count: int, lead_seconds: float, memory: bool) -> dict[str, Any]:
+async def run(count: int, lead_seconds: float, memory: bool, cache: int) -> dict[str, Any]:
     state = Path(tempfile.mkdtemp(prefix="cb-storm-"))
     server = await asyncio.to_thread(start_embedded_postgres, state / "pg", cleanup_mode="delete")
     pool = await create_pool(str(server.get_uri()), max_size=20)
@@ -87,7 +87,9 @@ async def run(count: int, lead_seconds: float, memory: bool) -> dict[str, Any]:
         data_converter=data_converter(keyring),
         search_attributes=search_attributes.ALL,
     )
-    settings = Settings(state_dir=state, task_queue=f"storm-{uuid.uuid4()}")
+    settings = Settings(
+        state_dir=state, task_queue=f"storm-{uuid.uuid4()}", worker_cached_workflows=cache
+    )
     empty_db = await pool.fetchval("SELECT pg_database_size(current_database())")
     try:
         due = datetime.now(UTC) + timedelta(seconds=lead_seconds)
@@ -132,6 +134,7 @@ async def run(count: int, lead_seconds: float, memory: bool) -> dict[str, Any]:
             "bench": "timer_storm",
             "at": datetime.now(UTC).isoformat(),
             "transitions": count,
+            "worker_cached_workflows": cache,
             "start_seconds": round(start_seconds, 1),
             "all_planned_before_due": planned,
             "escalations_recorded": len(lags),
@@ -158,9 +161,12 @@ def main() -> None:
     parser.add_argument("--transitions", type=int, default=500)
     parser.add_argument("--lead", type=float, default=60, help="seconds until the shared deadline")
     parser.add_argument("--memory", action="store_true", help="report RSS and DB size too")
+    parser.add_argument(
+        "--cache", type=int, default=Settings().worker_cached_workflows, help="sticky cache size"
+    )
     args = parser.parse_args()
     configure_logging("WARNING", "json")
-    result = asyncio.run(run(args.transitions, args.lead, args.memory))
+    result = asyncio.run(run(args.transitions, args.lead, args.memory, args.cache))
     print(json.dumps(result, indent=2))
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"timer-storm-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"

@@ -9,8 +9,10 @@ import hl7
 
 from ingest import er7
 from ingest.errors import UNSUPPORTED_MESSAGE_TYPE, UNSUPPORTED_VERSION, HL7Error
-from schemas.adt import AckCode, AdtEvent, MessageHeader, PatientIdentifier
+from schemas.adt import AckCode, AdtEvent, MessageHeader, NextOfKin, PatientIdentifier
 
+# ROL-3 role codes that name the patient's primary care provider.
+PCP_ROLES = frozenset({"PP", "PCP"})
 # Events about one encounter: they need PV1 with a visit number (never guess the visit).
 ENCOUNTER_EVENTS = frozenset({"A01", "A02", "A03", "A04", "A06", "A07", "A08", "A11", "A13"})
 SUPPORTED_VERSIONS = ("2.2", "2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1", "2.8")
@@ -116,6 +118,9 @@ def to_event(message: hl7.Message, zone: ZoneInfo) -> AdtEvent:
         or bool(er7.value(message, "PID", 29)),
         diagnosis_codes=_diagnoses(message),
         contact_numbers=_phones(message),
+        language=er7.value(message, "PID", 15, 1, 1) or er7.value(message, "PID", 15, 1, 2),
+        next_of_kin=_next_of_kin(message),
+        pcp_ids=_pcp_ids(message),
         occurred_at=occurred_at,
     )
 
@@ -158,3 +163,48 @@ def _phones(message: hl7.Message) -> tuple[str, ...]:
             if number:
                 numbers.append(number)
     return tuple(numbers)
+
+
+def _segments(message: hl7.Message, name: str) -> list[hl7.Segment]:
+    """Every segment of that name; none when absent (or a bare name with no fields)."""
+    if not er7.has_segment(message, name):
+        return []
+    try:
+        return list(message.segments(name))
+    except KeyError:
+        return []
+
+
+def _part(segment: hl7.Segment, field: int, rep: int = 1, component: int = 1) -> str:
+    """One leaf of a segment; '' where the field or component is absent."""
+    try:
+        return str(segment.extract_field(1, field, rep, component, 1)).strip()
+    except (IndexError, KeyError):
+        return ""
+
+
+def _reps(segment: hl7.Segment, field: int) -> int:
+    return len(segment(field)) if field < len(segment) else 0
+
+
+def _next_of_kin(message: hl7.Message) -> tuple[NextOfKin, ...]:
+    """NK1-2 (XPN family^given), NK1-3 (CE), NK1-5 first repetition (XTN number or 6+7)."""
+    found = []
+    for nk1 in _segments(message, "NK1"):
+        name = " ".join(part for part in (_part(nk1, 2, 1, 2), _part(nk1, 2, 1, 1)) if part)
+        phone = _part(nk1, 5, 1, 1) or _part(nk1, 5, 1, 6) + _part(nk1, 5, 1, 7)
+        relationship = _part(nk1, 3, 1, 1)
+        if name or relationship or phone:
+            found.append(NextOfKin(name=name, relationship=relationship, phone=phone))
+    return tuple(found)
+
+
+def _pcp_ids(message: hl7.Message) -> tuple[str, ...]:
+    """PD1-4 XCN ids, then ROL-4 ids of the ROL segments whose ROL-3 role is PP or PCP."""
+    ids: list[str] = []
+    for pd1 in _segments(message, "PD1"):
+        ids.extend(_part(pd1, 4, rep) for rep in range(1, _reps(pd1, 4) + 1))
+    for rol in _segments(message, "ROL"):
+        if _part(rol, 3).upper() in PCP_ROLES:
+            ids.extend(_part(rol, 4, rep) for rep in range(1, _reps(rol, 4) + 1))
+    return tuple(dict.fromkeys(i for i in ids if i))

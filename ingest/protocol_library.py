@@ -12,8 +12,10 @@ from pydantic import ValidationError
 from schemas.adt import AdtEvent
 from schemas.protocol import Protocol
 from schemas.site import SelectionRule, SiteConfig
+from schemas.social_needs import HrsnDomain, Resource
 
 SITE_FILE = "site.yaml"
+RESOURCES_FILE = "resources.yaml"
 
 
 class ProtocolError(ValueError):
@@ -30,6 +32,16 @@ class Selection:
 class ProtocolLibrary:
     site: SiteConfig
     versions: dict[str, dict[int, Protocol]] = field(default_factory=dict)
+    resources: tuple[Resource, ...] = ()
+
+    def resource(self, resource_id: str) -> Resource:
+        for entry in self.resources:
+            if entry.id == resource_id:
+                return entry
+        raise KeyError(resource_id)
+
+    def resources_for(self, domain: HrsnDomain) -> tuple[Resource, ...]:
+        return tuple(entry for entry in self.resources if entry.domain == domain)
 
     def latest(self, protocol_id: str) -> Protocol:
         versions = self.versions[protocol_id]
@@ -78,7 +90,7 @@ def load_library(folder: Path) -> ProtocolLibrary:
         raise _explain(site_path, exc) from exc
     versions: dict[str, dict[int, Protocol]] = {}
     for path in sorted(folder.glob("*.yaml")):
-        if path.name == SITE_FILE:
+        if path.name in (SITE_FILE, RESOURCES_FILE):
             continue
         try:
             protocol = Protocol.model_validate(_read(path))
@@ -87,12 +99,29 @@ def load_library(folder: Path) -> ProtocolLibrary:
         if protocol.version in versions.setdefault(protocol.id, {}):
             raise ProtocolError(f"{path.name}: {protocol.id} v{protocol.version} defined twice")
         versions[protocol.id][protocol.version] = protocol
-    library = ProtocolLibrary(site=site, versions=versions)
+    library = ProtocolLibrary(
+        site=site, versions=versions, resources=_load_resources(folder / RESOURCES_FILE)
+    )
     for number, rule in enumerate(site.selection, start=1):
         if rule.protocol not in versions:
             raise ProtocolError(f"{SITE_FILE}: selection names unknown protocol {rule.protocol!r}")
         _check_scope(number, rule, library.latest(rule.protocol))
     return library
+
+
+def _load_resources(path: Path) -> tuple[Resource, ...]:
+    """The site's resource directory for social-needs referrals (optional file)."""
+    if not path.exists():
+        return ()
+    try:
+        entries = tuple(Resource.model_validate(item) for item in (_read(path) or []))
+    except ValidationError as exc:
+        raise _explain(path, exc) from exc
+    ids = [entry.id for entry in entries]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ProtocolError(f"{path.name}: duplicate resource id(s): {', '.join(duplicates)}")
+    return entries
 
 
 def _check_scope(number: int, rule: SelectionRule, protocol: Protocol) -> None:

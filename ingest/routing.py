@@ -1,5 +1,5 @@
-"""What an accepted ADT event does: pick a protocol, assess risk and start a transition
-(A03), signal the visit's running transition (A08/A11/A13), or record it."""
+"""What an accepted ADT event does: check attribution, pick a protocol, assess risk and start
+a transition (A03), signal the visit's running transition (A08/A11/A13), or record it."""
 
 from __future__ import annotations
 
@@ -21,10 +21,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from ingest import keys, risk
 from ingest.protocol_library import ProtocolLibrary, Selection
 from schemas.adt import AdtEvent, PatientIdentifier
+from schemas.person import Caregiver, PersonProfile
 from schemas.protocol import Protocol
 from schemas.risk import RiskAssessment
+from schemas.site import Attribution
 from schemas.transition import AdtSignal, TransitionInput, TransitionState, TransitionStatus
-from store import encounters
+from store import encounters, roster
 from workflows import search_attributes
 from workflows.transition import TransitionWorkflow
 
@@ -40,6 +42,28 @@ def is_admission(event: AdtEvent) -> bool:
     if event.event_type in ("A01", "A06"):
         return event.patient_class != "E"
     return event.event_type == "A04" and event.patient_class == "I"
+
+
+def _fits(value: str, limit: int) -> str:
+    """A value the profile cannot hold is dropped, not cut: a cut phone number is wrong."""
+    return value if len(value) <= limit else ""
+
+
+def person_profile(event: AdtEvent) -> PersonProfile:
+    """Language, numbers and caregivers (NK1 with a name) from the ADT. The ADT carries no
+    consent, so no caregiver may be contacted until a care manager records it."""
+    caregivers = tuple(
+        Caregiver(
+            name=kin.name[:120],
+            relationship=_fits(kin.relationship, 40),
+            phone=_fits(kin.phone, 25),
+        )
+        for kin in event.next_of_kin
+        if kin.name
+    )
+    return PersonProfile(
+        language=_fits(event.language, 60), phones=event.contact_numbers, caregivers=caregivers
+    )
 
 
 @dataclass(frozen=True)
@@ -134,10 +158,29 @@ class AdtRouter:
             risk=await self.assess_risk(event),
             calendar=site.calendar,
             policy=site.policy,
+            profile=person_profile(event),
         )
 
     def select(self, event: AdtEvent) -> Selection:
         return self.library.select(event)
+
+    async def not_attributed(self, event: AdtEvent) -> str | None:
+        """Why this discharge is not ours under the site's attribution rule, or None.
+        The roster is read here, at A03 time only: its changes never reach running transitions."""
+        site = self.library.site
+        rule = site.attribution
+        if rule == Attribution.ALL:
+            return None
+        if rule == Attribution.PCP and set(event.pcp_ids) & set(site.attributed_pcp_ids):
+            return None
+        assert self._pool is not None
+        patient = self.patient_key(event)
+        entry = await roster.lookup(self._pool, patient) if patient else None
+        if rule == Attribution.ROSTER:
+            return None if entry is not None else "not attributed: roster (no roster match)"
+        if entry is not None and entry.pcp_id and entry.pcp_id in site.attributed_pcp_ids:
+            return None
+        return "not attributed: pcp (PCP not attributed)"
 
     async def route(self, event: AdtEvent, fallback_time: datetime) -> Routed:
         """The routing table (README): every event is recorded; these ones act."""
@@ -151,6 +194,9 @@ class AdtRouter:
                 await self._record(event, patient, encounters.ADMISSION, event.admitted_at or at)
         kind = event.event_type
         if kind == "A03":
+            if reason := await self.not_attributed(event):
+                log.info("adt.not_attributed", rule=self.library.site.attribution.value)
+                return Routed("ignored", reason)
             selection = self.select(event)
             if selection.protocol is None:
                 log.info("adt.no_protocol", reason=selection.reason)

@@ -64,6 +64,16 @@ class PatientIdentifier(BaseModel):
     type_code: str = ""
 
 
+class NextOfKin(BaseModel):
+    """One NK1 segment: who may be a caregiver. PHI: never logged, never in ids."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(default="", description='NK1-2 as "Given Family"')
+    relationship: str = Field(default="", description="NK1-3 identifier, HL7 table 0063")
+    phone: str = Field(default="", description="NK1-5, the first repetition's number")
+
+
 class AdtEvent(BaseModel):
     """An ADT message mapped to the fields carebridge acts on."""
 
@@ -86,4 +96,9 @@ class AdtEvent(BaseModel):
     death_indicator: bool = False
     diagnosis_codes: tuple[str, ...] = Field(default=(), description="DG1-3 codes (ICD-10)")
     contact_numbers: tuple[str, ...] = Field(default=(), description="PID-13/14. PHI")
+    language: str = Field(default="", description="PID-15 identifier, else its text")
+    next_of_kin: tuple[NextOfKin, ...] = Field(default=(), description="NK1 segments. PHI")
+    pcp_ids: tuple[str, ...] = Field(
+        default=(), description="PD1-4 ids and ROL-4 ids of ROL-3 role PP/PCP (attribution)"
+    )
     occurred_at: AwareDatetime | None = Field(default=None, description="EVN-6, EVN-2 or MSH-7")

@@ -11,6 +11,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.social_needs import HrsnDomain
+
 STEP_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 
 
@@ -73,6 +75,8 @@ class EscalationLevel(BaseModel):
 class StepKind(StrEnum):
     HUMAN_TASK = "human_task"
     AUTOMATED = "automated"
+    SCREENING = "screening"  # completed by recording the HRSN screening answers
+    REFERRAL = "referral"  # opens when its domain screens positive; closed with a resource
 
 
 class StepRule(BaseModel):
@@ -99,12 +103,17 @@ class StepRule(BaseModel):
     )
     tcm_element: TcmElement | None = None
     escalation: tuple[EscalationLevel, ...] = ()
+    referral_for: HrsnDomain | None = Field(
+        default=None, description="referral steps: the social-needs domain they answer"
+    )
 
     @model_validator(mode="after")
     def _ladder_in_order(self) -> StepRule:
         levels = [level.level for level in self.escalation]
         if levels != sorted(set(levels)):
             raise ValueError(f"step {self.id}: escalation levels must be distinct and ascending")
+        if (self.kind == StepKind.REFERRAL) != (self.referral_for is not None):
+            raise ValueError(f"step {self.id}: a referral step names its domain (referral_for)")
         return self
 
     def due_for(self, tier: RiskTier) -> DueRule:
@@ -160,6 +169,12 @@ class Protocol(BaseModel):
             raise ValueError(f"steps form a cycle: {' -> '.join(cycle)}")
         if self.closes_with and self.steps:
             raise ValueError("a protocol that closes at once has no steps")
+        kinds = {step.id: step.kind for step in self.steps}
+        for step in self.steps:
+            if step.kind == StepKind.REFERRAL and (
+                step.due.after is None or kinds[step.due.after] != StepKind.SCREENING
+            ):
+                raise ValueError(f"step {step.id}: a referral is due after a screening step")
         return self
 
     def step(self, step_id: str) -> StepRule:

@@ -10,7 +10,7 @@ from datetime import date, time
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class CalendarConfig(BaseModel):
@@ -74,6 +74,14 @@ class SelectionRule(BaseModel):
         )
 
 
+class Attribution(StrEnum):
+    """Which discharges are ours: checked on A03 only, before a transition starts."""
+
+    ALL = "all"  # every discharge the feed sends
+    ROSTER = "roster"  # the patient's identifier is in the imported roster
+    PCP = "pcp"  # a PCP in PD1-4 / ROL (PP, PCP), or the roster row's, is one of ours
+
+
 class Transport(StrEnum):
     WORKLIST = "worklist"  # in-app only: the notifications outbox row is the message
     EMAIL = "email"
@@ -112,8 +120,26 @@ class SiteConfig(BaseModel):
     policy: OutcomePolicy = OutcomePolicy()
     patient_identifier: PatientIdentifierRule = PatientIdentifierRule()
     readmission_window_days: int = Field(default=30, ge=1)
+    attribution: Attribution = Attribution.ALL
+    attributed_pcp_ids: tuple[str, ...] = Field(
+        default=(), description="PCP ids (XCN id) whose patients are ours under `pcp`"
+    )
     notifications: NotificationConfig = NotificationConfig()
     selection: tuple[SelectionRule, ...] = ()
+
+    @field_validator("attributed_pcp_ids", mode="before")
+    @classmethod
+    def _ids_are_text(cls, value: object) -> object:
+        """YAML reads an unquoted NPI as a number; an id is text."""
+        if isinstance(value, list | tuple):
+            return tuple(str(v).strip() if isinstance(v, int | str) else v for v in value)
+        return value
+
+    @model_validator(mode="after")
+    def _pcp_rule_names_pcps(self) -> SiteConfig:
+        if self.attribution == Attribution.PCP and not self.attributed_pcp_ids:
+            raise ValueError("attribution pcp needs attributed_pcp_ids (none would be ours)")
+        return self
 
     def calendar_zone(self) -> ZoneInfo:
         return ZoneInfo(self.calendar.timezone)

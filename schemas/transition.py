@@ -7,9 +7,18 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from schemas.person import EMPTY_PROFILE, PersonProfile
 from schemas.protocol import Protocol, RiskTier, StepKind, StepRule
 from schemas.risk import STANDARD_RISK, RiskAssessment
 from schemas.site import CalendarConfig, OutcomePolicy
+from schemas.social_needs import (
+    HrsnAnswers,
+    HrsnDomain,
+    Referral,
+    ReferralOutcome,
+    Resource,
+    Screening,
+)
 
 
 class TransitionStatus(StrEnum):
@@ -27,9 +36,12 @@ class StepStatus(StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"  # by an operator, with a reason
     STOPPED = "stopped"  # outreach stopped: readmission, death, cancelled discharge, period end
+    NOT_NEEDED = "not_needed"  # a referral whose domain screened negative
 
 
-TERMINAL_STEP_STATUSES = frozenset({StepStatus.COMPLETED, StepStatus.CANCELLED, StepStatus.STOPPED})
+TERMINAL_STEP_STATUSES = frozenset(
+    {StepStatus.COMPLETED, StepStatus.CANCELLED, StepStatus.STOPPED, StepStatus.NOT_NEEDED}
+)
 
 
 class AttemptResult(StrEnum):
@@ -67,6 +79,9 @@ class TransitionInput(BaseModel):
     risk: RiskAssessment = STANDARD_RISK
     calendar: CalendarConfig = CalendarConfig()
     policy: OutcomePolicy = OutcomePolicy()
+    profile: PersonProfile = Field(
+        default=EMPTY_PROFILE, description="language, numbers, caregivers from the ADT. PHI"
+    )
 
 
 class ScheduledEscalation(BaseModel):
@@ -152,6 +167,7 @@ class StepState(BaseModel):
     note: str | None = None
     cancel_reason: str | None = None
     attempts: list[Attempt] = []
+    referral_for: HrsnDomain | None = None
 
     @property
     def is_open(self) -> bool:
@@ -225,6 +241,9 @@ class TransitionState(BaseModel):
     notes: list[Note] = []
     outcome: TransitionOutcome | None = None
     version: int = 0
+    profile: PersonProfile = EMPTY_PROFILE
+    screening: Screening | None = None
+    referrals: list[Referral] = []
 
 
 def _strip_required(value: str) -> str:
@@ -284,6 +303,27 @@ class CancelStepRequest(_OperatorAction):
 class NoteRequest(_OperatorAction):
     text: str = Field(min_length=1, max_length=4000)
     step_id: str | None = None
+
+
+class ProfileRequest(_OperatorAction):
+    """Replace the person profile (the care manager's edit of what the ADT brought)."""
+
+    profile: PersonProfile
+
+
+class ScreeningRequest(_OperatorAction):
+    step_id: str
+    answers: HrsnAnswers
+
+
+class ReferralRequest(_OperatorAction):
+    """Close a referral step with the resource used (resolved from the site's directory by
+    the API) and what came of it."""
+
+    step_id: str
+    resource: Resource
+    outcome: ReferralOutcome
+    note: str | None = Field(default=None, max_length=2000)
 
 
 class AdtSignal(BaseModel):

@@ -1,4 +1,5 @@
-"""Reports from the projection: CMS TCM, HEDIS TRC and 30-day readmissions.
+"""Reports from the projection: CMS TCM, HEDIS TRC, 30-day readmissions and social needs
+(found and resolved by domain; positive screens connected to a resource within 14 days).
 
 Each transition discharged in the period is judged by the same pure functions the workflow
 uses for its closing outcome (workflows/outcome.py), on the step summaries the projection
@@ -19,10 +20,18 @@ import asyncpg
 from ingest.protocol_library import ProtocolLibrary
 from schemas.protocol import RiskTier, StepKind, TcmElement
 from schemas.risk import RiskAssessment
-from schemas.transition import Attempt, StepState, StepSummary, TransitionInput, TransitionStatus
+from schemas.transition import (
+    Attempt,
+    StepState,
+    StepStatus,
+    StepSummary,
+    TransitionInput,
+    TransitionStatus,
+)
 from workflows.outcome import contact_requirement_met, tcm_outcome, trc_outcome
 
-ReportKind = Literal["tcm", "trc", "readmissions"]
+ReportKind = Literal["tcm", "trc", "readmissions", "social-needs"]
+CONNECTED_WITHIN = timedelta(days=14)
 
 
 async def _rows(
@@ -118,6 +127,79 @@ def _judge(row: asyncpg.Record, library: ProtocolLibrary) -> dict[str, Any]:
     }
 
 
+def _social_needs(row: asyncpg.Record, library: ProtocolLibrary) -> dict[str, Any]:
+    """Screening and referrals of one transition, from its step summaries: a referral step
+    that is not `not_needed` after a completed screening is a positive domain."""
+    protocol = library.versions[row["protocol_id"]][row["protocol_version"]]
+    summaries = {
+        raw["step_id"]: StepSummary.model_validate(raw) for raw in json.loads(row["steps"])
+    }
+    screening = next(
+        (
+            summaries.get(rule.id)
+            for rule in protocol.steps
+            if rule.kind == StepKind.SCREENING and rule.id in summaries
+        ),
+        None,
+    )
+    screened_at = (
+        screening.completed_at if screening and screening.status == StepStatus.COMPLETED else None
+    )
+    positive: list[str] = []
+    connected: list[str] = []
+    connected_in_time = False
+    by_outcome = dict.fromkeys(("connected", "declined", "unavailable", "open"), 0)
+    for rule in protocol.steps:
+        step = summaries.get(rule.id)
+        if rule.referral_for is None or step is None or screened_at is None:
+            continue
+        if step.status == StepStatus.NOT_NEEDED:
+            continue
+        positive.append(rule.referral_for.value)
+        outcome = step.outcome if step.status == StepStatus.COMPLETED else "open"
+        by_outcome[outcome if outcome in by_outcome else "open"] += 1
+        if outcome == "connected":
+            connected.append(rule.referral_for.value)
+            if step.completed_at and step.completed_at - screened_at <= CONNECTED_WITHIN:
+                connected_in_time = True
+    zone = library.site.calendar_zone()
+    return {
+        "transition_id": row["transition_id"],
+        "facility": row["facility"],
+        "discharged_on": row["discharged_at"].astimezone(zone).date().isoformat(),
+        "screened": screened_at is not None,
+        "positive_domains": ";".join(positive),
+        "connected_domains": ";".join(connected),
+        "connected_within_14_days": connected_in_time,
+        "_positive": positive,
+        "_outcomes": by_outcome,
+        "_screening_step": screening is not None,
+    }
+
+
+def _summarise_social_needs(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    eligible = [r for r in rows if r["_screening_step"]]
+    screened = [r for r in eligible if r["screened"]]
+    positive = [r for r in screened if r["_positive"]]
+    domains: dict[str, dict[str, int]] = {}
+    for r in screened:
+        for domain in r["_positive"]:
+            domains.setdefault(domain, {"found": 0, "connected": 0})["found"] += 1
+        for domain in filter(None, r["connected_domains"].split(";")):
+            domains[domain]["connected"] += 1
+    connected_in_time = sum(r["connected_within_14_days"] for r in positive)
+    return {
+        "discharges_with_screening_step": len(eligible),
+        "screened": len(screened),
+        "positive_screens": len(positive),
+        "by_domain": domains,
+        "positive_with_resource_connected_within_14_days": connected_in_time,
+        "positive_with_resource_connected_within_14_days_pct": _rate(
+            connected_in_time, len(positive)
+        ),
+    }
+
+
 COLUMNS: dict[ReportKind, tuple[str, ...]] = {
     "tcm": (
         "transition_id",
@@ -150,6 +232,15 @@ COLUMNS: dict[ReportKind, tuple[str, ...]] = {
         "readmitted",
         "readmitted_day",
     ),
+    "social-needs": (
+        "transition_id",
+        "facility",
+        "discharged_on",
+        "screened",
+        "positive_domains",
+        "connected_domains",
+        "connected_within_14_days",
+    ),
 }
 
 
@@ -158,6 +249,8 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def summarise(kind: ReportKind, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    if kind == "social-needs":
+        return _summarise_social_needs(rows)
     if kind == "tcm":
         applicable = [r for r in rows if r["tcm_applicable"]]
         codes = [r["tcm_code"] for r in applicable]
@@ -198,8 +291,9 @@ async def report(
     facility: str | None = None,
 ) -> dict[str, Any]:
     """Rows (one per transition discharged in [start, end], site dates) and a summary."""
+    judge = _social_needs if kind == "social-needs" else _judge
     judged = [
-        _judge(row, library)
+        judge(row, library)
         for row in await _rows(pool, start, end, library.site.calendar_zone(), facility)
     ]
     rows = [{column: r[column] for column in COLUMNS[kind]} for r in judged]

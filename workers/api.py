@@ -17,6 +17,7 @@ from ingest.browser import describe
 from store import inbox
 from workers.api_audit import audit_and_harden
 from workers.api_audit import router as audit_router
+from workers.api_care_plan import router as care_plan_router
 from workers.api_codec import router as codec_router
 from workers.api_common import describe_errors, problem
 from workers.api_common import services as services_of
@@ -69,6 +70,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.middleware("http")(audit_and_harden)
     svc = services_of
     app.include_router(router)
+    app.include_router(care_plan_router)
     app.include_router(audit_router)
     app.include_router(web_router)
     app.include_router(codec_router)

@@ -4,7 +4,7 @@ step actions through the workflow's validated Updates."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
@@ -36,6 +36,7 @@ from workflows.transition import TransitionWorkflow
 router = APIRouter(tags=["transitions"])
 Svc = Annotated[Services, Depends(services)]
 Clinical = Annotated[Principal, Depends(require(*CLINICAL))]
+R = TypeVar("R")
 Supervisor = Annotated[Principal, Depends(require(Role.SUPERVISOR))]
 READERS = (*CLINICAL, Role.OPERATOR)
 
@@ -78,23 +79,24 @@ class NoteBody(Actor):
     step_id: str | None = None
 
 
-def _handle(svc: Services, transition_id: str) -> WorkflowHandle[TransitionWorkflow, Any]:
+def workflow_handle(svc: Services, transition_id: str) -> WorkflowHandle[TransitionWorkflow, Any]:
     return svc.client.get_workflow_handle_for(
         TransitionWorkflow.run, keys.workflow_id(transition_id)
     )
 
 
-async def _update(
+async def update_transition(
     svc: Services,
     principal: Principal,
     transition_id: str,
     name: str,
     build: Any,
     body: BaseModel,
+    result_type: type[R],
     **extra: Any,
-) -> StepState | Note | JSONResponse:
+) -> R | JSONResponse:
     """Check who may act, validate with the workflow's own model (422), then run the Update
-    (409 when the workflow refuses)."""
+    (409 when the workflow refuses); the Update's result, or a problem response."""
     fields = body.model_dump()
     if not principal.is_open_development:
         fields["by"] = principal.subject  # the actor is who the token says, not the body
@@ -102,14 +104,12 @@ async def _update(
         request = build(**fields, **extra)
     except ValidationError as exc:
         return problem(422, "Invalid request", describe_errors(exc.errors()))
-    handle = _handle(svc, transition_id)
+    handle = workflow_handle(svc, transition_id)
     try:
         refusal = await _scope_refusal(handle, principal, extra.get("step_id"))
         if refusal:
             return problem(403, "Forbidden", refusal)
-        result: StepState | Note = await handle.execute_update(
-            name, request, result_type=Note if name == "add_note" else StepState
-        )
+        result: R = await handle.execute_update(name, request, result_type=result_type)
         return result
     except WorkflowUpdateFailedError as exc:
         return problem(409, "Action refused", str(exc.cause or exc))
@@ -151,7 +151,7 @@ async def search_transitions(
 async def get_transition(svc: Svc, transition_id: str) -> TransitionState:
     """Live state: a workflow query."""
     try:
-        return await _handle(svc, transition_id).query(TransitionWorkflow.get_state)
+        return await workflow_handle(svc, transition_id).query(TransitionWorkflow.get_state)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise HTTPException(404, f"no transition {transition_id}") from exc
@@ -168,8 +168,15 @@ async def get_timeline(svc: Svc, transition_id: str) -> list[dict[str, Any]]:
 async def complete_step(
     svc: Svc, principal: Clinical, transition_id: str, step_id: str, body: CompleteBody
 ) -> StepState | Note | JSONResponse:
-    return await _update(
-        svc, principal, transition_id, "complete_step", CompleteStepRequest, body, step_id=step_id
+    return await update_transition(
+        svc,
+        principal,
+        transition_id,
+        "complete_step",
+        CompleteStepRequest,
+        body,
+        StepState,
+        step_id=step_id,
     )
 
 
@@ -177,8 +184,15 @@ async def complete_step(
 async def record_attempt(
     svc: Svc, principal: Clinical, transition_id: str, step_id: str, body: AttemptBody
 ) -> StepState | Note | JSONResponse:
-    return await _update(
-        svc, principal, transition_id, "record_attempt", AttemptRequest, body, step_id=step_id
+    return await update_transition(
+        svc,
+        principal,
+        transition_id,
+        "record_attempt",
+        AttemptRequest,
+        body,
+        StepState,
+        step_id=step_id,
     )
 
 
@@ -186,8 +200,8 @@ async def record_attempt(
 async def reassign_step(
     svc: Svc, principal: Supervisor, transition_id: str, step_id: str, body: ReassignBody
 ) -> StepState | Note | JSONResponse:
-    return await _update(
-        svc, principal, transition_id, "reassign", ReassignRequest, body, step_id=step_id
+    return await update_transition(
+        svc, principal, transition_id, "reassign", ReassignRequest, body, StepState, step_id=step_id
     )
 
 
@@ -195,8 +209,8 @@ async def reassign_step(
 async def snooze_step(
     svc: Svc, principal: Clinical, transition_id: str, step_id: str, body: SnoozeBody
 ) -> StepState | Note | JSONResponse:
-    return await _update(
-        svc, principal, transition_id, "snooze", SnoozeRequest, body, step_id=step_id
+    return await update_transition(
+        svc, principal, transition_id, "snooze", SnoozeRequest, body, StepState, step_id=step_id
     )
 
 
@@ -204,8 +218,15 @@ async def snooze_step(
 async def cancel_step(
     svc: Svc, principal: Clinical, transition_id: str, step_id: str, body: CancelBody
 ) -> StepState | Note | JSONResponse:
-    return await _update(
-        svc, principal, transition_id, "cancel_step", CancelStepRequest, body, step_id=step_id
+    return await update_transition(
+        svc,
+        principal,
+        transition_id,
+        "cancel_step",
+        CancelStepRequest,
+        body,
+        StepState,
+        step_id=step_id,
     )
 
 
@@ -213,7 +234,9 @@ async def cancel_step(
 async def add_note(
     svc: Svc, principal: Clinical, transition_id: str, body: NoteBody
 ) -> StepState | Note | JSONResponse:
-    return await _update(svc, principal, transition_id, "add_note", NoteRequest, body)
+    return await update_transition(
+        svc, principal, transition_id, "add_note", NoteRequest, body, Note
+    )
 
 
 @router.get(

@@ -32,11 +32,12 @@ from schemas.worklist import TransitionQuery
 from store import projection, reports
 from store.db import create_pool
 from workers import embedded
+from workers.care_plan import build_care_plan
 from workers.cli_app import app, console, err_console, run_command, site_zone
 from workers.embedded import StackError
 from workers.settings import Settings
 from workers.temporal import connect
-from workers.views import print_state, timeline_table, transitions_table
+from workers.views import print_care_plan, print_state, timeline_table, transitions_table
 from workflows.transition import TransitionWorkflow
 
 
@@ -131,6 +132,7 @@ def show(
         )
         return
     print_state(console, state)
+    print_care_plan(console, build_care_plan(state))
     console.print(timeline_table(events, site_zone()))
 
 
@@ -245,15 +247,16 @@ def note(
 
 @app.command()
 def report(
-    kind: str = typer.Argument(..., help="tcm, trc or readmissions"),
+    kind: str = typer.Argument(..., help="tcm, trc, readmissions or social-needs"),
     start: datetime = typer.Option(..., "--from", formats=["%Y-%m-%d"]),
     end: datetime = typer.Option(..., "--to", formats=["%Y-%m-%d"]),
     facility: str | None = typer.Option(None),
     as_csv: bool = typer.Option(False, "--csv", help="rows as CSV on stdout"),
 ) -> None:
-    """TCM, HEDIS TRC or 30-day readmissions for discharges between two dates."""
+    """TCM, HEDIS TRC, 30-day readmissions or social needs for discharges between two dates."""
     if kind not in reports.COLUMNS:
-        err_console.print(f"[red]error:[/] unknown report {kind!r}: use tcm, trc or readmissions")
+        known = ", ".join(reports.COLUMNS)
+        err_console.print(f"[red]error:[/] unknown report {kind!r}: use one of {known}")
         raise typer.Exit(1)
     chosen: reports.ReportKind = kind
 

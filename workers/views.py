@@ -12,6 +12,7 @@ from rich.table import Table
 from schemas.protocol import DueRule, Protocol
 from schemas.risk import RiskAssessment
 from schemas.transition import TransitionPlan, TransitionState
+from workers.care_plan import CarePlan
 
 
 def local(value: datetime | None, zone: ZoneInfo) -> str:
@@ -203,3 +204,49 @@ def timeline_table(events: list[dict[str, Any]], zone: ZoneInfo) -> Table:
             event["detail"],
         )
     return table
+
+
+def print_care_plan(console: Console, plan: CarePlan) -> None:
+    """The care plan section of `carebridge show`: what the patient or caregiver is told."""
+    console.print("\n[bold]Care plan[/]")
+    profile = plan.profile
+    language = profile.language or "not recorded"
+    if profile.interpreter_needed:
+        language += " (interpreter needed)"
+    console.print(f"  language: {language}")
+    if profile.preferred_channel or profile.contact_window:
+        window = profile.contact_window
+        console.print(
+            f"  contact: {profile.preferred_channel or 'any channel'}"
+            + (f", {window.start:%H:%M}-{window.end:%H:%M}" if window else "")
+        )
+    for caregiver in plan.caregivers:
+        consent = "may be contacted" if caregiver.consent_to_contact else "no consent recorded"
+        console.print(
+            f"  caregiver: {caregiver.name} ({caregiver.relationship or 'relationship ?'}) "
+            f"{caregiver.phone} - {consent}"
+        )
+    if plan.what_matters:
+        console.print(f"  what matters to them: {plan.what_matters}")
+    for goal in plan.goals:
+        console.print(f"  goal: {goal}")
+    if not plan.screened:
+        console.print("  social needs: not screened yet")
+    for barrier in plan.barriers:
+        console.print(f"  barrier: {barrier.title} (referral {barrier.referral_status})")
+    for referral in plan.resources_connected:
+        console.print(
+            f"  resource: {referral.resource.name} ({referral.domain.value}) - "
+            f"{referral.outcome.value}; {referral.resource.contact}"
+        )
+    flagged = [
+        (step.step_id, attempt)
+        for step in plan.steps
+        for attempt in step.attempts
+        if attempt.outside_contact_window
+    ]
+    for step_id, attempt in flagged:
+        console.print(
+            f"  [yellow]attempt outside the preferred window:[/] {step_id} "
+            f"{attempt.at:%a %H:%M} by {attempt.by}"
+        )

@@ -12,7 +12,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from schemas.protocol import StepRule
+    from schemas.person import PersonProfile
+    from schemas.protocol import StepKind, StepRule
+    from schemas.social_needs import Referral, Screening
     from schemas.transition import (
         AdtSignal,
         Attempt,
@@ -24,10 +26,13 @@ with workflow.unsafe.imports_passed_through():
         Note,
         NoteRequest,
         PlanRequest,
+        ProfileRequest,
         ProjectionRecord,
         ReassignRequest,
+        ReferralRequest,
         ScheduledEscalation,
         ScheduleStepRequest,
+        ScreeningRequest,
         SnoozeRequest,
         StepSchedule,
         StepState,
@@ -83,6 +88,7 @@ class TransitionWorkflow:
                 kind=rule.kind,
                 owner_role=rule.owner_role,
                 status=StepStatus.PENDING,
+                referral_for=rule.referral_for,
             )
             for rule in self._rules.values()
         }
@@ -98,6 +104,9 @@ class TransitionWorkflow:
         self._contact_numbers: list[str] = []
         self._notes: list[Note] = []
         self._outcome: TransitionOutcome | None = None
+        self._profile = input.profile
+        self._screening: Screening | None = None
+        self._referrals: list[Referral] = []
         self._seen_messages: list[str] = []
         self._reschedules: dict[str, int] = dict.fromkeys(self._steps, 0)
         self._events: list[TimelineEvent] = []
@@ -190,6 +199,15 @@ class TransitionWorkflow:
             anchor_step = self._steps[anchor]
             if anchor_step.status != StepStatus.COMPLETED or anchor_step.completed_at is None:
                 self._stop(step, f"{anchor} was {anchor_step.status.value}")
+                await self._publish()
+                return
+            domain = rule.referral_for
+            if domain is not None and (
+                self._screening is None or domain not in self._screening.positive
+            ):
+                step.status = StepStatus.NOT_NEEDED
+                step.cancel_reason = f"{domain.value} screened negative"
+                self._event("not_needed", step_id, detail=step.cancel_reason)
                 await self._publish()
                 return
             schedule = await self._schedule(
@@ -369,6 +387,9 @@ class TransitionWorkflow:
             notes=list(self._notes),
             outcome=self._outcome,
             version=self._version,
+            profile=self._profile,
+            screening=self._screening,
+            referrals=list(self._referrals),
         )
 
     # ---- operator updates ---------------------------------------------------------------
@@ -408,7 +429,78 @@ class TransitionWorkflow:
 
     @complete_step.validator
     def validate_complete_step(self, request: CompleteStepRequest) -> None:
-        self._actionable(request.step_id)
+        step = self._actionable(request.step_id)
+        if step.kind == StepKind.SCREENING:
+            raise ValueError(f"step {request.step_id!r} is completed by recording the screening")
+        if step.kind == StepKind.REFERRAL:
+            raise ValueError(f"step {request.step_id!r} is closed with a resource and an outcome")
+
+    @workflow.update
+    async def update_profile(self, request: ProfileRequest) -> PersonProfile:
+        changed = sorted(
+            name
+            for name in PersonProfile.model_fields
+            if getattr(request.profile, name) != getattr(self._profile, name)
+        )
+        self._profile = request.profile
+        # The timeline says which fields changed, never their values (PHI).
+        self._event("profile_updated", actor=request.by, detail=", ".join(changed) or "no change")
+        await self._publish()
+        return self._profile
+
+    @update_profile.validator
+    def validate_update_profile(self, request: ProfileRequest) -> None:
+        if self._status != TransitionStatus.ACTIVE:
+            raise ValueError(f"the transition is {self._status.value}")
+
+    @workflow.update
+    async def record_screening(self, request: ScreeningRequest) -> Screening:
+        step = await self._ready(request.step_id)
+        positive = request.answers.positive_domains()
+        self._screening = Screening(
+            at=workflow.now(), by=request.by, answers=request.answers, positive=positive
+        )
+        summary = ", ".join(d.value for d in positive) if positive else "none"
+        self._complete(step, request.by, f"positive: {summary}", None)
+        await self._publish()
+        return self._screening
+
+    @record_screening.validator
+    def validate_record_screening(self, request: ScreeningRequest) -> None:
+        step = self._actionable(request.step_id)
+        if step.kind != StepKind.SCREENING:
+            raise ValueError(f"step {request.step_id!r} is not a screening step")
+
+    @workflow.update
+    async def close_referral(self, request: ReferralRequest) -> Referral:
+        step = await self._ready(request.step_id)
+        domain = self._rules[step.step_id].referral_for
+        assert domain is not None  # the validator checked the step's kind
+        referral = Referral(
+            step_id=step.step_id,
+            domain=domain,
+            resource=request.resource,
+            outcome=request.outcome,
+            at=workflow.now(),
+            by=request.by,
+            note=request.note,
+        )
+        self._referrals.append(referral)
+        self._complete(step, request.by, request.outcome.value, request.note)
+        await self._publish()
+        return referral
+
+    @close_referral.validator
+    def validate_close_referral(self, request: ReferralRequest) -> None:
+        step = self._actionable(request.step_id)
+        domain = self._rules[step.step_id].referral_for
+        if step.kind != StepKind.REFERRAL or domain is None:
+            raise ValueError(f"step {request.step_id!r} is not a referral step")
+        if request.resource.domain != domain:
+            raise ValueError(
+                f"resource {request.resource.id!r} serves {request.resource.domain.value}, "
+                f"not {domain.value}"
+            )
 
     def _complete(self, step: StepState, by: str, outcome: str, note: str | None) -> None:
         step.status = StepStatus.COMPLETED

@@ -20,6 +20,8 @@ from workers.settings import Settings
 from workers.temporal import DATA_CONVERTER
 from workflows import search_attributes
 
+REFERRAL_DOMAINS = ("housing", "food", "transportation", "utilities", "safety")
+
 
 def transition_of(settings: Settings, facility: str, visit: str) -> str:
     secret = settings.key_secret.get_secret_value()
@@ -66,10 +68,15 @@ async def test_a03_over_http_starts_the_workflow_and_writes_the_projection(
     assert row["next_due_at"] is not None
 
     state = await handle.query("get_state", result_type=TransitionState)
+    referrals = {
+        f"referral_{d}" for d in ("housing", "food", "transportation", "utilities", "safety")
+    }
     assert {s.step_id for s in state.steps} == {
         "interactive_contact",
         "medication_reconciliation",
         "follow_up_visit",
+        "social_needs_screening",
+        *referrals,
     }
     inbox = await inbox_rows(stack.services.pool, "GENHOSP1")
     assert [(r["status"], r["ack_code"], r["transition_id"]) for r in inbox] == [
@@ -179,7 +186,7 @@ async def test_steps_complete_through_the_api_and_a_repeat_is_a_409(
     async def projected() -> None:
         row = await stack.http.get("/transitions", params={"status": "active"})
         mine = [t for t in row.json() if t["transition_id"] == tid]
-        assert mine and mine[0]["current_step"] in ("medication_reconciliation", "follow_up_visit")
+        assert mine and mine[0]["current_step"] == "social_needs_screening"  # next due
 
     await assert_eventually(projected)
     state = (await stack.http.get(f"/transitions/{tid}")).json()
@@ -187,6 +194,10 @@ async def test_steps_complete_through_the_api_and_a_repeat_is_a_409(
         "interactive_contact": "completed",
         "medication_reconciliation": "open",
         "follow_up_visit": "open",
+        "social_needs_screening": "open",
+    } | {
+        f"referral_{d}": "pending"
+        for d in ("housing", "food", "transportation", "utilities", "safety")
     }
     assert (await stack.http.get("/transitions/000000000000000000000000")).status_code == 404
 

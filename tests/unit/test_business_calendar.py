@@ -106,6 +106,8 @@ def test_friday_discharge_home_plan() -> None:
         "interactive_contact": datetime(2026, 11, 24, 23, 59, 59, tzinfo=NY),
         "medication_reconciliation": datetime(2026, 12, 4, 23, 59, 59, tzinfo=NY),
         "follow_up_visit": datetime(2026, 12, 4, 23, 59, 59, tzinfo=NY),
+        # v2: three business days (Mon, Tue, Wed; Thanksgiving is the Thursday)
+        "social_needs_screening": datetime(2026, 11, 25, 23, 59, 59, tzinfo=NY),
     }
     contact = next(s for s in plan.steps if s.step_id == "interactive_contact")
     assert [(e.level, e.role, e.channel, e.at) for e in contact.escalations] == [
@@ -132,6 +134,7 @@ def test_high_risk_plan_has_the_7_day_visit_and_the_check_in_call() -> None:
         "medication_reconciliation": date(2026, 12, 2),
         "follow_up_visit": date(2026, 12, 2),
         "high_risk_check_in": date(2026, 12, 2),
+        "social_needs_screening": date(2026, 12, 1),  # Fri, Mon, Tue
     }
 
 

@@ -22,6 +22,13 @@ from activities.planning import PlanningActivities
 from ingest.protocol_library import load_library
 from schemas.protocol import RiskTier
 from schemas.risk import RiskAssessment
+from schemas.social_needs import (
+    FoodFrequency,
+    HrsnAnswers,
+    LivingSituation,
+    SafetyFrequency,
+    UtilityShutoff,
+)
 from schemas.transition import (
     EscalationNotice,
     ProjectionRecord,
@@ -39,6 +46,21 @@ LIBRARY = load_library(PROTOCOLS_DIR)
 RECORDS: list[ProjectionRecord] = []
 STARTED: list[WorkflowHandle[TransitionWorkflow, TransitionState]] = []
 NOTICES: list[EscalationNotice] = []
+NO_NEEDS = HrsnAnswers(
+    living_situation=LivingSituation.STEADY,
+    food_worried_would_run_out=FoodFrequency.NEVER,
+    food_did_not_last=FoodFrequency.NEVER,
+    transportation_kept_from_needs=False,
+    utilities_shut_off_threatened=UtilityShutoff.NO,
+    safety_physically_hurt=SafetyFrequency.NEVER,
+    safety_insult_or_talk_down=SafetyFrequency.NEVER,
+    safety_threaten_with_harm=SafetyFrequency.NEVER,
+    safety_scream_or_curse=SafetyFrequency.NEVER,
+)
+# Positive for food (a "sometimes true") and transportation only.
+FOOD_AND_TRANSPORT = NO_NEEDS.model_copy(
+    update={"food_did_not_last": FoodFrequency.SOMETIMES, "transportation_kept_from_needs": True}
+)
 HIGH_RISK = RiskAssessment(lace=14, tier=RiskTier.HIGH)
 STANDARD_RISK = RiskAssessment(lace=5, tier=RiskTier.STANDARD)
 

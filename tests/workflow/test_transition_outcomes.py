@@ -9,11 +9,13 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from schemas.protocol import StepKind
 from schemas.transition import (
     AttemptRequest,
     AttemptResult,
     CompleteStepRequest,
     Complexity,
+    ScreeningRequest,
     StepStatus,
     TransitionState,
     TransitionStatus,
@@ -21,6 +23,7 @@ from schemas.transition import (
 from tests.workflow.support import (
     HIGH_RISK,
     LIBRARY,
+    NO_NEEDS,
     discharged_on,
     steps_of,
 )
@@ -45,7 +48,12 @@ async def test_tcm_protocol_with_every_step_done_ends_99495_at_day_30(
     handle = await discharged_on(skipping_env, worker, protocol=protocol)
     await skipping_env.sleep(timedelta(days=1))  # HEDIS engagement counts from day 1
     for rule in LIBRARY.latest(protocol).steps:
-        if not rule.tiers:  # standard risk: the high-risk-only check-in is not there
+        if rule.kind == StepKind.SCREENING:
+            await handle.execute_update(
+                TransitionWorkflow.record_screening,
+                ScreeningRequest(step_id=rule.id, by="rn.alvarez", answers=NO_NEEDS),
+            )
+        elif not rule.tiers and rule.kind != StepKind.REFERRAL:  # standard risk: no check-in
             await complete(handle, rule.id)
     final = await handle.result()
 
@@ -56,7 +64,8 @@ async def test_tcm_protocol_with_every_step_done_ends_99495_at_day_30(
     trc = final.outcome.trc
     assert trc.patient_engagement and trc.medication_reconciliation
     assert not trc.discharge_information  # no discharge-summary step in these protocols
-    assert all(s.status == StepStatus.COMPLETED for s in final.steps)
+    # a negative screening leaves every referral step not needed
+    assert all(s.status in (StepStatus.COMPLETED, StepStatus.NOT_NEEDED) for s in final.steps)
     assert final.period_ends_at is not None
     closed = final.outcome.closed_at
     assert final.period_ends_at <= closed < final.period_ends_at + timedelta(minutes=1)

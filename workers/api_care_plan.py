@@ -1,0 +1,112 @@
+"""The person behind the discharge over HTTP: the care plan, the profile, the social needs
+screening, resource referrals and the resource directory. Edits are workflow Updates (so
+they are validated by the workflow and audited); PHI stays in the workflow's encrypted state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from schemas.person import PersonProfile
+from schemas.social_needs import HrsnAnswers, HrsnDomain, Referral, ReferralOutcome, Screening
+from schemas.transition import (
+    ProfileRequest,
+    ReferralRequest,
+    ScreeningRequest,
+    TransitionState,
+)
+from workers.api_common import problem
+from workers.api_transitions import (
+    READERS,
+    Actor,
+    Clinical,
+    Svc,
+    update_transition,
+    workflow_handle,
+)
+from workers.auth import require
+from workers.care_plan import CarePlan, build_care_plan
+from workflows.transition import TransitionWorkflow
+
+router = APIRouter(tags=["care plan"])
+
+
+class ProfileBody(Actor):
+    profile: PersonProfile
+
+
+class ScreeningBody(Actor):
+    answers: HrsnAnswers
+
+
+class ReferralBody(Actor):
+    resource_id: str
+    outcome: ReferralOutcome
+    note: str | None = None
+
+
+@router.get("/transitions/{transition_id}/care-plan", dependencies=[Depends(require(*READERS))])
+async def get_care_plan(svc: Svc, transition_id: str) -> CarePlan:
+    """Goals, steps with owner and due time, barriers, resources, caregivers, what matters."""
+    state: TransitionState = await workflow_handle(svc, transition_id).query(
+        TransitionWorkflow.get_state
+    )
+    return build_care_plan(state)
+
+
+@router.put("/transitions/{transition_id}/profile", response_model=None)
+async def update_profile(
+    svc: Svc, principal: Clinical, transition_id: str, body: ProfileBody
+) -> PersonProfile | JSONResponse:
+    return await update_transition(
+        svc, principal, transition_id, "update_profile", ProfileRequest, body, PersonProfile
+    )
+
+
+@router.post("/transitions/{transition_id}/steps/{step_id}/screening", response_model=None)
+async def record_screening(
+    svc: Svc, principal: Clinical, transition_id: str, step_id: str, body: ScreeningBody
+) -> Screening | JSONResponse:
+    return await update_transition(
+        svc,
+        principal,
+        transition_id,
+        "record_screening",
+        ScreeningRequest,
+        body,
+        Screening,
+        step_id=step_id,
+    )
+
+
+@router.post("/transitions/{transition_id}/steps/{step_id}/referral", response_model=None)
+async def close_referral(
+    svc: Svc, principal: Clinical, transition_id: str, step_id: str, body: ReferralBody
+) -> Referral | JSONResponse:
+    """Close a referral with a resource from the site's directory and its outcome."""
+    try:
+        resource = svc.library.resource(body.resource_id)
+    except KeyError:
+        return problem(422, "Invalid request", f"no resource {body.resource_id!r} in the directory")
+    fields = body.model_dump(exclude={"resource_id"})
+    return await update_transition(
+        svc,
+        principal,
+        transition_id,
+        "close_referral",
+        ReferralRequest,
+        Actor.model_validate({"by": fields.pop("by")}),
+        Referral,
+        step_id=step_id,
+        resource=resource,
+        **fields,
+    )
+
+
+@router.get("/resources", dependencies=[Depends(require(*READERS))])
+async def list_resources(svc: Svc, domain: HrsnDomain | None = None) -> list[dict[str, Any]]:
+    """The site's resource directory (protocols/resources.yaml), optionally for one domain."""
+    entries = svc.library.resources_for(domain) if domain else svc.library.resources
+    return [entry.model_dump(mode="json") for entry in entries]
