@@ -14,16 +14,22 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
+from schemas.person import PersonProfile
+from schemas.social_needs import HrsnDomain, ReferralOutcome
 from schemas.transition import (
     AdtSignal,
     AttemptRequest,
     AttemptResult,
     CompleteStepRequest,
     NoteRequest,
+    ProfileRequest,
     ReassignRequest,
+    ReferralRequest,
+    ScreeningRequest,
     SnoozeRequest,
 )
 from tests.workflow.support import (
+    FOOD_AND_TRANSPORT,
     LIBRARY,
     advance_to,
     new_worker,
@@ -78,6 +84,26 @@ async def record_protocol(env: WorkflowEnvironment, protocol_id: str, path: Path
                         SnoozeRequest(step_id=step.step_id, by="rn.patel", until=until, reason="x"),
                     )
                     break
+            if any(s.step_id == "social_needs_screening" for s in steps):
+                await handle.execute_update(
+                    TransitionWorkflow.record_screening,
+                    ScreeningRequest(
+                        step_id="social_needs_screening", by="rn.patel", answers=FOOD_AND_TRANSPORT
+                    ),
+                )
+                await handle.execute_update(
+                    TransitionWorkflow.close_referral,
+                    ReferralRequest(
+                        step_id="referral_food",
+                        by="rn.patel",
+                        resource=LIBRARY.resources_for(HrsnDomain.FOOD)[0],
+                        outcome=ReferralOutcome.CONNECTED,
+                    ),
+                )
+                await handle.execute_update(
+                    TransitionWorkflow.update_profile,
+                    ProfileRequest(by="rn.patel", profile=PersonProfile(language="spa")),
+                )
             await env.sleep(timedelta(days=3))
             for step in steps[:2]:
                 await handle.execute_update(
