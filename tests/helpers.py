@@ -106,3 +106,16 @@ def with_event(raw: bytes, trigger: str, structure: str = "ADT_A01") -> bytes:
     return raw.replace(b"ADT^A03^ADT_A03", f"ADT^{trigger}^{structure}".encode()).replace(
         b"EVN|A03", f"EVN|{trigger}".encode()
     )
+
+
+def with_person_fields(raw: bytes) -> bytes:
+    """An A03 with PID-15 language and two NK1 next of kin (one with no name)."""
+    text = raw.decode().rstrip("\r")
+    lines = [
+        line + "|||||||SPA^Spanish" if line.startswith("PID") else line for line in text.split("\r")
+    ]
+    lines += [
+        "NK1|1|DOE^JOHN|SPO^Spouse|1 MAIN ST^^BOSTON^MA|(617)555-0142",
+        "NK1|2||EMC^Emergency contact",
+    ]
+    return ("\r".join(lines) + "\r").encode()

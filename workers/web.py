@@ -18,6 +18,7 @@ from schemas.worklist import TransitionQuery
 from store import dashboard, projection
 from workers.api_common import services
 from workers.auth import COOKIE, Role, require
+from workers.care_plan import build_care_plan
 from workers.charts import bar_chart
 from workers.services import Services
 from workflows.transition import TransitionWorkflow
@@ -82,10 +83,7 @@ async def worklist(
     )
 
 
-@router.get("/ui/transitions/{transition_id}", response_class=HTMLResponse, dependencies=[Viewer])
-async def transition_page(
-    request: Request, svc: Svc, transition_id: str, actor: str = ""
-) -> HTMLResponse:
+async def _state(svc: Services, transition_id: str) -> TransitionState:
     handle = svc.client.get_workflow_handle(keys.workflow_id(transition_id))
     try:
         state: TransitionState = await handle.query(TransitionWorkflow.get_state)
@@ -93,6 +91,14 @@ async def transition_page(
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise HTTPException(404, f"no transition {transition_id}") from exc
         raise
+    return state
+
+
+@router.get("/ui/transitions/{transition_id}", response_class=HTMLResponse, dependencies=[Viewer])
+async def transition_page(
+    request: Request, svc: Svc, transition_id: str, actor: str = ""
+) -> HTMLResponse:
+    state = await _state(svc, transition_id)
     timeline = await projection.timeline(svc.pool, transition_id)
     return _render(
         request,
@@ -103,6 +109,15 @@ async def transition_page(
         timeline=timeline,
         actor=actor,
     )
+
+
+@router.get(
+    "/ui/transitions/{transition_id}/care-plan", response_class=HTMLResponse, dependencies=[Viewer]
+)
+async def care_plan_page(request: Request, svc: Svc, transition_id: str) -> HTMLResponse:
+    """The printable care plan, for the patient or caregiver."""
+    state = await _state(svc, transition_id)
+    return _render(request, svc, "care_plan.html", page="care_plan", plan=build_care_plan(state))
 
 
 @router.get("/dashboard", response_class=HTMLResponse, dependencies=[Viewer])

@@ -17,7 +17,7 @@ from typer.testing import CliRunner, Result
 from ingest import keys
 from schemas.transition import TransitionInput
 from tests.conftest import TEST_KEYS
-from tests.helpers import a03, msa
+from tests.helpers import a03, msa, with_person_fields
 from tests.integration.conftest import RunningStack
 from workers.cli import app
 from workers.settings import Settings, get_settings
@@ -85,19 +85,6 @@ async def decision_of(stack: RunningStack, facility: str, control_id: str) -> st
     assert response.status_code == 200, response.text
     decision: str = response.json()["decision"]
     return decision
-
-
-def with_person_fields(raw: bytes) -> bytes:
-    """An A03 with PID-15 language and two NK1 next of kin (one with no name)."""
-    text = raw.decode().rstrip("\r")
-    lines = [
-        line + "|||||||SPA^Spanish" if line.startswith("PID") else line for line in text.split("\r")
-    ]
-    lines += [
-        "NK1|1|DOE^JOHN|SPO^Spouse|1 MAIN ST^^BOSTON^MA|(617)555-0142",
-        "NK1|2||EMC^Emergency contact",
-    ]
-    return ("\r".join(lines) + "\r").encode()
 
 
 async def test_roster_import_rejects_bad_rows_and_is_idempotent(

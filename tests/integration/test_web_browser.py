@@ -18,8 +18,9 @@ import pytest
 import pytest_asyncio
 
 from ingest import keys
-from tests.helpers import a03, assert_eventually
+from tests.helpers import a03, assert_eventually, with_person_fields
 from tests.integration.conftest import RunningStack
+from tests.integration.test_care_plan import SCREENING
 from workers.settings import Settings
 
 CHROMIUM = "/usr/bin/chromium"
@@ -103,7 +104,7 @@ async def test_worklist_open_complete_and_see_it_move(
     async def moved() -> None:
         await page.goto(f"{base}/?facility={facility}")
         current = await page.locator(f'tr[data-transition="{tid}"] .current-step').inner_text()
-        assert current in ("medication_reconciliation", "follow_up_visit")
+        assert current == "social_needs_screening"  # the next one due
 
     await assert_eventually(moved)
 
@@ -119,3 +120,60 @@ async def test_worklist_open_complete_and_see_it_move(
     assert await page.locator("svg.chart").count() == 5
     assert "Discharges per day" in await page.content()
     save(tmp_path, "dashboard.png", await page.screenshot(full_page=True))
+
+
+async def test_care_plan_page_reads_as_a_plan_and_prints_without_the_chrome(
+    browser: Any, stack: RunningStack, settings: Settings, tmp_path: Path
+) -> None:
+    facility = f"PLAN{uuid.uuid4().hex[:4].upper()}"
+    await stack.post_adt(with_person_fields(a03(facility=facility, visit="V1")))
+    tid = keys.transition_id(
+        keys.encounter_key(settings.key_secret.get_secret_value(), facility, "V1")
+    )
+    api = f"/transitions/{tid}"
+
+    async def planned() -> None:
+        assert (await stack.http.get(f"{api}/care-plan")).status_code == 200
+
+    await assert_eventually(planned)
+    plan = (await stack.http.get(f"{api}/care-plan")).json()
+    caregiver = plan["caregivers"][0] | {"consent_to_contact": True, "manages_medications": True}
+    profile = plan["profile"] | {
+        "caregivers": [caregiver],
+        "interpreter_needed": True,
+        "preferred_channel": "phone",
+        "contact_window": {"start": "09:00", "end": "11:00"},
+        "goals_of_care": "Get back to gardening and see my grandchildren",
+    }
+    for path, body in (
+        (f"{api}/profile", {"by": "rn.alvarez", "profile": profile}),
+        (f"{api}/steps/social_needs_screening/screening", SCREENING),
+        (
+            f"{api}/steps/referral_food/referral",
+            {"by": "rn.alvarez", "resource_id": "food-bank-home-delivery", "outcome": "connected"},
+        ),
+    ):
+        method = stack.http.put if path.endswith("/profile") else stack.http.post
+        response = await method(path, json=body)
+        assert response.status_code == 200, response.text
+
+    base = str(stack.http.base_url).rstrip("/")
+    page = await browser.new_page(viewport={"width": 1100, "height": 900})
+    await page.goto(f"{base}/ui/transitions/{tid}")
+    await page.click("#care-plan-link")
+    await page.wait_for_url(f"**/ui/transitions/{tid}/care-plan")
+    text = await page.locator("#care-plan").inner_text()
+    assert "Get back to gardening" in text
+    assert "Food insecurity — referral completed" in text
+    assert "Transportation problems — referral open" in text
+    assert "Regional Food Bank home delivery (connected)" in text
+    assert "JOHN DOE (SPO)" in text and "manages medicines" in text
+    assert "Language: SPA (an interpreter will join)" in text
+    goals = await page.locator("#goals li").all_inner_texts()
+    assert any(goal.startswith("Interactive contact") for goal in goals)
+    save(tmp_path, "care-plan.png", await page.screenshot(full_page=True))
+
+    await page.emulate_media(media="print")
+    assert not await page.locator("header").is_visible()
+    assert not await page.locator("button").first.is_visible()
+    assert await page.locator("#care-plan").is_visible()
