@@ -15,7 +15,13 @@ import pytest
 from temporalio.client import Client
 
 from ingest import keys
-from schemas.transition import AttemptRequest, AttemptResult, NoteRequest, TransitionStatus
+from schemas.transition import (
+    AttemptRequest,
+    AttemptResult,
+    NoteRequest,
+    ProfileRequest,
+    TransitionStatus,
+)
 from tests.helpers import a03, assert_eventually, with_event
 from tests.integration.conftest import start_server, stop_server
 from workers.api import create_app
@@ -29,7 +35,8 @@ NAME = "QUIXOTE^ZEBEDIAH"
 MRN = "MRN-PHI-4471-X"
 BIRTH = "19480312"
 PHONES = ("4135550142", "4135550199")
-PHI = ("QUIXOTE", "ZEBEDIAH", MRN, BIRTH, *PHONES)
+CAREGIVER = "NK1|1|QUIXOTE^ESMERALDA|DTR^Daughter||^PRN^PH^^1^413^5550177"
+PHI = ("QUIXOTE", "ZEBEDIAH", "ESMERALDA", "5550177", MRN, BIRTH, *PHONES)
 
 
 def patient_message(control_id: str) -> bytes:
@@ -39,6 +46,7 @@ def patient_message(control_id: str) -> bytes:
         .replace(
             b"|F\r", f"|F|||1 MAIN ST^^SPRINGFIELD^MA||^PRN^PH^^1^413^{PHONES[0][3:]}\r".encode()
         )
+        + f"{CAREGIVER}\r".encode()
     )
 
 
@@ -70,6 +78,17 @@ async def test_a_whole_transition_leaves_no_phi_outside_encrypted_payloads(
                 TransitionWorkflow.record_attempt,
                 AttemptRequest(
                     step_id="interactive_contact", by="rn.a", result=AttemptResult.REACHED
+                ),
+            )
+            state = await handle.query(TransitionWorkflow.get_state)
+            assert state.profile.caregivers[0].name == "ESMERALDA QUIXOTE"  # from NK1
+            await handle.execute_update(
+                TransitionWorkflow.update_profile,
+                ProfileRequest(
+                    by="rn.a",
+                    profile=state.profile.model_copy(
+                        update={"goals_of_care": "ZEBEDIAH wants to see ESMERALDA graduate"}
+                    ),
                 ),
             )
             await handle.execute_update(
