@@ -14,6 +14,7 @@ from tests.helpers import MllpClient, a03, find_free_port, msa
 from tests.integration.conftest import (
     assert_exactly_once,
     assert_projected,
+    assert_settled_and_consistent,
     carebridge_process,
     wait_for_pollers,
 )
@@ -67,6 +68,7 @@ async def test_two_workers_two_listeners_share_the_work_and_survive_losing_one(
             }
         assert len(identities) >= 2, identities  # both worker processes took work
         await assert_exactly_once(pool, temporal_env.client, facility, 40)
+        await assert_settled_and_consistent(pool, temporal_env.client, facility)
     finally:
         for child in (*listeners, *workers):
             if child.poll() is None:
