@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
+from pydantic import Field
 
 from schemas.person import PersonProfile
 from schemas.social_needs import HrsnAnswers, HrsnDomain, Referral, ReferralOutcome, Screening
@@ -41,10 +42,13 @@ class ScreeningBody(Actor):
     answers: HrsnAnswers
 
 
-class ReferralBody(Actor):
-    resource_id: str
+class ReferralOutcomeBody(Actor):
     outcome: ReferralOutcome
     note: str | None = None
+
+
+class ReferralBody(ReferralOutcomeBody):
+    resource_id: str = Field(description="an id from GET /resources")
 
 
 @router.get("/transitions/{transition_id}/care-plan", dependencies=[Depends(require(*READERS))])
@@ -90,18 +94,17 @@ async def close_referral(
         resource = svc.library.resource(body.resource_id)
     except KeyError:
         return problem(422, "Invalid request", f"no resource {body.resource_id!r} in the directory")
-    fields = body.model_dump(exclude={"resource_id"})
+    closing = ReferralOutcomeBody.model_validate(body.model_dump(exclude={"resource_id"}))
     return await update_transition(
         svc,
         principal,
         transition_id,
         "close_referral",
         ReferralRequest,
-        Actor.model_validate({"by": fields.pop("by")}),
+        closing,
         Referral,
         step_id=step_id,
         resource=resource,
-        **fields,
     )
 
 
