@@ -19,14 +19,16 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner, Result
 
 from tests.conftest import TEST_KEYS
-from tests.helpers import assert_eventually, find_free_port
+from tests.helpers import MllpClient, assert_eventually, find_free_port, msa
 from workers import embedded
 from workers.api import create_app
+from workers.cli import app
 from workers.listener import listener_for
 from workers.services import Services
-from workers.settings import Settings
+from workers.settings import Settings, get_settings
 from workers.stack import EmbeddedUvicorn
 from workers.temporal import connect, ensure_search_attributes
 from workers.worker import build_worker
@@ -122,6 +124,31 @@ def carebridge_process(
             stdout=output,
             stderr=subprocess.STDOUT,
         )
+
+
+async def run_cli(env: dict[str, str], *args: str) -> Result:
+    """Run the CLI in a thread: it has its own event loop; the stack's keeps running."""
+
+    def invoke() -> Result:
+        get_settings.cache_clear()
+        try:
+            return CliRunner().invoke(app, list(args), env=env)
+        finally:
+            get_settings.cache_clear()
+
+    return await asyncio.to_thread(invoke)
+
+
+async def resend_until_aa(client: MllpClient, raw: bytes, attempts: int = 60) -> int:
+    """What a sender does with a message not acknowledged AA: resend it (0.25 s apart) until
+    it is. Returns how many answers were not AA."""
+    ack = ""
+    for refused in range(attempts):
+        ack = await client.exchange(raw)
+        if msa(ack)[1] == "AA":
+            return refused
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"no AA after {attempts} attempts: {ack}")
 
 
 async def wait_for_pollers(client: Client, task_queue: str, count: int = 1) -> None:

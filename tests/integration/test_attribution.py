@@ -3,7 +3,6 @@ start a transition; the person fields of the ADT reach the started workflow's in
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import uuid
 from pathlib import Path
@@ -12,15 +11,14 @@ import pytest
 import yaml
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from ingest import keys
 from schemas.transition import TransitionInput
 from tests.conftest import TEST_KEYS
 from tests.helpers import a03, msa, with_person_fields
-from tests.integration.conftest import RunningStack
-from workers.cli import app
-from workers.settings import Settings, get_settings
+from tests.integration.conftest import RunningStack, run_cli
+from workers.settings import Settings
 
 PROTOCOLS = Path(__file__).resolve().parents[2] / "protocols"
 
@@ -44,7 +42,7 @@ def settings(settings: Settings, tmp_path: Path, attribution: dict[str, object])
 
 
 async def cli(settings: Settings, *args: str) -> Result:
-    """Run the CLI in a thread: it has its own event loop; the stack's keeps running."""
+    """The CLI against this test's database and protocol folder."""
     env = {
         "CAREBRIDGE_DATABASE_URL": str(settings.database_url),
         "CAREBRIDGE_KEY_SECRET": settings.key_secret.get_secret_value(),
@@ -53,14 +51,7 @@ async def cli(settings: Settings, *args: str) -> Result:
         "CAREBRIDGE_LOG_LEVEL": "WARNING",
     }
 
-    def invoke() -> Result:
-        get_settings.cache_clear()
-        try:
-            return CliRunner().invoke(app, list(args), env=env)
-        finally:
-            get_settings.cache_clear()
-
-    return await asyncio.to_thread(invoke)
+    return await run_cli(env, *args)
 
 
 def workflow_of(settings: Settings, facility: str, visit: str) -> str:

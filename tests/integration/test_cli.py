@@ -3,7 +3,6 @@ every step action, a refused action (one line, exit 1) and a report."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from datetime import datetime, timedelta
@@ -11,14 +10,12 @@ from pathlib import Path
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
-from typer.testing import CliRunner, Result
 
 from ingest import keys
 from tests.conftest import TEST_KEYS
 from tests.helpers import a03, assert_eventually
-from tests.integration.conftest import RunningStack
-from workers.cli import app
-from workers.settings import Settings, get_settings
+from tests.integration.conftest import RunningStack, run_cli
+from workers.settings import Settings
 
 
 @pytest.fixture
@@ -34,19 +31,6 @@ def cli_env(
     }
 
 
-async def cli(env: dict[str, str], *args: str) -> Result:
-    """Run the CLI in a thread: it has its own event loop; the stack's keeps running."""
-
-    def invoke() -> Result:
-        get_settings.cache_clear()
-        try:
-            return CliRunner().invoke(app, list(args), env=env)
-        finally:
-            get_settings.cache_clear()
-
-    return await asyncio.to_thread(invoke)
-
-
 async def test_cli_end_to_end(
     cli_env: dict[str, str], tmp_path: Path, settings: Settings, stack: RunningStack
 ) -> None:
@@ -56,12 +40,14 @@ async def test_cli_end_to_end(
         path = tmp_path / f"a03-{n}.hl7"
         path.write_bytes(a03(facility=facility, visit=f"V{n}"))
         files.append(str(path))
-    sent = await cli(cli_env, "send", *files)
+    sent = await run_cli(cli_env, "send", *files)
     assert sent.exit_code == 0, sent.output
     assert sent.output.count(": AA ") == 12 and "AA: 12" in sent.output
 
     async def listed() -> list[dict[str, object]]:
-        result = await cli(cli_env, "list", "--facility", facility, "--json", "--page-size", "20")
+        result = await run_cli(
+            cli_env, "list", "--facility", facility, "--json", "--page-size", "20"
+        )
         rows = [json.loads(line) for line in result.output.splitlines() if line.strip()]
         assert len(rows) == 12
         return rows
@@ -77,12 +63,12 @@ async def test_cli_end_to_end(
         ("complete", tid, "medication_reconciliation", "--by", "pharm.c"),
         ("cancel", tid, "follow_up_visit", "--by", "sup.k", "--reason", "seen at home"),
     ):
-        done = await cli(cli_env, *args)
+        done = await run_cli(cli_env, *args)
         assert done.exit_code == 0, (args, done.output)
     state = (await stack.http.get(f"/transitions/{tid}")).json()
     limit = next(s for s in state["steps"] if s["step_id"] == "interactive_contact")["limit_at"]
     late = (datetime.fromisoformat(limit) + timedelta(days=2)).isoformat()
-    refused = await cli(
+    refused = await run_cli(
         cli_env,
         "snooze",
         tid,
@@ -97,20 +83,22 @@ async def test_cli_end_to_end(
     assert refused.exit_code == 1
     assert "refused:" in refused.output and "past its deadline" in refused.output
     assert len(refused.output.strip().splitlines()) == 1
-    blank = await cli(cli_env, "complete", tid, "interactive_contact", "--by", " ")
+    blank = await run_cli(cli_env, "complete", tid, "interactive_contact", "--by", " ")
     assert blank.exit_code == 1 and "by: " in blank.output
 
     async def timeline_shown() -> None:
-        shown = await cli(cli_env, "show", tid)
+        shown = await run_cli(cli_env, "show", tid)
         assert shown.exit_code == 0, shown.output
         for expected in ("attempt", "reassigned", "note", "completed", "cancelled"):
             assert expected in shown.output
 
     await assert_eventually(timeline_shown)
     day = "2026-11-20"  # the discharge date of tests.helpers.a03
-    report = await cli(cli_env, "report", "tcm", "--from", day, "--to", day, "--facility", facility)
+    report = await run_cli(
+        cli_env, "report", "tcm", "--from", day, "--to", day, "--facility", facility
+    )
     assert report.exit_code == 0 and "tcm_applicable: 12" in report.output
-    as_csv = await cli(
+    as_csv = await run_cli(
         cli_env,
         "report",
         "readmissions",
@@ -123,5 +111,5 @@ async def test_cli_end_to_end(
         "--csv",
     )
     assert as_csv.output.splitlines()[0].startswith("transition_id,facility,protocol")
-    missing = await cli(cli_env, "show", "000000000000000000000000")
+    missing = await run_cli(cli_env, "show", "000000000000000000000000")
     assert missing.exit_code == 1 and "no transition" in missing.output

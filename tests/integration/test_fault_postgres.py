@@ -20,6 +20,7 @@ from tests.integration.conftest import (
     assert_exactly_once,
     assert_projected,
     assert_settled_and_consistent,
+    resend_until_aa,
 )
 from workers.embedded import start_embedded_postgres
 from workers.listener import listener_for
@@ -74,13 +75,7 @@ async def test_postgres_restart_mid_stream_loses_and_doubles_nothing(
                     assert msa(down)[1] == "AE" and waited < mine.ack_timeout_seconds + 2
                     refused += 1
                     await asyncio.to_thread(start, server)
-                for _ in range(40):  # the sender resends until it gets an AA
-                    ack = await client.exchange(raw)
-                    if msa(ack)[1] == "AA":
-                        break
-                    refused += 1
-                    await asyncio.sleep(0.25)
-                assert msa(ack)[1] == "AA", ack
+                refused += await resend_until_aa(client, raw)
             await client.close()
 
             await assert_projected(pool, facility, fault_messages, within=60)

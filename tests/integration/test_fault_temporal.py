@@ -6,7 +6,6 @@ Temporal's open workflows."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import asyncpg
@@ -17,6 +16,7 @@ from tests.integration.conftest import (
     assert_projected,
     assert_settled_and_consistent,
     carebridge_process,
+    resend_until_aa,
     start_server,
     stop_server,
     wait_for_pollers,
@@ -49,13 +49,7 @@ async def test_temporal_restart_with_worker_running_loses_and_doubles_nothing(
                 assert msa(down)[1] == "AE", down
                 refused += 1
                 process, _ = await start_server(settings)  # same database file
-            for _ in range(60):  # the sender resends until it gets an AA
-                ack = await sender.exchange(raw)
-                if msa(ack)[1] == "AA":
-                    break
-                refused += 1
-                await asyncio.sleep(0.5)
-            assert msa(ack)[1] == "AA", ack
+            refused += await resend_until_aa(sender, raw)
         await sender.close()
 
         await assert_projected(pool, facility, fault_messages, within=120)

@@ -14,7 +14,7 @@ import asyncpg
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
-from schemas.protocol import DueRule, DueUnit, EscalationLevel, Protocol, StepRule
+from bench.timer_storm import STORM
 from schemas.transition import TransitionInput
 from tests.helpers import MllpClient, a03, assert_eventually, find_free_port, msa
 from tests.integration.conftest import (
@@ -30,21 +30,7 @@ from workers.services import Services
 from workers.settings import Settings
 from workflows.transition import TransitionWorkflow
 
-DUE_AT_ONCE = Protocol(
-    id="due-at-once",
-    version=1,
-    title="one step due at discharge, escalated at once",
-    tcm=False,
-    period_days=1,
-    steps=(
-        StepRule(
-            id="call",
-            title="call",
-            due=DueRule(unit=DueUnit.HOURS, amount=0),
-            escalation=(EscalationLevel(level=1, role="care_manager", channel="worklist"),),
-        ),
-    ),
-)
+DUE_AT_ONCE = STORM  # one step due at the discharge instant, escalated at once
 
 
 def has_series(body: str, name: str, labels: dict[str, str]) -> bool:
