@@ -292,16 +292,22 @@ async def report(
 ) -> dict[str, Any]:
     """Rows (one per transition discharged in [start, end], site dates) and a summary."""
     judge = _social_needs if kind == "social-needs" else _judge
-    judged = [
-        judge(row, library)
-        for row in await _rows(pool, start, end, library.site.calendar_zone(), facility)
+    rows_in_period = await _rows(pool, start, end, library.site.calendar_zone(), facility)
+    # A transition whose protocol version is no longer in the folder cannot be judged: it is
+    # counted, not guessed at (put the old file back to report on it).
+    known = [
+        r
+        for r in rows_in_period
+        if r["protocol_version"] in library.versions.get(r["protocol_id"], {})
     ]
+    judged = [judge(row, library) for row in known]
     rows = [{column: r[column] for column in COLUMNS[kind]} for r in judged]
     return {
         "report": kind,
         "from": start.isoformat(),
         "to": end.isoformat(),
         "summary": summarise(kind, judged),
+        "not_judged_protocol_not_loaded": len(rows_in_period) - len(known),
         "rows": rows,
     }
 

@@ -16,7 +16,6 @@ from schemas.transition import (
     ProfileRequest,
     ReferralRequest,
     ScreeningRequest,
-    TransitionState,
 )
 from workers.api_common import problem
 from workers.api_transitions import (
@@ -24,12 +23,11 @@ from workers.api_transitions import (
     Actor,
     Clinical,
     Svc,
+    live_state,
     update_transition,
-    workflow_handle,
 )
 from workers.auth import require
 from workers.care_plan import CarePlan, build_care_plan
-from workflows.transition import TransitionWorkflow
 
 router = APIRouter(tags=["care plan"])
 
@@ -54,10 +52,7 @@ class ReferralBody(ReferralOutcomeBody):
 @router.get("/transitions/{transition_id}/care-plan", dependencies=[Depends(require(*READERS))])
 async def get_care_plan(svc: Svc, transition_id: str) -> CarePlan:
     """Goals, steps with owner and due time, barriers, resources, caregivers, what matters."""
-    state: TransitionState = await workflow_handle(svc, transition_id).query(
-        TransitionWorkflow.get_state
-    )
-    return build_care_plan(state)
+    return build_care_plan(await live_state(svc, transition_id))
 
 
 @router.put("/transitions/{transition_id}/profile", response_model=None)

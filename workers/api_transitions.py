@@ -147,15 +147,23 @@ async def search_transitions(
     return rows
 
 
-@router.get("/transitions/{transition_id}", dependencies=[Depends(require(*READERS))])
-async def get_transition(svc: Svc, transition_id: str) -> TransitionState:
-    """Live state: a workflow query."""
+async def live_state(svc: Services, transition_id: str) -> TransitionState:
+    """The workflow's state (a query); 404 when there is no such transition."""
     try:
-        return await workflow_handle(svc, transition_id).query(TransitionWorkflow.get_state)
+        state: TransitionState = await workflow_handle(svc, transition_id).query(
+            TransitionWorkflow.get_state
+        )
+        return state
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise HTTPException(404, f"no transition {transition_id}") from exc
         raise
+
+
+@router.get("/transitions/{transition_id}", dependencies=[Depends(require(*READERS))])
+async def get_transition(svc: Svc, transition_id: str) -> TransitionState:
+    """Live state: a workflow query."""
+    return await live_state(svc, transition_id)
 
 
 @router.get("/transitions/{transition_id}/timeline", dependencies=[Depends(require(*READERS))])

@@ -74,8 +74,15 @@ async def listener_health(services: Services, settings: Settings) -> AsyncIterat
     if not settings.listener_health_port:
         yield
         return
+    from workers.embedded import ensure_port_free
     from workers.stack import EmbeddedUvicorn
 
+    ensure_port_free(
+        settings.mllp_host,
+        settings.listener_health_port,
+        "listener's health endpoint",
+        "CAREBRIDGE_LISTENER_HEALTH_PORT",
+    )
     app = FastAPI(title="carebridge listener health", docs_url=None, redoc_url=None)
     app.include_router(health_router(lambda _: services, database_gauges=False))
     server = EmbeddedUvicorn(

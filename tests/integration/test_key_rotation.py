@@ -55,10 +55,14 @@ async def test_transition_started_under_key_a_completes_under_key_b(
         final = await handle_b.result()
     assert final.status == TransitionStatus.CANCELLED
     history = await handle_b.fetch_history()
+    # Local activities' results are recorded in markers: what was written under key a before
+    # the rotation and under key b after it both decode.
     used = {
         p.metadata[KEY_ID].decode()
         for event in history.events
-        if event.HasField("activity_task_scheduled_event_attributes")
-        for p in event.activity_task_scheduled_event_attributes.input.payloads
+        if event.HasField("marker_recorded_event_attributes")
+        for payloads in event.marker_recorded_event_attributes.details.values()
+        for p in payloads.payloads
+        if KEY_ID in p.metadata
     }
     assert used == {"a", "b"}

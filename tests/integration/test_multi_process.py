@@ -36,7 +36,13 @@ async def test_two_workers_two_listeners_share_the_work_and_survive_losing_one(
     facility = f"MP{uuid.uuid4().hex[:4].upper()}"
     ports = [find_free_port(), find_free_port()]
     listeners = [
-        carebridge_process("listener", temporal_env, settings, CAREBRIDGE_MLLP_PORT=str(p))
+        carebridge_process(
+            "listener",
+            temporal_env,
+            settings,
+            CAREBRIDGE_MLLP_PORT=str(p),
+            CAREBRIDGE_LISTENER_HEALTH_PORT=str(find_free_port()),
+        )
         for p in ports
     ]
     workers = [carebridge_process("worker", temporal_env, settings) for _ in range(2)]
