@@ -255,7 +255,6 @@ class TransitionWorkflow:
                     and workflow.patched(LOCAL_ACTIVITIES_PATCH)
                 ):
                     await self._publish()  # else the escalation due now publishes both
-
             else:
                 await self._escalate(step, escalation, generation)
 
