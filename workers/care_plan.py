@@ -21,6 +21,17 @@ class PlannedAttempt(BaseModel):
     outside_contact_window: bool
 
 
+class Reach(BaseModel):
+    """How an outreach step reaches the person: the numbers to call, in which language, when,
+    and the caregivers the patient agreed may be called."""
+
+    numbers: list[str]
+    language: str
+    interpreter_needed: bool
+    window: str | None
+    caregivers: list[Caregiver]
+
+
 class PlannedStep(BaseModel):
     step_id: str
     title: str
@@ -30,6 +41,23 @@ class PlannedStep(BaseModel):
     overdue: bool = False
     outcome: str | None = None
     attempts: list[PlannedAttempt] = []
+    reach: Reach | None = None
+
+
+OUTREACH_ROLE = "care_manager"  # the role that calls the patient in the default protocols
+
+
+def reach_of(state: TransitionState) -> Reach:
+    profile = state.profile
+    window = profile.contact_window
+    return Reach(
+        # an A08's numbers are newer than the discharge's
+        numbers=list(state.contact_numbers or profile.phones),
+        language=profile.language,
+        interpreter_needed=profile.interpreter_needed,
+        window=f"{window.start:%H:%M}-{window.end:%H:%M}" if window else None,
+        caregivers=list(profile.contactable_caregivers),
+    )
 
 
 class Barrier(BaseModel):
@@ -54,7 +82,9 @@ class CarePlan(BaseModel):
     caregivers: list[Caregiver]
 
 
-def _planned_step(step: StepState, profile: PersonProfile, zone: ZoneInfo) -> PlannedStep:
+def _planned_step(
+    step: StepState, profile: PersonProfile, zone: ZoneInfo, reach: Reach
+) -> PlannedStep:
     window = profile.contact_window
     return PlannedStep(
         step_id=step.step_id,
@@ -76,14 +106,18 @@ def _planned_step(step: StepState, profile: PersonProfile, zone: ZoneInfo) -> Pl
             )
             for attempt in step.attempts
         ],
+        reach=reach
+        if step.kind == StepKind.HUMAN_TASK and step.owner_role == OUTREACH_ROLE
+        else None,
     )
 
 
 def build_care_plan(state: TransitionState) -> CarePlan:
     zone = ZoneInfo(state.timezone or "UTC")
     profile = state.profile
+    reach = reach_of(state)
     steps = [
-        _planned_step(step, profile, zone)
+        _planned_step(step, profile, zone, reach)
         for step in state.steps
         if step.status != StepStatus.NOT_NEEDED
     ]

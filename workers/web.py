@@ -18,7 +18,7 @@ from schemas.worklist import TransitionQuery
 from store import dashboard, projection
 from workers.api_common import services
 from workers.auth import COOKIE, Role, require
-from workers.care_plan import build_care_plan
+from workers.care_plan import build_care_plan, reach_of
 from workers.charts import bar_chart
 from workers.services import Services
 from workflows.transition import TransitionWorkflow
@@ -106,6 +106,7 @@ async def transition_page(
         "transition.html",
         page="transition",
         state=state,
+        reach=reach_of(state),
         timeline=timeline,
         actor=actor,
     )

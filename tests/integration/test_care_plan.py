@@ -68,12 +68,15 @@ async def test_language_and_caregiver_from_the_adt_reach_the_care_plan(
     assert not plan["screened"]
     outreach = {s["step_id"]: s for s in plan["steps"]}["interactive_contact"]
     assert outreach["owner"] == "care manager" and outreach["due_at"]
+    assert outreach["reach"]["language"] == "SPA"
+    assert outreach["reach"]["caregivers"] == []  # no consent from the ADT
 
     # The care manager records what the ADT cannot say: consent, window, what matters.
     profile = plan["profile"] | {
         "caregivers": [plan["caregivers"][0] | {"consent_to_contact": True}],
         "contact_window": {"start": "09:00", "end": "10:00"},
         "goals_of_care": "be home for my granddaughter's wedding",
+        "interpreter_needed": True,
     }
     saved = await stack.http.put(
         f"/transitions/{tid}/profile", json={"by": "rn.alvarez", "profile": profile}
@@ -90,6 +93,21 @@ async def test_language_and_caregiver_from_the_adt_reach_the_care_plan(
     plan = (await stack.http.get(f"/transitions/{tid}/care-plan")).json()
     assert plan["what_matters"] == "be home for my granddaughter's wedding"
     assert plan["caregivers"][0]["consent_to_contact"] is True
+    reach = {s["step_id"]: s for s in plan["steps"]}["interactive_contact"]["reach"]
+    assert [(c["name"], c["phone"]) for c in reach["caregivers"]] == [("JOHN DOE", "(617)555-0142")]
+    assert reach["window"] == "09:00-10:00"
+    assert {s["step_id"]: s for s in plan["steps"]}["medication_reconciliation"]["reach"] is None
+
+    # An attempt outside the preferred hours is recorded, and flagged on the plan.
+    attempt = await stack.http.post(
+        f"/transitions/{tid}/steps/interactive_contact/attempts",
+        json={"by": "rn.alvarez", "result": "no_answer"},
+    )
+    assert attempt.status_code == 200
+    plan = (await stack.http.get(f"/transitions/{tid}/care-plan")).json()
+    [made] = {s["step_id"]: s for s in plan["steps"]}["interactive_contact"]["attempts"]
+    local_hour = datetime.fromisoformat(made["at"]).hour
+    assert made["outside_contact_window"] is (local_hour != 9)
 
 
 async def test_two_positive_domains_open_two_referrals_that_escalate_and_close_with_a_resource(

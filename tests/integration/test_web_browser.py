@@ -160,6 +160,8 @@ async def test_care_plan_page_reads_as_a_plan_and_prints_without_the_chrome(
     base = str(stack.http.base_url).rstrip("/")
     page = await browser.new_page(viewport={"width": 1100, "height": 900})
     await page.goto(f"{base}/ui/transitions/{tid}")
+    reach = await page.locator('#steps tr[data-step="interactive_contact"] .reach').inner_text()
+    assert "SPA (interpreter)" in reach and "caregiver JOHN DOE (SPO) (617)555-0142" in reach
     await page.click("#care-plan-link")
     await page.wait_for_url(f"**/ui/transitions/{tid}/care-plan")
     text = await page.locator("#care-plan").inner_text()
