@@ -74,6 +74,30 @@ class SafetyFrequency(StrEnum):
         return list(SafetyFrequency).index(self) + 1
 
 
+# The AHC HRSN core questions, as asked (one per answer field).
+QUESTIONS = {
+    "living_situation": "What is your living situation today?",
+    "housing_problems": "Think about the place you live. Do you have problems with any of these?",
+    "food_worried_would_run_out": "Within the past 12 months, you worried that your food would "
+    "run out before you got money to buy more.",
+    "food_did_not_last": "Within the past 12 months, the food you bought just didn't last and "
+    "you didn't have money to get more.",
+    "transportation_kept_from_needs": "In the past 12 months, has lack of reliable "
+    "transportation kept you from medical appointments, meetings, work or from getting things "
+    "needed for daily living?",
+    "utilities_shut_off_threatened": "In the past 12 months has the electric, gas, oil, or water "
+    "company threatened to shut off services in your home?",
+    "safety_physically_hurt": "How often does anyone, including family and friends, physically "
+    "hurt you?",
+    "safety_insult_or_talk_down": "How often does anyone, including family and friends, insult "
+    "or talk down to you?",
+    "safety_threaten_with_harm": "How often does anyone, including family and friends, threaten "
+    "you with harm?",
+    "safety_scream_or_curse": "How often does anyone, including family and friends, scream or "
+    "curse at you?",
+}
+
+
 class HrsnAnswers(BaseModel):
     """One answer per core question; anything outside the tool's options is refused."""
 

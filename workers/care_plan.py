@@ -35,6 +35,8 @@ class Reach(BaseModel):
 class PlannedStep(BaseModel):
     step_id: str
     title: str
+    kind: StepKind = StepKind.HUMAN_TASK
+    referral_for: HrsnDomain | None = None
     owner: str = ""
     status: str
     due_at: datetime | None = None
@@ -89,6 +91,8 @@ def _planned_step(
     return PlannedStep(
         step_id=step.step_id,
         title=step.title,
+        kind=step.kind,
+        referral_for=step.referral_for,
         owner=step.assignee or step.owner_role.replace("_", " "),
         status=step.status.value,
         due_at=step.due_at.astimezone(zone) if step.due_at else None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args, get_origin
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from temporalio.service import RPCError, RPCStatusCode
 
 from ingest import keys
+from schemas.social_needs import QUESTIONS, HrsnAnswers, HrsnDomain
 from schemas.transition import TransitionState, TransitionStatus
 from schemas.worklist import TransitionQuery
 from store import dashboard, projection
@@ -28,6 +29,24 @@ Viewer = Depends(require(Role.CARE_MANAGER, Role.SUPERVISOR, Role.OPERATOR))
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
 Svc = Annotated[Services, Depends(services)]
 VIEWS = {"open", "overdue", "today", "all"}
+
+
+def _screening_questions() -> list[dict[str, Any]]:
+    """The HRSN form: each answer field with its question and the tool's options."""
+    questions = []
+    for name, field in HrsnAnswers.model_fields.items():
+        annotation = field.annotation
+        if annotation is bool:
+            kind, options = "yes_no", ["no", "yes"]
+        elif get_origin(annotation) is tuple:
+            kind, options = "many", [m.value for m in get_args(annotation)[0]]
+        else:
+            kind, options = "one", [m.value for m in annotation]  # type: ignore[union-attr]
+        questions.append({"name": name, "text": QUESTIONS[name], "kind": kind, "options": options})
+    return questions
+
+
+SCREENING_QUESTIONS = _screening_questions()
 
 
 def _localiser(svc: Services) -> Any:
@@ -118,7 +137,15 @@ async def transition_page(
 async def care_plan_page(request: Request, svc: Svc, transition_id: str) -> HTMLResponse:
     """The printable care plan, for the patient or caregiver."""
     state = await _state(svc, transition_id)
-    return _render(request, svc, "care_plan.html", page="care_plan", plan=build_care_plan(state))
+    return _render(
+        request,
+        svc,
+        "care_plan.html",
+        page="care_plan",
+        plan=build_care_plan(state),
+        questions=SCREENING_QUESTIONS,
+        resources={domain: svc.library.resources_for(domain) for domain in HrsnDomain},
+    )
 
 
 @router.get("/dashboard", response_class=HTMLResponse, dependencies=[Viewer])

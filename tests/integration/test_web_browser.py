@@ -145,17 +145,8 @@ async def test_care_plan_page_reads_as_a_plan_and_prints_without_the_chrome(
         "contact_window": {"start": "09:00", "end": "11:00"},
         "goals_of_care": "Get back to gardening and see my grandchildren",
     }
-    for path, body in (
-        (f"{api}/profile", {"by": "rn.alvarez", "profile": profile}),
-        (f"{api}/steps/social_needs_screening/screening", SCREENING),
-        (
-            f"{api}/steps/referral_food/referral",
-            {"by": "rn.alvarez", "resource_id": "food-bank-home-delivery", "outcome": "connected"},
-        ),
-    ):
-        method = stack.http.put if path.endswith("/profile") else stack.http.post
-        response = await method(path, json=body)
-        assert response.status_code == 200, response.text
+    saved = await stack.http.put(f"{api}/profile", json={"by": "rn.alvarez", "profile": profile})
+    assert saved.status_code == 200, saved.text
 
     base = str(stack.http.base_url).rstrip("/")
     page = await browser.new_page(viewport={"width": 1100, "height": 900})
@@ -164,6 +155,22 @@ async def test_care_plan_page_reads_as_a_plan_and_prints_without_the_chrome(
     assert "SPA (interpreter)" in reach and "caregiver JOHN DOE (SPO) (617)555-0142" in reach
     await page.click("#care-plan-link")
     await page.wait_for_url(f"**/ui/transitions/{tid}/care-plan")
+    assert "Social needs screening not done yet" in await page.locator("#barriers").inner_text()
+
+    # The care manager records the screening in the form: food and transportation positive.
+    await page.fill("#actor", "rn.alvarez")
+    for name, value in SCREENING["answers"].items():
+        if isinstance(value, list):
+            continue  # housing problems: none ticked
+        option = ("yes" if value else "no") if isinstance(value, bool) else value
+        await page.select_option(f'#screening-form select[name="{name}"]', option)
+    await page.click('#screening-form button[type="submit"]')
+    referral = page.locator('.referral[data-step="referral_food"]')
+    await referral.wait_for()
+    assert await page.locator(".referral").count() == 2  # food and transportation only
+    await referral.locator(".resource").select_option("food-bank-home-delivery")
+    await referral.locator("button").click()
+    await page.locator('.referral[data-step="referral_food"]').wait_for(state="detached")
     text = await page.locator("#care-plan").inner_text()
     assert "Get back to gardening" in text
     assert "Food insecurity — referral completed" in text
@@ -179,3 +186,4 @@ async def test_care_plan_page_reads_as_a_plan_and_prints_without_the_chrome(
     assert not await page.locator("header").is_visible()
     assert not await page.locator("button").first.is_visible()
     assert await page.locator("#care-plan").is_visible()
+    assert not await page.locator("#record").is_visible()
