@@ -14,6 +14,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from activities.channels import Channels, Message
+from ingest import keys
 from schemas.maintenance import DigestResult, SweepReport
 from schemas.site import NotificationConfig
 from schemas.transition import TransitionState, TransitionStatus
@@ -116,11 +117,11 @@ class MaintenanceActivities:
         }
         republished = sorted(running - known)
         for transition in republished:
-            await self._client.get_workflow_handle(f"transition-{transition}").signal("republish")
+            await self._client.get_workflow_handle(keys.workflow_id(transition)).signal("republish")
         closed = []
         for transition in sorted(active - running):
             handle = self._client.get_workflow_handle(
-                f"transition-{transition}", result_type=TransitionState
+                keys.workflow_id(transition), result_type=TransitionState
             )
             try:
                 description = await handle.describe()

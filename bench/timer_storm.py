@@ -24,6 +24,7 @@ from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
+from ingest import keys
 from schemas.protocol import DueRule, DueUnit, EscalationLevel, Protocol, StepRule
 from schemas.transition import TransitionInput
 from store.db import create_pool
@@ -108,7 +109,7 @@ async def run(count: int, lead_seconds: float, memory: bool, cache: int) -> dict
                         discharged_at=due,
                         protocol=STORM,
                     ),
-                    id=f"transition-{tid}",
+                    id=keys.workflow_id(tid),
                     task_queue=settings.task_queue,
                 )
 

@@ -7,8 +7,16 @@ import contextlib
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
+
+from temporalio.client import Client, WorkflowHandle
+
+from ingest import keys
+from schemas.protocol import Protocol
+from schemas.transition import TransitionInput, TransitionState
+from workflows.transition import TransitionWorkflow
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 T = TypeVar("T")
@@ -119,3 +127,28 @@ def with_person_fields(raw: bytes) -> bytes:
         "NK1|2||EMC^Emergency contact",
     ]
     return ("\r".join(lines) + "\r").encode()
+
+
+async def start_direct(
+    client: Client,
+    task_queue: str,
+    protocol: Protocol,
+    *,
+    facility: str,
+    discharged_at: datetime,
+    tid: str | None = None,
+) -> WorkflowHandle[TransitionWorkflow, TransitionState]:
+    """A transition started straight on Temporal (no ADT), e.g. with a test protocol."""
+    tid = tid or uuid.uuid4().hex[:24]
+    return await client.start_workflow(
+        TransitionWorkflow.run,
+        TransitionInput(
+            transition_id=tid,
+            encounter_key=tid.ljust(64, "0"),
+            facility=facility,
+            discharged_at=discharged_at,
+            protocol=protocol,
+        ),
+        id=keys.workflow_id(tid),
+        task_queue=task_queue,
+    )

@@ -21,6 +21,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
+from ingest import keys
 from tests.conftest import TEST_KEYS
 from tests.helpers import MllpClient, assert_eventually, find_free_port, msa
 from workers import embedded
@@ -209,14 +210,14 @@ async def assert_settled_and_consistent(
 
     async def same_open_set() -> None:
         running = {
-            wf.id.removeprefix("transition-")
+            wf.id
             async for wf in client.list_workflows(
                 f"WorkflowType = 'TransitionWorkflow' AND CbFacility = '{facility}' "
                 "AND ExecutionStatus = 'Running'"
             )
         }
         projected = {
-            row["transition_id"]
+            keys.workflow_id(row["transition_id"])
             for row in await pool.fetch(
                 "SELECT transition_id FROM transitions WHERE facility = $1 AND status = 'active'",
                 facility,

@@ -9,11 +9,9 @@ from datetime import UTC, date, datetime
 
 from schemas.protocol import DueRule, DueUnit, EscalationLevel, Protocol, StepKind, StepRule
 from schemas.social_needs import HrsnDomain
-from schemas.transition import TransitionInput
-from tests.helpers import a03, assert_eventually, msa, with_person_fields
+from tests.helpers import a03, assert_eventually, msa, start_direct, with_person_fields
 from tests.integration.conftest import RunningStack, assert_projected
 from tests.workflow.support import FOOD_AND_TRANSPORT
-from workflows.transition import TransitionWorkflow
 
 LADDER = (EscalationLevel(level=1, role="care_manager", channel="worklist"),)
 
@@ -115,17 +113,13 @@ async def test_two_positive_domains_open_two_referrals_that_escalate_and_close_w
 ) -> None:
     tid = f"needs{uuid.uuid4().hex[:19]}"
     facility = f"ND{uuid.uuid4().hex[:4].upper()}"
-    await stack.services.client.start_workflow(
-        TransitionWorkflow.run,
-        TransitionInput(
-            transition_id=tid,
-            encounter_key=tid.ljust(64, "0"),
-            facility=facility,
-            discharged_at=datetime.now(UTC),
-            protocol=NEEDS_AT_ONCE,
-        ),
-        id=f"transition-{tid}",
-        task_queue=stack.services.settings.task_queue,
+    await start_direct(
+        stack.services.client,
+        stack.services.settings.task_queue,
+        NEEDS_AT_ONCE,
+        facility=facility,
+        discharged_at=datetime.now(UTC),
+        tid=tid,
     )
     await assert_projected(stack.services.pool, facility, 1, within=60)
     base = f"/transitions/{tid}"

@@ -15,8 +15,7 @@ import httpx
 from temporalio.testing import WorkflowEnvironment
 
 from bench.timer_storm import STORM
-from schemas.transition import TransitionInput
-from tests.helpers import MllpClient, a03, assert_eventually, find_free_port, msa
+from tests.helpers import MllpClient, a03, assert_eventually, find_free_port, msa, start_direct
 from tests.integration.conftest import (
     RunningStack,
     assert_projected,
@@ -107,19 +106,14 @@ async def test_worker_process_serves_sdk_and_carebridge_metrics_and_drains_on_si
     )
     try:
         await wait_for_pollers(temporal_env.client, settings.task_queue)
-        tid = f"metrics{uuid.uuid4().hex[:17]}"
-        await temporal_env.client.start_workflow(
-            TransitionWorkflow.run,
-            TransitionInput(
-                transition_id=tid,
-                encounter_key=tid.ljust(64, "0"),
-                facility="METRICS",
-                discharged_at=datetime.now(UTC),
-                protocol=DUE_AT_ONCE,
-            ),
-            id=f"transition-{tid}",
-            task_queue=settings.task_queue,
+        handle = await start_direct(
+            temporal_env.client,
+            settings.task_queue,
+            DUE_AT_ONCE,
+            facility="METRICS",
+            discharged_at=datetime.now(UTC),
         )
+        tid = (await handle.query(TransitionWorkflow.get_state)).transition_id
         await scrape(
             port,
             "temporal_workflow_task_schedule_to_start_latency_bucket",

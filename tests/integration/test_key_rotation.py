@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 import asyncpg
@@ -10,7 +9,8 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from ingest.protocol_library import load_library
-from schemas.transition import AdtSignal, TransitionInput, TransitionStatus
+from schemas.transition import AdtSignal, TransitionStatus
+from tests.helpers import start_direct
 from tests.workflow.support import PROTOCOLS_DIR
 from workers.codec import KEY_ID, Keyring
 from workers.settings import Settings
@@ -28,22 +28,15 @@ async def test_transition_started_under_key_a_completes_under_key_b(
     client_a = Client(**{**config, "data_converter": data_converter(key_a)})
     client_b = Client(**{**config, "data_converter": data_converter(key_b)})
     library = load_library(PROTOCOLS_DIR)
-    tid = uuid.uuid4().hex[:24]
-    workflow_id = f"transition-{tid}"
-
     async with build_worker(client_a, pool, settings):
-        handle_a = await client_a.start_workflow(
-            TransitionWorkflow.run,
-            TransitionInput(
-                transition_id=tid,
-                encounter_key=tid.ljust(64, "0"),
-                facility="ROTATE",
-                discharged_at=datetime.now(UTC),
-                protocol=library.latest("discharge-home"),
-            ),
-            id=workflow_id,
-            task_queue=settings.task_queue,
+        handle_a = await start_direct(
+            client_a,
+            settings.task_queue,
+            library.latest("discharge-home"),
+            facility="ROTATE",
+            discharged_at=datetime.now(UTC),
         )
+        workflow_id = handle_a.id
         state = await handle_a.query(TransitionWorkflow.get_state)
         assert state.status == TransitionStatus.ACTIVE
     async with build_worker(client_b, pool, settings):

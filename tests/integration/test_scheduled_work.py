@@ -202,7 +202,7 @@ async def test_sweep_repairs_a_missing_row_and_a_stale_one(
         assert count == 2
 
     await assert_eventually(projected)
-    await temporal_env.client.get_workflow_handle(f"transition-{stale}").terminate("test")
+    await temporal_env.client.get_workflow_handle(keys.workflow_id(stale)).terminate("test")
     await pool.execute("DELETE FROM transitions WHERE transition_id = $1", missing)
 
     report: SweepReport = await temporal_env.client.execute_workflow(

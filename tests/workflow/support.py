@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.planning import PlanningActivities
+from ingest import keys
 from ingest.protocol_library import load_library
 from schemas.protocol import RiskTier
 from schemas.risk import RiskAssessment
@@ -165,7 +166,7 @@ async def start_transition(
             calendar=LIBRARY.site.calendar,
             policy=LIBRARY.site.policy,
         ),
-        id=f"transition-{tid}",
+        id=keys.workflow_id(tid),
         task_queue=worker.task_queue,
     )
     STARTED.append(handle)
