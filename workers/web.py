@@ -7,22 +7,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, get_args, get_origin
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
-from temporalio.service import RPCError, RPCStatusCode
 
-from ingest import keys
 from schemas.social_needs import QUESTIONS, HrsnAnswers, HrsnDomain
-from schemas.transition import TransitionState, TransitionStatus
+from schemas.transition import TransitionStatus
 from schemas.worklist import TransitionQuery
 from store import dashboard, projection
 from workers.api_common import services
+from workers.api_transitions import live_state
 from workers.auth import COOKIE, Role, require
 from workers.care_plan import build_care_plan, reach_of
 from workers.charts import bar_chart
 from workers.services import Services
-from workflows.transition import TransitionWorkflow
 
 router = APIRouter(include_in_schema=False)
 Viewer = Depends(require(Role.CARE_MANAGER, Role.SUPERVISOR, Role.OPERATOR))
@@ -102,22 +100,11 @@ async def worklist(
     )
 
 
-async def _state(svc: Services, transition_id: str) -> TransitionState:
-    handle = svc.client.get_workflow_handle(keys.workflow_id(transition_id))
-    try:
-        state: TransitionState = await handle.query(TransitionWorkflow.get_state)
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise HTTPException(404, f"no transition {transition_id}") from exc
-        raise
-    return state
-
-
 @router.get("/ui/transitions/{transition_id}", response_class=HTMLResponse, dependencies=[Viewer])
 async def transition_page(
     request: Request, svc: Svc, transition_id: str, actor: str = ""
 ) -> HTMLResponse:
-    state = await _state(svc, transition_id)
+    state = await live_state(svc, transition_id)
     timeline = await projection.timeline(svc.pool, transition_id)
     return _render(
         request,
@@ -136,7 +123,7 @@ async def transition_page(
 )
 async def care_plan_page(request: Request, svc: Svc, transition_id: str) -> HTMLResponse:
     """The printable care plan, for the patient or caregiver."""
-    state = await _state(svc, transition_id)
+    state = await live_state(svc, transition_id)
     return _render(
         request,
         svc,
