@@ -148,7 +148,6 @@ def _social_needs(row: asyncpg.Record, library: ProtocolLibrary) -> dict[str, An
     positive: list[str] = []
     connected: list[str] = []
     connected_in_time = False
-    by_outcome = dict.fromkeys(("connected", "declined", "unavailable", "open"), 0)
     for rule in protocol.steps:
         step = summaries.get(rule.id)
         if rule.referral_for is None or step is None or screened_at is None:
@@ -156,9 +155,7 @@ def _social_needs(row: asyncpg.Record, library: ProtocolLibrary) -> dict[str, An
         if step.status == StepStatus.NOT_NEEDED:
             continue
         positive.append(rule.referral_for.value)
-        outcome = step.outcome if step.status == StepStatus.COMPLETED else "open"
-        by_outcome[outcome if outcome in by_outcome else "open"] += 1
-        if outcome == "connected":
+        if step.status == StepStatus.COMPLETED and step.outcome == "connected":
             connected.append(rule.referral_for.value)
             if step.completed_at and step.completed_at - screened_at <= CONNECTED_WITHIN:
                 connected_in_time = True
@@ -172,7 +169,6 @@ def _social_needs(row: asyncpg.Record, library: ProtocolLibrary) -> dict[str, An
         "connected_domains": ";".join(connected),
         "connected_within_14_days": connected_in_time,
         "_positive": positive,
-        "_outcomes": by_outcome,
         "_screening_step": screening is not None,
     }
 
