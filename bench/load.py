@@ -30,7 +30,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.client import Client
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from bench.results import save
 
 
 @workflow.defn(name="BaselineNoop")
@@ -262,10 +262,7 @@ def main() -> None:
     print(f"{'ACK codes':28}{json.dumps(ingest_['ack_codes']):>12}")
     print(f"{'transport errors':28}{ingest_['errors']:>12}")
     print(f"{'transitions started':28}{result['workflows_started']:>12}")
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"load-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(result, indent=2))
-    print(f"written to {path}")
+    save("load", result)
 
 
 if __name__ == "__main__":

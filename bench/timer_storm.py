@@ -24,6 +24,7 @@ from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
+from bench.results import save
 from ingest import keys
 from schemas.protocol import DueRule, DueUnit, EscalationLevel, Protocol, StepRule
 from schemas.transition import TransitionInput
@@ -38,7 +39,6 @@ from workers.worker import build_worker
 from workflows import search_attributes
 from workflows.transition import TransitionWorkflow
 
-RESULTS = Path(__file__).resolve().parent / "results"
 STORM = Protocol(
     id="storm",
     version=1,
@@ -169,10 +169,7 @@ def main() -> None:
     configure_logging("WARNING", "json")
     result = asyncio.run(run(args.transitions, args.lead, args.memory, args.cache))
     print(json.dumps(result, indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"timer-storm-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(result, indent=2))
-    print(f"written to {path}")
+    save("timer-storm", result)
 
 
 if __name__ == "__main__":
