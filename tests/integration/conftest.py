@@ -27,7 +27,7 @@ from tests.helpers import MllpClient, assert_eventually, find_free_port, msa
 from workers import embedded
 from workers.api import create_app
 from workers.cli import app
-from workers.listener import listener_for
+from workers.listener import MllpListener, listener_for
 from workers.services import Services
 from workers.settings import Settings, get_settings
 from workers.stack import EmbeddedUvicorn
@@ -53,8 +53,7 @@ async def stack(
 ) -> AsyncIterator[RunningStack]:
     api_port, mllp_port = find_free_port(), find_free_port()
     services = Services.build(settings, pool, temporal_env.client)
-    listener = listener_for(services.intake, settings)
-    await listener.start("127.0.0.1", mllp_port)
+    listener, _ = await start_listener(services, settings, mllp_port)
     api = EmbeddedUvicorn(
         uvicorn.Config(create_app(services), host="127.0.0.1", port=api_port, log_config=None)
     )
@@ -125,6 +124,16 @@ def carebridge_process(
             stdout=output,
             stderr=subprocess.STDOUT,
         )
+
+
+async def start_listener(
+    services: Services, settings: Settings, port: int | None = None
+) -> tuple[MllpListener, int]:
+    """An MLLP listener of these services on 127.0.0.1 (a free port unless given)."""
+    port = port or find_free_port()
+    listener = listener_for(services.intake, settings)
+    await listener.start("127.0.0.1", port)
+    return listener, port
 
 
 async def run_cli(env: dict[str, str], *args: str) -> Result:

@@ -15,15 +15,15 @@ from temporalio.testing import WorkflowEnvironment
 
 from store.db import create_pool
 from store.migrate import migrate
-from tests.helpers import MllpClient, a03, find_free_port, msa
+from tests.helpers import MllpClient, a03, msa
 from tests.integration.conftest import (
     assert_exactly_once,
     assert_projected,
     assert_settled_and_consistent,
     resend_until_aa,
+    start_listener,
 )
 from workers.embedded import start_embedded_postgres
-from workers.listener import listener_for
 from workers.services import Services
 from workers.settings import Settings
 from workers.worker import build_worker
@@ -57,9 +57,7 @@ async def test_postgres_restart_mid_stream_loses_and_doubles_nothing(
     await migrate(pool)
     mine = settings.model_copy(update={"database_url": url, "ack_timeout_seconds": 3.0})
     services = Services.build(mine, pool, temporal_env.client)
-    port = find_free_port()
-    listener = listener_for(services.intake, mine)
-    await listener.start("127.0.0.1", port)
+    listener, port = await start_listener(services, mine)
     facility = f"PGR{uuid.uuid4().hex[:4].upper()}"
     refused = 0
     try:

@@ -10,18 +10,18 @@ import uuid
 
 import asyncpg
 
-from tests.helpers import MllpClient, a03, find_free_port, msa
+from tests.helpers import MllpClient, a03, msa
 from tests.integration.conftest import (
     assert_exactly_once,
     assert_projected,
     assert_settled_and_consistent,
     carebridge_process,
     resend_until_aa,
+    start_listener,
     start_server,
     stop_server,
     wait_for_pollers,
 )
-from workers.listener import listener_for
 from workers.services import Services
 from workers.settings import Settings
 
@@ -32,9 +32,7 @@ async def test_temporal_restart_with_worker_running_loses_and_doubles_nothing(
     settings = own_temporal
     process, client = await start_server(settings)
     services = Services.build(settings, pool, client)
-    listener = listener_for(services.intake, settings)
-    port = find_free_port()
-    await listener.start("127.0.0.1", port)
+    listener, port = await start_listener(services, settings)
     worker = carebridge_process("worker", f"127.0.0.1:{settings.temporal_port}", settings)
     facility = f"TMP{uuid.uuid4().hex[:4].upper()}"
     refused = 0

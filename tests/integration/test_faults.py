@@ -14,14 +14,14 @@ import asyncpg
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from tests.helpers import MllpClient, a03, find_free_port, msa
+from tests.helpers import MllpClient, a03, msa
 from tests.integration.conftest import (
     assert_exactly_once,
     assert_projected,
     assert_settled_and_consistent,
     carebridge_process,
+    start_listener,
 )
-from workers.listener import listener_for
 from workers.services import Services
 from workers.settings import Settings
 
@@ -37,9 +37,7 @@ async def test_worker_killed_with_sigkill_and_restarted_loses_nothing(
     temporal_env: WorkflowEnvironment, services: Services, settings: Settings, fault_messages: int
 ) -> None:
     facility = f"KILL{uuid.uuid4().hex[:4].upper()}"
-    port = find_free_port()
-    listener = listener_for(services.intake, settings)
-    await listener.start("127.0.0.1", port)
+    listener, port = await start_listener(services, settings)
     worker = carebridge_process("worker", temporal_env, settings)
     acks = []
     try:
@@ -67,9 +65,7 @@ async def test_listener_stopped_mid_stream_with_retransmission_loses_and_doubles
     temporal_env: WorkflowEnvironment, services: Services, settings: Settings, fault_messages: int
 ) -> None:
     facility = f"LSTN{uuid.uuid4().hex[:4].upper()}"
-    port = find_free_port()
-    listener = listener_for(services.intake, settings)
-    await listener.start("127.0.0.1", port)
+    listener, port = await start_listener(services, settings)
     worker = carebridge_process("worker", temporal_env, settings)
     messages = [
         a03(facility=facility, visit=f"V{n}", control_id=f"{facility}-{n}")
@@ -86,8 +82,7 @@ async def test_listener_stopped_mid_stream_with_retransmission_loses_and_doubles
                 await client.send_raw(b"\x0b" + messages[n] + b"\x1c\x0d")
                 await listener.close()
                 stopped = True
-                listener = listener_for(services.intake, settings)
-                await listener.start("127.0.0.1", port)
+                listener, _ = await start_listener(services, settings, port)
                 await client.close()
                 client = await MllpClient.connect(port)  # the sender reconnects
                 continue  # and retransmits message n, whose ACK it never read

@@ -10,9 +10,8 @@ import asyncpg
 
 from ingest import keys
 from ingest.intake import AdtIntake
-from tests.helpers import MllpClient, a03, find_free_port, msa
-from tests.integration.conftest import RunningStack, start_server, stop_server
-from workers.listener import listener_for
+from tests.helpers import MllpClient, a03, msa
+from tests.integration.conftest import RunningStack, start_listener, start_server, stop_server
 from workers.services import Services
 from workers.settings import Settings
 
@@ -23,9 +22,7 @@ async def test_temporal_down_gets_ae_then_aa_when_back_without_duplicate(
     settings = own_temporal
     process, client = await start_server(settings)
     services = Services.build(settings, pool, client)
-    listener = listener_for(services.intake, settings)
-    port = find_free_port()
-    await listener.start("127.0.0.1", port)
+    listener, port = await start_listener(services, settings)
     raw = a03(facility="DOWNUP", visit="V-DOWN", control_id="DOWN-MLLP")
     try:
         await stop_server(process)
