@@ -12,6 +12,8 @@ import hl7
 from ingest.errors import DATA_TYPE_ERROR, HL7Error
 from schemas.adt import AckCode, EncodingCharacters
 
+# The HL7 explicit null: "delete the value" (an empty field only means "not sent").
+NULL = '""'
 _SEGMENT_BREAK = re.compile(r"\r\n|\n|\r")
 _DTM = re.compile(
     r"^(?P<year>\d{4})(?P<month>\d{2})?(?P<day>\d{2})?(?P<hour>\d{2})?(?P<minute>\d{2})?"
@@ -84,6 +86,41 @@ def has_segment(message: hl7.Message, name: str) -> bool:
     return any(str(segment[0]) == name for segment in message)
 
 
+def _segment(message: hl7.Message, name: str, occurrence: int) -> hl7.Segment | None:
+    """The occurrence-th (1-based) segment of that name; None when absent or a bare name."""
+    if occurrence < 1 or not has_segment(message, name):
+        return None
+    try:
+        found: hl7.Segment = message.segments(name)(occurrence)
+    except (IndexError, KeyError):  # fewer segments, or only a bare "NK1" with no fields
+        return None
+    return found
+
+
+def _leaf(
+    message: hl7.Message,
+    segment: str,
+    field: int,
+    repetition: int,
+    component: int,
+    subcomponent: int,
+    occurrence: int,
+) -> str:
+    """The unescaped, stripped leaf as sent: '' when absent or empty, NULL when the null.
+
+    python-hl7 0.4.5 keeps `""` as the two-character string; a None leaf is taken as the
+    null too, so that a parser that special-cases it still reads the same.
+    """
+    seg = _segment(message, segment, occurrence)
+    if seg is None:
+        return ""
+    try:
+        result: Any = seg.extract_field(1, field, repetition, component, subcomponent)
+    except (IndexError, KeyError):
+        return ""
+    return NULL if result is None else str(result).strip()
+
+
 def value(
     message: hl7.Message,
     segment: str,
@@ -91,24 +128,59 @@ def value(
     repetition: int = 1,
     component: int = 1,
     subcomponent: int = 1,
+    *,
+    occurrence: int = 1,
 ) -> str:
-    """One unescaped leaf value; '' where the segment, field or component is absent."""
-    if not has_segment(message, segment):
-        return ""
-    try:
-        result: Any = message.extract_field(segment, 1, field, repetition, component, subcomponent)
-    except (IndexError, KeyError):
-        return ""
-    return str(result).strip()
+    """One unescaped leaf value; '' where absent, empty or the explicit null `""`.
+
+    occurrence picks among repeated segments (the second NK1 is occurrence 2).
+    """
+    leaf = _leaf(message, segment, field, repetition, component, subcomponent, occurrence)
+    return "" if leaf == NULL else leaf
 
 
-def repetitions(message: hl7.Message, segment: str, field: int) -> int:
-    if not has_segment(message, segment):
+def is_null(
+    message: hl7.Message,
+    segment: str,
+    field: int,
+    repetition: int | None = None,
+    component: int | None = None,
+    subcomponent: int | None = None,
+    *,
+    occurrence: int = 1,
+) -> bool:
+    """Whether the field was sent as exactly `""` (the explicit null: delete the value).
+
+    With a repetition, component or subcomponent, asks about that one leaf instead (the
+    missing parts default to 1); `""^PRN` is a null leaf, not a null field.
+    """
+    if repetition is not None or component is not None or subcomponent is not None:
+        leaf = _leaf(
+            message, segment, field, repetition or 1, component or 1, subcomponent or 1, occurrence
+        )
+        return leaf == NULL
+    seg = _segment(message, segment, occurrence)
+    if seg is None or field >= len(seg):
+        return False
+    node: Any = seg(field)
+    return node is None or str(node).strip() == NULL
+
+
+def repetitions(message: hl7.Message, segment: str, field: int, *, occurrence: int = 1) -> int:
+    """How many repetitions the field has (an empty or null field counts one, read as '')."""
+    seg = _segment(message, segment, occurrence)
+    if seg is None or field >= len(seg):
+        return 0
+    return len(seg(field))
+
+
+def occurrences(message: hl7.Message, name: str) -> int:
+    """How many segments of that name carry fields (a bare "DG1" line counts none)."""
+    if not has_segment(message, name):
         return 0
     try:
-        seg = message.segment(segment)
-        return len(seg(field)) if field < len(seg) else 0
-    except (KeyError, IndexError):  # a segment name with no fields at all
+        return len(message.segments(name))
+    except KeyError:
         return 0
 
 

@@ -99,6 +99,7 @@ def to_event(message: hl7.Message, zone: ZoneInfo) -> AdtEvent:
     if head.trigger_event == "A03" and discharged_at is None:
         raise HL7Error(AckCode.ERROR, "A03 needs a discharge time (PV1-45 or MSH-7)", "PV1", 45)
 
+    phones = _phones(message)
     return AdtEvent(
         header=head,
         event_type=head.trigger_event,
@@ -114,10 +115,11 @@ def to_event(message: hl7.Message, zone: ZoneInfo) -> AdtEvent:
             er7.value(message, "PV1", 44), zone, segment="PV1", field=44
         ),
         discharged_at=discharged_at,
-        death_indicator=er7.value(message, "PID", 30).upper() == "Y"
-        or bool(er7.value(message, "PID", 29)),
+        death_indicator=_deceased(message),
         diagnosis_codes=_diagnoses(message),
-        contact_numbers=_phones(message),
+        contact_numbers=phones,
+        contact_numbers_cleared=not phones
+        and any(er7.is_null(message, "PID", field) for field in (13, 14)),
         language=er7.value(message, "PID", 15, 1, 1) or er7.value(message, "PID", 15, 1, 2),
         next_of_kin=_next_of_kin(message),
         pcp_ids=_pcp_ids(message),
@@ -135,20 +137,18 @@ def _event_time(message: hl7.Message, zone: ZoneInfo) -> datetime | None:
     return None
 
 
+def _deceased(message: hl7.Message) -> bool:
+    """PID-30 = Y, or any PID-29 death time as sent (a null or empty one is neither)."""
+    return er7.value(message, "PID", 30).upper() == "Y" or bool(er7.value(message, "PID", 29))
+
+
 def _diagnoses(message: hl7.Message) -> tuple[str, ...]:
-    codes = []
-    try:
-        segments = message.segments("DG1") if er7.has_segment(message, "DG1") else []
-    except KeyError:  # a bare "DG1" line with no fields
-        segments = []
-    for segment in segments:
-        try:
-            code = str(segment.extract_field(1, 3, 1, 1)).strip()
-        except (IndexError, KeyError):
-            continue
-        if code:
-            codes.append(code)
-    return tuple(codes)
+    """DG1-3 code of every DG1 segment."""
+    codes = (
+        er7.value(message, "DG1", 3, occurrence=n)
+        for n in range(1, er7.occurrences(message, "DG1") + 1)
+    )
+    return tuple(code for code in codes if code)
 
 
 def _phones(message: hl7.Message) -> tuple[str, ...]:
@@ -165,46 +165,36 @@ def _phones(message: hl7.Message) -> tuple[str, ...]:
     return tuple(numbers)
 
 
-def _segments(message: hl7.Message, name: str) -> list[hl7.Segment]:
-    """Every segment of that name; none when absent (or a bare name with no fields)."""
-    if not er7.has_segment(message, name):
-        return []
-    try:
-        return list(message.segments(name))
-    except KeyError:
-        return []
-
-
-def _part(segment: hl7.Segment, field: int, rep: int = 1, component: int = 1) -> str:
-    """One leaf of a segment; '' where the field or component is absent."""
-    try:
-        return str(segment.extract_field(1, field, rep, component, 1)).strip()
-    except (IndexError, KeyError):
-        return ""
-
-
-def _reps(segment: hl7.Segment, field: int) -> int:
-    return len(segment(field)) if field < len(segment) else 0
-
-
 def _next_of_kin(message: hl7.Message) -> tuple[NextOfKin, ...]:
     """NK1-2 (XPN family^given), NK1-3 (CE), NK1-5 first repetition (XTN number or 6+7)."""
     found = []
-    for nk1 in _segments(message, "NK1"):
-        name = " ".join(part for part in (_part(nk1, 2, 1, 2), _part(nk1, 2, 1, 1)) if part)
-        phone = _part(nk1, 5, 1, 1) or _part(nk1, 5, 1, 6) + _part(nk1, 5, 1, 7)
-        relationship = _part(nk1, 3, 1, 1)
+    for n in range(1, er7.occurrences(message, "NK1") + 1):
+        family, given, relationship, number, area, local = (
+            er7.value(message, "NK1", field, 1, component, occurrence=n)
+            for field, component in ((2, 1), (2, 2), (3, 1), (5, 1), (5, 6), (5, 7))
+        )
+        name = " ".join(piece for piece in (given, family) if piece)
+        phone = number or area + local
         if name or relationship or phone:
             found.append(NextOfKin(name=name, relationship=relationship, phone=phone))
     return tuple(found)
 
 
+def _ids(message: hl7.Message, segment: str, field: int, occurrence: int) -> list[str]:
+    """The first component of every repetition of an XCN field (PD1-4, ROL-4)."""
+    count = er7.repetitions(message, segment, field, occurrence=occurrence)
+    return [
+        er7.value(message, segment, field, rep, occurrence=occurrence)
+        for rep in range(1, count + 1)
+    ]
+
+
 def _pcp_ids(message: hl7.Message) -> tuple[str, ...]:
     """PD1-4 XCN ids, then ROL-4 ids of the ROL segments whose ROL-3 role is PP or PCP."""
     ids: list[str] = []
-    for pd1 in _segments(message, "PD1"):
-        ids.extend(_part(pd1, 4, rep) for rep in range(1, _reps(pd1, 4) + 1))
-    for rol in _segments(message, "ROL"):
-        if _part(rol, 3).upper() in PCP_ROLES:
-            ids.extend(_part(rol, 4, rep) for rep in range(1, _reps(rol, 4) + 1))
+    for n in range(1, er7.occurrences(message, "PD1") + 1):
+        ids.extend(_ids(message, "PD1", 4, n))
+    for n in range(1, er7.occurrences(message, "ROL") + 1):
+        if er7.value(message, "ROL", 3, occurrence=n).upper() in PCP_ROLES:
+            ids.extend(_ids(message, "ROL", 4, n))
     return tuple(dict.fromkeys(i for i in ids if i))

@@ -230,7 +230,7 @@ class AdtRouter:
             occurred_at=at,
             patient_class=event.patient_class,
             deceased=event.death_indicator,
-            contact_numbers=event.contact_numbers or None,
+            contact_numbers=() if event.contact_numbers_cleared else event.contact_numbers or None,
             location=event.location or None,
             **fields,
         )

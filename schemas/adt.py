@@ -96,6 +96,11 @@ class AdtEvent(BaseModel):
     death_indicator: bool = False
     diagnosis_codes: tuple[str, ...] = Field(default=(), description="DG1-3 codes (ICD-10)")
     contact_numbers: tuple[str, ...] = Field(default=(), description="PID-13/14. PHI")
+    contact_numbers_cleared: bool = Field(
+        default=False,
+        description='PID-13/14 sent as the HL7 null "" and no number left: delete the numbers '
+        "kept (empty PID-13/14 only means not sent: keep them)",
+    )
     language: str = Field(default="", description="PID-15 identifier, else its text")
     next_of_kin: tuple[NextOfKin, ...] = Field(default=(), description="NK1 segments. PHI")
     pcp_ids: tuple[str, ...] = Field(
