@@ -8,7 +8,7 @@ invariant 5): a due time is computed once and then read back from history.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from importlib.metadata import version
 from zoneinfo import ZoneInfo
@@ -17,8 +17,6 @@ import holidays
 
 from schemas.protocol import DueUnit
 from schemas.site import CalendarConfig
-
-END_OF_DAY = time(23, 59, 59)
 
 
 def calendar_name(config: CalendarConfig) -> str:
@@ -57,7 +55,7 @@ class BusinessCalendar:
         return day
 
     def end_of_day(self, day: date) -> datetime:
-        return datetime.combine(day, END_OF_DAY, tzinfo=self.zone)
+        return self.config.end_of_day(day)
 
     def add_business_hours(self, start: datetime, hours: int) -> datetime:
         """`hours` working hours after `start`, counting only inside the working day."""
@@ -82,7 +80,9 @@ class BusinessCalendar:
     def offset(self, anchor: datetime, unit: DueUnit, amount: int) -> datetime:
         """`amount` units after `anchor`; day units end at the end of the local day."""
         if unit == DueUnit.HOURS:
-            return (anchor + timedelta(hours=amount)).astimezone(self.zone)
+            # Elapsed hours: in UTC, since aware arithmetic in one zone is wall-clock time
+            # (a 48-hour deadline across a DST change would be 47 or 49 real hours).
+            return (anchor.astimezone(UTC) + timedelta(hours=amount)).astimezone(self.zone)
         if unit == DueUnit.BUSINESS_HOURS:
             return self.add_business_hours(anchor, amount)
         anchor_day = anchor.astimezone(self.zone).date()
@@ -91,5 +91,4 @@ class BusinessCalendar:
         return self.end_of_day(self.add_business_days(anchor_day, amount))
 
     def period_end(self, discharged_at: datetime, days: int) -> datetime:
-        """TCM: the day of discharge and the next days-1 days (30 days in total)."""
-        return self.end_of_day(discharged_at.astimezone(self.zone).date() + timedelta(days - 1))
+        return self.config.period_end(discharged_at, days)

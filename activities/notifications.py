@@ -50,14 +50,25 @@ class NotificationActivities:
         transport = self._config.channels.get(notice.channel, Transport.WORKLIST)
         key = f"{notice.transition_id}:{notice.step_id}:{notice.level}:{notice.due_at.isoformat()}"
         link = f"{self._base_url}/ui/transitions/{notice.transition_id}"
-        message = Message(
-            subject=f"[carebridge] {notice.step_id} overdue: level {notice.level}",
-            text=(
+        if notice.missed_before_arrival:
+            missed = ", ".join(notice.missed_before_arrival)
+            subject = f"[carebridge] transition {notice.transition_id} arrived late"
+            text = (
+                f"The discharge of transition {notice.transition_id} arrived "
+                f"{notice.scheduled_at.isoformat()}, after the deadline of: {missed}.\n{link}\n"
+            )
+        else:
+            subject = f"[carebridge] {notice.step_id} overdue: level {notice.level}"
+            text = (
                 f"Step {notice.step_id} of transition {notice.transition_id} was due "
                 f"{notice.due_at.isoformat()} and is not done.\nEscalation level "
                 f"{notice.level} to {notice.role}.\n{link}\n"
-            ),
-            payload={"type": "escalation", **notice.model_dump(mode="json"), "link": link},
+            )
+        kind = "arrived_late" if notice.missed_before_arrival else "escalation"
+        message = Message(
+            subject=subject,
+            text=text,
+            payload={"type": kind, **notice.model_dump(mode="json"), "link": link},
             idempotency_key=key,
             recipients=self._config.recipients.get(notice.role, ()),
         )

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from ingest import er7, mapping
 from ingest.errors import HL7Error
+from schemas.site import SiteConfig
 
 
-def describe(row: dict[str, Any], zone: ZoneInfo) -> dict[str, Any]:
-    """The row as the browser shows it: text, the parse (or why it fails), the decision."""
+def describe(row: dict[str, Any], site: SiteConfig) -> dict[str, Any]:
+    """The row as the browser shows it: text, the parse (or why it fails), the decision.
+    Times without an offset are read in the sending facility's zone, as the intake did."""
     raw = bytes(row["raw"])
     view = {key: value for key, value in row.items() if key != "raw"}
     view["raw"] = er7.normalise(er7.decode(raw)).replace("\r", "\n")
     try:
-        view["parsed"] = mapping.to_event(er7.parse(raw), zone).model_dump(mode="json")
+        view["parsed"] = mapping.to_event(
+            er7.parse(raw), site.zone_for(row.get("sending_facility") or "")
+        ).model_dump(mode="json")
     except HL7Error as error:
         view["parsed"] = None
         view["parse_error"] = str(error)

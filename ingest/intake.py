@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import asyncpg
 import hl7
@@ -91,7 +90,8 @@ class AdtIntake:
         self._router = AdtRouter(
             pool, client, library=library, key_secret=key_secret, task_queue=task_queue
         )
-        self._zone = ZoneInfo(library.site.calendar.timezone)
+        self._site = library.site
+        self._zone = library.site.calendar_zone()  # the ACK's own timestamp
         self._timeout = timeout_seconds
         self._allowed = allowed_facilities
         self._encounter_locks = _KeyedLocks()
@@ -203,7 +203,7 @@ class AdtIntake:
             )
             return await self._reject(entry_id, header, error)
         try:
-            event = mapping.to_event(message, self._zone)
+            event = mapping.to_event(message, self._site.zone_for(header.sending_facility))
         except HL7Error as error:
             return await self._reject(entry_id, header, error)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from schemas.protocol import RiskTier
 from schemas.risk import RiskAssessment
@@ -179,10 +180,19 @@ def length_of_stay_points(days: int) -> int:
     return 7
 
 
+def length_of_stay_days(admitted_at: datetime, discharged_at: datetime, zone: ZoneInfo) -> int:
+    """Midnights between admission and discharge on the facility's local calendar: both
+    instants in its zone first (a fixed offset from one stamp is wrong across a DST change)."""
+    return max(
+        (discharged_at.astimezone(zone).date() - admitted_at.astimezone(zone).date()).days, 0
+    )
+
+
 def lace(
     *,
     admitted_at: datetime | None,
     discharged_at: datetime,
+    zone: ZoneInfo,
     admission_type: str,
     acute_admission_types: Iterable[str],
     diagnosis_codes: Iterable[str],
@@ -195,9 +205,7 @@ def lace(
         l_points = 0
         notes.append("no admit time (PV1-44): L counted as 0")
     else:
-        los_days = max(
-            (discharged_at.date() - admitted_at.astimezone(discharged_at.tzinfo).date()).days, 0
-        )
+        los_days = length_of_stay_days(admitted_at, discharged_at, zone)
         l_points = length_of_stay_points(los_days)
     a_points = 3 if admission_type in set(acute_admission_types) else 0
     if not admission_type:

@@ -4,7 +4,7 @@ a transition (A03), signal the visit's running transition (A08/A11/A13), or reco
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 import structlog
@@ -133,6 +133,7 @@ class AdtRouter:
         return risk.lace(
             admitted_at=event.admitted_at,
             discharged_at=event.discharged_at,
+            zone=site.zone_for(event.facility),
             admission_type=event.admission_type,
             acute_admission_types=site.acute_admission_types,
             diagnosis_codes=event.diagnosis_codes,
@@ -140,11 +141,14 @@ class AdtRouter:
             high_risk_threshold=site.high_risk_lace,
         )
 
-    async def transition_input(self, event: AdtEvent, protocol: Protocol) -> TransitionInput:
+    async def transition_input(
+        self, event: AdtEvent, protocol: Protocol, received_at: datetime | None = None
+    ) -> TransitionInput:
         assert event.discharged_at is not None  # the mapping guarantees it for A03
         encounter = self.encounter_key(event)
         site = self.library.site
         return TransitionInput(
+            received_at=received_at,
             transition_id=keys.transition_id(encounter),
             encounter_key=encounter,
             facility=event.facility,
@@ -156,13 +160,33 @@ class AdtRouter:
             patient_key=self.patient_key(event),
             protocol=protocol,
             risk=await self.assess_risk(event),
-            calendar=site.calendar,
+            calendar=site.calendar_for(event.facility),
             policy=site.policy,
             profile=person_profile(event),
         )
 
     def select(self, event: AdtEvent) -> Selection:
         return self.library.select(event)
+
+    def too_old(self, event: AdtEvent, protocol: Protocol, received_at: datetime) -> str | None:
+        """Why a discharge that arrives this late starts no transition, or None: its
+        transition period has ended (or the site's `late_discharges` limit has passed)."""
+        assert event.discharged_at is not None
+        site = self.library.site
+        calendar = site.calendar_for(event.facility)
+        limit_days = site.late_discharges.too_old_after_days
+        if limit_days is None:
+            ended = calendar.period_end(event.discharged_at, protocol.period_days)
+            if ended < received_at:
+                return f"too old: the transition period ended {ended.date().isoformat()}"
+            return None
+        if received_at - event.discharged_at > timedelta(days=limit_days):
+            discharged = event.discharged_at.astimezone(calendar.zone()).date().isoformat()
+            return (
+                f"too old: discharged {discharged}, more than the site's {limit_days} days "
+                "before it arrived"
+            )
+        return None
 
     async def not_attributed(self, event: AdtEvent) -> str | None:
         """Why this discharge is not ours under the site's attribution rule, or None.
@@ -182,10 +206,10 @@ class AdtRouter:
             return None
         return "not attributed: pcp (PCP not attributed)"
 
-    async def route(self, event: AdtEvent, fallback_time: datetime) -> Routed:
+    async def route(self, event: AdtEvent, received_at: datetime) -> Routed:
         """The routing table (README): every event is recorded; these ones act."""
         assert self._pool is not None
-        at = event.occurred_at or fallback_time
+        at = event.occurred_at or received_at
         patient = self.patient_key(event)
         if patient and event.visit_number:
             if event.patient_class == "E":
@@ -201,7 +225,10 @@ class AdtRouter:
             if selection.protocol is None:
                 log.info("adt.no_protocol", reason=selection.reason)
                 return Routed("no_protocol", selection.reason)
-            return await self._start(event, selection.protocol)
+            if reason := self.too_old(event, selection.protocol, received_at):
+                log.info("adt.too_old")
+                return Routed("too_old", reason)
+            return await self._start(event, selection.protocol, received_at)
         if is_admission(event):
             return await self._readmission(event, patient, event.admitted_at or at)
         if kind == "A11":
@@ -311,10 +338,10 @@ class AdtRouter:
             reached[0] if reached else None,
         )
 
-    async def _start(self, event: AdtEvent, protocol: Protocol) -> Routed:
+    async def _start(self, event: AdtEvent, protocol: Protocol, received_at: datetime) -> Routed:
         assert self._client is not None
         assert self._pool is not None and event.discharged_at is not None
-        workflow_input = await self.transition_input(event, protocol)
+        workflow_input = await self.transition_input(event, protocol, received_at)
         transition = workflow_input.transition_id
         if workflow_input.patient_key:  # before the start: a quick readmission finds it
             await encounters.record(

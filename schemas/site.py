@@ -6,11 +6,13 @@ rules are here, with the documented default, so a site can change them.
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+END_OF_DAY = time(23, 59, 59)
 
 
 class CalendarConfig(BaseModel):
@@ -30,6 +32,40 @@ class CalendarConfig(BaseModel):
         if self.business_day_start >= self.business_day_end:
             raise ValueError("business_day_start must be before business_day_end")
         return self
+
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def end_of_day(self, day: date) -> datetime:
+        return datetime.combine(day, END_OF_DAY, tzinfo=self.zone())
+
+    def period_end(self, discharged_at: datetime, days: int) -> datetime:
+        """TCM: the day of discharge and the next days-1 days (30 days in total), local."""
+        return self.end_of_day(discharged_at.astimezone(self.zone()).date() + timedelta(days - 1))
+
+
+class FacilityCalendar(BaseModel):
+    """One facility's zone (IANA) and, when given, its own closures instead of the site's."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timezone: str
+    extra_closures: tuple[date, ...] | None = Field(
+        default=None, description="closures of this facility; absent = the site's"
+    )
+
+
+class LateDischarges(BaseModel):
+    """What a discharge that reaches carebridge late gets (replayed queues, first loads)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    too_old_after_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="older than this (days since discharge) on arrival: no transition; "
+        "absent = once the protocol's transition period has ended",
+    )
 
 
 class OutcomePolicy(BaseModel):
@@ -113,6 +149,11 @@ class SiteConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     calendar: CalendarConfig = CalendarConfig()
+    facilities: dict[str, FacilityCalendar] = Field(
+        default_factory=dict,
+        description="facility code (MSH-4) -> its zone and closures; others use `calendar`",
+    )
+    late_discharges: LateDischarges = LateDischarges()
     high_risk_lace: int = Field(default=10, ge=0, le=19, description="LACE >= this is high risk")
     acute_admission_types: tuple[str, ...] = Field(
         default=("E",), description="PV1-4 admission types that count as acute (LACE 'A')"
@@ -141,5 +182,43 @@ class SiteConfig(BaseModel):
             raise ValueError("attribution pcp needs attributed_pcp_ids (none would be ours)")
         return self
 
+    @model_validator(mode="after")
+    def _zones_exist(self) -> SiteConfig:
+        named = {"calendar": self.calendar.timezone} | {
+            f"facilities.{code}": entry.timezone for code, entry in self.facilities.items()
+        }
+        for where, zone in named.items():
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"{where}: unknown time zone {zone!r}") from None
+        return self
+
     def calendar_zone(self) -> ZoneInfo:
+        """The site's own zone (schedules, site-wide reports); a facility's is `zone_for`."""
         return ZoneInfo(self.calendar.timezone)
+
+    def calendar_for(self, facility: str) -> CalendarConfig:
+        """The calendar a facility's transitions are planned on: its entry, else the site's."""
+        entry = self.facilities.get(facility)
+        if entry is None:
+            return self.calendar
+        closures = self.calendar.extra_closures
+        if entry.extra_closures is not None:
+            closures = entry.extra_closures
+        return self.calendar.model_copy(
+            update={"timezone": entry.timezone, "extra_closures": closures}
+        )
+
+    def zone_for(self, facility: str) -> ZoneInfo:
+        """The zone HL7 times without an offset are read in, and a facility's times shown in."""
+        return self.calendar_for(facility).zone()
+
+    def facility_note(self, facility: str) -> str | None:
+        """Why a facility is planned in the site zone, or None when it has its own entry."""
+        if facility in self.facilities:
+            return None
+        return (
+            f"facility {facility or '(none)'} has no entry under facilities in site.yaml: "
+            f"planned in the site zone {self.calendar.timezone}"
+        )

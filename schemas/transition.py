@@ -67,6 +67,11 @@ class TransitionInput(BaseModel):
     encounter_key: str = Field(description="HMAC of sending facility + visit number")
     facility: str
     discharged_at: AwareDatetime
+    received_at: AwareDatetime | None = Field(
+        default=None,
+        description="when the intake received the discharge: a step due before it was missed "
+        "before arrival (no escalation); None (a direct start) = no step is",
+    )
     admitted_at: AwareDatetime | None = None
     patient_class: str = ""
     discharge_disposition: str = ""
@@ -159,6 +164,9 @@ class StepState(BaseModel):
     escalations: list[ScheduledEscalation] = []
     escalation_level: int = 0
     overdue_since: AwareDatetime | None = None
+    missed_before_arrival: bool = Field(
+        default=False, description="its deadline had passed when the discharge arrived"
+    )
     snoozed_until: AwareDatetime | None = None
     completed_at: AwareDatetime | None = None
     completed_by: str | None = None
@@ -232,6 +240,9 @@ class TransitionState(BaseModel):
     protocol_version: int
     discharged_at: AwareDatetime
     risk: RiskAssessment = STANDARD_RISK
+    received_at: AwareDatetime | None = Field(
+        default=None, description="when the discharge reached carebridge"
+    )
     timezone: str | None = None
     period_ends_at: AwareDatetime | None = None
     readmitted_at: AwareDatetime | None = None
@@ -358,6 +369,7 @@ class StepSummary(BaseModel):
     due_at: AwareDatetime | None = None
     limit_at: AwareDatetime | None = None
     overdue_since: AwareDatetime | None = None
+    missed_before_arrival: bool = False
     escalation_level: int = 0
     completed_at: AwareDatetime | None = None
     completed_by: str | None = None
@@ -403,3 +415,8 @@ class EscalationNotice(BaseModel):
     channel: str
     due_at: AwareDatetime
     scheduled_at: AwareDatetime
+    missed_before_arrival: tuple[str, ...] = Field(
+        default=(),
+        description="set on the one 'arrived late' notice (level 0): the steps whose deadlines "
+        "had passed when the discharge arrived",
+    )

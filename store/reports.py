@@ -66,6 +66,8 @@ def _states(steps_json: str) -> dict[str, StepState]:
             status=summary.status,
             due_at=summary.due_at,
             limit_at=summary.limit_at,
+            overdue_since=summary.overdue_since,
+            missed_before_arrival=summary.missed_before_arrival,
             completed_at=summary.completed_at,
             complexity=summary.complexity,
             attempts=[Attempt(at=at, by="", result=result) for at, result in summary.attempts],
@@ -82,7 +84,8 @@ def _day(instant: datetime | None, discharged: datetime, zone: ZoneInfo) -> int 
 def _judge(row: asyncpg.Record, library: ProtocolLibrary) -> dict[str, Any]:
     protocol = library.versions[row["protocol_id"]][row["protocol_version"]]
     site = library.site
-    zone = site.calendar_zone()
+    calendar = site.calendar_for(row["facility"])
+    zone = calendar.zone()
     transition = TransitionInput(
         transition_id=row["transition_id"],
         encounter_key="",
@@ -90,7 +93,7 @@ def _judge(row: asyncpg.Record, library: ProtocolLibrary) -> dict[str, Any]:
         discharged_at=row["discharged_at"],
         protocol=protocol,
         risk=RiskAssessment(lace=row["lace"], tier=RiskTier(row["risk_tier"])),
-        calendar=site.calendar,
+        calendar=calendar,
         policy=site.policy,
     )
     steps = _states(row["steps"])
@@ -159,7 +162,7 @@ def _social_needs(row: asyncpg.Record, library: ProtocolLibrary) -> dict[str, An
             connected.append(rule.referral_for.value)
             if step.completed_at and step.completed_at - screened_at <= CONNECTED_WITHIN:
                 connected_in_time = True
-    zone = library.site.calendar_zone()
+    zone = library.site.zone_for(row["facility"])
     return {
         "transition_id": row["transition_id"],
         "facility": row["facility"],

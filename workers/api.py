@@ -131,7 +131,7 @@ def create_app(services: Services | None = None) -> FastAPI:
         row = await inbox.get_message(svc(request).pool, message_id)
         if row is None:
             raise HTTPException(404, f"no message {message_id}")
-        return describe(row, svc(request).library.site.calendar_zone())
+        return describe(row, svc(request).library.site)
 
     @app.post("/messages/{message_id}/reprocess", dependencies=[Depends(require(Role.OPERATOR))])
     async def reprocess_message(request: Request, message_id: MessageId) -> dict[str, Any]:

@@ -48,6 +48,15 @@ def contact_requirement_met(input: TransitionInput, step: StepState | None) -> t
     unanswered = [a for a in timely if a.result != AttemptResult.REACHED]
     if rule.min_attempts and len(unanswered) >= rule.min_attempts:
         return True, f"{len(unanswered)} documented contact attempts within the deadline"
+    if step.missed_before_arrival and deadline is not None:
+        arrived = input.received_at
+        if arrived is None or deadline <= arrived:
+            zone = ZoneInfo(input.calendar.timezone)
+            when = f" on {_local_date(arrived, zone).isoformat()}" if arrived else ""
+            return False, (
+                f"the interactive-contact deadline {_local_date(deadline, zone).isoformat()} "
+                f"had passed before the discharge arrived{when}"
+            )
     return False, "no interactive contact (or documented attempts) within 2 business days"
 
 

@@ -63,6 +63,11 @@ GENERATION_STRIDE = 1_000_000
 # recorded before this patch keep replaying their regular activities.
 LOCAL_ACTIVITIES_PATCH = "local-activities-v1"
 IN_APP_CHANNEL = "worklist"  # its delivery is the outbox row itself: no external call
+# A discharge that arrives late (a replayed queue, an HIE that forwards a day later): a step
+# whose deadline had already passed is recorded as missed before arrival and climbs no
+# escalation ladder; the team gets one "arrived late" worklist notice instead. Histories
+# recorded before this patch keep escalating such steps as they did.
+LATE_ARRIVAL_PATCH = "late-arrival-v1"
 T = TypeVar("T")
 
 
@@ -149,7 +154,10 @@ class TransitionWorkflow:
         for schedule in self._plan.steps:
             self._apply_schedule(schedule)
         self._refresh_pending()
+        missed = self._missed_before_arrival() if workflow.patched(LATE_ARRIVAL_PATCH) else []
         await self._publish()
+        if missed:
+            await self._internal_activity("notify", self._arrived_late_notice(missed), bool)
 
         self._tasks = [asyncio.create_task(self._run_step(step_id)) for step_id in self._steps]
         remaining = self._plan.period_ends_at - workflow.now()
@@ -326,6 +334,47 @@ class TransitionWorkflow:
             )
         return result
 
+    def _missed_before_arrival(self) -> list[StepState]:
+        """Steps already past their deadline when the discharge arrived: overdue since then,
+        with no ladder to climb (a snooze within the step's limit gives it a new one). Only
+        the intake knows when a discharge arrived; a transition started without it (a test,
+        a benchmark) runs every ladder."""
+        arrived = self._input.received_at
+        if arrived is None:
+            return []
+        missed = [
+            step
+            for step in self._steps.values()
+            if step.due_at is not None and step.due_at <= arrived and not step.is_terminal
+        ]
+        for step in missed:
+            assert step.due_at is not None
+            step.missed_before_arrival = True
+            step.overdue_since = step.due_at
+            step.escalations = []
+            self._event(
+                "missed_before_arrival",
+                step.step_id,
+                detail=f"due {step.due_at.isoformat()}; the discharge arrived "
+                f"{arrived.isoformat()}",
+            )
+        return missed
+
+    def _arrived_late_notice(self, missed: list[StepState]) -> EscalationNotice:
+        """The one notice of a late discharge: on the worklist, never e-mail or a page."""
+        first = min(missed, key=lambda step: step.due_at or self._input.discharged_at)
+        assert first.due_at is not None and self._input.received_at is not None
+        return EscalationNotice(
+            transition_id=self._input.transition_id,
+            step_id=first.step_id,
+            level=0,
+            role=first.owner_role,
+            channel=IN_APP_CHANNEL,
+            due_at=first.due_at,
+            scheduled_at=self._input.received_at,
+            missed_before_arrival=tuple(step.step_id for step in missed),
+        )
+
     def _apply_schedule(self, schedule: StepSchedule) -> None:
         step = self._steps[schedule.step_id]
         step.due_at = schedule.due_at
@@ -377,6 +426,7 @@ class TransitionWorkflow:
             protocol_version=self._input.protocol.version,
             discharged_at=self._input.discharged_at,
             risk=self._input.risk,
+            received_at=self._input.received_at,
             timezone=self._input.calendar.timezone,
             period_ends_at=self._plan.period_ends_at if self._plan else None,
             readmitted_at=self._readmitted_at,
@@ -733,6 +783,7 @@ class TransitionWorkflow:
             due_at=step.due_at,
             limit_at=step.limit_at,
             overdue_since=step.overdue_since,
+            missed_before_arrival=step.missed_before_arrival,
             escalation_level=step.escalation_level,
             completed_at=step.completed_at,
             completed_by=step.completed_by,

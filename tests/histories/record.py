@@ -43,14 +43,23 @@ from workflows.transition import TransitionWorkflow
 HERE = Path(__file__).resolve().parent
 
 
-async def record_protocol(env: WorkflowEnvironment, protocol_id: str, path: Path) -> None:
+async def record_protocol(
+    env: WorkflowEnvironment, protocol_id: str, path: Path, *, late_by: timedelta | None = None
+) -> None:
     """A transition with every kind of event: attempts, snooze, reassign, note, completions,
-    an A08 signal, escalations of what is left open, and the period end."""
+    an A08 signal, escalations of what is left open, and the period end. With `late_by`, the
+    discharge arrives that long after it happened (steps missed before arrival)."""
     async with new_worker(env) as worker:
         monday = next_weekday(await env.get_current_time(), 0, time(9, 0))
-        await advance_to(env, monday)
+        arrived = monday + (late_by or timedelta())
+        await advance_to(env, arrived)
         handle = await start_transition(
-            env, worker, monday, protocol=protocol_id, tid=protocol_id.replace("-", "")[:24]
+            env,
+            worker,
+            monday,
+            protocol=protocol_id,
+            tid=protocol_id.replace("-", "")[:24],
+            received_at=arrived if late_by else None,
         )
         state = await planned_state(handle) if not LIBRARY.latest(protocol_id).closes_with else None
         if state is not None:
@@ -72,7 +81,7 @@ async def record_protocol(env: WorkflowEnvironment, protocol_id: str, path: Path
                 AdtSignal(
                     event_type="A08",
                     message_control_id="HIST-A08",
-                    occurred_at=monday + timedelta(hours=2),
+                    occurred_at=arrived + timedelta(hours=2),
                     contact_numbers=("4135550100",),
                 ),
             )
@@ -122,6 +131,10 @@ async def main(suffix: str) -> None:
             path = HERE / f"{protocol.id}.v{protocol.version}.{suffix}.json"
             await record_protocol(env, protocol.id, path)
             print(path)
+        home = LIBRARY.latest("discharge-home")
+        path = HERE / f"{home.id}.v{home.version}.late-arrival.{suffix}.json"
+        await record_protocol(env, home.id, path, late_by=timedelta(days=4))  # Friday
+        print(path)
     finally:
         await env.shutdown()
 

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest_asyncio
 import uvicorn
+import yaml
+from aiosmtpd.controller import Controller
+from fastapi import FastAPI, Request, Response
+from pydantic import SecretStr
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -235,3 +244,75 @@ async def assert_settled_and_consistent(
         assert running and running == projected
 
     await assert_eventually(same_open_set, within=within, interval=0.5)
+
+
+WEBHOOK_SECRET = "webhook-test-secret"
+SHIPPED_PROTOCOLS = Path(__file__).resolve().parents[2] / "protocols"
+
+
+@dataclass
+class Mailbox:
+    """A local SMTP server's handler: every message it was given."""
+
+    messages: list[Message] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@dataclass
+class Hooks:
+    """A local webhook receiver's calls; the first one answers 503 unless told otherwise."""
+
+    calls: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    fail_first: bool = True
+
+
+def copy_protocols(tmp_path: Path, edit_site: Callable[[dict[str, Any]], None]) -> Path:
+    """The shipped protocols folder, copied, with its site.yaml changed by `edit_site`."""
+    protocols = tmp_path / "protocols"
+    shutil.copytree(SHIPPED_PROTOCOLS, protocols)
+    site = yaml.safe_load((protocols / "site.yaml").read_text())
+    edit_site(site)
+    (protocols / "site.yaml").write_text(yaml.safe_dump(site))
+    return protocols
+
+
+@asynccontextmanager
+async def channel_receivers(settings: Settings) -> AsyncIterator[tuple[Settings, Mailbox, Hooks]]:
+    """A local SMTP server and webhook receiver, and the settings that deliver to them."""
+    mailbox, hooks = Mailbox(), Hooks()
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=find_free_port())
+    smtp.start()
+    receiver = FastAPI()
+
+    @receiver.post("/hook")
+    async def hook(request: Request) -> Response:
+        hooks.calls.append((dict(request.headers), await request.body()))
+        if hooks.fail_first and len(hooks.calls) == 1:
+            return Response(status_code=503)
+        return Response(status_code=204)
+
+    hook_port = find_free_port()
+    server = EmbeddedUvicorn(
+        uvicorn.Config(receiver, host="127.0.0.1", port=hook_port, log_config=None)
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        yield (
+            settings.model_copy(
+                update={
+                    "smtp_host": "127.0.0.1",
+                    "smtp_port": smtp.port,
+                    "webhook_url": f"http://127.0.0.1:{hook_port}/hook",
+                    "webhook_secret": SecretStr(WEBHOOK_SECRET),
+                }
+            ),
+            mailbox,
+            hooks,
+        )
+    finally:
+        server.should_exit = True
+        await serving
+        smtp.stop()

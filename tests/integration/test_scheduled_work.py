@@ -3,57 +3,55 @@ daily digest, the consistency sweep and the Temporal Schedules that run them."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import shutil
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from email import message_from_bytes
-from email.message import Message
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest_asyncio
-import uvicorn
-import yaml
-from aiosmtpd.controller import Controller
-from fastapi import FastAPI, Request, Response
-from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
 from ingest import keys
 from ingest.protocol_library import load_library
 from schemas.maintenance import DigestResult, SweepReport
-from tests.helpers import a03, assert_eventually, find_free_port
+from tests.helpers import a03, assert_eventually
+from tests.integration.conftest import (
+    SHIPPED_PROTOCOLS,
+    WEBHOOK_SECRET,
+    Hooks,
+    Mailbox,
+    channel_receivers,
+    copy_protocols,
+)
 from workers.schedules import DIGEST_SCHEDULE, SWEEP_SCHEDULE, ensure_schedules
 from workers.services import Services
 from workers.settings import Settings
-from workers.stack import EmbeddedUvicorn
 from workers.worker import build_worker
 from workflows.digest import DigestWorkflow
 from workflows.sweep import SweepWorkflow
 
-SECRET = "webhook-test-secret"
-PROTOCOLS = Path(__file__).resolve().parents[2] / "protocols"
-
-
-@dataclass
-class Mailbox:
-    messages: list[Message] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-@dataclass
-class Hooks:
-    calls: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    fail_first: bool = True
+# Due an hour after the discharge, every level of its ladder at once.
+QUICK_ESCALATION = """
+id: quick-escalation
+version: 1
+title: one step due an hour after the discharge, three levels at the deadline
+applies_to: {dispositions: ["01"]}
+tcm: false
+period_days: 30
+steps:
+  - id: interactive_contact
+    title: call
+    due: {unit: hours, amount: 1}
+    escalation:
+      - {level: 1, role: care_manager, channel: worklist}
+      - {level: 2, role: supervisor, channel: email}
+      - {level: 3, role: medical_director, channel: page}
+"""
 
 
 @dataclass
@@ -69,53 +67,32 @@ async def harness(
     temporal_env: WorkflowEnvironment, pool: asyncpg.Pool, settings: Settings, tmp_path: Path
 ) -> AsyncIterator[Harness]:
     facility = f"NTF{uuid.uuid4().hex[:5].upper()}"
-    protocols = tmp_path / "protocols"
-    shutil.copytree(PROTOCOLS, protocols)
-    site = yaml.safe_load((protocols / "site.yaml").read_text())
-    site["notifications"]["recipients"] = {
-        "supervisor": ["supervisor@example.test"],
-        facility: ["team@example.test"],
-    }
-    (protocols / "site.yaml").write_text(yaml.safe_dump(site))
 
-    mailbox, hooks = Mailbox(), Hooks()
-    smtp = Controller(mailbox, hostname="127.0.0.1", port=find_free_port())
-    smtp.start()
-    receiver = FastAPI()
-
-    @receiver.post("/hook")
-    async def hook(request: Request) -> Response:
-        hooks.calls.append((dict(request.headers), await request.body()))
-        if hooks.fail_first and len(hooks.calls) == 1:
-            return Response(status_code=503)
-        return Response(status_code=204)
-
-    hook_port = find_free_port()
-    server = EmbeddedUvicorn(
-        uvicorn.Config(receiver, host="127.0.0.1", port=hook_port, log_config=None)
-    )
-    serving = asyncio.create_task(server.serve())
-    mine = settings.model_copy(
-        update={
-            "protocols_dir": protocols,
-            "smtp_host": "127.0.0.1",
-            "smtp_port": smtp.port,
-            "webhook_url": f"http://127.0.0.1:{hook_port}/hook",
-            "webhook_secret": SecretStr(SECRET),
+    def quick_protocol_and_recipients(site: dict[str, Any]) -> None:
+        site["selection"].insert(0, {"protocol": "quick-escalation", "dispositions": ["01"]})
+        site["notifications"]["recipients"] = {
+            "supervisor": ["supervisor@example.test"],
+            facility: ["team@example.test"],
         }
-    )
-    services = Services.build(mine, pool, temporal_env.client)
-    try:
+
+    protocols = copy_protocols(tmp_path, quick_protocol_and_recipients)
+    (protocols / "quick-escalation.yaml").write_text(QUICK_ESCALATION)
+    async with channel_receivers(settings.model_copy(update={"protocols_dir": protocols})) as (
+        mine,
+        mailbox,
+        hooks,
+    ):
+        services = Services.build(mine, pool, temporal_env.client)
         async with build_worker(temporal_env.client, pool, mine):
             yield Harness(services, mailbox, hooks, facility)
-    finally:
-        server.should_exit = True
-        await serving
-        smtp.stop()
 
 
-async def start_overdue_transition(harness: Harness, days_ago: int = 10) -> str:
-    when = (datetime.now() - timedelta(days=days_ago)).strftime("%Y%m%d%H%M%S")
+async def start_overdue_transition(harness: Harness) -> str:
+    """A discharge that arrives on time, 2 seconds before its one-hour deadline (a discharge
+    that arrives after a deadline climbs no ladder: see test_late_discharges)."""
+    when = (datetime.now(UTC) - timedelta(hours=1) + timedelta(seconds=2)).strftime(
+        "%Y%m%d%H%M%S+0000"
+    )
     visit = f"V{uuid.uuid4().hex[:6]}"
     result = await harness.services.intake.handle(
         a03(facility=harness.facility, visit=visit, discharged=when, mrn="MRN-SECRET-77")
@@ -158,7 +135,7 @@ async def test_escalations_go_out_by_email_and_signed_webhook_with_retries(
     keys_seen = {h["idempotency-key"] for h, _ in pages}
     assert len(keys_seen) == 1 and keys_seen.pop().startswith(f"{tid}:interactive_contact:3:")
     for headers, body in pages:
-        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        expected = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
         assert headers["x-carebridge-signature"] == expected
         assert b"MRN-SECRET-77" not in body
 
@@ -190,8 +167,8 @@ async def test_daily_digest_lists_overdue_work_per_team(
 async def test_sweep_repairs_a_missing_row_and_a_stale_one(
     harness: Harness, temporal_env: WorkflowEnvironment
 ) -> None:
-    missing = await start_overdue_transition(harness, days_ago=1)
-    stale = await start_overdue_transition(harness, days_ago=1)
+    missing = await start_overdue_transition(harness)
+    stale = await start_overdue_transition(harness)
     pool = harness.services.pool
 
     async def projected() -> None:
@@ -230,7 +207,7 @@ async def test_sweep_repairs_a_missing_row_and_a_stale_one(
 async def test_schedules_are_created_once_and_updated_in_place(
     temporal_env: WorkflowEnvironment, settings: Settings
 ) -> None:
-    site = load_library(PROTOCOLS).site
+    site = load_library(SHIPPED_PROTOCOLS).site
     client = temporal_env.client
     created = await ensure_schedules(client, site, settings.task_queue)
     assert created == sorted([DIGEST_SCHEDULE, SWEEP_SCHEDULE])

@@ -152,6 +152,7 @@ async def start_transition(
     protocol: str = "discharge-home",
     risk: RiskAssessment = STANDARD_RISK,
     tid: str | None = None,
+    received_at: datetime | None = None,
 ) -> WorkflowHandle[TransitionWorkflow, TransitionState]:
     tid = tid or uuid.uuid4().hex[:24]
     handle = await env.client.start_workflow(
@@ -161,6 +162,7 @@ async def start_transition(
             encounter_key=tid.ljust(64, "0"),
             facility="GENHOSP",
             discharged_at=discharged_at,
+            received_at=received_at,
             protocol=LIBRARY.latest(protocol),
             risk=risk,
             calendar=LIBRARY.site.calendar,
