@@ -31,6 +31,7 @@ from temporalio import workflow
 from temporalio.client import Client
 
 from bench.results import save
+from ingest import example_messages
 
 
 @workflow.defn(name="BaselineNoop")
@@ -48,23 +49,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def message(trigger: str, facility: str, visit: str, mrn: str, control: str, when: str) -> bytes:
-    structure = {"A03": "ADT_A03", "A08": "ADT_A01", "A13": "ADT_A01", "A01": "ADT_A01"}[trigger]
-    pv1 = ["PV1", "1", "I", f"4W^401^A^{facility}", "E"] + [""] * 14 + [f"{visit}^^^{facility}^VN"]
-    pv1 += [""] * (36 - len(pv1)) + ["01"]
-    pv1 += [""] * (44 - len(pv1)) + [when, when if trigger == "A03" else ""]
-    return (
-        "\r".join(
-            [
-                f"MSH|^~\\&|EPIC|{facility}|CAREBRIDGE|CB|{when}||ADT^{trigger}^{structure}|"
-                f"{control}|P|2.5.1",
-                f"EVN|{trigger}|{when}",
-                f"PID|1||{mrn}^^^{facility}^MR||LOAD^TEST||19500101|F",
-                "|".join(pv1),
-            ]
-        )
-        + "\r"
-    ).encode()
+LOAD_PATIENT = example_messages.Person("LOAD", "TEST", "", "19500101", "F")
+
+
+def message(
+    trigger: str, facility: str, visit: str, mrn: str, control: str, when: datetime
+) -> bytes:
+    """A bare ADT (no phone, NK1 or DG1), admitted and for an A03 discharged at `when`."""
+    adt = example_messages.Adt(
+        trigger=trigger,
+        facility=facility,
+        visit=visit,
+        mrn=mrn,
+        control_id=control,
+        sent_at=when,
+        person=LOAD_PATIENT,
+        admitted_at=when,
+        discharged_at=when if trigger == "A03" else None,
+        attending="",
+        hospital_service="",
+        disposition="01",
+    )
+    return example_messages.render(adt).encode()
 
 
 def traffic(count: int, seed: int = 7) -> list[bytes]:
@@ -78,7 +84,7 @@ def traffic(count: int, seed: int = 7) -> list[bytes]:
     now = datetime.now(UTC) - timedelta(hours=2)
     while len(out) < count:
         roll = rng.random()
-        when = (now + timedelta(seconds=len(out))).strftime("%Y%m%d%H%M%S")
+        when = now + timedelta(seconds=len(out))
         control = f"L{run}-{len(out)}"
         if discharged and roll < 0.10:
             facility, visit, mrn = rng.choice(discharged)

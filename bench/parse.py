@@ -11,18 +11,31 @@ import json
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import hl7
 
-from ingest import er7, mapping
+from ingest import er7, example_messages, mapping
 from ingest.ack import build_ack
 from schemas.adt import AckCode
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 ZONE = ZoneInfo("America/New_York")
+
+
+def corpus() -> list[bytes]:
+    """A discharge home, a high-risk one (NK1, three DG1) and an LF-separated v2.3 discharge
+    with home health, as feeds send them (local time with its offset)."""
+    home, high_risk, home_health = (
+        example_messages.build(kind, zone=ZONE)
+        for kind in ("a03", "a03-high-risk", "a03-home-health")
+    )
+    return [
+        example_messages.render(home).encode(),
+        example_messages.render(high_risk).encode(),
+        example_messages.render(replace(home_health, version="2.3"), "\n").encode(),
+    ]
 
 
 def timed(label: str, messages: list[bytes], work: Callable[[bytes], object]) -> dict[str, object]:
@@ -53,9 +66,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=5000)
     args = parser.parse_args()
-    files = sorted(EXAMPLES.glob("adt_a03*.hl7"))
-    corpus = [f.read_bytes() for f in files]
-    messages = [corpus[i % len(corpus)] for i in range(args.messages)]
+    sources = corpus()
+    messages = [sources[i % len(sources)] for i in range(args.messages)]
     for raw in messages[:200]:  # warm up
         full_path(raw)
     results = [
@@ -68,7 +80,7 @@ def main() -> None:
             f"{row['what']:28} {row['mean_us']:>8} {row['p50_us']:>8} {row['p99_us']:>8} "
             f"{row['per_second']:>8}"
         )
-    print(json.dumps({"bench": "parse", "sizes": [len(c) for c in corpus], "results": results}))
+    print(json.dumps({"bench": "parse", "sizes": [len(c) for c in sources], "results": results}))
 
 
 if __name__ == "__main__":

@@ -7,18 +7,21 @@ import contextlib
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
 from temporalio.client import Client, WorkflowHandle
 
-from ingest import keys
+from ingest import example_messages, keys
+from ingest.example_messages import Stamp
 from schemas.protocol import Protocol
 from schemas.transition import TransitionInput, TransitionState
 from workflows.transition import TransitionWorkflow
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+BARE_PATIENT = example_messages.Person("DOE", "JANE", "Q", "19480312", "F")
 T = TypeVar("T")
 
 
@@ -48,25 +51,51 @@ def a03(
     facility: str | None = None,
     visit: str | None = None,
     control_id: str | None = None,
-    discharged: str = "20261120140000",
+    discharged: Stamp | None = None,
+    admitted: Stamp | None = None,
     disposition: str = "01",
     mrn: str = "100234",
     separator: str = "\r",
+    now: datetime | None = None,
 ) -> bytes:
-    """An ADT^A03 like examples/adt_a03.hl7 with fresh keys unless given."""
-    facility = facility or f"FAC{uuid.uuid4().hex[:8].upper()}"
-    visit = visit or f"V{uuid.uuid4().hex[:10]}"
-    control_id = control_id or uuid.uuid4().hex[:20]
-    pv1 = ["PV1", "1", "I", f"4W^401^A^{facility}"] + [""] * 15 + [f"{visit}^^^{facility}^VN"]
-    pv1 += [""] * (36 - len(pv1)) + [disposition]
-    pv1 += [""] * (44 - len(pv1)) + ["20261116080000", discharged]
-    segments = [
-        f"MSH|^~\\&|EPIC|{facility}|CAREBRIDGE|CB|20261120143000||ADT^A03^ADT_A03|{control_id}|P|2.5.1",
-        "EVN|A03|20261120143000",
-        f"PID|1||{mrn}^^^{facility}^MR||DOE^JANE^Q||19480312|F",
-        "|".join(pv1),
-    ]
-    return (separator.join(segments) + separator).encode()
+    """A bare ADT^A03 (no phone, PV1-4 or attending: PID ends at PID-8 sex, which tests
+    extend) from ingest.example_messages, sent at `now` (default: the current time),
+    discharged 2 hours before and admitted 4 days before that unless given. A string time is
+    written as is. Fresh facility, visit and control id unless given."""
+    message = example_messages.build(
+        "a03",
+        now=now,
+        facility=facility or f"FAC{uuid.uuid4().hex[:8].upper()}",
+        visit=visit or f"V{uuid.uuid4().hex[:10]}",
+        mrn=mrn,
+        control_id=control_id or uuid.uuid4().hex[:20],
+    )
+    if discharged is not None:
+        message = replace(message, discharged_at=discharged)
+        message = replace(message, admitted_at=_days_before(discharged, 4, message.admitted_at))
+    message = replace(
+        message,
+        person=BARE_PATIENT,
+        next_of_kin=(),
+        admission_type="",
+        attending="",
+        hospital_service="",
+        disposition=disposition,
+        admitted_at=message.admitted_at if admitted is None else admitted,
+    )
+    return example_messages.render(message, separator).encode()
+
+
+def _days_before(stamp: Stamp, days: int, otherwise: Stamp | None) -> Stamp | None:
+    """`days` before a time, or before ER7 text that reads as one (same format); else
+    `otherwise` (the text is empty or broken on purpose)."""
+    if isinstance(stamp, datetime):
+        return stamp - timedelta(days=days)
+    try:
+        parsed = datetime.strptime(stamp[:14], "%Y%m%d%H%M%S")
+    except ValueError:
+        return otherwise
+    return (parsed - timedelta(days=days)).strftime("%Y%m%d%H%M%S") + stamp[14:]
 
 
 def msa(ack: str) -> list[str]:

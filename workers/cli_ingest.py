@@ -179,23 +179,46 @@ def plan(
 
 @app.command()
 def send(
-    files: list[Path] = typer.Argument(..., exists=True, dir_okay=False),
+    # Not exists=True: typer 0.29 checks a Path for "-" after making it a Path, so allow_dash
+    # never matches; the files are checked below.
+    files: list[Path] = typer.Argument(..., dir_okay=False, help="ER7 files; - reads stdin"),
     host: str | None = typer.Option(None, help="listener host (default: CAREBRIDGE_MLLP_HOST)"),
     port: int | None = typer.Option(None, help="listener port (default: CAREBRIDGE_MLLP_PORT)"),
 ) -> None:
-    """Send ER7 files over MLLP, one connection, and print each ACK code (exit 1 if any is not
-    AA/CA). A progress bar shows when there are many files."""
+    """Send ER7 files (- for stdin) over MLLP, one connection, and print each ACK code (exit 1
+    if any is not AA/CA). A progress bar shows when there are many messages."""
     settings = get_settings()
     target = (host or settings.mllp_host, port or settings.mllp_port)
     codes: Counter[str] = Counter()
+    missing = [str(path) for path in files if str(path) != "-" and not path.is_file()]
+    if missing:
+        raise typer.BadParameter(f"not a file: {', '.join(missing)}", param_hint="FILES")
+    # Stdin may hold several messages back to back: each starts with a line beginning MSH.
+    piped: list[bytes] = []
+    if any(str(path) == "-" for path in files):
+        for line in typer.get_binary_stream("stdin").read().splitlines(keepends=True):
+            if line.startswith(b"MSH") or not piped:
+                piped.append(b"")
+            piped[-1] += line
+        piped = [message for message in piped if message.strip()]
+        if not piped:
+            err_console.print("[red]error:[/] no message on stdin")
+            raise typer.Exit(1)
+    messages: list[tuple[str, Path | bytes]] = []
+    for path in files:
+        if str(path) == "-":
+            messages.extend(("stdin", message) for message in piped)
+        else:
+            messages.append((str(path), path))
     try:
         with (
             socket.create_connection(target, timeout=30) as sock,
-            Progress(console=err_console, disable=len(files) < 10) as progress,
+            Progress(console=err_console, disable=len(messages) < 10) as progress,
         ):
-            task = progress.add_task("sending", total=len(files))
-            for path in files:
-                sock.sendall(frame(path.read_bytes()))
+            task = progress.add_task("sending", total=len(messages))
+            for label, source in messages:
+                raw = source if isinstance(source, bytes) else source.read_bytes()
+                sock.sendall(frame(raw))
                 reply = b""
                 while not reply.endswith(END_BLOCK):
                     chunk = sock.recv(65536)
@@ -206,12 +229,12 @@ def send(
                 msa = next((s for s in ack.split("\r") if s.startswith("MSA")), "MSA|??")
                 code = msa.split(msa[3])[1] if len(msa) > 3 else "??"
                 codes[code] += 1
-                progress.console.print(f"{path}: {code}  {msa}")
+                progress.console.print(f"{label}: {code}  {msa}")
                 progress.advance(task)
     except OSError as exc:
         err_console.print(f"[red]error:[/] cannot reach {target[0]}:{target[1]}: {exc}")
         raise typer.Exit(1) from None
-    if len(files) > 1:
+    if len(messages) > 1:
         console.print(", ".join(f"{code}: {count}" for code, count in sorted(codes.items())))
     if set(codes) - {"AA", "CA"}:
         raise typer.Exit(1)

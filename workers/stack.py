@@ -108,10 +108,10 @@ def _banner(console: Console, settings: Settings) -> None:
     )
     console.print("Send a sample discharge:")
     console.print(
-        f"  curl --data-binary @examples/adt_a03.hl7 "
+        f"  carebridge example a03 | curl --data-binary @- "
         f"-H 'Content-Type: x-application/hl7-v2+er7' {settings.api_url}/adt"
     )
-    console.print("  carebridge send examples/adt_a03.hl7      (over MLLP)")
+    console.print("  carebridge example a03 | carebridge send -      (over MLLP)")
     console.print("Then: carebridge list, carebridge show <transition-id>.  Ctrl-C stops.")
 
 

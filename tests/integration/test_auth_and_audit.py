@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
@@ -83,6 +84,8 @@ async def test_every_route_admits_exactly_its_roles(secured: Secured) -> None:
     clinical = {Role.CARE_MANAGER, Role.SUPERVISOR}
     readers = clinical | {Role.OPERATOR}
     act = {"outcome": "done"}
+    today = date.today()
+    report = f"/reports/tcm?from={today - timedelta(days=30)}&to={today}"
     routes: list[tuple[str, str, dict[str, Any], set[Role]]] = [
         ("POST", "/adt", {"content": a03(), "headers": ER7}, {Role.INTEGRATION}),
         ("GET", "/messages", {}, {Role.OPERATOR}),
@@ -118,7 +121,7 @@ async def test_every_route_admits_exactly_its_roles(secured: Secured) -> None:
         ("POST", f"/transitions/{tid}/notes", {"json": {"text": "called"}}, clinical),
         (
             "GET",
-            "/reports/tcm?from=2026-01-01&to=2026-12-31",
+            report,
             {},
             {Role.SUPERVISOR, Role.OPERATOR, Role.AUDITOR},
         ),

@@ -5,7 +5,8 @@ while open and close with a resource from the directory, and the social-needs re
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from schemas.protocol import DueRule, DueUnit, EscalationLevel, Protocol, StepKind, StepRule
 from schemas.social_needs import HrsnDomain
@@ -173,7 +174,9 @@ async def test_social_needs_report_counts_found_and_connected_by_domain(
     stack: RunningStack,
 ) -> None:
     facility = f"SN{uuid.uuid4().hex[:4].upper()}"
-    response = await stack.post_adt(a03(facility=facility))
+    discharged = datetime.now(UTC) - timedelta(hours=2)
+    discharged_on = discharged.astimezone(ZoneInfo("America/New_York")).date()  # site zone
+    response = await stack.post_adt(a03(facility=facility, discharged=discharged))
     assert msa(response.text)[1] == "AA"
     await assert_projected(stack.services.pool, facility, 1, within=60)
     tid = await stack.services.pool.fetchval(
@@ -194,7 +197,11 @@ async def test_social_needs_report_counts_found_and_connected_by_domain(
         body = (
             await stack.http.get(
                 "/reports/social-needs",
-                params={"from": "2026-11-01", "to": "2026-11-30", "facility": facility},
+                params={
+                    "from": (discharged_on - timedelta(days=1)).isoformat(),
+                    "to": (discharged_on + timedelta(days=1)).isoformat(),
+                    "facility": facility,
+                },
             )
         ).json()
         assert body["summary"]["by_domain"].get("food_insecurity", {}).get("connected") == 1
@@ -209,4 +216,4 @@ async def test_social_needs_report_counts_found_and_connected_by_domain(
     }
     assert summary["positive_with_resource_connected_within_14_days_pct"] == 100.0
     assert body["rows"][0]["positive_domains"] == "food_insecurity;transportation"
-    assert date.fromisoformat(body["rows"][0]["discharged_on"]) == date(2026, 11, 20)
+    assert date.fromisoformat(body["rows"][0]["discharged_on"]) == discharged_on

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -35,10 +36,11 @@ async def test_cli_end_to_end(
     cli_env: dict[str, str], tmp_path: Path, settings: Settings, stack: RunningStack
 ) -> None:
     facility = f"CLI{uuid.uuid4().hex[:6].upper()}"
+    discharged = datetime.now(UTC) - timedelta(hours=2)
     files = []
     for n in range(12):
         path = tmp_path / f"a03-{n}.hl7"
-        path.write_bytes(a03(facility=facility, visit=f"V{n}"))
+        path.write_bytes(a03(facility=facility, visit=f"V{n}", discharged=discharged))
         files.append(str(path))
     sent = await run_cli(cli_env, "send", *files)
     assert sent.exit_code == 0, sent.output
@@ -93,7 +95,7 @@ async def test_cli_end_to_end(
             assert expected in shown.output
 
     await assert_eventually(timeline_shown)
-    day = "2026-11-20"  # the discharge date of tests.helpers.a03
+    day = discharged.astimezone(ZoneInfo("America/New_York")).date().isoformat()  # site zone
     report = await run_cli(
         cli_env, "report", "tcm", "--from", day, "--to", day, "--facility", facility
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ingest import er7, mapping
+from ingest import er7, example_messages, mapping
 from ingest.ack import is_enhanced_mode
 from ingest.errors import HL7Error
 from tests.helpers import MllpClient, a03, msa
@@ -21,8 +21,15 @@ def original_mode(payload: bytes) -> bool:
         return True
 
 
+# Messages timed from now (a fixed-date discharge would be one whose period is over).
+LIVE = [
+    example_messages.render(example_messages.build(kind)).encode()
+    for kind in ("a03", "a03-high-risk", "a03-home-health", "a08")
+]
 frames = st.lists(
-    st.one_of(st.binary(max_size=600), mutated(fresh_control_id=True)), min_size=1, max_size=4
+    st.one_of(st.binary(max_size=600), mutated(fresh_control_id=True, sources=LIVE)),
+    min_size=1,
+    max_size=4,
 )
 
 

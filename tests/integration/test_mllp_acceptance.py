@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from ingest import keys
+from ingest import example_messages, keys
 from schemas.transition import StepStatus, TransitionState, TransitionStatus
-from tests.helpers import EXAMPLES, MllpClient, a03, assert_eventually, msa, segment, with_event
+from tests.helpers import MllpClient, a03, assert_eventually, msa, segment, with_event
 from tests.integration.conftest import RunningStack
 from workers.settings import Settings
 from workflows.transition import TransitionWorkflow
@@ -34,19 +37,24 @@ async def inbox_of(pool: asyncpg.Pool, control_id: str) -> list[asyncpg.Record]:
     return await pool.fetch("SELECT * FROM adt_inbox WHERE control_id = $1 ORDER BY id", control_id)
 
 
-async def test_example_files_2_5_1_and_lf_separated_2_3_are_accepted(
+async def test_example_messages_2_5_1_and_lf_separated_2_3_are_accepted(
     stack: RunningStack,
 ) -> None:
+    home = example_messages.build("a03")
+    # Another feed: v2.3, LF-separated, local New York time with its offset.
+    home_health = replace(
+        example_messages.build("a03-home-health", zone=ZoneInfo("America/New_York")),
+        version="2.3",
+        sending_application="MEDITECH",
+    )
     client = await MllpClient.connect(stack.mllp_port)
     try:
-        for name, control_id in (
-            ("adt_a03.hl7", "GH20261120-0001"),
-            ("adt_a03_lf_v23.hl7", "SV-88812"),
-        ):
-            ack = await client.exchange((EXAMPLES / name).read_bytes())
-            assert msa(ack)[1:3] == ["AA", control_id], ack
-            rows = await inbox_of(stack.services.pool, control_id)
-            assert rows[0]["status"] in ("processed", "duplicate")
+        for message, separator in ((home, "\r"), (home_health, "\n")):
+            raw = example_messages.render(message, separator).encode()
+            ack = await client.exchange(raw)
+            assert msa(ack)[1:3] == ["AA", message.control_id], ack
+            rows = await inbox_of(stack.services.pool, message.control_id)
+            assert rows[0]["status"] == "processed", rows[0]["status"]
     finally:
         await client.close()
 
@@ -131,9 +139,10 @@ async def test_readmission_then_cancelled_admission_and_a40_twice(
             a03(facility=facility, visit="V-INDEX", mrn="OLD-MRN", control_id="R-A03")
         )
         assert msa(index)[1] == "AA"
+        sent = datetime.now(UTC).strftime("%Y%m%d%H%M%S+0000")
         merge = (
-            f"MSH|^~\\&|EPIC|{facility}|CAREBRIDGE|CB|20261121090000||ADT^A40^ADT_A39|R-A40|P|2.5.1\r"
-            f"EVN|A40|20261121090000\rPID|1||NEW-MRN^^^{facility}^MR||DOE^JANE\r"
+            f"MSH|^~\\&|EPIC|{facility}|CAREBRIDGE|CB|{sent}||ADT^A40^ADT_A39|R-A40|P|2.5.1\r"
+            f"EVN|A40|{sent}\rPID|1||NEW-MRN^^^{facility}^MR||DOE^JANE\r"
             f"MRG|OLD-MRN^^^{facility}^MR\r"
         ).encode()
         merged = await client.exchange(merge)
@@ -148,7 +157,8 @@ async def test_readmission_then_cancelled_admission_and_a40_twice(
                 mrn="NEW-MRN",
                 control_id="R-A01",
                 discharged="",
-            ).replace(b"20261116080000", b"20261124080000"),
+                admitted=datetime.now(UTC) - timedelta(minutes=30),  # after the index discharge
+            ),
             "A01",
         )
         readmitted = await client.exchange(admit)

@@ -1,5 +1,6 @@
-"""`carebridge up` as a user runs it: embedded Temporal and PostgreSQL, the example discharge
-over HTTP, `carebridge list`/`show`, a second stack refused, clean stop, state reused."""
+"""`carebridge up` as a user runs it: embedded Temporal and PostgreSQL, a discharge from
+`carebridge example` over HTTP, `carebridge list`/`show`, a second stack refused, clean stop,
+state reused."""
 
 from __future__ import annotations
 
@@ -12,18 +13,24 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from ingest import keys
+from activities.business_calendar import BusinessCalendar
+from ingest import er7, example_messages, keys, mapping
+from ingest.protocol_library import load_library
+from schemas.protocol import DueUnit
 from tests.conftest import TEST_KEYS
-from tests.helpers import EXAMPLES, a03, find_free_port, msa
+from tests.helpers import a03, find_free_port, msa
 from workers.embedded import find_binary
 from workers.settings import DEV_KEY_SECRET
 
 STARTUP_SECONDS = 120
+NY = ZoneInfo("America/New_York")
+PROTOCOLS = Path(__file__).resolve().parents[2] / "protocols"
 
 
 class Stack:
@@ -87,18 +94,26 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_up_serves_the_example_discharge_and_stops_cleanly(stack_env: dict[str, str]) -> None:
     api = f"http://127.0.0.1:{stack_env['CAREBRIDGE_API_PORT']}"
-    tid = keys.transition_id(keys.encounter_key(DEV_KEY_SECRET, "GENHOSP", "V0000123"))
+    visit = example_messages.fresh_visit()
+    generated = cli(stack_env, "example", "a03", "--visit", visit)
+    assert generated.returncode == 0, generated.stderr
+    raw = generated.stdout.encode()
+    event = mapping.to_event(er7.parse(raw), NY)
+    assert event.discharged_at is not None
+    calendar = BusinessCalendar(load_library(PROTOCOLS).site.calendar)
+    contact_due = calendar.offset(event.discharged_at, DueUnit.BUSINESS_DAYS, 2)
+    tid = keys.transition_id(keys.encounter_key(DEV_KEY_SECRET, "GENHOSP", visit))
 
     first = Stack(stack_env)
     try:
         first.wait_for("Ctrl-C stops")
         response = httpx.post(
             f"{api}/adt",
-            content=(EXAMPLES / "adt_a03.hl7").read_bytes(),
+            content=raw,
             headers={"Content-Type": "x-application/hl7-v2+er7"},
             timeout=30,
         )
-        assert msa(response.text)[1:3] == ["AA", "GH20261120-0001"]
+        assert msa(response.text)[1:3] == ["AA", event.header.control_id]
 
         deadline = time.monotonic() + 30
         listed = cli(stack_env, "list")
@@ -111,7 +126,7 @@ def test_up_serves_the_example_discharge_and_stops_cleanly(stack_env: dict[str, 
         shown = cli(stack_env, "show", tid)
         assert shown.returncode == 0, shown.stderr
         assert "medication_reconciliation" in shown.stdout
-        assert "Tue 2026-11-24 23:59" in shown.stdout  # Friday discharge -> Tuesday
+        assert f"{contact_due:%a %Y-%m-%d %H:%M}" in shown.stdout  # 2nd business day
 
         second = cli(stack_env, "up")
         assert second.returncode == 1

@@ -6,14 +6,14 @@ import json
 
 from typer.testing import CliRunner
 
-from tests.helpers import EXAMPLES
+from tests.helpers import FIXTURES
 from workers.cli import app
 
 runner = CliRunner()
 
 
 def test_plan_json_for_the_friday_example() -> None:
-    result = runner.invoke(app, ["plan", str(EXAMPLES / "adt_a03.hl7"), "--json"])
+    result = runner.invoke(app, ["plan", str(FIXTURES / "adt_a03.hl7"), "--json"])
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)
     assert body["protocol"] == "discharge-home"
@@ -24,7 +24,7 @@ def test_plan_json_for_the_friday_example() -> None:
 
 
 def test_plan_table_for_the_high_risk_example() -> None:
-    result = runner.invoke(app, ["plan", str(EXAMPLES / "adt_a03_high_risk.hl7")])
+    result = runner.invoke(app, ["plan", str(FIXTURES / "adt_a03_high_risk.hl7")])
     assert result.exit_code == 0, result.output
     assert "risk high: LACE 13 = L5 A3 C5 E0" in result.output
     assert "high_risk_check_in" in result.output
@@ -33,7 +33,7 @@ def test_plan_table_for_the_high_risk_example() -> None:
 
 
 def test_plan_refuses_a_message_that_is_not_a_discharge() -> None:
-    result = runner.invoke(app, ["plan", str(EXAMPLES / "adt_a08.hl7")])
+    result = runner.invoke(app, ["plan", str(FIXTURES / "adt_a08.hl7")])
     assert result.exit_code == 1
     assert "not a discharge" in result.output
 

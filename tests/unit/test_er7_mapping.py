@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -10,7 +10,7 @@ import pytest
 from ingest import er7, mapping
 from ingest.errors import HL7Error
 from schemas.adt import AckCode
-from tests.helpers import EXAMPLES, a03
+from tests.helpers import FIXTURES, a03
 
 NY = ZoneInfo("America/New_York")
 
@@ -20,7 +20,7 @@ def event_of(raw: bytes):  # type: ignore[no-untyped-def]
 
 
 def test_example_discharge_maps_the_fields_the_workflow_needs() -> None:
-    event = event_of((EXAMPLES / "adt_a03.hl7").read_bytes())
+    event = event_of((FIXTURES / "adt_a03.hl7").read_bytes())
     assert event.event_type == "A03"
     assert event.header.control_id == "GH20261120-0001"
     assert event.header.sending_facility == "GENHOSP"
@@ -38,7 +38,7 @@ def test_example_discharge_maps_the_fields_the_workflow_needs() -> None:
 
 
 def test_lf_separated_v23_message_with_offsets_and_repeated_identifiers() -> None:
-    event = event_of((EXAMPLES / "adt_a03_lf_v23.hl7").read_bytes())
+    event = event_of((FIXTURES / "adt_a03_lf_v23.hl7").read_bytes())
     assert event.header.version == "2.3"
     assert event.discharge_disposition == "06"
     eastern_standard = timezone(timedelta(hours=-5))
@@ -77,8 +77,9 @@ def test_non_default_encoding_characters() -> None:
 
 
 def test_missing_discharge_time_falls_back_to_the_event_time() -> None:
-    raw = a03(discharged="")
-    assert event_of(raw).discharged_at == datetime(2026, 11, 20, 14, 30, tzinfo=NY)
+    sent = datetime(2026, 11, 20, 19, 30, tzinfo=UTC)
+    raw = a03(discharged="", now=sent)
+    assert event_of(raw).discharged_at == sent
 
 
 def test_missing_visit_number_is_an_application_error_naming_pv1_19() -> None:

@@ -3,21 +3,28 @@ and never raises anything else."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest import er7, mapping
+from ingest import er7, example_messages, mapping
 from ingest.ack import build_ack
 from ingest.errors import HL7Error
 from schemas.adt import AckCode
-from tests.helpers import EXAMPLES
+from tests.helpers import FIXTURES
 
 NY = ZoneInfo("America/New_York")
+SENT = datetime(2026, 11, 20, 19, 30, tzinfo=UTC)
 REAL = [
-    (EXAMPLES / name).read_bytes()
+    (FIXTURES / name).read_bytes()
     for name in ("adt_a03.hl7", "adt_a03_lf_v23.hl7", "adt_a08.hl7", "adt_a03_high_risk.hl7")
+] + [
+    example_messages.render(example_messages.build(kind, now=SENT, zone=NY)).encode()
+    for kind in example_messages.KINDS
 ]
 
 
@@ -46,18 +53,21 @@ def test_arbitrary_bytes(raw: bytes) -> None:
     parse_or_explain(raw)
 
 
-CONTROL_IDS = (b"GH20261120-0001", b"SV-88812", b"GH20261121-0002", b"GH20261123-0107")
+def control_id(raw: bytes) -> bytes:
+    """MSH-10 of a well-formed message."""
+    return re.split(rb"[\r\n]", raw, maxsplit=1)[0].split(b"|")[9]
 
 
 @st.composite
-def mutated(draw: st.DrawFn, fresh_control_id: bool = False) -> bytes:
-    """A real example with a few bytes inserted, deleted or replaced. With a fresh control
-    id, a mutant never shares MSH-10 with the example (the inbox would re-send its ACK)."""
-    raw = draw(st.sampled_from(REAL))
+def mutated(
+    draw: st.DrawFn, fresh_control_id: bool = False, sources: Sequence[bytes] = REAL
+) -> bytes:
+    """A real message with a few bytes inserted, deleted or replaced. With a fresh control
+    id, a mutant never shares MSH-10 with its source (the inbox would re-send its ACK)."""
+    raw = draw(st.sampled_from(sources))
     if fresh_control_id:
         fresh = f"FUZZ-{draw(st.uuids()).hex[:12]}".encode()
-        for control_id in CONTROL_IDS:
-            raw = raw.replace(control_id, fresh)
+        raw = raw.replace(control_id(raw), fresh)
     raw = bytearray(raw)
     for _ in range(draw(st.integers(min_value=1, max_value=8))):
         position = draw(st.integers(min_value=0, max_value=len(raw)))

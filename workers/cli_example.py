@@ -1,0 +1,69 @@
+"""`carebridge example`: a realistic ADT message about a fictitious patient, timed from now."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import typer
+
+from ingest import example_messages
+from workers.cli_app import app, err_console, site_zone
+
+KIND_HELP = "; ".join(
+    f"{name}: {kind.description}" for name, kind in example_messages.KINDS.items()
+)
+SEPARATORS = {"cr": "\r", "lf": "\n"}
+
+
+@app.command()
+def example(
+    kind: str = typer.Argument(..., help=KIND_HELP, metavar="KIND"),
+    discharged: str = typer.Option(
+        example_messages.DEFAULT_DISCHARGED,
+        help="discharge time from now: -3h, -2d, -1d6h, +0h (w, d, h, m)",
+    ),
+    facility: str = typer.Option(
+        example_messages.DEFAULT_FACILITY, help="MSH-4, PV1-3.4 and the PV1-19 authority"
+    ),
+    visit: str | None = typer.Option(None, help="PV1-19 visit number (default: a fresh one)"),
+    mrn: str | None = typer.Option(None, help="PID-3 MRN (default: a fresh one)"),
+    zone: str | None = typer.Option(
+        None, help="IANA zone the times are written in, with its offset (default: the site's)"
+    ),
+    separator: str = typer.Option(
+        "auto", help="segment separator: cr (as feeds send it), lf, or auto (lf on a terminal)"
+    ),
+) -> None:
+    """Print one ADT message to stdout, e.g. `carebridge example a03 | carebridge send -`.
+
+    The patient is fictitious; control id, visit number and MRN are fresh unless given."""
+    if kind not in example_messages.KINDS:
+        raise typer.BadParameter(f"one of {', '.join(example_messages.KINDS)}", param_hint="KIND")
+    try:
+        offset = example_messages.parse_offset(discharged)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--discharged") from None
+    try:
+        tz = ZoneInfo(zone) if zone else site_zone()
+    except (ZoneInfoNotFoundError, ValueError):
+        raise typer.BadParameter(f"unknown time zone {zone!r}", param_hint="--zone") from None
+    if separator not in ("auto", *SEPARATORS):
+        raise typer.BadParameter("cr, lf or auto", param_hint="--separator")
+    if kind in ("a08", "a13") and not visit:
+        err_console.print(
+            f"note: no --visit, so this {kind} names a fresh visit that no transition has"
+        )
+    message = example_messages.build(
+        kind,
+        now=datetime.now(UTC),
+        discharged=offset,
+        facility=facility,
+        visit=visit,
+        mrn=mrn,
+        zone=tz,
+    )
+    chosen = separator if separator != "auto" else ("lf" if sys.stdout.isatty() else "cr")
+    sys.stdout.write(example_messages.render(message, SEPARATORS[chosen]))
+    sys.stdout.flush()
