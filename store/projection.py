@@ -91,7 +91,9 @@ _SORTS = {
 }
 _COLUMNS = """transition_id, facility, protocol_id, protocol_version, status, discharged_at,
     risk_tier, lace, current_step, next_due_at, overdue_steps, escalation_level, assignees,
-    readmitted_at, updated_at, version"""
+    readmitted_at, updated_at, version,
+    ARRAY(SELECT s ->> 'step_id' FROM jsonb_array_elements(steps) AS s
+          WHERE (s ->> 'missed_before_arrival')::boolean) AS missed_steps"""
 
 
 async def search(

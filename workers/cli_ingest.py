@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import socket
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.progress import Progress
@@ -40,7 +39,9 @@ app.add_typer(messages_app, name="messages")
 
 @messages_app.command("list")
 def messages_list(
-    status: str | None = typer.Option(None, help="processed, duplicate, ignored, rejected, ..."),
+    status: str | None = typer.Option(
+        None, help="processed, duplicate, ignored, no_protocol, too_old, rejected, received"
+    ),
     type: str | None = typer.Option(None, "--type", help="e.g. A03 or ADT^A03"),
     since: datetime | None = typer.Option(None, help="received at or after (ISO time)"),
     limit: int = typer.Option(50, min=1, max=500),
@@ -80,7 +81,9 @@ def messages_show(message_id: int) -> None:
     if row is None:
         err_console.print(f"[red]error:[/] no message {message_id}")
         raise typer.Exit(1)
-    console.print_json(json.dumps(describe(row, site_zone()), default=str))
+    console.print_json(
+        json.dumps(describe(row, load_library(get_settings().protocols_dir).site), default=str)
+    )
 
 
 @messages_app.command("reprocess")
@@ -133,7 +136,9 @@ def plan(
 
     async def main(settings: Settings) -> None:
         library = load_library(settings.protocols_dir)
-        event = mapping.to_event(er7.parse(raw), ZoneInfo(library.site.calendar.timezone))
+        message = er7.parse(raw)
+        site = library.site
+        event = mapping.to_event(message, site.zone_for(mapping.header(message).sending_facility))
         if event.event_type != "A03" or event.discharged_at is None:
             raise StackError(f"{file} is an {event.event_type}, not a discharge (A03)")
         router = AdtRouter(
@@ -156,9 +161,17 @@ def plan(
                 discharged_at=event.discharged_at,
                 protocol=selection.protocol,
                 tier=risk.tier,
-                calendar=library.site.calendar,
+                calendar=site.calendar_for(event.facility),
             )
         )
+        notes = [
+            note
+            for note in (
+                site.facility_note(event.facility),
+                router.too_old(event, selection.protocol, datetime.now(UTC)),
+            )
+            if note
+        ]
         if as_json:
             body = {
                 "protocol": selection.protocol.id,
@@ -167,12 +180,15 @@ def plan(
                 "discharged_at": event.discharged_at.isoformat(),
                 "risk": risk.model_dump(mode="json"),
                 "plan": schedule.model_dump(mode="json"),
+                "notes": notes,
             }
             console.print_json(json.dumps(body))
         else:
             print_plan(
                 console, selection.protocol, selection.reason, risk, schedule, event.discharged_at
             )
+            for note in notes:
+                console.print(f"note: {note}")
 
     run_command(main)
 

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from schemas.protocol import DueRule, Protocol
 from schemas.risk import RiskAssessment
+from schemas.site import SiteConfig
 from schemas.transition import TransitionPlan, TransitionState
 from workers.care_plan import CarePlan
 
@@ -33,7 +34,8 @@ def risk_line(risk: RiskAssessment) -> str:
     return f"risk {risk.tier.value}: LACE {risk.lace} = {parts}{notes}"
 
 
-def transitions_table(rows: list[dict[str, Any]], zone: ZoneInfo) -> Table:
+def transitions_table(rows: list[dict[str, Any]], site: SiteConfig) -> Table:
+    """One row per transition, its times in its facility's zone."""
     table = Table(title=f"{len(rows)} transition(s)")
     for column in (
         "transition",
@@ -49,6 +51,8 @@ def transitions_table(rows: list[dict[str, Any]], zone: ZoneInfo) -> Table:
         table.add_column(column)
     table.add_column("overdue", style="red")
     for row in rows:
+        zone = site.zone_for(row["facility"])
+        missed = set(row.get("missed_steps") or ())
         table.add_row(
             row["transition_id"],
             row["facility"],
@@ -59,7 +63,10 @@ def transitions_table(rows: list[dict[str, Any]], zone: ZoneInfo) -> Table:
             row["current_step"] or "",
             local(row["next_due_at"], zone),
             str(row["escalation_level"] or ""),
-            ", ".join(row["overdue_steps"]),
+            ", ".join(
+                f"{step} (missed before arrival)" if step in missed else step
+                for step in row["overdue_steps"]
+            ),
         )
     return table
 
@@ -74,6 +81,8 @@ def print_state(console: Console, state: TransitionState) -> None:
         f"discharged {local(state.discharged_at, zone)} ({zone.key}); period ends "
         f"{local(state.period_ends_at, zone)}; {risk_line(state.risk)}"
     )
+    if state.received_at and any(step.missed_before_arrival for step in state.steps):
+        console.print(f"arrived late: received {local(state.received_at, zone)}")
     table = Table()
     for column in (
         "step",
@@ -91,7 +100,8 @@ def print_state(console: Console, state: TransitionState) -> None:
         table.add_row(
             step.step_id,
             step.status.value
-            + (" (overdue)" if step.overdue_since and not step.is_terminal else ""),
+            + (" (overdue)" if step.overdue_since and not step.is_terminal else "")
+            + (" (missed before arrival)" if step.missed_before_arrival else ""),
             local(step.due_at, zone),
             str(step.escalation_level or ""),
             ", ".join(a.result.value for a in step.attempts),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, get_args, get_origin
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -47,17 +48,23 @@ def _screening_questions() -> list[dict[str, Any]]:
 SCREENING_QUESTIONS = _screening_questions()
 
 
-def _localiser(svc: Services) -> Any:
-    zone = svc.library.site.calendar_zone()
+def _localiser(svc: Services, zone: ZoneInfo | None) -> Any:
+    """Times in a facility's zone: a row's (`value | local(t.facility)`), else the page's (a
+    transition's own), else the site's."""
+    site = svc.library.site
+    page_zone = zone or site.calendar_zone()
 
-    def local(value: datetime | None) -> str:
-        return value.astimezone(zone).strftime("%a %m-%d %H:%M") if value else ""
+    def local(value: datetime | None, facility: str | None = None) -> str:
+        shown_in = site.zone_for(facility) if facility else page_zone
+        return value.astimezone(shown_in).strftime("%a %m-%d %H:%M") if value else ""
 
     return local
 
 
-def _render(request: Request, svc: Services, name: str, **context: Any) -> HTMLResponse:
-    templates.env.filters["local"] = _localiser(svc)
+def _render(
+    request: Request, svc: Services, name: str, zone: ZoneInfo | None = None, **context: Any
+) -> HTMLResponse:
+    templates.env.filters["local"] = _localiser(svc, zone)
     return templates.TemplateResponse(request, name, context)
 
 
@@ -110,6 +117,7 @@ async def transition_page(
         request,
         svc,
         "transition.html",
+        zone=ZoneInfo(state.timezone) if state.timezone else None,
         page="transition",
         state=state,
         reach=reach_of(state),
@@ -128,6 +136,7 @@ async def care_plan_page(request: Request, svc: Svc, transition_id: str) -> HTML
         request,
         svc,
         "care_plan.html",
+        zone=ZoneInfo(state.timezone) if state.timezone else None,
         page="care_plan",
         plan=build_care_plan(state),
         questions=SCREENING_QUESTIONS,
