@@ -77,9 +77,10 @@ class NotificationActivities:
             await self._pool.execute(
                 "UPDATE notifications SET delivered_at = now() WHERE id = $1", row["id"]
             )
-        activity.metric_meter().create_counter(
-            "carebridge_escalations", "Escalation notifications recorded, by level and channel"
-        ).add(1, {"level": str(notice.level), "channel": notice.channel})
+        if not notice.missed_before_arrival:  # the arrived-late notice is not an escalation
+            activity.metric_meter().create_counter(
+                "carebridge_escalations", "Escalation notifications recorded, by level and channel"
+            ).add(1, {"level": str(notice.level), "channel": notice.channel})
         log.info(
             "escalation.recorded",
             transition_id=notice.transition_id,

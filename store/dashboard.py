@@ -35,7 +35,7 @@ async def last_30_days(
     visits = [r["visit_day"] for r in applicable if r["visit_day"] is not None]
     levels = await pool.fetch(
         "SELECT level, count(*) AS n FROM notifications WHERE created_at >= $1 "
-        "GROUP BY level ORDER BY level",
+        "AND level > 0 GROUP BY level ORDER BY level",  # level 0: an 'arrived late' notice
         datetime.combine(start, datetime.min.time(), tzinfo=zone),
     )
     return {
