@@ -127,6 +127,9 @@ class TransitionWorkflow:
     @workflow.run
     async def run(self, input: TransitionInput) -> TransitionState:
         protocol = input.protocol
+        # Asked before the first (local) activity: a query that arrives while the plan runs
+        # splits the workflow task there, and a patch marker after that split does not replay.
+        late_arrivals = workflow.patched(LATE_ARRIVAL_PATCH)
         self._event(
             "started",
             detail=f"protocol {protocol.id} v{protocol.version}; risk {input.risk.tier.value} "
@@ -154,7 +157,7 @@ class TransitionWorkflow:
         for schedule in self._plan.steps:
             self._apply_schedule(schedule)
         self._refresh_pending()
-        missed = self._missed_before_arrival() if workflow.patched(LATE_ARRIVAL_PATCH) else []
+        missed = self._missed_before_arrival() if late_arrivals else []
         await self._publish()
         if missed:
             await self._internal_activity("notify", self._arrived_late_notice(missed), bool)
