@@ -3,7 +3,7 @@ the timeline in PostgreSQL, a cancelled discharge (A13) and 'no protocol applies
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
@@ -22,9 +22,12 @@ def transition_of(settings: Settings, facility: str, visit: str) -> str:
 async def test_overdue_steps_escalate_into_the_notifications_outbox(
     stack: RunningStack, settings: Settings
 ) -> None:
-    # Discharged 10 days ago: the contact deadline and its whole ladder have passed.
-    long_ago = (datetime.now() - timedelta(days=10)).strftime("%Y%m%d%H%M%S")
-    response = await stack.post_adt(a03(facility="ESCAL8", visit="V8", discharged=long_ago))
+    # A home-health discharge that arrives on time, 3 seconds before its 24-hour referral
+    # deadline (a deadline already over on arrival climbs no ladder: test_late_discharges).
+    discharged = datetime.now(UTC) - timedelta(hours=24) + timedelta(seconds=3)
+    response = await stack.post_adt(
+        a03(facility="ESCAL8", visit="V8", disposition="06", discharged=discharged)
+    )
     assert msa(response.text)[1] == "AA"
     tid = transition_of(settings, "ESCAL8", "V8")
 
@@ -34,15 +37,8 @@ async def test_overdue_steps_escalate_into_the_notifications_outbox(
             "ORDER BY step_id, level",
             tid,
         )
-        contact = [
-            (r["level"], r["role"], r["channel"])
-            for r in rows
-            if r["step_id"] == "interactive_contact"
-        ]
-        assert contact == [
-            (1, "care_manager", "worklist"),
-            (2, "supervisor", "email"),
-            (3, "medical_director", "page"),
+        assert [(r["step_id"], r["level"], r["role"], r["channel"]) for r in rows] == [
+            ("home_health_referral", 1, "care_manager", "worklist"),
         ]
 
     await assert_eventually(escalated, within=30)
@@ -54,8 +50,8 @@ async def test_overdue_steps_escalate_into_the_notifications_outbox(
             tid,
         )
         assert row is not None and row["status"] == "active"
-        assert row["escalation_level"] == 3
-        assert "interactive_contact" in row["overdue_steps"]
+        assert row["escalation_level"] == 1
+        assert list(row["overdue_steps"]) == ["home_health_referral"]
 
     await assert_eventually(projected)
     kinds = [
