@@ -92,15 +92,18 @@ async def own_temporal(tmp_path: Path, settings: Settings) -> AsyncIterator[Sett
 
 
 async def start_server(settings: Settings) -> tuple[asyncio.subprocess.Process, Client]:
+    """A dev server of these settings, up within 60 s (a restart on its own database file can
+    take a while on a loaded 2-core machine)."""
     process = await embedded.start_temporal_dev_server(settings)
-    for _ in range(200):
+    deadline = asyncio.get_running_loop().time() + 60
+    while asyncio.get_running_loop().time() < deadline:
         try:
             client = await connect(settings)
             await ensure_search_attributes(client, settings.temporal_namespace)
             return process, client
         except Exception:
             await asyncio.sleep(0.1)
-    raise AssertionError("dev server did not start")
+    raise AssertionError("dev server did not start within 60 s")
 
 
 async def stop_server(process: asyncio.subprocess.Process) -> None:
