@@ -283,8 +283,11 @@ def copy_protocols(tmp_path: Path, edit_site: Callable[[dict[str, Any]], None]) 
 
 
 @asynccontextmanager
-async def channel_receivers(settings: Settings) -> AsyncIterator[tuple[Settings, Mailbox, Hooks]]:
-    """A local SMTP server and webhook receiver, and the settings that deliver to them."""
+async def worker_with_channels(
+    client: Client, pool: asyncpg.Pool, settings: Settings, protocols: Path
+) -> AsyncIterator[tuple[Services, Mailbox, Hooks]]:
+    """A worker on these protocols whose e-mail and webhook channels deliver to a local SMTP
+    server and webhook receiver (what they were given is in the Mailbox and the Hooks)."""
     mailbox, hooks = Mailbox(), Hooks()
     smtp = Controller(mailbox, hostname="127.0.0.1", port=find_free_port())
     smtp.start()
@@ -302,19 +305,18 @@ async def channel_receivers(settings: Settings) -> AsyncIterator[tuple[Settings,
         uvicorn.Config(receiver, host="127.0.0.1", port=hook_port, log_config=None)
     )
     serving = asyncio.create_task(server.serve())
+    mine = settings.model_copy(
+        update={
+            "protocols_dir": protocols,
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp.port,
+            "webhook_url": f"http://127.0.0.1:{hook_port}/hook",
+            "webhook_secret": SecretStr(WEBHOOK_SECRET),
+        }
+    )
     try:
-        yield (
-            settings.model_copy(
-                update={
-                    "smtp_host": "127.0.0.1",
-                    "smtp_port": smtp.port,
-                    "webhook_url": f"http://127.0.0.1:{hook_port}/hook",
-                    "webhook_secret": SecretStr(WEBHOOK_SECRET),
-                }
-            ),
-            mailbox,
-            hooks,
-        )
+        async with build_worker(client, pool, mine):
+            yield Services.build(mine, pool, client), mailbox, hooks
     finally:
         server.should_exit = True
         await serving

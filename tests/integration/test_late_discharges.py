@@ -27,13 +27,12 @@ from tests.integration.conftest import (
     Hooks,
     Mailbox,
     RunningStack,
-    channel_receivers,
     copy_protocols,
     start_listener,
+    worker_with_channels,
 )
 from workers.services import Services
 from workers.settings import Settings
-from workers.worker import build_worker
 from workflows.transition import TransitionWorkflow
 
 
@@ -162,17 +161,15 @@ async def backlog(
         }
 
     protocols = copy_protocols(tmp_path, recipients)
-    async with channel_receivers(settings.model_copy(update={"protocols_dir": protocols})) as (
-        mine,
+    async with worker_with_channels(temporal_env.client, pool, settings, protocols) as (
+        services,
         mailbox,
         hooks,
     ):
         hooks.fail_first = False
-        services = Services.build(mine, pool, temporal_env.client)
-        listener, port = await start_listener(services, mine)
+        listener, port = await start_listener(services, services.settings)
         try:
-            async with build_worker(temporal_env.client, pool, mine):
-                yield Backlog(services, mailbox, hooks, port)
+            yield Backlog(services, mailbox, hooks, port)
         finally:
             await listener.close()
 

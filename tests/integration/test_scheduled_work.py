@@ -25,13 +25,12 @@ from tests.integration.conftest import (
     WEBHOOK_SECRET,
     Hooks,
     Mailbox,
-    channel_receivers,
     copy_protocols,
+    worker_with_channels,
 )
 from workers.schedules import DIGEST_SCHEDULE, SWEEP_SCHEDULE, ensure_schedules
 from workers.services import Services
 from workers.settings import Settings
-from workers.worker import build_worker
 from workflows.digest import DigestWorkflow
 from workflows.sweep import SweepWorkflow
 
@@ -77,14 +76,8 @@ async def harness(
 
     protocols = copy_protocols(tmp_path, quick_protocol_and_recipients)
     (protocols / "quick-escalation.yaml").write_text(QUICK_ESCALATION)
-    async with channel_receivers(settings.model_copy(update={"protocols_dir": protocols})) as (
-        mine,
-        mailbox,
-        hooks,
-    ):
-        services = Services.build(mine, pool, temporal_env.client)
-        async with build_worker(temporal_env.client, pool, mine):
-            yield Harness(services, mailbox, hooks, facility)
+    async with worker_with_channels(temporal_env.client, pool, settings, protocols) as running:
+        yield Harness(*running, facility)
 
 
 async def start_overdue_transition(harness: Harness) -> str:
