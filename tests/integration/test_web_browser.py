@@ -10,7 +10,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,25 +62,38 @@ async def test_worklist_open_complete_and_see_it_move(
     facility = f"WEB{uuid.uuid4().hex[:5].upper()}"
     for n in range(3):
         await stack.post_adt(a03(facility=facility, visit=f"V{n}"))
-    for days_ago in (1, 4, 9):  # older discharges: overdue, escalated (coloured rows)
-        when = (datetime.now() - timedelta(days=days_ago)).strftime("%Y%m%d%H%M%S")
+    for days_ago in (1, 4, 9):  # discharges that arrive late: steps missed before arrival
+        when = datetime.now(UTC) - timedelta(days=days_ago)
         await stack.post_adt(a03(facility=facility, visit=f"OLD{days_ago}", discharged=when))
-    tid = keys.transition_id(
-        keys.encounter_key(settings.key_secret.get_secret_value(), facility, "V0")
-    )
+    # Home health, 3 s before its 24-hour referral deadline: it escalates (a coloured row).
+    when = datetime.now(UTC) - timedelta(hours=24) + timedelta(seconds=3)
+    await stack.post_adt(a03(facility=facility, visit="HH", disposition="06", discharged=when))
+
+    def transition_of(visit: str) -> str:
+        secret = settings.key_secret.get_secret_value()
+        return keys.transition_id(keys.encounter_key(secret, facility, visit))
+
+    tid = transition_of("V0")
     base = str(stack.http.base_url).rstrip("/")
 
     async def listed() -> None:
         rows = (await stack.http.get("/transitions", params={"facility": facility})).json()
-        assert len(rows) == 6 and all(r["current_step"] for r in rows)
-        assert max(r["escalation_level"] for r in rows) == 3
+        assert len(rows) == 7 and all(r["current_step"] for r in rows)
+        assert max(r["escalation_level"] for r in rows) == 1
 
     await assert_eventually(listed)
     page = await browser.new_page(viewport={"width": 1280, "height": 800})
     await page.goto(f"{base}/?facility={facility}")
     row = page.locator(f'tr[data-transition="{tid}"]')
     assert await row.locator(".current-step").inner_text() == "interactive_contact"
+    late = page.locator(f'tr[data-transition="{transition_of("OLD9")}"]')
+    assert "interactive_contact (missed before arrival)" in await late.inner_text()
     save(tmp_path, "worklist.png", await page.screenshot(full_page=True))
+    await page.goto(f"{base}/ui/transitions/{transition_of('OLD9')}")
+    assert "arrived late" in await page.locator("main, body").first.inner_text()
+    contact = page.locator('#steps tr[data-step="interactive_contact"] .status')
+    assert "missed before arrival" in await contact.inner_text()
+    await page.goto(f"{base}/?facility={facility}")
 
     await row.click()
     await page.wait_for_url(f"**/ui/transitions/{tid}")
