@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from importlib.metadata import version
-from zoneinfo import ZoneInfo
 
 import holidays
 
@@ -33,7 +32,7 @@ def _federal_holidays(year: int) -> frozenset[date]:
 class BusinessCalendar:
     def __init__(self, config: CalendarConfig) -> None:
         self.config = config
-        self.zone = ZoneInfo(config.timezone)
+        self.zone = config.zone()
         self._closures = frozenset(config.extra_closures)
 
     def is_business_day(self, day: date) -> bool:

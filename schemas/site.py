@@ -196,7 +196,7 @@ class SiteConfig(BaseModel):
 
     def calendar_zone(self) -> ZoneInfo:
         """The site's own zone (schedules, site-wide reports); a facility's is `zone_for`."""
-        return ZoneInfo(self.calendar.timezone)
+        return self.calendar.zone()
 
     def calendar_for(self, facility: str) -> CalendarConfig:
         """The calendar a facility's transitions are planned on: its entry, else the site's."""

@@ -51,7 +51,7 @@ def contact_requirement_met(input: TransitionInput, step: StepState | None) -> t
     if step.missed_before_arrival and deadline is not None:
         arrived = input.received_at
         if arrived is None or deadline <= arrived:
-            zone = ZoneInfo(input.calendar.timezone)
+            zone = input.calendar.zone()
             when = f" on {_local_date(arrived, zone).isoformat()}" if arrived else ""
             return False, (
                 f"the interactive-contact deadline {_local_date(deadline, zone).isoformat()} "
