@@ -245,7 +245,7 @@ def send(
                 msa = next((s for s in ack.split("\r") if s.startswith("MSA")), "MSA|??")
                 code = msa.split(msa[3])[1] if len(msa) > 3 else "??"
                 codes[code] += 1
-                progress.console.print(f"{label}: {code}  {msa}")
+                console.print(f"{label}: {code}  {msa}")  # stdout; the bar is on stderr
                 progress.advance(task)
     except OSError as exc:
         err_console.print(f"[red]error:[/] cannot reach {target[0]}:{target[1]}: {exc}")

@@ -22,6 +22,8 @@ def local(value: datetime | None, zone: ZoneInfo) -> str:
 
 def describe_rule(rule: DueRule) -> str:
     unit = rule.unit.value.replace("_", " ")
+    if rule.amount == 1:
+        unit = unit.removesuffix("s")  # "1 business day"
     return f"{rule.amount} {unit} after {rule.after or 'discharge'}"
 
 
