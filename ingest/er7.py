@@ -88,7 +88,7 @@ def has_segment(message: hl7.Message, name: str) -> bool:
 
 def _segment(message: hl7.Message, name: str, occurrence: int) -> hl7.Segment | None:
     """The occurrence-th (1-based) segment of that name; None when absent or a bare name."""
-    if occurrence < 1 or not has_segment(message, name):
+    if occurrence < 1:
         return None
     try:
         found: hl7.Segment = message.segments(name)(occurrence)
