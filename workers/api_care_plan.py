@@ -17,7 +17,7 @@ from schemas.transition import (
     ReferralRequest,
     ScreeningRequest,
 )
-from workers.api_common import problem
+from workers.api_common import IdempotencyKey, problem
 from workers.api_transitions import (
     READERS,
     Actor,
@@ -57,16 +57,21 @@ async def get_care_plan(svc: Svc, transition_id: str) -> CarePlan:
 
 @router.put("/transitions/{transition_id}/profile", response_model=None)
 async def update_profile(
-    svc: Svc, principal: Clinical, transition_id: str, body: ProfileBody
+    svc: Svc, principal: Clinical, transition_id: str, body: ProfileBody, key: IdempotencyKey = None
 ) -> PersonProfile | JSONResponse:
     return await update_transition(
-        svc, principal, transition_id, "update_profile", ProfileRequest, body, PersonProfile
+        svc, principal, transition_id, "update_profile", ProfileRequest, body, PersonProfile, key
     )
 
 
 @router.post("/transitions/{transition_id}/steps/{step_id}/screening", response_model=None)
 async def record_screening(
-    svc: Svc, principal: Clinical, transition_id: str, step_id: str, body: ScreeningBody
+    svc: Svc,
+    principal: Clinical,
+    transition_id: str,
+    step_id: str,
+    body: ScreeningBody,
+    key: IdempotencyKey = None,
 ) -> Screening | JSONResponse:
     return await update_transition(
         svc,
@@ -76,13 +81,19 @@ async def record_screening(
         ScreeningRequest,
         body,
         Screening,
+        key,
         step_id=step_id,
     )
 
 
 @router.post("/transitions/{transition_id}/steps/{step_id}/referral", response_model=None)
 async def close_referral(
-    svc: Svc, principal: Clinical, transition_id: str, step_id: str, body: ReferralBody
+    svc: Svc,
+    principal: Clinical,
+    transition_id: str,
+    step_id: str,
+    body: ReferralBody,
+    key: IdempotencyKey = None,
 ) -> Referral | JSONResponse:
     """Close a referral with a resource from the site's directory and its outcome."""
     try:
@@ -98,6 +109,7 @@ async def close_referral(
         ReferralRequest,
         closing,
         Referral,
+        key,
         step_id=step_id,
         resource=resource,
     )

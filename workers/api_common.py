@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Header, Request
 from fastapi.responses import JSONResponse
 
 from workers.services import Services
+from workers.temporal import IDEMPOTENCY_KEY_PATTERN
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="a retried request with the same key returns the first result and acts once",
+    ),
+]
 
 
 def services(request: Request) -> Services:

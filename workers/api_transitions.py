@@ -28,9 +28,10 @@ from schemas.transition import (
 )
 from schemas.worklist import TransitionQuery
 from store import projection, reports
-from workers.api_common import describe_errors, problem, services
+from workers.api_common import IdempotencyKey, describe_errors, problem, services
 from workers.auth import CLINICAL, Principal, Role, require
 from workers.services import Services
+from workers.temporal import update_id
 from workflows.transition import TransitionWorkflow
 
 router = APIRouter(tags=["transitions"])
@@ -93,6 +94,7 @@ async def update_transition(
     build: Any,
     body: BaseModel,
     result_type: type[R],
+    idempotency_key: str | None = None,
     **extra: Any,
 ) -> R | JSONResponse:
     """Check who may act, validate with the workflow's own model (422), then run the Update
@@ -109,7 +111,9 @@ async def update_transition(
         refusal = await _scope_refusal(handle, principal, extra.get("step_id"))
         if refusal:
             return problem(403, "Forbidden", refusal)
-        result: R = await handle.execute_update(name, request, result_type=result_type)
+        result: R = await handle.execute_update(
+            name, request, id=update_id(name, idempotency_key), result_type=result_type
+        )
         return result
     except WorkflowUpdateFailedError as exc:
         return problem(409, "Action refused", str(exc.cause or exc))
@@ -174,7 +178,12 @@ async def get_timeline(svc: Svc, transition_id: str) -> list[dict[str, Any]]:
 
 @router.post("/transitions/{transition_id}/steps/{step_id}/complete", response_model=None)
 async def complete_step(
-    svc: Svc, principal: Clinical, transition_id: str, step_id: str, body: CompleteBody
+    svc: Svc,
+    principal: Clinical,
+    transition_id: str,
+    step_id: str,
+    body: CompleteBody,
+    key: IdempotencyKey = None,
 ) -> StepState | Note | JSONResponse:
     return await update_transition(
         svc,
@@ -184,13 +193,19 @@ async def complete_step(
         CompleteStepRequest,
         body,
         StepState,
+        key,
         step_id=step_id,
     )
 
 
 @router.post("/transitions/{transition_id}/steps/{step_id}/attempts", response_model=None)
 async def record_attempt(
-    svc: Svc, principal: Clinical, transition_id: str, step_id: str, body: AttemptBody
+    svc: Svc,
+    principal: Clinical,
+    transition_id: str,
+    step_id: str,
+    body: AttemptBody,
+    key: IdempotencyKey = None,
 ) -> StepState | Note | JSONResponse:
     return await update_transition(
         svc,
@@ -200,31 +215,63 @@ async def record_attempt(
         AttemptRequest,
         body,
         StepState,
+        key,
         step_id=step_id,
     )
 
 
 @router.post("/transitions/{transition_id}/steps/{step_id}/reassign", response_model=None)
 async def reassign_step(
-    svc: Svc, principal: Supervisor, transition_id: str, step_id: str, body: ReassignBody
+    svc: Svc,
+    principal: Supervisor,
+    transition_id: str,
+    step_id: str,
+    body: ReassignBody,
+    key: IdempotencyKey = None,
 ) -> StepState | Note | JSONResponse:
     return await update_transition(
-        svc, principal, transition_id, "reassign", ReassignRequest, body, StepState, step_id=step_id
+        svc,
+        principal,
+        transition_id,
+        "reassign",
+        ReassignRequest,
+        body,
+        StepState,
+        key,
+        step_id=step_id,
     )
 
 
 @router.post("/transitions/{transition_id}/steps/{step_id}/snooze", response_model=None)
 async def snooze_step(
-    svc: Svc, principal: Clinical, transition_id: str, step_id: str, body: SnoozeBody
+    svc: Svc,
+    principal: Clinical,
+    transition_id: str,
+    step_id: str,
+    body: SnoozeBody,
+    key: IdempotencyKey = None,
 ) -> StepState | Note | JSONResponse:
     return await update_transition(
-        svc, principal, transition_id, "snooze", SnoozeRequest, body, StepState, step_id=step_id
+        svc,
+        principal,
+        transition_id,
+        "snooze",
+        SnoozeRequest,
+        body,
+        StepState,
+        key,
+        step_id=step_id,
     )
 
 
 @router.post("/transitions/{transition_id}/steps/{step_id}/cancel", response_model=None)
 async def cancel_step(
-    svc: Svc, principal: Clinical, transition_id: str, step_id: str, body: CancelBody
+    svc: Svc,
+    principal: Clinical,
+    transition_id: str,
+    step_id: str,
+    body: CancelBody,
+    key: IdempotencyKey = None,
 ) -> StepState | Note | JSONResponse:
     return await update_transition(
         svc,
@@ -234,16 +281,17 @@ async def cancel_step(
         CancelStepRequest,
         body,
         StepState,
+        key,
         step_id=step_id,
     )
 
 
 @router.post("/transitions/{transition_id}/notes", response_model=None)
 async def add_note(
-    svc: Svc, principal: Clinical, transition_id: str, body: NoteBody
+    svc: Svc, principal: Clinical, transition_id: str, body: NoteBody, key: IdempotencyKey = None
 ) -> StepState | Note | JSONResponse:
     return await update_transition(
-        svc, principal, transition_id, "add_note", NoteRequest, body, Note
+        svc, principal, transition_id, "add_note", NoteRequest, body, Note, key
     )
 
 

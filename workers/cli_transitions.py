@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from datetime import datetime
 from typing import Any
@@ -36,7 +37,7 @@ from workers.care_plan import build_care_plan
 from workers.cli_app import app, console, err_console, run_command, site_zone
 from workers.embedded import StackError
 from workers.settings import Settings, get_settings
-from workers.temporal import connect
+from workers.temporal import IDEMPOTENCY_KEY_PATTERN, connect, update_id
 from workers.views import print_care_plan, print_state, timeline_table, transitions_table
 from workflows.transition import TransitionWorkflow
 
@@ -136,13 +137,13 @@ def show(
     console.print(timeline_table(events, site_zone()))
 
 
-def _act(transition_id: str, update: str, request: BaseModel, done: str) -> None:
+def _act(transition_id: str, update: str, request: BaseModel, done: str, key: str | None) -> None:
     """Run one step action (a workflow Update); a refusal prints the validator's message."""
 
     async def main(settings: Settings) -> None:
         handle = await _handle(settings, transition_id)
         try:
-            await handle.execute_update(update, request)
+            await handle.execute_update(update, request, id=update_id(update, key))
         except WorkflowUpdateFailedError as exc:
             raise StackError(f"refused: {exc.cause or exc}") from None
         except RPCError as exc:
@@ -164,6 +165,17 @@ def _request(model: type[BaseModel], **fields: Any) -> BaseModel:
 
 
 BY = typer.Option(..., "--by", help="who acts")
+KEY = typer.Option(
+    None,
+    "--idempotency-key",
+    help="the same key again (a retried command) acts once and answers as the first time",
+)
+
+
+def _key(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, value):
+        raise typer.BadParameter("1-128 of A-Z a-z 0-9 . _ : -", param_hint="--idempotency-key")
+    return value
 
 
 @app.command()
@@ -174,12 +186,19 @@ def complete(
     outcome: str = typer.Option("done", "--outcome"),
     note: str | None = typer.Option(None, "--note"),
     complexity: Complexity | None = typer.Option(None, help="visit MDM complexity"),
+    idempotency_key: str | None = KEY,
 ) -> None:
     """Complete a step."""
     request = _request(
         CompleteStepRequest, step_id=step, by=by, outcome=outcome, note=note, complexity=complexity
     )
-    _act(transition_id, "complete_step", request, f"{step} completed by {by} ({outcome})")
+    _act(
+        transition_id,
+        "complete_step",
+        request,
+        f"{step} completed by {by} ({outcome})",
+        _key(idempotency_key),
+    )
 
 
 @app.command()
@@ -189,10 +208,17 @@ def attempt(
     by: str = BY,
     result: AttemptResult = typer.Option(..., "--result"),
     note: str | None = typer.Option(None, "--note"),
+    idempotency_key: str | None = KEY,
 ) -> None:
     """Record a contact attempt (reached completes the step)."""
     request = _request(AttemptRequest, step_id=step, by=by, result=result, note=note)
-    _act(transition_id, "record_attempt", request, f"{step}: attempt {result.value} recorded")
+    _act(
+        transition_id,
+        "record_attempt",
+        request,
+        f"{step}: attempt {result.value} recorded",
+        _key(idempotency_key),
+    )
 
 
 @app.command()
@@ -202,10 +228,17 @@ def snooze(
     until: datetime = typer.Option(..., "--until", help="ISO time with offset"),
     by: str = BY,
     reason: str = typer.Option(..., "--reason"),
+    idempotency_key: str | None = KEY,
 ) -> None:
     """Move a step's due time later, within the protocol's limit."""
     request = _request(SnoozeRequest, step_id=step, by=by, until=until, reason=reason)
-    _act(transition_id, "snooze", request, f"{step} snoozed until {until.isoformat()}")
+    _act(
+        transition_id,
+        "snooze",
+        request,
+        f"{step} snoozed until {until.isoformat()}",
+        _key(idempotency_key),
+    )
 
 
 @app.command()
@@ -215,10 +248,11 @@ def reassign(
     to: str = typer.Option(..., "--to"),
     by: str = BY,
     reason: str | None = typer.Option(None, "--reason"),
+    idempotency_key: str | None = KEY,
 ) -> None:
     """Give a step to someone else."""
     request = _request(ReassignRequest, step_id=step, by=by, to=to, reason=reason)
-    _act(transition_id, "reassign", request, f"{step} reassigned to {to}")
+    _act(transition_id, "reassign", request, f"{step} reassigned to {to}", _key(idempotency_key))
 
 
 @app.command()
@@ -227,10 +261,11 @@ def cancel(
     step: str,
     by: str = BY,
     reason: str = typer.Option(..., "--reason"),
+    idempotency_key: str | None = KEY,
 ) -> None:
     """Cancel a step, with a reason."""
     request = _request(CancelStepRequest, step_id=step, by=by, reason=reason)
-    _act(transition_id, "cancel_step", request, f"{step} cancelled")
+    _act(transition_id, "cancel_step", request, f"{step} cancelled", _key(idempotency_key))
 
 
 @app.command()
@@ -239,10 +274,11 @@ def note(
     text: str,
     by: str = BY,
     step: str | None = typer.Option(None, "--step"),
+    idempotency_key: str | None = KEY,
 ) -> None:
     """Add a note to a transition (or one of its steps)."""
     request = _request(NoteRequest, by=by, text=text, step_id=step)
-    _act(transition_id, "add_note", request, "note added")
+    _act(transition_id, "add_note", request, "note added", _key(idempotency_key))
 
 
 @app.command()

@@ -132,3 +132,15 @@ async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
             AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
         )
     return sorted(missing)
+
+
+# An operator's idempotency key (HTTP `Idempotency-Key`, CLI `--idempotency-key`): letters,
+# digits and . _ : - only, so that it can be part of a Temporal Update id.
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+
+
+def update_id(update: str, idempotency_key: str | None) -> str | None:
+    """The Update id for an operator action: the same key makes the same Update, which
+    Temporal runs once per workflow run and answers again with its first result (a client
+    that retries after a timeout records one attempt, not two). No key: a fresh id."""
+    return f"{update}:{idempotency_key}" if idempotency_key else None

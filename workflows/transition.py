@@ -566,6 +566,11 @@ class TransitionWorkflow:
     @workflow.update
     async def record_attempt(self, request: AttemptRequest) -> StepState:
         step = await self._ready(request.step_id)
+        if len(step.attempts) >= MAX_ATTEMPTS_PER_STEP:  # two at once both passed the validator
+            raise ApplicationError(
+                f"step {request.step_id!r} already has {MAX_ATTEMPTS_PER_STEP} attempts",
+                type="StepNotActionable",
+            )
         step.attempts.append(
             Attempt(at=workflow.now(), by=request.by, result=request.result, note=request.note)
         )
@@ -649,6 +654,10 @@ class TransitionWorkflow:
 
     @workflow.update
     async def add_note(self, request: NoteRequest) -> Note:
+        if len(self._notes) >= MAX_NOTES:  # two at once both passed the validator
+            raise ApplicationError(
+                f"this transition already has {MAX_NOTES} notes", type="TooManyNotes"
+            )
         note = Note(at=workflow.now(), by=request.by, text=request.text, step_id=request.step_id)
         self._notes.append(note)
         self._event("note", request.step_id, actor=request.by)

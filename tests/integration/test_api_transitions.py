@@ -147,3 +147,30 @@ async def test_protocols_endpoint(stack: RunningStack) -> None:
     assert {p["id"] for p in protocols} >= {"discharge-home", "facility-handoff", "expired"}
     openapi = (await stack.http.get("/openapi.json")).json()
     assert "/transitions/{transition_id}/steps/{step_id}/snooze" in openapi["paths"]
+
+
+async def test_a_retried_action_with_the_same_idempotency_key_acts_once(
+    stack: RunningStack, settings: Settings
+) -> None:
+    tid = await discharge(stack, settings, f"IDEM{uuid.uuid4().hex[:5].upper()}")
+    url = f"/transitions/{tid}/steps/interactive_contact/attempts"
+    body = {"by": "rn.alvarez", "result": "no_answer"}
+    headers = {"Idempotency-Key": f"call-{uuid.uuid4().hex}"}
+    first = await stack.http.post(url, json=body, headers=headers)
+    again = await stack.http.post(url, json=body, headers=headers)  # the client's retry
+    assert first.status_code == again.status_code == 200, first.text
+    assert again.json() == first.json()
+    state = (await stack.http.get(f"/transitions/{tid}")).json()
+    [contact] = [s for s in state["steps"] if s["step_id"] == "interactive_contact"]
+    assert len(contact["attempts"]) == 1  # one real call: one attempt, not two
+
+    other = await stack.http.post(url, json=body, headers={"Idempotency-Key": "call-2"})
+    assert other.status_code == 200
+    unkeyed = await stack.http.post(url, json=body)
+    assert unkeyed.status_code == 200
+    state = (await stack.http.get(f"/transitions/{tid}")).json()
+    [contact] = [s for s in state["steps"] if s["step_id"] == "interactive_contact"]
+    assert len(contact["attempts"]) == 3
+
+    refused = await stack.http.post(url, json=body, headers={"Idempotency-Key": "no spaces"})
+    assert refused.status_code == 422

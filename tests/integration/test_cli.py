@@ -115,3 +115,27 @@ async def test_cli_end_to_end(
     assert as_csv.output.splitlines()[0].startswith("transition_id,facility,protocol")
     missing = await run_cli(cli_env, "show", "000000000000000000000000")
     assert missing.exit_code == 1 and "no transition" in missing.output
+
+
+async def test_a_cli_action_retried_with_its_idempotency_key_is_recorded_once(
+    cli_env: dict[str, str], settings: Settings, stack: RunningStack
+) -> None:
+    facility = f"CLK{uuid.uuid4().hex[:6].upper()}"
+    response = await stack.post_adt(a03(facility=facility, visit="V1"))
+    assert "|AA|" in response.text
+    tid = keys.transition_id(
+        keys.encounter_key(settings.key_secret.get_secret_value(), facility, "V1")
+    )
+    attempt = ("attempt", tid, "--by", "rn.a", "--result", "left_message")
+    for _ in range(2):
+        done = await run_cli(cli_env, *attempt, "--idempotency-key", "voicemail-0930")
+        assert done.exit_code == 0, done.output
+
+    async def one_attempt() -> None:
+        state = (await stack.http.get(f"/transitions/{tid}")).json()
+        [contact] = [s for s in state["steps"] if s["step_id"] == "interactive_contact"]
+        assert [a["result"] for a in contact["attempts"]] == ["left_message"]
+
+    await assert_eventually(one_attempt)
+    bad = await run_cli(cli_env, *attempt, "--idempotency-key", "two words")
+    assert bad.exit_code == 2 and "--idempotency-key" in bad.output

@@ -3,6 +3,7 @@ bad ones are rejected with a clear message and leave no trace in the history."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from schemas.transition import (
+    AttemptRequest,
+    AttemptResult,
     CancelStepRequest,
     CompleteStepRequest,
     NoteRequest,
@@ -27,7 +30,7 @@ from tests.workflow.support import (
     notices_for,
     steps_of,
 )
-from workflows.transition import TransitionWorkflow
+from workflows.transition import MAX_ATTEMPTS_PER_STEP, TransitionWorkflow
 
 
 async def accepted_updates(handle: WorkflowHandle[Any, Any]) -> int:
@@ -160,3 +163,23 @@ async def test_reassign_cancel_and_note_are_recorded_on_the_timeline(
     assert ("note", "follow_up_visit", "rn.patel") in kinds
     seqs = [e.seq for r in RECORDS if r.transition_id == tid for e in r.events]
     assert seqs == list(range(1, len(seqs) + 1)), "timeline events sent once each, in order"
+
+
+async def test_attempts_at_once_never_pass_the_cap(
+    skipping_env: WorkflowEnvironment, worker: Worker
+) -> None:
+    handle = await discharged_on(skipping_env, worker)
+    no_answer = AttemptRequest(
+        step_id="interactive_contact", by="rn.a", result=AttemptResult.NO_ANSWER
+    )
+    for _ in range(MAX_ATTEMPTS_PER_STEP - 1):
+        await handle.execute_update(TransitionWorkflow.record_attempt, no_answer)
+    outcomes = await asyncio.gather(
+        *(handle.execute_update(TransitionWorkflow.record_attempt, no_answer) for _ in range(6)),
+        return_exceptions=True,
+    )
+    refused = [o for o in outcomes if isinstance(o, WorkflowUpdateFailedError)]
+    assert len(refused) == 5
+    assert all("already has 20 attempts" in str(r.cause) for r in refused)
+    contact = steps_of(await handle.query(TransitionWorkflow.get_state))["interactive_contact"]
+    assert len(contact.attempts) == MAX_ATTEMPTS_PER_STEP
