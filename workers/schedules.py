@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import time
 
 from temporalio.client import (
@@ -53,14 +54,20 @@ def schedules(site: SiteConfig, task_queue: str) -> dict[str, Schedule]:
 
 
 async def ensure_schedules(client: Client, site: SiteConfig, task_queue: str) -> list[str]:
-    """Create each schedule, or bring an existing one to the configured spec (idempotent)."""
+    """Create each schedule, or bring an existing one to the configured spec (idempotent,
+    and an operator's pause survives it)."""
     for schedule_id, schedule in schedules(site, task_queue).items():
         try:
             await client.create_schedule(schedule_id, schedule)
         except ScheduleAlreadyRunningError:
 
-            def replace(_: ScheduleUpdateInput, wanted: Schedule = schedule) -> ScheduleUpdate:
-                return ScheduleUpdate(schedule=wanted)
+            def replace(
+                current: ScheduleUpdateInput, wanted: Schedule = schedule
+            ) -> ScheduleUpdate:
+                # The configured action and spec; the operator's state (a pause and its note)
+                # stays as it is: a worker start must not undo `temporal schedule toggle`.
+                state = current.description.schedule.state
+                return ScheduleUpdate(schedule=dataclasses.replace(wanted, state=state))
 
             await client.get_schedule_handle(schedule_id).update(replace)
     return sorted(schedules(site, task_queue))

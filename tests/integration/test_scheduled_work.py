@@ -8,7 +8,7 @@ import hmac
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -211,3 +211,28 @@ async def test_schedules_are_created_once_and_updated_in_place(
     assert digest.schedule.spec.time_zone_name == "America/New_York"
     ids = [s.id async for s in await client.list_schedules()]
     assert ids.count(DIGEST_SCHEDULE) == 1 and ids.count(SWEEP_SCHEDULE) == 1
+
+
+async def test_a_paused_schedule_stays_paused_when_a_worker_starts(
+    temporal_env: WorkflowEnvironment, settings: Settings
+) -> None:
+    site = load_library(SHIPPED_PROTOCOLS).site
+    client = temporal_env.client
+    await ensure_schedules(client, site, settings.task_queue)
+    sweep = client.get_schedule_handle(SWEEP_SCHEDULE)
+    await sweep.pause(note="database maintenance tonight")
+    try:
+        later = site.model_copy(
+            update={
+                "notifications": site.notifications.model_copy(update={"sweep_time": time(3, 5)})
+            }
+        )
+        await ensure_schedules(client, later, settings.task_queue)  # a worker (re)starts
+        described = await sweep.describe()
+        assert described.schedule.state.paused
+        assert described.schedule.state.note == "database maintenance tonight"
+        calendar = described.schedule.spec.calendars[0]
+        assert (calendar.hour[0].start, calendar.minute[0].start) == (3, 5)  # spec updated
+    finally:
+        await sweep.unpause()
+        await ensure_schedules(client, site, settings.task_queue)
