@@ -96,16 +96,18 @@ class MaintenanceActivities:
     async def sweep_projection(self) -> SweepReport:
         """Compare, then repair: running workflows republish their row; rows of ended
         workflows take the final state."""
-        running = {
-            wf.id.removeprefix("transition-")
-            async for wf in self._client.list_workflows(
-                "WorkflowType = 'TransitionWorkflow' AND ExecutionStatus = 'Running'"
-            )
-        }
+        # The database first: visibility is eventually consistent, so a transition that is
+        # active here may not be listed as running yet; it is described before it is closed.
         active = {
             r["transition_id"]
             for r in await self._pool.fetch(
                 "SELECT transition_id FROM transitions WHERE status = 'active'"
+            )
+        }
+        running = {
+            wf.id.removeprefix("transition-")
+            async for wf in self._client.list_workflows(
+                "WorkflowType = 'TransitionWorkflow' AND ExecutionStatus = 'Running'"
             )
         }
         known = {
@@ -129,13 +131,11 @@ class MaintenanceActivities:
                 continue  # unknown to Temporal (retention): leave it for an operator
             if description.status == WorkflowExecutionStatus.COMPLETED:
                 final: TransitionState = await handle.result()
-                status = final.status
-            elif description.status == WorkflowExecutionStatus.CANCELED:
-                status = TransitionStatus.CANCELLED
-            elif description.status == WorkflowExecutionStatus.TERMINATED:
-                status = TransitionStatus.TERMINATED
+                status: TransitionStatus | None = final.status
             else:
-                status = TransitionStatus.FAILED
+                status = ended_status(description.status)
+            if status is None:
+                continue  # still running (visibility had not caught up): nothing to repair
             await self._pool.execute(
                 "UPDATE transitions SET status = $2, current_step = NULL, next_due_at = NULL, "
                 "updated_at = now() WHERE transition_id = $1 AND status = 'active'",
@@ -152,3 +152,18 @@ class MaintenanceActivities:
         )
         log.info("sweep.done", republished=len(republished), closed=len(closed))
         return report
+
+
+def ended_status(status: WorkflowExecutionStatus | None) -> TransitionStatus | None:
+    """The projection status of a workflow that ended without a result to read; None for
+    one that has not ended (running, or continued as new): never marked failed."""
+    return (
+        {
+            WorkflowExecutionStatus.CANCELED: TransitionStatus.CANCELLED,
+            WorkflowExecutionStatus.TERMINATED: TransitionStatus.TERMINATED,
+            WorkflowExecutionStatus.FAILED: TransitionStatus.FAILED,
+            WorkflowExecutionStatus.TIMED_OUT: TransitionStatus.FAILED,
+        }.get(status)
+        if status is not None
+        else None
+    )
