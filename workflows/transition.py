@@ -68,6 +68,11 @@ IN_APP_CHANNEL = "worklist"  # its delivery is the outbox row itself: no externa
 # escalation ladder; the team gets one "arrived late" worklist notice instead. Histories
 # recorded before this patch keep escalating such steps as they did.
 LATE_ARRIVAL_PATCH = "late-arrival-v1"
+# One task owns each step: a readmission withdrawn while the step's task is still alive
+# (an A01 and its A11 in one activation, or before the plan) no longer starts a second one.
+# A cancelled prerequisite stops the steps that wait for it. The closing publish comes
+# before the last wait for handlers, and a closed transition takes no note.
+OWNED_STEPS_PATCH = "owned-steps-v1"
 T = TypeVar("T")
 
 
@@ -105,6 +110,9 @@ class TransitionWorkflow:
         self._patient_class = input.patient_class
         self._location = ""
         self._tasks: list[asyncio.Task[None]] = []
+        self._step_tasks: dict[str, asyncio.Task[None]] = {}
+        # Asked here, before any handler or activity can run (see LATE_ARRIVAL_PATCH in run).
+        self._owned_steps = workflow.patched(OWNED_STEPS_PATCH)
         self._patient_key = input.patient_key
         self._contact_numbers: list[str] = []
         self._notes: list[Note] = []
@@ -162,7 +170,11 @@ class TransitionWorkflow:
         if missed:
             await self._internal_activity("notify", self._arrived_late_notice(missed), bool)
 
-        self._tasks = [asyncio.create_task(self._run_step(step_id)) for step_id in self._steps]
+        if self._owned_steps:
+            for step_id in self._steps:
+                self._ensure_step_task(step_id)
+        else:
+            self._tasks = [asyncio.create_task(self._run_step(step_id)) for step_id in self._steps]
         remaining = self._plan.period_ends_at - workflow.now()
         try:
             await workflow.wait_condition(
@@ -177,7 +189,8 @@ class TransitionWorkflow:
         return await self._close()
 
     async def _close(self) -> TransitionState:
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        if not self._owned_steps:
+            await workflow.wait_condition(workflow.all_handlers_finished)
         self._outcome = transition_outcome(
             self._input,
             self._steps,
@@ -193,9 +206,18 @@ class TransitionWorkflow:
             + (tcm.code or "not eligible" if tcm.applicable else "not applicable"),
         )
         await self._publish()
+        if self._owned_steps:  # the last await: nothing accepted meanwhile is left unfinished
+            await workflow.wait_condition(workflow.all_handlers_finished)
         return self.get_state()
 
     # ---- one step -----------------------------------------------------------------------
+
+    def _ensure_step_task(self, step_id: str) -> None:
+        """Start the step's task unless its task is still alive (it carries on by itself)."""
+        task = self._step_tasks.get(step_id)
+        if task is None or task.done():
+            self._step_tasks[step_id] = asyncio.create_task(self._run_step(step_id))
+            self._tasks.append(self._step_tasks[step_id])
 
     async def _run_step(self, step_id: str) -> None:
         step = self._steps[step_id]
@@ -404,6 +426,14 @@ class TransitionWorkflow:
         step.status = StepStatus.STOPPED
         step.cancel_reason = reason
         self._event("stopped", step.step_id, detail=reason)
+
+    def _stop_dependents(self, step_id: str) -> None:
+        """Steps that wait for one that can no longer complete stop, with the reason (and
+        theirs in turn), instead of escalating while every action on them is refused."""
+        for dependent_id, dependent in self._steps.items():
+            if not dependent.is_terminal and step_id in self._prerequisites(dependent_id):
+                self._stop(dependent, f"{step_id} was {self._steps[step_id].status.value}")
+                self._stop_dependents(dependent_id)
 
     def _stop_outreach(self, reason: str) -> None:
         for step in self._steps.values():
@@ -645,6 +675,8 @@ class TransitionWorkflow:
         step.status = StepStatus.CANCELLED
         step.cancel_reason = request.reason
         self._event("cancelled", step.step_id, actor=request.by, detail=request.reason)
+        if self._owned_steps:
+            self._stop_dependents(step.step_id)
         await self._publish()
         return step.model_copy(deep=True)
 
@@ -666,6 +698,8 @@ class TransitionWorkflow:
 
     @add_note.validator
     def validate_add_note(self, request: NoteRequest) -> None:
+        if self._owned_steps and self._status != TransitionStatus.ACTIVE:
+            raise ValueError(f"the transition is {self._status.value}")
         if request.step_id is not None and request.step_id not in self._steps:
             raise ValueError(f"unknown step {request.step_id!r}")
         if len(self._notes) >= MAX_NOTES:
@@ -741,7 +775,11 @@ class TransitionWorkflow:
             ):
                 step.status = StepStatus.PENDING
                 step.cancel_reason = None
-                self._tasks.append(asyncio.create_task(self._run_step(step_id)))
+                if self._owned_steps:
+                    if self._plan is not None:  # before the plan, run() starts every task
+                        self._ensure_step_task(step_id)
+                else:
+                    self._tasks.append(asyncio.create_task(self._run_step(step_id)))
         self._refresh_pending()
 
     # ---- projection ---------------------------------------------------------------------

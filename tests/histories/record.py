@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
@@ -20,6 +21,7 @@ from schemas.transition import (
     AdtSignal,
     AttemptRequest,
     AttemptResult,
+    CancelStepRequest,
     CompleteStepRequest,
     NoteRequest,
     ProfileRequest,
@@ -30,6 +32,7 @@ from schemas.transition import (
 )
 from tests.workflow.support import (
     FOOD_AND_TRANSPORT,
+    HIGH_RISK,
     LIBRARY,
     advance_to,
     new_worker,
@@ -124,6 +127,83 @@ async def record_protocol(
     await asyncio.to_thread(path.write_text, history.to_json())
 
 
+def adt(kind: str, control_id: str, at: datetime, **fields: Any) -> AdtSignal:
+    return AdtSignal(event_type=kind, message_control_id=control_id, occurred_at=at, **fields)
+
+
+async def record_paths(env: WorkflowEnvironment, path: Path) -> None:
+    """A high-risk home-health transition that takes the other paths: an A02 with the start
+    (before the plan), A07, A40, a republish, a reached attempt, a cancelled prerequisite
+    (its dependent stops), a note, a readmission and its withdrawal, then an A13."""
+    async with new_worker(env) as worker:
+        monday = next_weekday(await env.get_current_time(), 0, time(9, 0))
+        await advance_to(env, monday)
+        handle = await start_transition(
+            env,
+            worker,
+            monday,
+            protocol="discharge-home-health",
+            risk=HIGH_RISK,
+            tid="pathshomehealthhighrisk0",
+            start_signal=adt("A02", "P-A02", monday, location="5E^502^B^GENHOSP"),
+        )
+        await planned_state(handle)
+        await handle.signal(
+            TransitionWorkflow.adt_event, adt("A07", "P-A07", monday, patient_class="O")
+        )
+        await handle.signal(
+            TransitionWorkflow.adt_event,
+            adt("A40", "P-A40", monday, merged_into_patient_key="merged".ljust(64, "0")),
+        )
+        await handle.signal(TransitionWorkflow.republish)
+        await handle.execute_update(
+            TransitionWorkflow.record_attempt,
+            AttemptRequest(step_id="interactive_contact", by="rn.a", result=AttemptResult.REACHED),
+        )
+        await handle.execute_update(
+            TransitionWorkflow.cancel_step,
+            CancelStepRequest(step_id="home_health_referral", by="sup.k", reason="declined"),
+        )
+        await handle.execute_update(
+            TransitionWorkflow.add_note, NoteRequest(by="rn.a", text="declined home health")
+        )
+        readmission = "readmission".ljust(64, "0")
+        admitted = monday + timedelta(days=2)
+        await advance_to(env, admitted)
+        await handle.signal(
+            TransitionWorkflow.adt_event,
+            adt("A01", "P-A01", admitted, patient_class="I", encounter_key=readmission),
+        )
+        await handle.signal(
+            TransitionWorkflow.adt_event,
+            adt("A11", "P-A11", admitted, encounter_key=readmission),
+        )
+        await env.sleep(timedelta(days=3))  # escalations of what is open again
+        await handle.signal(TransitionWorkflow.adt_event, adt("A13", "P-A13", admitted))
+        await handle.result()
+        history = await handle.fetch_history()
+    await asyncio.to_thread(path.write_text, history.to_json())
+
+
+async def record_death(env: WorkflowEnvironment, path: Path) -> None:
+    """A left-AMA transition closed by an A08 that reports the death."""
+    async with new_worker(env) as worker:
+        monday = next_weekday(await env.get_current_time(), 0, time(9, 0))
+        await advance_to(env, monday)
+        handle = await start_transition(
+            env, worker, monday, protocol="left-ama", tid="pathsdeath0000000000000"
+        )
+        await planned_state(handle)
+        await env.sleep(timedelta(days=2))
+        await handle.signal(
+            TransitionWorkflow.adt_event,
+            adt("A08", "D-A08", monday + timedelta(days=2), deceased=True),
+        )
+        await handle.result()
+        history = await handle.fetch_history()
+    await asyncio.to_thread(path.write_text, history.to_json())
+
+
 async def main(suffix: str) -> None:
     env = await start_time_skipping_env()
     try:
@@ -135,6 +215,10 @@ async def main(suffix: str) -> None:
         path = HERE / f"{home.id}.v{home.version}.late-arrival.{suffix}.json"
         await record_protocol(env, home.id, path, late_by=timedelta(days=4))  # Friday
         print(path)
+        for name, record in (("paths", record_paths), ("death", record_death)):
+            path = HERE / f"{name}.{suffix}.json"
+            await record(env, path)
+            print(path)
     finally:
         await env.shutdown()
 

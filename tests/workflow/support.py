@@ -8,6 +8,7 @@ import contextlib
 import uuid
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from temporalio import activity
@@ -31,6 +32,7 @@ from schemas.social_needs import (
     UtilityShutoff,
 )
 from schemas.transition import (
+    AdtSignal,
     EscalationNotice,
     ProjectionRecord,
     StepState,
@@ -95,12 +97,17 @@ async def start_time_skipping_env() -> WorkflowEnvironment:
     return env
 
 
-def new_worker(env: WorkflowEnvironment) -> Worker:
-    """Real planning activities, recorded projection and notifications, a fresh task queue."""
+def new_worker(
+    env: WorkflowEnvironment, task_queue: str | None = None, *, cache: bool = True
+) -> Worker:
+    """Real planning activities, recorded projection and notifications, a fresh task queue
+    (or the given one: a worker that comes back). Without a cache the worker keeps no
+    sticky queue, so another worker takes its workflows at once."""
     planning = PlanningActivities()
     return Worker(
         env.client,
-        task_queue=f"tq-{uuid.uuid4()}",
+        max_cached_workflows=1000 if cache else 0,
+        task_queue=task_queue or f"tq-{uuid.uuid4()}",
         workflows=[TransitionWorkflow],
         activities=[planning.plan_transition, planning.schedule_step, record_transition, notify],
     )
@@ -153,8 +160,14 @@ async def start_transition(
     risk: RiskAssessment = STANDARD_RISK,
     tid: str | None = None,
     received_at: datetime | None = None,
+    start_signal: AdtSignal | None = None,
 ) -> WorkflowHandle[TransitionWorkflow, TransitionState]:
+    """A transition on the worker's queue; `start_signal` arrives with the start, before
+    the plan (signal-with-start)."""
     tid = tid or uuid.uuid4().hex[:24]
+    signalled: dict[str, Any] = (
+        {"start_signal": "adt_event", "start_signal_args": [start_signal]} if start_signal else {}
+    )
     handle = await env.client.start_workflow(
         TransitionWorkflow.run,
         TransitionInput(
@@ -170,6 +183,7 @@ async def start_transition(
         ),
         id=keys.workflow_id(tid),
         task_queue=worker.task_queue,
+        **signalled,
     )
     STARTED.append(handle)
     return handle
