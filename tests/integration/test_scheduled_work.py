@@ -26,6 +26,8 @@ from tests.integration.conftest import (
     Hooks,
     Mailbox,
     copy_protocols,
+    start_server,
+    stop_server,
     worker_with_channels,
 )
 from workers.schedules import DIGEST_SCHEDULE, SWEEP_SCHEDULE, ensure_schedules
@@ -214,25 +216,31 @@ async def test_schedules_are_created_once_and_updated_in_place(
 
 
 async def test_a_paused_schedule_stays_paused_when_a_worker_starts(
-    temporal_env: WorkflowEnvironment, settings: Settings
+    own_temporal: Settings,
 ) -> None:
+    """On a dev server of its own: the session's server can be slow to apply a pause after
+    the fault tests have loaded it."""
     site = load_library(SHIPPED_PROTOCOLS).site
-    client = temporal_env.client
-    await ensure_schedules(client, site, settings.task_queue)
-    sweep = client.get_schedule_handle(SWEEP_SCHEDULE)
-    await sweep.pause(note="database maintenance tonight")
+    process, client = await start_server(own_temporal)
     try:
+        await ensure_schedules(client, site, own_temporal.task_queue)
+        sweep = client.get_schedule_handle(SWEEP_SCHEDULE)
+        await sweep.pause(note="database maintenance tonight")
+
+        async def paused() -> None:  # the scheduler applies a pause shortly after it is asked
+            assert (await sweep.describe()).schedule.state.paused
+
+        await assert_eventually(paused)
         later = site.model_copy(
             update={
                 "notifications": site.notifications.model_copy(update={"sweep_time": time(3, 5)})
             }
         )
-        await ensure_schedules(client, later, settings.task_queue)  # a worker (re)starts
+        await ensure_schedules(client, later, own_temporal.task_queue)  # a worker (re)starts
         described = await sweep.describe()
         assert described.schedule.state.paused
         assert described.schedule.state.note == "database maintenance tonight"
         calendar = described.schedule.spec.calendars[0]
         assert (calendar.hour[0].start, calendar.minute[0].start) == (3, 5)  # spec updated
     finally:
-        await sweep.unpause()
-        await ensure_schedules(client, site, settings.task_queue)
+        await stop_server(process)
