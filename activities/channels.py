@@ -1,8 +1,10 @@
 """Delivery transports for notifications: in-app worklist, e-mail (SMTP) and a signed webhook.
 
 Messages carry ids, steps, levels, due times and a link: never patient data. A transport that
-is not configured delivers nothing (the outbox row stays for the worklist); a configured one
-that fails raises, and Temporal retries the activity.
+is not configured delivers nothing (the outbox row stays for the worklist). A refusal that
+will not change (a 4xx answer, a recipient the SMTP server refuses, a permanent 5xx SMTP
+reply) raises a non-retryable error; anything else (a 5xx answer, a timeout, a dropped
+connection) raises and Temporal retries the activity within its bound.
 """
 
 from __future__ import annotations
@@ -18,11 +20,18 @@ from typing import Any
 
 import httpx
 import structlog
+from temporalio.exceptions import ApplicationError
 
 from schemas.site import Transport
 
 log = structlog.get_logger(__name__)
 SIGNATURE_HEADER = "X-Carebridge-Signature"
+REFUSED = "DeliveryRefused"  # the ApplicationError type of a refusal that retrying cannot fix
+TRANSIENT_HTTP = frozenset({408, 425, 429})  # 4xx answers that mean "later"
+
+
+def refused(reason: str) -> ApplicationError:
+    return ApplicationError(reason, type=REFUSED, non_retryable=True)
 
 
 @dataclass(frozen=True)
@@ -75,7 +84,17 @@ class Channels:
             with smtplib.SMTP(host, self._settings.smtp_port, timeout=20) as smtp:
                 smtp.send_message(mail)
 
-        await asyncio.to_thread(send)
+        try:
+            await asyncio.to_thread(send)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = sorted({code for code, _ in exc.recipients.values()})
+            if all(code >= 500 for code in codes):  # 5yz: permanent; 4yz: try again
+                raise refused(f"SMTP refused the recipients ({codes})") from None
+            raise
+        except smtplib.SMTPResponseException as exc:
+            if exc.smtp_code >= 500:  # permanent (RFC 5321 5yz); 4yz is worth a retry
+                raise refused(f"SMTP answered {exc.smtp_code}") from None
+            raise
         return True
 
     async def _webhook(self, message: Message) -> bool:
@@ -89,5 +108,8 @@ class Channels:
             headers[SIGNATURE_HEADER] = sign(self._settings.webhook_secret, body)
         async with httpx.AsyncClient(timeout=20) as client:
             response = await client.post(url, content=body, headers=headers)
-            response.raise_for_status()  # a failure is retried by Temporal
+        status = response.status_code
+        if 400 <= status < 500 and status not in TRANSIENT_HTTP:
+            raise refused(f"webhook answered {status}")
+        response.raise_for_status()  # 5xx and the transient 4xx: retried by Temporal
         return True

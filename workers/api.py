@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 
 from ingest.browser import describe
-from store import inbox
+from store import inbox, notifications
 from workers.api_audit import audit_and_harden
 from workers.api_audit import router as audit_router
 from workers.api_care_plan import router as care_plan_router
@@ -107,6 +107,12 @@ def create_app(services: Services | None = None) -> FastAPI:
             return Response(status_code=204)
         # Enhanced mode may ask for a commit and an application ACK; HTTP has one body: the last.
         return Response(content=result.replies[-1].encode(), media_type=ER7_MEDIA_TYPE)
+
+    @app.get("/notifications/undelivered", dependencies=[Depends(require(Role.OPERATOR))])
+    async def undelivered_notifications(request: Request, limit: int = 100) -> list[dict[str, Any]]:
+        """E-mails and pages that did not go out (refused, failed past their retries, or not
+        configured), oldest first."""
+        return await notifications.undelivered(svc(request).pool, min(max(limit, 1), 500))
 
     @app.get("/messages", dependencies=[Depends(require(Role.OPERATOR))])
     async def list_messages(

@@ -19,7 +19,7 @@ from ingest.browser import describe
 from ingest.protocol_library import ProtocolError, load_library
 from ingest.routing import AdtRouter
 from schemas.transition import PlanRequest
-from store import inbox
+from store import inbox, notifications
 from store.db import create_pool
 from workers import embedded
 from workers.cli_app import app, console, err_console, run_command, site_zone
@@ -28,6 +28,7 @@ from workers.listener import END_BLOCK, frame
 from workers.services import Services
 from workers.settings import Settings, get_settings
 from workers.views import (
+    local,
     messages_table,
     print_plan,
     protocols_table,
@@ -104,6 +105,36 @@ def messages_reprocess(message_id: int) -> None:
         )
 
     run_command(main)
+
+
+@app.command()
+def undelivered(limit: int = typer.Option(100, min=1, max=500)) -> None:
+    """E-mails and pages recorded in the outbox that did not go out (refused by the server,
+    failed past their retries, or their transport not configured), oldest first."""
+
+    async def main(settings: Settings) -> list[dict[str, Any]]:
+        pool = await create_pool(await embedded.database_url(settings), max_size=2)
+        try:
+            return await notifications.undelivered(pool, limit)
+        finally:
+            await pool.close()
+
+    rows = run_command(main)
+    table = Table(title=f"{len(rows)} undelivered notification(s)")
+    for column in ("id", "transition", "step", "level", "role", "channel", "recorded"):
+        table.add_column(column)
+    zone = site_zone()
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            row["transition_id"],
+            row["step_id"],
+            str(row["level"]),
+            row["role"],
+            row["channel"],
+            local(row["created_at"], zone),
+        )
+    console.print(table)
 
 
 @app.command()

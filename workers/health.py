@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
+from store import notifications
 from workers.services import Services
 from workers.settings import Settings
 
@@ -29,6 +30,10 @@ STEPS_OVERDUE = Gauge(
 )
 INBOX_UNSETTLED = Gauge(
     "carebridge_inbox_unsettled", "ADT messages stored but not answered (received, no ACK yet)"
+)
+NOTIFICATIONS_UNDELIVERED = Gauge(
+    "carebridge_notifications_undelivered",
+    "E-mails and pages recorded in the outbox that did not go out",
 )
 
 
@@ -66,6 +71,7 @@ async def refresh_database_gauges(pool: asyncpg.Pool) -> None:
     for row in overdue:
         STEPS_OVERDUE.labels(protocol=row["protocol_id"], step=row["step"]).set(row["n"])
     INBOX_UNSETTLED.set(unsettled)
+    NOTIFICATIONS_UNDELIVERED.set(await notifications.count_undelivered(pool))
 
 
 @asynccontextmanager

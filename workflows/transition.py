@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from schemas.person import PersonProfile
@@ -50,6 +50,10 @@ with workflow.unsafe.imports_passed_through():
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 ACTIVITY_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
+# An e-mail or page that cannot go out (a refusal at once, transient failures for this long)
+# is recorded on the timeline and stays undelivered in the outbox; the ladder goes on.
+NOTIFY_DEADLINE = timedelta(hours=2)
+NOTIFY_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
 WORKFLOW_TYPE = "TransitionWorkflow"
 MAX_NOTES = 200  # keeps history and state bounded over a 30-day transition
 MAX_ATTEMPTS_PER_STEP = 20
@@ -318,13 +322,24 @@ class TransitionWorkflow:
         if escalation.channel == IN_APP_CHANNEL:
             await self._internal_activity("notify", notice, bool)  # an outbox row only
         else:
-            await workflow.execute_activity(
-                "notify",
-                notice,
-                result_type=bool,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=ACTIVITY_RETRY,
-            )
+            try:
+                await workflow.execute_activity(
+                    "notify",
+                    notice,
+                    result_type=bool,
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    schedule_to_close_timeout=NOTIFY_DEADLINE,
+                    retry_policy=NOTIFY_RETRY,
+                )
+            except ActivityError as failure:
+                cause = failure.cause
+                why = cause.message if isinstance(cause, ApplicationError) else type(cause).__name__
+                self._event(
+                    "notification_failed",
+                    step.step_id,
+                    detail=f"level {escalation.level} via {escalation.channel}: not delivered "
+                    f"({why}); kept in the undelivered list",
+                )
         if step.is_terminal or self._reschedules[step.step_id] != generation:
             return  # completed or snoozed while the notification went out
         step.escalation_level = escalation.level

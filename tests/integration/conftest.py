@@ -266,10 +266,12 @@ class Mailbox:
 
 @dataclass
 class Hooks:
-    """A local webhook receiver's calls; the first one answers 503 unless told otherwise."""
+    """A local webhook receiver's calls; the first one answers 503 unless told otherwise, the
+    others `status`."""
 
     calls: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     fail_first: bool = True
+    status: int = 204  # what every other call is answered
 
 
 def copy_protocols(tmp_path: Path, edit_site: Callable[[dict[str, Any]], None]) -> Path:
@@ -298,7 +300,7 @@ async def worker_with_channels(
         hooks.calls.append((dict(request.headers), await request.body()))
         if hooks.fail_first and len(hooks.calls) == 1:
             return Response(status_code=503)
-        return Response(status_code=204)
+        return Response(status_code=hooks.status)
 
     hook_port = find_free_port()
     server = EmbeddedUvicorn(

@@ -3,6 +3,7 @@ daily digest, the consistency sweep and the Temporal Schedules that run them."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import uuid
@@ -19,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from ingest import keys
 from ingest.protocol_library import load_library
 from schemas.maintenance import DigestResult, SweepReport
+from store import notifications
 from tests.helpers import a03, assert_eventually
 from tests.integration.conftest import (
     SHIPPED_PROTOCOLS,
@@ -244,3 +246,36 @@ async def test_a_paused_schedule_stays_paused_when_a_worker_starts(
         assert (calendar.hour[0].start, calendar.minute[0].start) == (3, 5)  # spec updated
     finally:
         await stop_server(process)
+
+
+async def test_a_page_the_webhook_refuses_is_recorded_undelivered_and_the_ladder_goes_on(
+    harness: Harness,
+) -> None:
+    harness.hooks.fail_first = False
+    harness.hooks.status = 410  # gone: retrying for a day would not change it
+    tid = await start_overdue_transition(harness)
+    pool = harness.services.pool
+
+    async def recorded() -> None:
+        row = await pool.fetchrow(
+            "SELECT escalation_level FROM transitions WHERE transition_id = $1", tid
+        )
+        assert row is not None and row["escalation_level"] == 3  # the ladder went on
+        kinds = [
+            r["detail"]
+            for r in await pool.fetch(
+                "SELECT detail FROM transition_events WHERE transition_id = $1 "
+                "AND kind = 'notification_failed'",
+                tid,
+            )
+        ]
+        assert kinds == [
+            "level 3 via page: not delivered (webhook answered 410); kept in the undelivered list"
+        ]
+
+    await assert_eventually(recorded, within=30)
+    await asyncio.sleep(2)  # a retry would come within a second or two
+    pages = [b for _, b in harness.hooks.calls if tid.encode() in b]
+    assert len(pages) == 1  # refused once, not retried
+    left = [n for n in await notifications.undelivered(pool, 500) if n["transition_id"] == tid]
+    assert [(n["level"], n["channel"]) for n in left] == [(3, "page")]
