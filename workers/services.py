@@ -40,7 +40,9 @@ class Services:
 
     @classmethod
     async def connect(cls, settings: Settings, runtime: Runtime | None = None) -> Services:
-        pool = await create_pool(await embedded.database_url(settings))
+        pool = await create_pool(
+            await embedded.database_url(settings), max_size=settings.database_pool_size
+        )
         return cls.build(settings, pool, await connect(settings, runtime))
 
     async def close(self) -> None:

@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="PostgreSQL DSN; unset = start the embedded PostgreSQL"
     )
+    database_pool_size: int = Field(
+        10,
+        ge=2,
+        le=200,
+        description="connections per process; a worker runs as many activities and local "
+        "activities at once, so none queues for a connection past its timeout",
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     mllp_host: str = "127.0.0.1"

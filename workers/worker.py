@@ -57,6 +57,10 @@ def build_worker(
         client,
         task_queue=task_queue or settings.task_queue,
         max_cached_workflows=settings.worker_cached_workflows,
+        # Each activity holds at most one connection: slots beyond the pool would only queue
+        # for one past their start-to-close timeout and retry (a deadline storm).
+        max_concurrent_activities=settings.database_pool_size,
+        max_concurrent_local_activities=settings.database_pool_size,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
         workflows=[TransitionWorkflow, DigestWorkflow, SweepWorkflow],
         activities=[
