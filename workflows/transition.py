@@ -54,6 +54,19 @@ ACTIVITY_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 # is recorded on the timeline and stays undelivered in the outbox; the ladder goes on.
 NOTIFY_DEADLINE = timedelta(hours=2)
 NOTIFY_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
+# A projection write or outbox row that PostgreSQL cannot take gives up after this long, so
+# an outage of hours neither grows the history without bound nor holds Updates for long;
+# the row is then stale and written again (every write is the whole row) after
+# PROJECTION_REPAIR, doubling up to PROJECTION_REPAIR_MAX, until it succeeds, and by any
+# publish meanwhile. Past the first seconds its retries wait on timers, not inside the
+# workflow task.
+INTERNAL_DEADLINE = timedelta(minutes=2)
+INTERNAL_LOCAL_RETRY = timedelta(seconds=2)
+# ... and by attempts as well (1+2+...+60 s: about 2 minutes), which a local activity counts
+# whatever clock the worker and server keep.
+INTERNAL_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=8)
+PROJECTION_REPAIR = timedelta(minutes=15)
+PROJECTION_REPAIR_MAX = timedelta(hours=4)
 WORKFLOW_TYPE = "TransitionWorkflow"
 MAX_NOTES = 200  # keeps history and state bounded over a 30-day transition
 MAX_ATTEMPTS_PER_STEP = 20
@@ -133,6 +146,8 @@ class TransitionWorkflow:
         self._version = (input.generation - 1) * GENERATION_STRIDE
         self._published_attributes: tuple[object, ...] | None = None
         self._publish_lock = asyncio.Lock()
+        self._projection_stale = False
+        self._repair: asyncio.Task[None] | None = None
 
     # ---- main ---------------------------------------------------------------------------
 
@@ -172,7 +187,13 @@ class TransitionWorkflow:
         missed = self._missed_before_arrival() if late_arrivals else []
         await self._publish()
         if missed:
-            await self._internal_activity("notify", self._arrived_late_notice(missed), bool)
+            try:
+                notice = self._arrived_late_notice(missed)
+                await self._internal_activity("notify", notice, bool, deadline=INTERNAL_DEADLINE)
+            except ActivityError:
+                self._event(
+                    "notification_failed", detail="the arrived-late notice was not recorded"
+                )
 
         if self._owned_steps:
             for step_id in self._steps:
@@ -319,10 +340,10 @@ class TransitionWorkflow:
             due_at=step.due_at,
             scheduled_at=escalation.at,
         )
-        if escalation.channel == IN_APP_CHANNEL:
-            await self._internal_activity("notify", notice, bool)  # an outbox row only
-        else:
-            try:
+        try:
+            if escalation.channel == IN_APP_CHANNEL:  # an outbox row only
+                await self._internal_activity("notify", notice, bool, deadline=INTERNAL_DEADLINE)
+            else:
                 await workflow.execute_activity(
                     "notify",
                     notice,
@@ -331,15 +352,15 @@ class TransitionWorkflow:
                     schedule_to_close_timeout=NOTIFY_DEADLINE,
                     retry_policy=NOTIFY_RETRY,
                 )
-            except ActivityError as failure:
-                cause = failure.cause
-                why = cause.message if isinstance(cause, ApplicationError) else type(cause).__name__
-                self._event(
-                    "notification_failed",
-                    step.step_id,
-                    detail=f"level {escalation.level} via {escalation.channel}: not delivered "
-                    f"({why}); kept in the undelivered list",
-                )
+        except ActivityError as failure:
+            cause = failure.cause
+            why = cause.message if isinstance(cause, ApplicationError) else type(cause).__name__
+            self._event(
+                "notification_failed",
+                step.step_id,
+                detail=f"level {escalation.level} via {escalation.channel}: not delivered "
+                f"({why}); kept in the undelivered list",
+            )
         if step.is_terminal or self._reschedules[step.step_id] != generation:
             return  # completed or snoozed while the notification went out
         step.escalation_level = escalation.level
@@ -353,16 +374,21 @@ class TransitionWorkflow:
     async def _schedule(self, request: ScheduleStepRequest) -> StepSchedule:
         return await self._internal_activity("schedule_step", request, StepSchedule)
 
-    async def _internal_activity(self, name: str, arg: object, result_type: type[T]) -> T:
+    async def _internal_activity(
+        self, name: str, arg: object, result_type: type[T], *, deadline: timedelta | None = None
+    ) -> T:
         """Run one of carebridge's own short activities (pure planning or one PostgreSQL
-        statement): local to this worker once the workflow carries the patch marker."""
+        statement): local to this worker once the workflow carries the patch marker. With a
+        deadline, it gives up then (ActivityError) instead of retrying for ever."""
         if workflow.patched(LOCAL_ACTIVITIES_PATCH):
             result: T = await workflow.execute_local_activity(
                 name,
                 arg,
                 result_type=result_type,
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=ACTIVITY_RETRY,
+                schedule_to_close_timeout=deadline,
+                local_retry_threshold=INTERNAL_LOCAL_RETRY if deadline else None,
+                retry_policy=INTERNAL_RETRY if deadline else ACTIVITY_RETRY,
             )
         else:
             result = await workflow.execute_activity(
@@ -370,7 +396,8 @@ class TransitionWorkflow:
                 arg,
                 result_type=result_type,
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=ACTIVITY_RETRY,
+                schedule_to_close_timeout=deadline,
+                retry_policy=INTERNAL_RETRY if deadline else ACTIVITY_RETRY,
             )
         return result
 
@@ -881,6 +908,25 @@ class TransitionWorkflow:
             events = tuple(self._events)
             record = self._projection(events)
             self._upsert_search_attributes(record)
-            await self._internal_activity("record_transition", record, bool)
+            try:
+                await self._internal_activity(
+                    "record_transition", record, bool, deadline=INTERNAL_DEADLINE
+                )
+            except (ActivityError, ApplicationError):  # a local one may surface its cause
+                # PostgreSQL is away: the events wait for the next write, which repeats.
+                if not self._projection_stale:  # one repair loop; the close never waits on it
+                    self._projection_stale = True
+                    self._repair = asyncio.create_task(self._repair_projection())
+                return
+            self._projection_stale = False
             sent = {event.seq for event in events}
             self._events = [event for event in self._events if event.seq not in sent]
+
+    async def _repair_projection(self) -> None:
+        """Write the stale row again, less often the longer it fails, until a write succeeds
+        (the transition itself goes on meanwhile; only the projection lags)."""
+        wait = PROJECTION_REPAIR
+        while self._projection_stale and self._status == TransitionStatus.ACTIVE:
+            await workflow.sleep(wait, summary="projection write retried")
+            await self._publish()
+            wait = min(wait * 2, PROJECTION_REPAIR_MAX)
