@@ -5,15 +5,24 @@ stays small, and the row is written again once the database is back."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import time, timedelta
 
+import pytest_asyncio
 from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.planning import PlanningActivities
 from schemas.transition import ProjectionRecord, TransitionStatus
-from tests.workflow.support import advance_to, next_weekday, notify, planned_state, start_transition
+from tests.workflow.support import (
+    advance_to,
+    next_weekday,
+    notify,
+    planned_state,
+    start_time_skipping_env,
+    start_transition,
+)
 from workflows.transition import TransitionWorkflow
 
 WRITTEN: list[ProjectionRecord] = []
@@ -28,9 +37,18 @@ async def record_while_up(record: ProjectionRecord) -> bool:
     return True
 
 
+@pytest_asyncio.fixture
+async def own_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A test server of its own: its worker's failing local activities stay out of the rest."""
+    env = await start_time_skipping_env()
+    yield env
+    await env.shutdown()
+
+
 async def test_a_48_hour_database_outage_keeps_history_small_and_repairs_the_row(
-    skipping_env: WorkflowEnvironment,
+    own_env: WorkflowEnvironment,
 ) -> None:
+    skipping_env = own_env
     planning = PlanningActivities()
     DATABASE_UP[0] = False
     async with Worker(
