@@ -67,6 +67,9 @@ INTERNAL_LOCAL_RETRY = timedelta(seconds=2)
 INTERNAL_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=8)
 PROJECTION_REPAIR = timedelta(minutes=15)
 PROJECTION_REPAIR_MAX = timedelta(hours=4)
+# How an activity that gave up reaches the workflow: a regular one as ActivityError, a local
+# one past its attempts as the cause itself (seen on the test server: ApplicationError).
+GAVE_UP = (ActivityError, ApplicationError)
 WORKFLOW_TYPE = "TransitionWorkflow"
 MAX_NOTES = 200  # keeps history and state bounded over a 30-day transition
 MAX_ATTEMPTS_PER_STEP = 20
@@ -190,7 +193,7 @@ class TransitionWorkflow:
             try:
                 notice = self._arrived_late_notice(missed)
                 await self._internal_activity("notify", notice, bool, deadline=INTERNAL_DEADLINE)
-            except ActivityError:
+            except GAVE_UP:
                 self._event(
                     "notification_failed", detail="the arrived-late notice was not recorded"
                 )
@@ -352,8 +355,8 @@ class TransitionWorkflow:
                     schedule_to_close_timeout=NOTIFY_DEADLINE,
                     retry_policy=NOTIFY_RETRY,
                 )
-        except ActivityError as failure:
-            cause = failure.cause
+        except GAVE_UP as failure:
+            cause = failure.cause if isinstance(failure, ActivityError) else failure
             why = cause.message if isinstance(cause, ApplicationError) else type(cause).__name__
             self._event(
                 "notification_failed",
@@ -379,7 +382,7 @@ class TransitionWorkflow:
     ) -> T:
         """Run one of carebridge's own short activities (pure planning or one PostgreSQL
         statement): local to this worker once the workflow carries the patch marker. With a
-        deadline, it gives up then (ActivityError) instead of retrying for ever."""
+        deadline, it gives up then (one of GAVE_UP) instead of retrying for ever."""
         if workflow.patched(LOCAL_ACTIVITIES_PATCH):
             result: T = await workflow.execute_local_activity(
                 name,
@@ -912,7 +915,7 @@ class TransitionWorkflow:
                 await self._internal_activity(
                     "record_transition", record, bool, deadline=INTERNAL_DEADLINE
                 )
-            except (ActivityError, ApplicationError):  # a local one may surface its cause
+            except GAVE_UP:
                 # PostgreSQL is away: the events wait for the next write, which repeats.
                 if not self._projection_stale:  # one repair loop; the close never waits on it
                     self._projection_stale = True
