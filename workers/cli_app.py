@@ -15,6 +15,7 @@ from temporalio.service import RPCError
 
 from ingest.errors import HL7Error
 from ingest.protocol_library import ProtocolError, load_library
+from schemas.site import SiteConfig
 from workers.embedded import StackError
 from workers.logs import configure_logging
 from workers.settings import Settings, get_settings
@@ -52,5 +53,10 @@ async def until_signalled() -> None:
     await stop.wait()
 
 
+def site_config() -> SiteConfig:
+    """The site table (site.yaml) of the protocol folder the settings name."""
+    return load_library(get_settings().protocols_dir).site
+
+
 def site_zone() -> ZoneInfo:
-    return ZoneInfo(load_library(get_settings().protocols_dir).site.calendar.timezone)
+    return site_config().calendar_zone()

@@ -22,7 +22,7 @@ from schemas.transition import PlanRequest
 from store import inbox, notifications
 from store.db import create_pool
 from workers import embedded
-from workers.cli_app import app, console, err_console, run_command, site_zone
+from workers.cli_app import app, console, err_console, run_command, site_config, site_zone
 from workers.embedded import StackError
 from workers.listener import END_BLOCK, frame
 from workers.services import Services
@@ -82,9 +82,7 @@ def messages_show(message_id: int) -> None:
     if row is None:
         err_console.print(f"[red]error:[/] no message {message_id}")
         raise typer.Exit(1)
-    console.print_json(
-        json.dumps(describe(row, load_library(get_settings().protocols_dir).site), default=str)
-    )
+    console.print_json(json.dumps(describe(row, site_config()), default=str))
 
 
 @messages_app.command("reprocess")

@@ -34,9 +34,9 @@ from store import projection, reports
 from store.db import create_pool
 from workers import embedded
 from workers.care_plan import build_care_plan
-from workers.cli_app import app, console, err_console, run_command, site_zone
+from workers.cli_app import app, console, err_console, run_command, site_config, site_zone
 from workers.embedded import StackError
-from workers.settings import Settings, get_settings
+from workers.settings import Settings
 from workers.temporal import IDEMPOTENCY_KEY_PATTERN, connect, update_id
 from workers.views import print_care_plan, print_state, timeline_table, transitions_table
 from workflows.transition import TransitionWorkflow
@@ -90,7 +90,7 @@ def list_transitions(
         for row in rows:
             console.print_json(json.dumps(row, default=str), indent=None)
         return
-    table = transitions_table(rows, load_library(get_settings().protocols_dir).site)
+    table = transitions_table(rows, site_config())
     table.title = f"{len(rows)} of {total} transition(s)"
     console.print(table)
 
