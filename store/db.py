@@ -2,11 +2,52 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
+from asyncpg.pool import PoolAcquireContext
+
+ACQUIRE_TIMEOUT_SECONDS = 10.0
+CONNECT_TIMEOUT_SECONDS = 10.0
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, timeout=10)
-    if pool is None:  # only when the pool is created lazily, which we never ask for
-        raise RuntimeError("asyncpg returned no pool")
+class BoundedPool(asyncpg.Pool):
+    """A pool whose every acquire (also inside `fetch`, `execute`, ...) waits at most
+    `acquire_timeout` seconds for a free connection, then raises TimeoutError: a caller in a
+    storm fails fast and is retried by its own bounded policy instead of queueing past its
+    activity's start-to-close timeout."""
+
+    def __init__(self, *args: Any, acquire_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._acquire_timeout = acquire_timeout
+
+    def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext:
+        return super().acquire(timeout=self._acquire_timeout if timeout is None else timeout)
+
+
+async def create_pool(
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    acquire_timeout: float = ACQUIRE_TIMEOUT_SECONDS,
+) -> asyncpg.Pool:
+    pool = BoundedPool(
+        dsn,
+        acquire_timeout=acquire_timeout,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        init_size=None,
+        min_size=min_size,
+        max_size=max_size,
+        max_queries=50_000,
+        loop=None,
+        connect=None,
+        setup=None,
+        init=None,
+        reset=None,
+        max_inactive_connection_lifetime=300.0,
+        timeout=CONNECT_TIMEOUT_SECONDS,
+    )
+    await pool
     return pool

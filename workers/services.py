@@ -41,7 +41,9 @@ class Services:
     @classmethod
     async def connect(cls, settings: Settings, runtime: Runtime | None = None) -> Services:
         pool = await create_pool(
-            await embedded.database_url(settings), max_size=settings.database_pool_size
+            await embedded.database_url(settings),
+            max_size=settings.database_pool_size,
+            acquire_timeout=settings.database_acquire_timeout_seconds,
         )
         return cls.build(settings, pool, await connect(settings, runtime))
 

@@ -73,6 +73,13 @@ class Settings(BaseSettings):
         description="connections per process; a worker runs as many activities and local "
         "activities at once, so none queues for a connection past its timeout",
     )
+    database_acquire_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=60,
+        description="longest wait for a free pool connection before the caller fails (and "
+        "its bounded retry takes over) instead of queueing past its own timeout",
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     mllp_host: str = "127.0.0.1"

@@ -136,7 +136,11 @@ async def run_stack(settings: Settings, console: Console) -> None:
         await ensure_search_attributes(client, settings.temporal_namespace)
         console.print("starting PostgreSQL and applying migrations ...")
         database_url = await embedded.database_url(settings)
-        pool = await create_pool(database_url)
+        pool = await create_pool(
+            database_url,
+            max_size=settings.database_pool_size,
+            acquire_timeout=settings.database_acquire_timeout_seconds,
+        )
         applied = await migrate(pool)
         log.info("migrations.applied", versions=applied)
         services = Services.build(settings, pool, client)
