@@ -4,18 +4,20 @@ projection from Temporal (the source of truth) and reports the drift it found.""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
 import structlog
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from activities.channels import Channels, Message
+from activities.notifications import NOT_CONFIGURED, describe_failure
 from ingest import keys
-from schemas.maintenance import DigestResult, SweepReport
+from schemas.maintenance import DIGEST_FAILED, DigestResult, SweepReport
 from schemas.site import NotificationConfig
 from schemas.transition import TransitionState, TransitionStatus
 
@@ -60,36 +62,85 @@ class MaintenanceActivities:
         for row in rows:
             teams[row["facility"]].append(row)
         delivered = overdue_total = today_total = 0
+        failed: list[str] = []
+        sent_before = {
+            r["team"]
+            for r in await self._pool.fetch(
+                "SELECT team FROM digest_deliveries WHERE day = $1 AND delivered_at IS NOT NULL",
+                today,
+            )
+        }
         for team, entries in teams.items():
             overdue = [r for r in entries if r["overdue_steps"]]
             due_today = [r for r in entries if not r["overdue_steps"]]
             overdue_total += len(overdue)
             today_total += len(due_today)
-            lines = [f"carebridge digest for {team}, {today.isoformat()}", ""]
-            for title, group in (("Overdue", overdue), ("Due today", due_today)):
-                lines.append(f"{title}: {len(group)}")
-                lines += [
-                    f"  {r['transition_id']}  {r['current_step'] or ''}  level "
-                    f"{r['escalation_level']}  {self._base_url}/ui/transitions/{r['transition_id']}"
-                    for r in group
-                ]
-            message = Message(
-                subject=f"[carebridge] {team}: {len(overdue)} overdue, {len(due_today)} due today",
-                text="\n".join(lines) + "\n",
-                payload={
-                    "type": "digest",
-                    "team": team,
-                    "date": today.isoformat(),
-                    "overdue": [r["transition_id"] for r in overdue],
-                    "due_today": [r["transition_id"] for r in due_today],
-                },
-                idempotency_key=f"digest:{team}:{today.isoformat()}",
-                recipients=self._config.recipients.get(team, ()),
+            if team in sent_before:  # this activity's earlier attempt, or an earlier run today
+                delivered += 1
+                continue
+            message = self._digest(team, today, overdue, due_today)
+            failure: str | None = None
+            try:
+                sent = await self._channels.deliver(self._config.digest_transport, message)
+            except Exception as exc:  # the other teams still get theirs; retried below
+                sent, failure = False, describe_failure(exc)
+                failed.append(team)
+            await self._pool.execute(
+                """
+                INSERT INTO digest_deliveries (team, day, delivered_at, failure)
+                VALUES ($1, $2, CASE WHEN $3 THEN now() END, $4)
+                ON CONFLICT (team, day) DO UPDATE SET delivered_at = EXCLUDED.delivered_at,
+                    failure = EXCLUDED.failure, updated_at = now()
+                """,
+                team,
+                today,
+                sent,
+                None if sent else failure or NOT_CONFIGURED,
             )
-            delivered += await self._channels.deliver(self._config.digest_transport, message)
-        log.info("digest.sent", teams=len(teams), delivered=delivered)
-        return DigestResult(
-            teams=len(teams), delivered=delivered, overdue=overdue_total, due_today=today_total
+            delivered += sent
+        log.info("digest.sent", teams=len(teams), delivered=delivered, failed=len(failed))
+        result = DigestResult(
+            teams=len(teams),
+            delivered=delivered,
+            overdue=overdue_total,
+            due_today=today_total,
+            undelivered=sorted(failed),
+        )
+        if failed:  # Temporal retries within the workflow's bound; sent teams are skipped
+            raise ApplicationError(
+                f"{len(failed)} of {len(teams)} digests failed",
+                result.model_dump(mode="json"),
+                type=DIGEST_FAILED,
+            )
+        return result
+
+    def _digest(
+        self,
+        team: str,
+        today: date,
+        overdue: list[asyncpg.Record],
+        due_today: list[asyncpg.Record],
+    ) -> Message:
+        lines = [f"carebridge digest for {team}, {today.isoformat()}", ""]
+        for title, group in (("Overdue", overdue), ("Due today", due_today)):
+            lines.append(f"{title}: {len(group)}")
+            lines += [
+                f"  {r['transition_id']}  {r['current_step'] or ''}  level "
+                f"{r['escalation_level']}  {self._base_url}/ui/transitions/{r['transition_id']}"
+                for r in group
+            ]
+        return Message(
+            subject=f"[carebridge] {team}: {len(overdue)} overdue, {len(due_today)} due today",
+            text="\n".join(lines) + "\n",
+            payload={
+                "type": "digest",
+                "team": team,
+                "date": today.isoformat(),
+                "overdue": [r["transition_id"] for r in overdue],
+                "due_today": [r["transition_id"] for r in due_today],
+            },
+            idempotency_key=f"digest:{team}:{today.isoformat()}",
+            recipients=self._config.recipients.get(team, ()),
         )
 
     @activity.defn(name="sweep_projection")

@@ -1,18 +1,32 @@
 """Escalation notifications: each level reached is recorded once in the `notifications`
 outbox (the in-app worklist channel) and delivered through the transport its channel maps to
-(e-mail, signed webhook), with an idempotency key per escalation."""
+(e-mail, signed webhook), with an idempotency key per escalation. A delivery that fails keeps
+its reason on the row; an operator redelivers it (`redeliver`) with the same key."""
 
 from __future__ import annotations
 
+import contextlib
+from datetime import UTC
+from typing import Any
+
 import asyncpg
+import httpx
 import structlog
+from asyncpg.pool import PoolConnectionProxy
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.channels import Channels, Message
+from schemas.maintenance import Redelivery
 from schemas.site import NotificationConfig, Transport
 from schemas.transition import EscalationNotice
 
 log = structlog.get_logger(__name__)
+NOT_CONFIGURED = "transport not configured (or no recipients for the role)"
+
+
+class RedeliveryBusy(Exception):
+    """Another redelivery of the same notification holds its row."""
 
 
 class NotificationActivities:
@@ -27,11 +41,14 @@ class NotificationActivities:
     @activity.defn(name="notify")
     async def notify(self, notice: EscalationNotice) -> bool:
         """Record the escalation once, then deliver it; retries never duplicate either."""
+        transport = notice.transport or self._config.channels.get(
+            notice.channel, Transport.WORKLIST
+        )
         row = await self._pool.fetchrow(
             """
             INSERT INTO notifications
-                (transition_id, step_id, level, role, channel, due_at, scheduled_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7)
+                (transition_id, step_id, level, role, channel, due_at, scheduled_at, transport)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
             ON CONFLICT (transition_id, step_id, level, due_at)
                 DO UPDATE SET role = EXCLUDED.role
             RETURNING id, delivered_at
@@ -43,40 +60,19 @@ class NotificationActivities:
             notice.channel,
             notice.due_at,
             notice.scheduled_at,
+            transport.value,
         )
         assert row is not None
         if row["delivered_at"] is not None:
             return True
-        transport = self._config.channels.get(notice.channel, Transport.WORKLIST)
-        key = f"{notice.transition_id}:{notice.step_id}:{notice.level}:{notice.due_at.isoformat()}"
-        link = f"{self._base_url}/ui/transitions/{notice.transition_id}"
-        if notice.missed_before_arrival:
-            missed = ", ".join(notice.missed_before_arrival)
-            subject = f"[carebridge] transition {notice.transition_id} arrived late"
-            text = (
-                f"The discharge of transition {notice.transition_id} arrived "
-                f"{notice.scheduled_at.isoformat()}, after the deadline of: {missed}.\n{link}\n"
-            )
-        else:
-            subject = f"[carebridge] {notice.step_id} overdue: level {notice.level}"
-            text = (
-                f"Step {notice.step_id} of transition {notice.transition_id} was due "
-                f"{notice.due_at.isoformat()} and is not done.\nEscalation level "
-                f"{notice.level} to {notice.role}.\n{link}\n"
-            )
-        kind = "arrived_late" if notice.missed_before_arrival else "escalation"
-        message = Message(
-            subject=subject,
-            text=text,
-            payload={"type": kind, **notice.model_dump(mode="json"), "link": link},
-            idempotency_key=key,
-            recipients=self._config.recipients.get(notice.role, ()),
-        )
-        delivered = await self._channels.deliver(transport, message)
-        if delivered:
-            await self._pool.execute(
-                "UPDATE notifications SET delivered_at = now() WHERE id = $1", row["id"]
-            )
+        message = notice_message(notice, self._config, self._base_url)
+        try:
+            delivered = await self._channels.deliver(transport, message)
+        except Exception as exc:
+            with contextlib.suppress(Exception):  # the delivery's error is the one to raise
+                await record_delivery(self._pool, row["id"], False, describe_failure(exc))
+            raise
+        await record_delivery(self._pool, row["id"], delivered, None)
         if not notice.missed_before_arrival:  # the arrived-late notice is not an escalation
             activity.metric_meter().create_counter(
                 "carebridge_escalations", "Escalation notifications recorded, by level and channel"
@@ -90,3 +86,107 @@ class NotificationActivities:
             delivered=delivered,
         )
         return delivered
+
+
+def notice_message(notice: EscalationNotice, config: NotificationConfig, base_url: str) -> Message:
+    """The e-mail or webhook body of a notice: ids, steps, levels, times and a link."""
+    due = notice.due_at.astimezone(UTC).isoformat()  # the same key from a row read back
+    key = f"{notice.transition_id}:{notice.step_id}:{notice.level}:{due}"
+    link = f"{base_url.rstrip('/')}/ui/transitions/{notice.transition_id}"
+    if notice.missed_before_arrival:
+        missed = ", ".join(notice.missed_before_arrival)
+        subject = f"[carebridge] transition {notice.transition_id} arrived late"
+        text = (
+            f"The discharge of transition {notice.transition_id} arrived "
+            f"{notice.scheduled_at.isoformat()}, after the deadline of: {missed}.\n{link}\n"
+        )
+    else:
+        subject = f"[carebridge] {notice.step_id} overdue: level {notice.level}"
+        text = (
+            f"Step {notice.step_id} of transition {notice.transition_id} was due "
+            f"{notice.due_at.isoformat()} and is not done.\nEscalation level "
+            f"{notice.level} to {notice.role}.\n{link}\n"
+        )
+    kind = "arrived_late" if notice.missed_before_arrival else "escalation"
+    return Message(
+        subject=subject,
+        text=text,
+        payload={"type": kind, **notice.model_dump(mode="json"), "link": link},
+        idempotency_key=key,
+        recipients=config.recipients.get(notice.role, ()),
+    )
+
+
+def describe_failure(exc: BaseException) -> str:
+    """What an operator reads in the undelivered list: no patient data reaches here."""
+    if isinstance(exc, ApplicationError):
+        return exc.message
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"webhook answered {exc.response.status_code}"
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+async def record_delivery(
+    db: asyncpg.Pool | PoolConnectionProxy[Any],
+    notification_id: int,
+    delivered: bool,
+    failure: str | None,
+) -> None:
+    await db.execute(
+        "UPDATE notifications SET delivered_at = CASE WHEN $2 THEN now() END, failure = $3 "
+        "WHERE id = $1 AND delivered_at IS NULL",
+        notification_id,
+        delivered,
+        None if delivered else failure or NOT_CONFIGURED,
+    )
+
+
+async def redeliver(
+    pool: asyncpg.Pool,
+    channels: Channels,
+    config: NotificationConfig,
+    base_url: str,
+    notification_id: int,
+) -> Redelivery | None:
+    """An operator's retry of one undelivered notification, with its original idempotency
+    key (a receiver that did get it the first time drops the copy). Idempotent: a delivered
+    one is not sent again, and two retries at once cannot both send (the row is locked;
+    the second gets RedeliveryBusy). None: no such notification."""
+    async with pool.acquire() as connection, connection.transaction():
+        try:
+            row = await connection.fetchrow(
+                "SELECT * FROM notifications WHERE id = $1 FOR UPDATE NOWAIT", notification_id
+            )
+        except asyncpg.LockNotAvailableError:
+            raise RedeliveryBusy(f"notification {notification_id} is being redelivered") from None
+        if row is None:
+            return None
+        if row["delivered_at"] is not None:
+            return Redelivery(id=notification_id, delivered=True, already_delivered=True)
+        notice = notice_from_row(row)
+        transport = Transport(row["transport"]) if row["transport"] else None
+        transport = transport or config.channels.get(notice.channel, Transport.WORKLIST)
+        failure: str | None = None
+        try:
+            delivered = await channels.deliver(transport, notice_message(notice, config, base_url))
+        except Exception as exc:
+            delivered, failure = False, describe_failure(exc)
+        await record_delivery(connection, notification_id, delivered, failure)
+    log.info("notification.redelivered", notification_id=notification_id, delivered=delivered)
+    return Redelivery(
+        id=notification_id,
+        delivered=delivered,
+        failure=None if delivered else failure or NOT_CONFIGURED,
+    )
+
+
+def notice_from_row(row: Any) -> EscalationNotice:
+    return EscalationNotice(
+        transition_id=row["transition_id"],
+        step_id=row["step_id"],
+        level=row["level"],
+        role=row["role"],
+        channel=row["channel"],
+        due_at=row["due_at"],
+        scheduled_at=row["scheduled_at"],
+    )

@@ -163,6 +163,7 @@ class AdtRouter:
             calendar=site.calendar_for(event.facility),
             policy=site.policy,
             profile=person_profile(event),
+            channel_transports=dict(site.notifications.channels),
         )
 
     def select(self, event: AdtEvent) -> Selection:

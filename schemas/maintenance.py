@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime, BaseModel
 
+DIGEST_FAILED = "DigestsFailed"  # send_digests' partial failure; details: its DigestResult
+
 
 class DigestResult(BaseModel):
     teams: int
     delivered: int
     overdue: int
     due_today: int
+    undelivered: list[str] = []  # teams whose digest did not go out today (after retries)
+
+
+class Redelivery(BaseModel):
+    """The answer to an operator's redelivery of one notification."""
+
+    id: int
+    delivered: bool
+    already_delivered: bool = False
+    failure: str | None = None  # why it still did not go out
 
 
 class SweepReport(BaseModel):

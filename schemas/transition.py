@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from schemas.person import EMPTY_PROFILE, PersonProfile
 from schemas.protocol import Protocol, RiskTier, StepKind, StepRule
 from schemas.risk import STANDARD_RISK, RiskAssessment
-from schemas.site import CalendarConfig, OutcomePolicy
+from schemas.site import CalendarConfig, OutcomePolicy, Transport
 from schemas.social_needs import (
     HrsnAnswers,
     HrsnDomain,
@@ -86,6 +86,12 @@ class TransitionInput(BaseModel):
     policy: OutcomePolicy = OutcomePolicy()
     profile: PersonProfile = Field(
         default=EMPTY_PROFILE, description="language, numbers, caregivers from the ADT. PHI"
+    )
+    channel_transports: dict[str, Transport] | None = Field(
+        default=None,
+        description="how each ladder channel is delivered, fixed when the transition starts "
+        "(like its protocol and calendar): a worklist one is an outbox row written in the "
+        "workflow task, the others are remote activities; None (recorded before) = by name",
     )
 
 
@@ -415,6 +421,9 @@ class EscalationNotice(BaseModel):
     channel: str
     due_at: AwareDatetime
     scheduled_at: AwareDatetime
+    transport: Transport | None = Field(
+        default=None, description="the transition's transport for this channel; None = site's"
+    )
     missed_before_arrival: tuple[str, ...] = Field(
         default=(),
         description="set on the one 'arrived late' notice (level 0): the steps whose deadlines "

@@ -13,7 +13,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 
+from activities.channels import Channels
+from activities.notifications import RedeliveryBusy, redeliver
 from ingest.browser import describe
+from schemas.maintenance import Redelivery
 from store import inbox, notifications
 from workers.api_audit import audit_and_harden
 from workers.api_audit import router as audit_router
@@ -30,6 +33,7 @@ from workers.web import router as web_router
 
 ER7_MEDIA_TYPE = "x-application/hl7-v2+er7"
 MessageId = Annotated[int, Path(ge=1, le=2**63 - 1, description="inbox id")]
+NotificationId = Annotated[int, Path(ge=1, le=2**63 - 1, description="notification id")]
 ER7_CONTENT_TYPES = frozenset(
     {ER7_MEDIA_TYPE, "application/hl7-v2", "application/hl7-v2+er7", "text/plain"}
 )
@@ -113,6 +117,36 @@ def create_app(services: Services | None = None) -> FastAPI:
         """E-mails and pages that did not go out (refused, failed past their retries, or not
         configured), oldest first."""
         return await notifications.undelivered(svc(request).pool, min(max(limit, 1), 500))
+
+    @app.get("/digests/undelivered", dependencies=[Depends(require(Role.OPERATOR))])
+    async def undelivered_digests(request: Request) -> list[dict[str, Any]]:
+        """The last week's team digests that did not go out, with the reason."""
+        return await notifications.undelivered_digests(svc(request).pool)
+
+    @app.post(
+        "/notifications/{notification_id}/redeliver",
+        dependencies=[Depends(require(Role.OPERATOR))],
+        response_model=Redelivery,
+    )
+    async def redeliver_notification(
+        request: Request, notification_id: NotificationId
+    ) -> Redelivery | JSONResponse:
+        """Send one undelivered e-mail or page again with its original idempotency key;
+        one already delivered is not sent again (a retried request is harmless)."""
+        services = svc(request)
+        try:
+            result = await redeliver(
+                services.pool,
+                Channels(services.settings.channel_settings),
+                services.library.site.notifications,
+                services.settings.public_url,
+                notification_id,
+            )
+        except RedeliveryBusy as exc:
+            return problem(409, "Conflict", str(exc))
+        if result is None:
+            return problem(404, "Not Found", f"no notification {notification_id}")
+        return result
 
     @app.get("/messages", dependencies=[Depends(require(Role.OPERATOR))])
     async def list_messages(

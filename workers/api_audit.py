@@ -24,6 +24,8 @@ AUDITED = {
     "audit": "audit",
     "ui": "transition",
     "dashboard": "dashboard",
+    "notifications": "notification",
+    "digests": "digest",
     "": "worklist",
 }
 SECURITY_HEADERS = {
@@ -55,7 +57,12 @@ async def audit_and_harden(
     if principal is None or first not in AUDITED:
         return response
     template, params = _route_of(request)
-    resource = params.get("transition_id") or params.get("message_id") or params.get("kind")
+    resource = (
+        params.get("transition_id")
+        or params.get("message_id")
+        or params.get("notification_id")
+        or params.get("kind")
+    )
     pool = services(request).pool
     patient = None
     if params.get("transition_id"):

@@ -13,11 +13,15 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
+from activities.channels import Channels
+from activities.notifications import RedeliveryBusy
+from activities.notifications import redeliver as redeliver_notification
 from activities.planning import build_plan
 from ingest import er7, mapping
 from ingest.browser import describe
 from ingest.protocol_library import ProtocolError, load_library
 from ingest.routing import AdtRouter
+from schemas.maintenance import Redelivery
 from schemas.transition import PlanRequest
 from store import inbox, notifications
 from store.db import create_pool
@@ -108,18 +112,22 @@ def messages_reprocess(message_id: int) -> None:
 @app.command()
 def undelivered(limit: int = typer.Option(100, min=1, max=500)) -> None:
     """E-mails and pages recorded in the outbox that did not go out (refused by the server,
-    failed past their retries, or their transport not configured), oldest first."""
+    failed past their retries, or their transport not configured), oldest first, with the
+    reason; then the last week's team digests that did not go out."""
 
-    async def main(settings: Settings) -> list[dict[str, Any]]:
+    async def main(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         pool = await create_pool(await embedded.database_url(settings), max_size=2)
         try:
-            return await notifications.undelivered(pool, limit)
+            return (
+                await notifications.undelivered(pool, limit),
+                await notifications.undelivered_digests(pool),
+            )
         finally:
             await pool.close()
 
-    rows = run_command(main)
+    rows, digests = run_command(main)
     table = Table(title=f"{len(rows)} undelivered notification(s)")
-    for column in ("id", "transition", "step", "level", "role", "channel", "recorded"):
+    for column in ("id", "transition", "step", "level", "role", "channel", "recorded", "why"):
         table.add_column(column)
     zone = site_zone()
     for row in rows:
@@ -131,8 +139,53 @@ def undelivered(limit: int = typer.Option(100, min=1, max=500)) -> None:
             row["role"],
             row["channel"],
             local(row["created_at"], zone),
+            row["failure"] or "",
         )
     console.print(table)
+    if rows:
+        console.print("[dim]carebridge redeliver ID sends one again (same idempotency key)[/]")
+    if digests:
+        digest_table = Table(title=f"{len(digests)} undelivered digest(s), last 7 days")
+        for column in ("team", "day", "why"):
+            digest_table.add_column(column)
+        for row in digests:
+            digest_table.add_row(row["team"], row["day"].isoformat(), row["failure"] or "")
+        console.print(digest_table)
+
+
+@app.command()
+def redeliver(notification_id: int = typer.Argument(..., min=1)) -> None:
+    """Send one undelivered e-mail or page again (after the receiving side is fixed), with
+    its original idempotency key. One already delivered is not sent again."""
+
+    async def main(settings: Settings) -> Redelivery | None:
+        pool = await create_pool(await embedded.database_url(settings), max_size=2)
+        try:
+            return await redeliver_notification(
+                pool,
+                Channels(settings.channel_settings),
+                site_config().notifications,
+                settings.public_url,
+                notification_id,
+            )
+        except RedeliveryBusy as exc:
+            raise StackError(str(exc)) from None
+        finally:
+            await pool.close()
+
+    result = run_command(main)
+    if result is None:
+        err_console.print(f"[red]error:[/] no notification {notification_id}")
+        raise typer.Exit(1)
+    if result.already_delivered:
+        console.print(f"notification {notification_id} was already delivered: not sent again")
+    elif result.delivered:
+        console.print(f"notification {notification_id} delivered")
+    else:
+        err_console.print(
+            f"[red]notification {notification_id} still not delivered:[/] {result.failure}"
+        )
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -33,7 +33,8 @@ INBOX_UNSETTLED = Gauge(
 )
 NOTIFICATIONS_UNDELIVERED = Gauge(
     "carebridge_notifications_undelivered",
-    "E-mails and pages recorded in the outbox that did not go out",
+    "E-mails and pages recorded in the outbox, and team digests of the last week, that did "
+    "not go out",
 )
 
 

@@ -5,9 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from schemas.maintenance import SweepReport
+
+# A sweep that keeps failing (PostgreSQL or Temporal away) gives up within the hour and the
+# run fails where operators see it; the next night's run sweeps everything again.
+SWEEP_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=10), maximum_attempts=5)
+SWEEP_DEADLINE = timedelta(hours=1)
 
 
 @workflow.defn(name="SweepWorkflow")
@@ -18,5 +24,7 @@ class SweepWorkflow:
             "sweep_projection",
             result_type=SweepReport,
             start_to_close_timeout=timedelta(minutes=10),
+            schedule_to_close_timeout=SWEEP_DEADLINE,
+            retry_policy=SWEEP_RETRY,
         )
         return report

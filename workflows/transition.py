@@ -14,6 +14,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from schemas.person import PersonProfile
     from schemas.protocol import StepKind, StepRule
+    from schemas.site import Transport
     from schemas.social_needs import Referral, Screening
     from schemas.transition import (
         AdtSignal,
@@ -93,6 +94,15 @@ LATE_ARRIVAL_PATCH = "late-arrival-v1"
 # A cancelled prerequisite stops the steps that wait for it. The closing publish comes
 # before the last wait for handlers, and a closed transition takes no note.
 OWNED_STEPS_PATCH = "owned-steps-v1"
+# A redelivered message is handled once: every id is remembered for the last
+# SEEN_WINDOW messages, and the ids of messages that change the transition (admissions,
+# cancels, deaths, merges: a few per transition) for as long as it runs, up to
+# MAX_DECISIVE_MESSAGES. Before this patch an A01 redelivered after 50 later messages
+# stopped outreach again even after its readmission had been withdrawn.
+REDELIVERY_PATCH = "decisive-messages-v1"
+SEEN_WINDOW = 50
+MAX_DECISIVE_MESSAGES = 500
+DECISIVE_EVENTS = READMISSION_EVENTS | CANCEL_EVENTS | {"A04", "A40"}
 T = TypeVar("T")
 
 
@@ -141,6 +151,7 @@ class TransitionWorkflow:
         self._screening: Screening | None = None
         self._referrals: list[Referral] = []
         self._seen_messages: list[str] = []
+        self._decisive_messages: set[str] = set()
         self._reschedules: dict[str, int] = dict.fromkeys(self._steps, 0)
         self._events: list[TimelineEvent] = []
         # Versions and timeline numbers continue across generations of one encounter's
@@ -340,11 +351,12 @@ class TransitionWorkflow:
             level=escalation.level,
             role=escalation.role,
             channel=escalation.channel,
+            transport=self._transport(escalation.channel),
             due_at=step.due_at,
             scheduled_at=escalation.at,
         )
         try:
-            if escalation.channel == IN_APP_CHANNEL:  # an outbox row only
+            if self._in_app(escalation.channel):  # an outbox row only
                 await self._internal_activity("notify", notice, bool, deadline=INTERNAL_DEADLINE)
             else:
                 await workflow.execute_activity(
@@ -373,6 +385,19 @@ class TransitionWorkflow:
             detail=f"level {escalation.level}: {escalation.role} via {escalation.channel}",
         )
         await self._publish()
+
+    def _transport(self, channel: str) -> Transport | None:
+        """The channel's transport as the site mapped it when the transition started (the
+        notify activity maps an unknown channel to the worklist too); None: recorded before
+        transports were part of the input."""
+        transports = self._input.channel_transports
+        return None if transports is None else transports.get(channel, Transport.WORKLIST)
+
+    def _in_app(self, channel: str) -> bool:
+        """Whether a notice on this channel is only an outbox row (a local activity in this
+        workflow task) rather than an e-mail or a page (a remote activity that may wait)."""
+        transport = self._transport(channel)
+        return channel == IN_APP_CHANNEL if transport is None else transport == Transport.WORKLIST
 
     async def _schedule(self, request: ScheduleStepRequest) -> StepSchedule:
         return await self._internal_activity("schedule_step", request, StepSchedule)
@@ -440,6 +465,7 @@ class TransitionWorkflow:
             level=0,
             role=first.owner_role,
             channel=IN_APP_CHANNEL,
+            transport=Transport.WORKLIST,
             due_at=first.due_at,
             scheduled_at=self._input.received_at,
             missed_before_arrival=tuple(step.step_id for step in missed),
@@ -759,9 +785,15 @@ class TransitionWorkflow:
 
     @workflow.signal
     async def adt_event(self, signal: AdtSignal) -> None:
-        if signal.message_control_id in self._seen_messages:
+        control_id = signal.message_control_id
+        if control_id in self._seen_messages:
             return  # a redelivered message: handled once
-        self._seen_messages = [*self._seen_messages[-49:], signal.message_control_id]
+        if control_id in self._decisive_messages and workflow.patched(REDELIVERY_PATCH):
+            return  # ... also when it comes back after many later ones
+        self._seen_messages = [*self._seen_messages[-(SEEN_WINDOW - 1) :], control_id]
+        decisive = signal.event_type in DECISIVE_EVENTS or signal.deceased
+        if decisive and len(self._decisive_messages) < MAX_DECISIVE_MESSAGES:
+            self._decisive_messages.add(control_id)
         kind = signal.event_type
         detail = f"{kind} ({signal.message_control_id})"
         if self._status != TransitionStatus.ACTIVE:

@@ -255,9 +255,19 @@ SHIPPED_PROTOCOLS = Path(__file__).resolve().parents[2] / "protocols"
 
 @dataclass
 class Mailbox:
-    """A local SMTP server's handler: every message it was given."""
+    """A local SMTP server's handler: every message it was given. A recipient in `busy`
+    is answered 450 (try again later) and gets nothing."""
 
     messages: list[Message] = field(default_factory=list)
+    busy: set[str] = field(default_factory=set)
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address in self.busy:
+            return "450 4.2.1 mailbox busy, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(message_from_bytes(envelope.content))

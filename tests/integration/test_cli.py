@@ -139,3 +139,35 @@ async def test_a_cli_action_retried_with_its_idempotency_key_is_recorded_once(
     await assert_eventually(one_attempt)
     bad = await run_cli(cli_env, *attempt, "--idempotency-key", "two words")
     assert bad.exit_code == 2 and "--idempotency-key" in bad.output
+
+
+async def test_undelivered_lists_the_reason_and_redeliver_sends_at_most_once(
+    cli_env: dict[str, str], stack: RunningStack
+) -> None:
+    pool = stack.services.pool
+    tid = uuid.uuid4().hex[:24]
+    now = datetime.now(UTC)
+    notification_id = await pool.fetchval(
+        "INSERT INTO notifications (transition_id, step_id, level, role, channel, due_at, "
+        "scheduled_at, transport, failure) VALUES ($1, 'interactive_contact', 3, "
+        "'medical_director', 'page', $2, $2, 'webhook', 'webhook answered 410') RETURNING id",
+        tid,
+        now - timedelta(hours=5),
+    )
+    listed = await run_cli(cli_env, "undelivered", "--limit", "500")
+    assert listed.exit_code == 0, listed.output
+    assert tid[:10] in listed.output and "webhook answered 410" in listed.output
+    # No webhook is configured for this CLI: the retry says why and the row stays listed.
+    still = await run_cli(cli_env, "redeliver", str(notification_id))
+    assert still.exit_code == 1 and "still not delivered" in still.output
+    assert "not configured" in still.output
+    assert await pool.fetchval(
+        "SELECT failure FROM notifications WHERE id = $1", notification_id
+    ) == ("transport not configured (or no recipients for the role)")
+    await pool.execute(
+        "UPDATE notifications SET delivered_at = now() WHERE id = $1", notification_id
+    )
+    done = await run_cli(cli_env, "redeliver", str(notification_id))
+    assert done.exit_code == 0 and "already delivered: not sent again" in done.output
+    unknown = await run_cli(cli_env, "redeliver", "999999999")
+    assert unknown.exit_code == 1 and "no notification 999999999" in unknown.output

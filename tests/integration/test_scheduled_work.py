@@ -10,10 +10,12 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
@@ -32,6 +34,7 @@ from tests.integration.conftest import (
     stop_server,
     worker_with_channels,
 )
+from workers.api import create_app
 from workers.schedules import DIGEST_SCHEDULE, SWEEP_SCHEDULE, ensure_schedules
 from workers.services import Services
 from workers.settings import Settings
@@ -76,6 +79,7 @@ async def harness(
         site["notifications"]["recipients"] = {
             "supervisor": ["supervisor@example.test"],
             facility: ["team@example.test"],
+            f"{facility}B": ["team-b@example.test"],
         }
 
     protocols = copy_protocols(tmp_path, quick_protocol_and_recipients)
@@ -84,19 +88,20 @@ async def harness(
         yield Harness(*running, facility)
 
 
-async def start_overdue_transition(harness: Harness) -> str:
+async def start_overdue_transition(harness: Harness, facility: str | None = None) -> str:
     """A discharge that arrives on time, 2 seconds before its one-hour deadline (a discharge
     that arrives after a deadline climbs no ladder: see test_late_discharges)."""
+    facility = facility or harness.facility
     when = (datetime.now(UTC) - timedelta(hours=1) + timedelta(seconds=2)).strftime(
         "%Y%m%d%H%M%S+0000"
     )
     visit = f"V{uuid.uuid4().hex[:6]}"
     result = await harness.services.intake.handle(
-        a03(facility=harness.facility, visit=visit, discharged=when, mrn="MRN-SECRET-77")
+        a03(facility=facility, visit=visit, discharged=when, mrn="MRN-SECRET-77")
     )
     assert result.code == "AA", result.ack
     secret = harness.services.settings.key_secret.get_secret_value()
-    return keys.transition_id(keys.encounter_key(secret, harness.facility, visit))
+    return keys.transition_id(keys.encounter_key(secret, facility, visit))
 
 
 async def test_escalations_go_out_by_email_and_signed_webhook_with_retries(
@@ -179,13 +184,22 @@ async def test_sweep_repairs_a_missing_row_and_a_stale_one(
     await temporal_env.client.get_workflow_handle(keys.workflow_id(stale)).terminate("test")
     await pool.execute("DELETE FROM transitions WHERE transition_id = $1", missing)
 
-    report: SweepReport = await temporal_env.client.execute_workflow(
+    sweep = await temporal_env.client.start_workflow(
         SweepWorkflow.run,
         id=f"sweep-{uuid.uuid4()}",
         task_queue=harness.services.settings.task_queue,
     )
+    report: SweepReport = await sweep.result()
     assert missing in report.republished
     assert stale in report.closed
+    history = await sweep.fetch_history()
+    [scheduled] = [
+        e.activity_task_scheduled_event_attributes
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled.retry_policy.maximum_attempts == 5  # a failing sweep gives up, reported
+    assert scheduled.schedule_to_close_timeout.ToTimedelta() == timedelta(hours=1)
 
     async def repaired() -> None:
         rows = {
@@ -279,3 +293,68 @@ async def test_a_page_the_webhook_refuses_is_recorded_undelivered_and_the_ladder
     assert len(pages) == 1  # refused once, not retried
     left = [n for n in await notifications.undelivered(pool, 500) if n["transition_id"] == tid]
     assert [(n["level"], n["channel"]) for n in left] == [(3, "page")]
+
+    # The receiving side is fixed; the operator redelivers it, twice (a retried request).
+    harness.hooks.status = 204
+    transport = httpx.ASGITransport(app=create_app(harness.services))
+    async with httpx.AsyncClient(transport=transport, base_url="http://carebridge") as api:
+        listed = (await api.get("/notifications/undelivered", params={"limit": 500})).json()
+        mine = [n for n in listed if n["transition_id"] == tid]
+        assert [n["failure"] for n in mine] == ["webhook answered 410"]
+        first = await api.post(f"/notifications/{mine[0]['id']}/redeliver")
+        again = await api.post(f"/notifications/{mine[0]['id']}/redeliver")
+        unknown = await api.post("/notifications/999999999/redeliver")
+    assert first.status_code == 200 and first.json()["delivered"] is True, first.text
+    assert again.json() == {**first.json(), "already_delivered": True}
+    assert unknown.status_code == 404
+    pages = [(h, b) for h, b in harness.hooks.calls if tid.encode() in b]
+    assert len(pages) == 2  # the refused one and the one redelivery, with the same key
+    assert pages[0][0]["idempotency-key"] == pages[1][0]["idempotency-key"]
+    assert not [n for n in await notifications.undelivered(pool, 500) if n["transition_id"] == tid]
+
+
+async def test_a_digest_that_fails_for_one_team_is_retried_for_that_team_only(
+    harness: Harness, temporal_env: WorkflowEnvironment
+) -> None:
+    second_team = f"{harness.facility}B"
+    mine = [
+        await start_overdue_transition(harness),
+        await start_overdue_transition(harness, second_team),
+    ]
+
+    async def escalated() -> None:
+        rows = await harness.services.pool.fetch(
+            "SELECT overdue_steps FROM transitions WHERE transition_id = ANY($1::text[])", mine
+        )
+        assert len(rows) == 2 and all(row["overdue_steps"] for row in rows)
+
+    await assert_eventually(escalated, within=30)
+    harness.mailbox.busy.add("team-b@example.test")  # 450 on every try today
+    run = temporal_env.client.execute_workflow(
+        DigestWorkflow.run,
+        id=f"digest-{uuid.uuid4()}",
+        task_queue=harness.services.settings.task_queue,
+    )
+    result: DigestResult = await asyncio.wait_for(run, timeout=60)  # bounded: it gives up
+    assert second_team in result.undelivered and harness.facility not in result.undelivered
+
+    def digests_to(address: str) -> list[Message]:
+        return [m for m in harness.mailbox.messages if m["To"] == address]
+
+    assert len(digests_to("team@example.test")) == 1  # not again at each of the 4 tries
+    assert digests_to("team-b@example.test") == []
+    left = await notifications.undelivered_digests(harness.services.pool)
+    [why] = [d["failure"] for d in left if d["team"] == second_team]
+    assert why.startswith("SMTPRecipientsRefused") and "450" in why, why
+
+    harness.mailbox.busy.clear()  # the mailbox is back; today's digest runs again
+    again: DigestResult = await temporal_env.client.execute_workflow(
+        DigestWorkflow.run,
+        id=f"digest-{uuid.uuid4()}",
+        task_queue=harness.services.settings.task_queue,
+    )
+    assert second_team not in again.undelivered
+    assert len(digests_to("team@example.test")) == 1  # already had today's
+    assert len(digests_to("team-b@example.test")) == 1
+    left = await notifications.undelivered_digests(harness.services.pool)
+    assert not [d for d in left if d["team"] in (harness.facility, second_team)]

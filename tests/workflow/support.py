@@ -24,6 +24,7 @@ from ingest import keys
 from ingest.protocol_library import load_library
 from schemas.protocol import RiskTier
 from schemas.risk import RiskAssessment
+from schemas.site import Transport
 from schemas.social_needs import (
     FoodFrequency,
     HrsnAnswers,
@@ -161,6 +162,7 @@ async def start_transition(
     tid: str | None = None,
     received_at: datetime | None = None,
     start_signal: AdtSignal | None = None,
+    transports: dict[str, Transport] | None = None,
 ) -> WorkflowHandle[TransitionWorkflow, TransitionState]:
     """A transition on the worker's queue; `start_signal` arrives with the start, before
     the plan (signal-with-start)."""
@@ -180,6 +182,7 @@ async def start_transition(
             risk=risk,
             calendar=LIBRARY.site.calendar,
             policy=LIBRARY.site.policy,
+            channel_transports=transports,
         ),
         id=keys.workflow_id(tid),
         task_queue=worker.task_queue,

@@ -122,3 +122,22 @@ async def test_events_after_the_transition_closed_change_nothing(
     state = await handle.query(TransitionWorkflow.get_state)
     assert state.status == TransitionStatus.CANCELLED
     assert state.readmitted_at == monday + timedelta(days=1)
+
+
+async def test_a_readmission_redelivered_after_many_later_messages_is_still_ignored(
+    skipping_env: WorkflowEnvironment, worker: Worker
+) -> None:
+    handle, monday = await running(skipping_env, worker)
+    readmission = adt("A01", monday + timedelta(hours=2), encounter_key="readmit".ljust(64, "0"))
+    await handle.signal(TransitionWorkflow.adt_event, readmission)
+    await handle.signal(
+        TransitionWorkflow.adt_event,
+        adt("A11", monday + timedelta(hours=3), encounter_key="readmit".ljust(64, "0")),
+    )
+    for hour in range(60):  # more than the window of recent message ids
+        at = monday + timedelta(hours=4, minutes=hour)
+        await handle.signal(TransitionWorkflow.adt_event, adt("A08", at))
+    await handle.signal(TransitionWorkflow.adt_event, readmission)  # the sender replays it
+    state = await handle.query(TransitionWorkflow.get_state)
+    assert state.readmitted_at is None  # the withdrawal stands
+    assert not any(s.status == StepStatus.STOPPED for s in state.steps)
