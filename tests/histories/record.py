@@ -41,9 +41,10 @@ from tests.workflow.support import (
     start_time_skipping_env,
     start_transition,
 )
-from workflows.transition import TransitionWorkflow
+from workflows.transition import SEEN_WINDOW, TransitionWorkflow
 
 HERE = Path(__file__).resolve().parent
+TRANSPORTS = dict(LIBRARY.site.notifications.channels)  # as the intake passes them
 
 
 async def record_protocol(
@@ -63,6 +64,7 @@ async def record_protocol(
             protocol=protocol_id,
             tid=protocol_id.replace("-", "")[:24],
             received_at=arrived if late_by else None,
+            transports=TRANSPORTS,
         )
         state = await planned_state(handle) if not LIBRARY.latest(protocol_id).closes_with else None
         if state is not None:
@@ -134,7 +136,8 @@ def adt(kind: str, control_id: str, at: datetime, **fields: Any) -> AdtSignal:
 async def record_paths(env: WorkflowEnvironment, path: Path) -> None:
     """A high-risk home-health transition that takes the other paths: an A02 with the start
     (before the plan), A07, A40, a republish, a reached attempt, a cancelled prerequisite
-    (its dependent stops), a note, a readmission and its withdrawal, then an A13."""
+    (its dependent stops), a note, a readmission and its withdrawal, the readmission
+    redelivered after more than the window of recent messages, then an A13."""
     async with new_worker(env) as worker:
         monday = next_weekday(await env.get_current_time(), 0, time(9, 0))
         await advance_to(env, monday)
@@ -146,6 +149,7 @@ async def record_paths(env: WorkflowEnvironment, path: Path) -> None:
             risk=HIGH_RISK,
             tid="pathshomehealthhighrisk0",
             start_signal=adt("A02", "P-A02", monday, location="5E^502^B^GENHOSP"),
+            transports=TRANSPORTS,
         )
         await planned_state(handle)
         await handle.signal(
@@ -178,6 +182,13 @@ async def record_paths(env: WorkflowEnvironment, path: Path) -> None:
             TransitionWorkflow.adt_event,
             adt("A11", "P-A11", admitted, encounter_key=readmission),
         )
+        for n in range(SEEN_WINDOW + 2):  # the A01 leaves the window of recent ids ...
+            at = admitted + timedelta(minutes=n)
+            await handle.signal(TransitionWorkflow.adt_event, adt("A08", f"P-A08-{n}", at))
+        await handle.signal(  # ... and is redelivered: still ignored
+            TransitionWorkflow.adt_event,
+            adt("A01", "P-A01", admitted, patient_class="I", encounter_key=readmission),
+        )
         await env.sleep(timedelta(days=3))  # escalations of what is open again
         await handle.signal(TransitionWorkflow.adt_event, adt("A13", "P-A13", admitted))
         await handle.result()
@@ -191,7 +202,12 @@ async def record_death(env: WorkflowEnvironment, path: Path) -> None:
         monday = next_weekday(await env.get_current_time(), 0, time(9, 0))
         await advance_to(env, monday)
         handle = await start_transition(
-            env, worker, monday, protocol="left-ama", tid="pathsdeath0000000000000"
+            env,
+            worker,
+            monday,
+            protocol="left-ama",
+            tid="pathsdeath0000000000000",
+            transports=TRANSPORTS,
         )
         await planned_state(handle)
         await env.sleep(timedelta(days=2))

@@ -10,6 +10,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from workers.temporal import DATA_CONVERTER
+from workflows import transition
 from workflows.transition import TransitionWorkflow
 
 HISTORIES = sorted((Path(__file__).resolve().parent.parent / "histories").glob("*.json"))
@@ -26,3 +27,22 @@ async def test_history_replays_without_nondeterminism(path: Path) -> None:
     replayer = Replayer(workflows=[TransitionWorkflow], data_converter=DATA_CONVERTER)
     result = await replayer.replay_workflow(history)
     assert result.replay_failure is None
+
+
+def test_every_patch_of_the_workflow_is_taken_by_a_committed_history() -> None:
+    """A patch no history takes is a code path no replay test guards."""
+    patches = {value for name, value in vars(transition).items() if name.endswith("_PATCH")}
+    taken = set()
+    for path, raw in HISTORY_JSON.items():
+        for event in WorkflowHistory.from_json(path.stem, raw).events:
+            marker = event.marker_recorded_event_attributes
+            if (
+                event.HasField("marker_recorded_event_attributes")
+                and marker.marker_name == "core_patch"
+            ):
+                taken |= {
+                    p
+                    for p in patches
+                    if p.encode() in marker.details["patch-data"].payloads[0].data
+                }
+    assert patches and taken == patches, sorted(patches - taken)
