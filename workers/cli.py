@@ -106,7 +106,14 @@ def api() -> None:
 
 
 # The other command groups register themselves on `app` when imported.
-from workers import cli_example, cli_ingest, cli_roster, cli_security, cli_transitions  # noqa: E402, F401
+from workers import (  # noqa: E402, F401
+    cli_deployment,
+    cli_example,
+    cli_ingest,
+    cli_roster,
+    cli_security,
+    cli_transitions,
+)
 
 if __name__ == "__main__":  # pragma: no cover
     app(prog_name="carebridge")

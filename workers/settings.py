@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from activities.channels import ChannelSettings
@@ -48,6 +48,22 @@ class Settings(BaseSettings):
     )
     worker_shutdown_seconds: float = Field(
         30.0, ge=0, description="On SIGTERM a worker finishes running activities for this long"
+    )
+    worker_deployment_name: str = Field(
+        "carebridge",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[^.\s]+$",
+        description="Temporal Worker Deployment the worker's build belongs to (no dot)",
+    )
+    worker_build_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=255,
+        pattern=r"^\S+$",
+        description="This build's id (the image tag): a versioned worker that runs only once "
+        "its build is made current (`carebridge deployment promote`); unset or empty = an "
+        "unversioned worker (local stack, tests)",
     )
     listener_health_port: int | None = Field(
         8081, description="`carebridge listener` serves /healthz, /readyz and /metrics here"
@@ -139,6 +155,12 @@ class Settings(BaseSettings):
     oidc_role_claim: str = Field("roles", description="JWT claim listing carebridge roles")
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("worker_build_id", mode="before")
+    @classmethod
+    def _empty_build_id_is_unset(cls, value: object) -> object:
+        """CAREBRIDGE_WORKER_BUILD_ID= (an empty value, e.g. from a template) means unset."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def channel_settings(self) -> ChannelSettings:

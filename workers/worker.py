@@ -8,8 +8,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
+import structlog
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.worker import Worker, WorkerDeploymentConfig
 
 import workflows
 from activities.channels import Channels
@@ -23,6 +25,8 @@ from workflows.digest import DigestWorkflow
 from workflows.sweep import SweepWorkflow
 from workflows.transition import TransitionWorkflow
 
+log = structlog.get_logger(__name__)
+
 
 def ensure_workflow_bytecode() -> None:
     """The sandbox re-imports the workflow modules for every new workflow instance. Without
@@ -32,6 +36,28 @@ def ensure_workflow_bytecode() -> None:
     it is."""
     with contextlib.suppress(OSError):
         compileall.compile_dir(Path(workflows.__file__).parent, quiet=1)
+
+
+# Every workflow a versioned worker runs moves to the current build at its next workflow
+# task. Transitions run 30 days: pinned to the build that started them, every build would
+# have to keep polling for a month. Command changes are guarded by workflow.patched and
+# checked by the replay tests over tests/histories, as for an unversioned worker.
+VERSIONING_BEHAVIOR = VersioningBehavior.AUTO_UPGRADE
+
+
+def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
+    """Worker Versioning for a worker with a build id (deploy/README.md, "Upgrading
+    workers"); None, an unversioned worker, without one (`make run`, the tests)."""
+    if settings.worker_build_id is None:
+        return None
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(
+            deployment_name=settings.worker_deployment_name,
+            build_id=settings.worker_build_id,
+        ),
+        use_worker_versioning=True,
+        default_versioning_behavior=VERSIONING_BEHAVIOR,
+    )
 
 
 def build_worker(
@@ -53,6 +79,14 @@ def build_worker(
         library.site.calendar_zone(),
         settings.public_url,
     )
+    versioning = deployment_config(settings)
+    if versioning is not None:  # it runs nothing until its build is current: say which
+        log.info(
+            "worker.versioned",
+            deployment=versioning.version.deployment_name,
+            build_id=versioning.version.build_id,
+            behavior=versioning.default_versioning_behavior.name,
+        )
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -62,6 +96,7 @@ def build_worker(
         max_concurrent_activities=settings.database_pool_size,
         max_concurrent_local_activities=settings.database_pool_size,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
+        deployment_config=versioning,
         workflows=[TransitionWorkflow, DigestWorkflow, SweepWorkflow],
         activities=[
             planning.plan_transition,

@@ -176,9 +176,45 @@ def json_patch(obj: Obj, ops: list[Obj]) -> None:
             node[last] = copy.deepcopy(op["value"])
 
 
+def field_node(obj: Obj, path: str) -> tuple[Any, str]:
+    """The node holding the last field of a kustomize field path (`a.b.[name=x].c`) and
+    that field's name."""
+    *parents, last = re.findall(r"\[[^\]]*\]|[^.\[]+", path)
+    node: Any = obj
+    for part in parents:
+        if part.startswith("["):
+            key, _, value = part[1:-1].partition("=")
+            (node,) = [item for item in node if item.get(key) == value]
+        else:
+            node = node[part]
+    return node, last
+
+
+def replace_field(objects: list[Obj], replacement: Obj) -> None:
+    """A kustomize replacement as these overlays use one: a source field (optionally split
+    by a delimiter) copied into existing target fields."""
+    source = replacement["source"]
+    assert set(source) <= {"kind", "name", "fieldPath", "options"}, source
+    (obj,) = find(objects, source["kind"], source["name"])
+    node, last = field_node(obj, source["fieldPath"])
+    value = node[last]
+    if options := source.get("options"):
+        assert set(options) <= {"delimiter", "index"}, options
+        value = value.split(options["delimiter"])[options["index"]]
+    for target in replacement["targets"]:
+        assert set(target) <= {"select", "fieldPaths"}, target
+        selected = find(objects, target["select"]["kind"], target["select"].get("name"))
+        assert selected, f"replacement target {target['select']} matches nothing"
+        for obj in selected:
+            for path in target["fieldPaths"]:
+                node, last = field_node(obj, path)
+                assert last in node, f"{path}: kustomize replaces existing fields only"
+                node[last] = value
+
+
 def build(directory: Path) -> list[Obj]:
     """A small kustomize: resources, patches (strategic merge and JSON 6902), images,
-    replicas and namespace; enough to see what an overlay ships."""
+    replicas, replacements and namespace; enough to see what an overlay ships."""
     kustomization = load_yaml(directory / "kustomization.yaml")
     objects: list[Obj] = []
     for entry in kustomization.get("resources", []):
@@ -203,6 +239,8 @@ def build(directory: Path) -> list[Obj]:
     for replicas in kustomization.get("replicas", []):
         (deployment,) = find(objects, "Deployment", replicas["name"])
         deployment["spec"]["replicas"] = replicas["count"]
+    for replacement in kustomization.get("replacements", []):
+        replace_field(objects, replacement)
     if "namespace" in kustomization:
         for obj in objects:
             if obj["kind"] not in CLUSTER_SCOPED:
@@ -473,6 +511,55 @@ def test_worker_metrics_are_reachable_by_probes_and_prometheus() -> None:
     assert config["data"]["CAREBRIDGE_MLLP_HOST"] == "0.0.0.0"  # the listener's health port too
     worker = compose()["services"]["worker"]["environment"]
     assert worker["CAREBRIDGE_WORKER_METRICS_HOST"] == "0.0.0.0"
+
+
+def build_ids(objects: list[Obj]) -> dict[str, str]:
+    """CAREBRIDGE_WORKER_BUILD_ID of each Deployment's container that sets one."""
+    return {
+        f"{deployment['metadata']['name']}/{container['name']}": env["value"]
+        for deployment, container in containers(objects)
+        for env in container.get("env", [])
+        if env["name"] == "CAREBRIDGE_WORKER_BUILD_ID"
+    }
+
+
+def test_base_workers_are_unversioned_and_only_the_worker_has_a_build_id() -> None:
+    objects = build(BASE)
+    assert build_ids(objects) == {"carebridge-worker/worker": ""}  # `:latest` is no build
+    (config,) = find(objects, "ConfigMap")
+    assert "CAREBRIDGE_WORKER_BUILD_ID" not in config["data"], "a build id follows the image"
+    assert "CAREBRIDGE_WORKER_BUILD_ID" not in compose()["services"]["worker"]["environment"]
+
+
+@pytest.mark.parametrize("overlay", sorted(p.name for p in OVERLAYS.iterdir()))
+def test_every_overlay_gives_its_workers_the_image_tag_as_build_id(overlay: str) -> None:
+    """A new image tag is a new build Temporal routes nothing to until promoted; a tag
+    changed without the build id would put two builds' code under one id again."""
+    objects = build(OVERLAYS / overlay)
+    (worker,) = [c for _, c in containers(objects) if c["name"] == "worker"]
+    tag = worker["image"].split(":", 1)[1].split("@")[0]
+    assert tag and tag != "latest"
+    assert build_ids(objects) == {"carebridge-worker/worker": tag}
+
+
+@pytest.mark.parametrize(
+    "image, build_id",
+    [
+        ("ghcr.io/carebridge/carebridge:0.2.0", "0.2.0"),
+        ("ghcr.io/carebridge/carebridge:0.2.0@sha256:0a1b", "0.2.0"),  # newTag and digest
+        ("ghcr.io/carebridge/carebridge@sha256:0a1b", "0a1b"),  # digest alone
+    ],
+)
+def test_production_build_id_replacements_take_the_tag_of_any_pinned_image(
+    image: str, build_id: str
+) -> None:
+    """What kustomize (v5.5 checked by hand) renders for an image pinned each way."""
+    objects = build(BASE)
+    for _, container in containers(objects):
+        container["image"] = image
+    for replacement in load_yaml(OVERLAYS / "production" / "kustomization.yaml")["replacements"]:
+        replace_field(objects, replacement)
+    assert build_ids(objects) == {"carebridge-worker/worker": build_id}
 
 
 def test_grace_period_outlasts_the_worker_shutdown_drain() -> None:
