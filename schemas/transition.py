@@ -406,6 +406,11 @@ class ProjectionRecord(BaseModel):
     steps: tuple[StepSummary, ...] = ()
     outcome: TransitionOutcome | None = None
     events: tuple[TimelineEvent, ...] = ()
+    undelivered: tuple[UndeliveredNotice, ...] = Field(
+        default=(),
+        description="notices whose delivery gave up and are not yet in the outbox (PostgreSQL "
+        "was away): written there with the row, so operators see and redeliver them",
+    )
     version: int
 
 
@@ -429,3 +434,10 @@ class EscalationNotice(BaseModel):
         description="set on the one 'arrived late' notice (level 0): the steps whose deadlines "
         "had passed when the discharge arrived",
     )
+
+
+class UndeliveredNotice(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    notice: EscalationNotice
+    failure: str

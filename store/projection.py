@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from schemas.transition import ProjectionRecord, StepStatus
+from schemas.site import Transport
+from schemas.transition import ProjectionRecord, StepStatus, UndeliveredNotice
 from schemas.worklist import TransitionQuery
 
 LIVE = (StepStatus.OPEN, StepStatus.PENDING)
@@ -81,7 +82,40 @@ async def upsert(pool: asyncpg.Pool, record: ProjectionRecord) -> bool:
                 [e.actor for e in events],
                 [e.detail for e in events],
             )
+        for undelivered in record.undelivered:
+            await conn.execute(_UNDELIVERED, *_undelivered_row(undelivered))
     return bool(result.endswith(" 1"))
+
+
+# A notice whose delivery gave up while PostgreSQL was away reaches the outbox with the row:
+# an e-mail or page as undelivered (with the reason), a worklist notice as in place.
+_UNDELIVERED = """
+INSERT INTO notifications AS n (transition_id, step_id, level, role, channel, due_at,
+    scheduled_at, transport, failure, delivered_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $10 THEN now() END)
+ON CONFLICT (transition_id, step_id, level, due_at) DO UPDATE
+    SET failure = COALESCE(n.failure, EXCLUDED.failure)
+    WHERE n.delivered_at IS NULL
+"""
+
+
+def _undelivered_row(undelivered: UndeliveredNotice) -> tuple[Any, ...]:
+    notice = undelivered.notice
+    in_app = notice.transport == Transport.WORKLIST or (
+        notice.transport is None and notice.channel == Transport.WORKLIST.value
+    )
+    return (
+        notice.transition_id,
+        notice.step_id,
+        notice.level,
+        notice.role,
+        notice.channel,
+        notice.due_at,
+        notice.scheduled_at,
+        notice.transport.value if notice.transport else None,
+        None if in_app else undelivered.failure,
+        in_app,
+    )
 
 
 _SORTS = {

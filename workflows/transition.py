@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         TransitionPlan,
         TransitionState,
         TransitionStatus,
+        UndeliveredNotice,
     )
     from workflows import search_attributes
     from workflows.outcome import transition_outcome
@@ -106,6 +107,13 @@ DECISIVE_EVENTS = READMISSION_EVENTS | CANCEL_EVENTS | {"A04", "A40"}
 T = TypeVar("T")
 
 
+def why(failure: BaseException) -> str:
+    """The reason an activity gave up, for the timeline and the outbox (never patient data:
+    activities raise ids, statuses and connection errors)."""
+    cause = failure.cause if isinstance(failure, ActivityError) else failure
+    return cause.message if isinstance(cause, ApplicationError) else type(cause).__name__
+
+
 @workflow.defn(name=WORKFLOW_TYPE)
 class TransitionWorkflow:
     """Runs every step of a pinned protocol concurrently: a step waits for its prerequisites,
@@ -154,6 +162,7 @@ class TransitionWorkflow:
         self._decisive_messages: set[str] = set()
         self._reschedules: dict[str, int] = dict.fromkeys(self._steps, 0)
         self._events: list[TimelineEvent] = []
+        self._undelivered: list[UndeliveredNotice] = []  # for the outbox, with the next row
         # Versions and timeline numbers continue across generations of one encounter's
         # transition (a discharge again after a cancelled one), so the projection keeps order.
         self._seq = (input.generation - 1) * GENERATION_STRIDE
@@ -201,13 +210,14 @@ class TransitionWorkflow:
         missed = self._missed_before_arrival() if late_arrivals else []
         await self._publish()
         if missed:
+            notice = self._arrived_late_notice(missed)
             try:
-                notice = self._arrived_late_notice(missed)
                 await self._internal_activity("notify", notice, bool, deadline=INTERNAL_DEADLINE)
-            except GAVE_UP:
+            except GAVE_UP as failure:
                 self._event(
                     "notification_failed", detail="the arrived-late notice was not recorded"
                 )
+                self._undelivered.append(UndeliveredNotice(notice=notice, failure=why(failure)))
 
         if self._owned_steps:
             for step_id in self._steps:
@@ -368,14 +378,14 @@ class TransitionWorkflow:
                     retry_policy=NOTIFY_RETRY,
                 )
         except GAVE_UP as failure:
-            cause = failure.cause if isinstance(failure, ActivityError) else failure
-            why = cause.message if isinstance(cause, ApplicationError) else type(cause).__name__
+            reason = why(failure)
             self._event(
                 "notification_failed",
                 step.step_id,
                 detail=f"level {escalation.level} via {escalation.channel}: not delivered "
-                f"({why}); kept in the undelivered list",
+                f"({reason}); kept in the undelivered list",
             )
+            self._undelivered.append(UndeliveredNotice(notice=notice, failure=reason))
         if step.is_terminal or self._reschedules[step.step_id] != generation:
             return  # completed or snoozed while the notification went out
         step.escalation_level = escalation.level
@@ -897,6 +907,7 @@ class TransitionWorkflow:
             steps=tuple(self._summary(step) for step in self._steps.values()),
             outcome=self._outcome,
             events=events,
+            undelivered=tuple(self._undelivered),
             version=self._version,
         )
 
@@ -956,6 +967,7 @@ class TransitionWorkflow:
             self._projection_stale = False
             sent = {event.seq for event in events}
             self._events = [event for event in self._events if event.seq not in sent]
+            self._undelivered = self._undelivered[len(record.undelivered) :]
 
     async def _repair_projection(self) -> None:
         """Write the stale row again, less often the longer it fails, until a write succeeds

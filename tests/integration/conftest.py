@@ -280,6 +280,7 @@ class Hooks:
     others `status`."""
 
     calls: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    answers: list[int] = field(default_factory=list)  # the status each call got
     fail_first: bool = True
     status: int = 204  # what every other call is answered
 
@@ -295,11 +296,9 @@ def copy_protocols(tmp_path: Path, edit_site: Callable[[dict[str, Any]], None]) 
 
 
 @asynccontextmanager
-async def worker_with_channels(
-    client: Client, pool: asyncpg.Pool, settings: Settings, protocols: Path
-) -> AsyncIterator[tuple[Services, Mailbox, Hooks]]:
-    """A worker on these protocols whose e-mail and webhook channels deliver to a local SMTP
-    server and webhook receiver (what they were given is in the Mailbox and the Hooks)."""
+async def channel_receivers(settings: Settings) -> AsyncIterator[tuple[Settings, Mailbox, Hooks]]:
+    """A local SMTP server and webhook receiver, and the settings that deliver to them (what
+    they were given is in the Mailbox and the Hooks)."""
     mailbox, hooks = Mailbox(), Hooks()
     smtp = Controller(mailbox, hostname="127.0.0.1", port=find_free_port())
     smtp.start()
@@ -307,10 +306,10 @@ async def worker_with_channels(
 
     @receiver.post("/hook")
     async def hook(request: Request) -> Response:
+        status = 503 if hooks.fail_first and not hooks.calls else hooks.status
         hooks.calls.append((dict(request.headers), await request.body()))
-        if hooks.fail_first and len(hooks.calls) == 1:
-            return Response(status_code=503)
-        return Response(status_code=hooks.status)
+        hooks.answers.append(status)
+        return Response(status_code=status)
 
     hook_port = find_free_port()
     server = EmbeddedUvicorn(
@@ -319,7 +318,6 @@ async def worker_with_channels(
     serving = asyncio.create_task(server.serve())
     mine = settings.model_copy(
         update={
-            "protocols_dir": protocols,
             "smtp_host": "127.0.0.1",
             "smtp_port": smtp.port,
             "webhook_url": f"http://127.0.0.1:{hook_port}/hook",
@@ -327,9 +325,20 @@ async def worker_with_channels(
         }
     )
     try:
-        async with build_worker(client, pool, mine):
-            yield Services.build(mine, pool, client), mailbox, hooks
+        yield mine, mailbox, hooks
     finally:
         server.should_exit = True
         await serving
         smtp.stop()
+
+
+@asynccontextmanager
+async def worker_with_channels(
+    client: Client, pool: asyncpg.Pool, settings: Settings, protocols: Path
+) -> AsyncIterator[tuple[Services, Mailbox, Hooks]]:
+    """A worker on these protocols whose e-mail and webhook channels deliver to a local SMTP
+    server and webhook receiver (what they were given is in the Mailbox and the Hooks)."""
+    async with channel_receivers(settings) as (mine, mailbox, hooks):
+        mine = mine.model_copy(update={"protocols_dir": protocols})
+        async with build_worker(client, pool, mine):
+            yield Services.build(mine, pool, client), mailbox, hooks
