@@ -11,6 +11,7 @@ REQUIRED_FIELD_MISSING = ("101", "Required field missing")
 DATA_TYPE_ERROR = ("102", "Data type error")
 UNSUPPORTED_MESSAGE_TYPE = ("200", "Unsupported message type")
 UNSUPPORTED_VERSION = ("203", "Unsupported version id")
+DUPLICATE_KEY = ("205", "Duplicate key identifier")
 INTERNAL_ERROR = ("207", "Application internal error")
 
 

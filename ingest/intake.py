@@ -24,11 +24,12 @@ from temporalio.client import Client
 
 from ingest import er7, mapping
 from ingest.ack import build_ack, replies
-from ingest.errors import INTERNAL_ERROR, HL7Error
+from ingest.errors import DUPLICATE_KEY, INTERNAL_ERROR, HL7Error
 from ingest.metrics import ACK_LATENCY, ADT_MESSAGES, DEAD_LETTERS
 from ingest.protocol_library import ProtocolLibrary
 from ingest.routing import AdtRouter
 from schemas.adt import AckCode, MessageHeader
+from schemas.site import ReusedControlIds
 from store import inbox
 
 log = structlog.get_logger(__name__)
@@ -125,6 +126,7 @@ class AdtIntake:
                 entry = await inbox.receive(
                     self._pool,
                     raw=raw,
+                    sending_application=header.sending_application or None,
                     sending_facility=header.sending_facility or None,
                     control_id=header.control_id or None,
                     message_type=f"{header.message_type}^{header.trigger_event}",
@@ -134,11 +136,30 @@ class AdtIntake:
                 if entry.ack is not None:
                     log.info("adt.retransmission", inbox_id=entry.id, status=entry.status)
                     return self._result(header, entry.ack, _ack_code(entry.ack), "resent", entry.id)
+                if entry.reused_control_id:
+                    refused = self._reused_control_id(entry.id, header)
+                    if refused is not None:
+                        return await self._reject(entry.id, header, refused)
                 return await self._process(entry.id, message, header)
         except Exception as exc:  # Postgres or Temporal unavailable, timeout, bug: never an AA
             return await self._transient_failure(header, entry_id, exc)
         finally:
             structlog.contextvars.unbind_contextvars(*_LOG_CONTEXT)
+
+    def _reused_control_id(self, entry_id: int, header: MessageHeader) -> HL7Error | None:
+        """A different message with a control id this sender used before: stored either way;
+        processed (the default: senders reset counters) or refused, as the site says."""
+        log.warning("adt.control_id_reused", inbox_id=entry_id)
+        if self._site.reused_control_ids == ReusedControlIds.PROCESS:
+            return None
+        return HL7Error(
+            AckCode.ERROR,
+            f"control id {header.control_id} was already used by a different message from "
+            "this sender; send it with a new MSH-10",
+            "MSH",
+            10,
+            DUPLICATE_KEY,
+        )
 
     async def reprocess(self, entry_id: int) -> IntakeResult:
         """Run a stored message again (after a fix), as a new inbox row linked to the first."""

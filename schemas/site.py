@@ -145,6 +145,14 @@ class NotificationConfig(BaseModel):
     sweep_time: time = Field(default=time(2, 15), description="nightly consistency sweep")
 
 
+class ReusedControlIds(StrEnum):
+    """What becomes of a message whose MSH-10 its sender already used for different content
+    (stored either way; an identical one is a retransmission and gets the stored ACK)."""
+
+    PROCESS = "process"  # senders reset counters: MSH-10 is not unique over time
+    REFUSE = "refuse"  # AE with ERR 205 (duplicate key identifier): the sender must fix it
+
+
 class SiteConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -160,6 +168,7 @@ class SiteConfig(BaseModel):
     )
     policy: OutcomePolicy = OutcomePolicy()
     patient_identifier: PatientIdentifierRule = PatientIdentifierRule()
+    reused_control_ids: ReusedControlIds = ReusedControlIds.PROCESS
     readmission_window_days: int = Field(default=30, ge=1)
     attribution: Attribution = Attribution.ALL
     attributed_pcp_ids: tuple[str, ...] = Field(

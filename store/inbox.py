@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,43 +17,88 @@ class InboxEntry:
     status: str
     ack: str | None
     is_new: bool
+    reused_control_id: bool = False  # a different message already came with this MSH-10
+
+
+def content_key(raw: bytes) -> bytes:
+    """What makes two messages the same message: their bytes, whatever the framing and the
+    sender's line endings left (a BOM, LF or CRLF for CR, a trailing terminator)."""
+    body = raw.removeprefix(b"\xef\xbb\xbf").replace(b"\r\n", b"\r").replace(b"\n", b"\r")
+    return hashlib.sha256(body.strip()).digest()
+
+
+_INSERT = """
+INSERT INTO adt_inbox (raw, sending_application, sending_facility, control_id, message_type,
+                       reprocessed_from, content_hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT ((coalesce(sending_application, '')), (coalesce(sending_facility, '')), control_id,
+             content_hash)
+    WHERE reprocessed_from IS NULL AND control_id IS NOT NULL AND content_hash IS NOT NULL
+    DO NOTHING
+RETURNING id, status, ack
+"""
 
 
 async def receive(
     pool: asyncpg.Pool,
     *,
     raw: bytes,
+    sending_application: str | None = None,
     sending_facility: str | None,
     control_id: str | None,
     message_type: str | None,
     reprocessed_from: int | None = None,
 ) -> InboxEntry:
-    """Commit the raw message; a known (facility, MSH-10) returns the row already there."""
+    """Commit the raw message. A retransmission (same MSH-3, MSH-4, MSH-10 and content)
+    returns the row already there; a different message with a control id seen before is
+    a new row, flagged `reused_control_id`."""
+    key = content_key(raw)
+    earlier: list[asyncpg.Record] = []
+    if control_id is not None and reprocessed_from is None:
+        earlier = await pool.fetch(
+            "SELECT id, status, ack, raw, content_hash, sending_application FROM adt_inbox "
+            "WHERE coalesce(sending_facility, '') = coalesce($1::text, '') AND control_id = $2 "
+            "AND reprocessed_from IS NULL ORDER BY id",
+            sending_facility,
+            control_id,
+        )
+        for stored in earlier:
+            same_sender = stored["sending_application"] in (None, sending_application)
+            # rows stored before content keys existed are compared by their bytes
+            same_content = (stored["content_hash"] or content_key(bytes(stored["raw"]))) == key
+            if same_sender and same_content:
+                return InboxEntry(
+                    id=stored["id"], status=stored["status"], ack=stored["ack"], is_new=False
+                )
     row = await pool.fetchrow(
-        """
-        INSERT INTO adt_inbox (raw, sending_facility, control_id, message_type, reprocessed_from)
-        VALUES ($1, $2, $3, $4, $5)
-        ON CONFLICT (sending_facility, control_id) WHERE reprocessed_from IS NULL DO NOTHING
-        RETURNING id, status, ack
-        """,
+        _INSERT,
         raw,
+        sending_application,
         sending_facility,
         control_id,
         message_type,
         reprocessed_from,
+        key,
     )
-    if row is not None:
-        return InboxEntry(id=row["id"], status=row["status"], ack=row["ack"], is_new=True)
-    existing = await pool.fetchrow(
-        "SELECT id, status, ack FROM adt_inbox WHERE sending_facility = $1 AND control_id = $2 "
-        "AND reprocessed_from IS NULL",
-        sending_facility,
-        control_id,
-    )
-    if existing is None:  # pragma: no cover - the conflicting row cannot vanish (no deletes)
-        raise RuntimeError("inbox conflict without a row")
+    if row is None:  # the same message, committed by a concurrent connection meanwhile
+        same = await pool.fetchrow(
+            "SELECT id, status, ack FROM adt_inbox WHERE coalesce(sending_application, '') = "
+            "coalesce($1::text, '') AND coalesce(sending_facility, '') = coalesce($2::text, '') "
+            "AND control_id = $3 AND content_hash = $4 AND reprocessed_from IS NULL",
+            sending_application,
+            sending_facility,
+            control_id,
+            key,
+        )
+        if same is None:  # pragma: no cover - the conflicting row cannot vanish (no deletes)
+            raise RuntimeError("inbox conflict without a row")
+        return InboxEntry(id=same["id"], status=same["status"], ack=same["ack"], is_new=False)
     return InboxEntry(
-        id=existing["id"], status=existing["status"], ack=existing["ack"], is_new=False
+        id=row["id"],
+        status=row["status"],
+        ack=row["ack"],
+        is_new=True,
+        reused_control_id=bool(earlier),
     )
 
 
@@ -122,6 +168,7 @@ async def get_message(pool: asyncpg.Pool, entry_id: int) -> dict[str, Any] | Non
     if row is None:
         return None
     message = dict(row)
+    message.pop("content_hash", None)  # the retransmission key: nothing for a reader
     message["reprocessed_by"] = [
         r["id"]
         for r in await pool.fetch(
