@@ -37,9 +37,22 @@ def normalise(text: str) -> str:
     return "\r".join(segments) + "\r"
 
 
+# MSH-2 as written from source code that escaped its backslash ("^~\\\\&"): read as the
+# standard "^~\\&" (the escape character cannot be doubled; nothing else is ambiguous).
+DOUBLED_ESCAPE = "^~\\\\&"
+STANDARD_ENCODING = "^~\\&"
+
+
+def repair_encoding_characters(text: str) -> str:
+    """The message with a doubled-backslash MSH-2 read as the standard one."""
+    if text.startswith("MSH") and text[4 : 4 + len(DOUBLED_ESCAPE) + 1] == DOUBLED_ESCAPE + text[3]:
+        return text[:4] + STANDARD_ENCODING + text[4 + len(DOUBLED_ESCAPE) :]
+    return text
+
+
 def parse(raw: bytes) -> hl7.Message:
     """Parse an ER7 message; anything without a usable MSH is an AR."""
-    text = normalise(decode(raw))
+    text = repair_encoding_characters(normalise(decode(raw)))
     if not text.startswith("MSH") or len(text) < 8:
         raise HL7Error(AckCode.REJECT, "message does not start with an MSH segment", "MSH", 1)
     _check_delimiters(text)
@@ -51,19 +64,19 @@ def parse(raw: bytes) -> hl7.Message:
         ) from exc
 
 
-def _is_delimiter(char: str) -> bool:
+def is_delimiter(char: str) -> bool:
     return char.isprintable() and not char.isalnum() and not char.isspace()
 
 
 def _check_delimiters(text: str) -> None:
     """MSH-1 and MSH-2 must be distinct printable punctuation, or nothing can be answered."""
     separator = text[3]
-    if not _is_delimiter(separator):
+    if not is_delimiter(separator):
         raise HL7Error(AckCode.REJECT, "MSH-1 is not a valid field separator", "MSH", 1)
     end = text.find(separator, 4)
     declared = text[4:end] if end > 0 else ""
     valid = 4 <= len(declared) <= 5 and len(set(declared + separator)) == len(declared) + 1
-    if not valid or not all(_is_delimiter(c) for c in declared):
+    if not valid or not all(is_delimiter(c) for c in declared):
         raise HL7Error(AckCode.REJECT, "MSH-2 encoding characters are not valid", "MSH", 2)
 
 

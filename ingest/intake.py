@@ -120,8 +120,9 @@ class AdtIntake:
                 try:
                     message = er7.parse(raw)
                     header = mapping.header(message)
-                except HL7Error as error:
-                    return await self._dead_letter(raw, error, reprocess_of)
+                except HL7Error as error:  # still answer MSA-2 with MSH-10 where it can be read
+                    salvaged = mapping.salvage_header(raw)
+                    return await self._dead_letter(raw, error, reprocess_of, salvaged)
                 structlog.contextvars.bind_contextvars(message_control_id=header.control_id)
                 entry = await inbox.receive(
                     self._pool,

@@ -9,7 +9,14 @@ import hl7
 
 from ingest import er7
 from ingest.errors import UNSUPPORTED_MESSAGE_TYPE, UNSUPPORTED_VERSION, HL7Error
-from schemas.adt import AckCode, AdtEvent, MessageHeader, NextOfKin, PatientIdentifier
+from schemas.adt import (
+    AckCode,
+    AdtEvent,
+    EncodingCharacters,
+    MessageHeader,
+    NextOfKin,
+    PatientIdentifier,
+)
 
 # ROL-3 role codes that name the patient's primary care provider.
 PCP_ROLES = frozenset({"PP", "PCP"})
@@ -33,6 +40,38 @@ def header(message: hl7.Message) -> MessageHeader:
         version=er7.value(message, "MSH", 12),
         accept_ack_type=er7.value(message, "MSH", 15),
         application_ack_type=er7.value(message, "MSH", 16),
+    )
+
+
+def salvage_header(raw: bytes) -> MessageHeader | None:
+    """The MSH fields of a message that does not parse (odd MSH-2, say), read by splitting
+    its first segment on MSH-1: enough for its refusal to echo MSH-10 and address the
+    sender. None when not even the field separator and MSH-10 can be read."""
+    text = er7.normalise(er7.decode(raw))
+    if not text.startswith("MSH") or len(text) < 8 or not er7.is_delimiter(text[3]):
+        return None
+    separator = text[3]
+    fields = text.split("\r", 1)[0].split(separator)
+
+    def field(number: int) -> str:  # fields[1] is MSH-2: MSH-n is fields[n - 1]
+        return fields[number - 1] if len(fields) >= number else ""
+
+    def first(number: int) -> str:
+        return field(number).split("^")[0]
+
+    if not field(10) or separator in "^~\\&":
+        return None
+    return MessageHeader(
+        encoding=EncodingCharacters(field=separator),
+        sending_application=first(3),
+        sending_facility=first(4),
+        receiving_application=first(5),
+        receiving_facility=first(6),
+        message_type=first(9),
+        trigger_event=field(9).split("^")[1] if "^" in field(9) else "",
+        control_id=field(10),
+        processing_id=first(11),
+        version=first(12),
     )
 
 

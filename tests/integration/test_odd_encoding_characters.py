@@ -1,0 +1,36 @@
+"""MSH-2 as files written from source code have it: a doubled backslash (`^~\\\\&`) is read as
+`^~\\&` and the message is processed; an MSH-2 that stays invalid (`^\\&`) is refused, but
+its AR still echoes MSH-10 in MSA-2, so the sender can match it (issue 15, item 6)."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.helpers import MllpClient, a03, msa
+from tests.integration.conftest import RunningStack
+
+STANDARD = b"MSH|^~\\&|"
+
+
+async def test_a_doubled_backslash_is_read_and_an_invalid_msh_2_still_gets_its_msa_2(
+    stack: RunningStack,
+) -> None:
+    doubled, invalid = f"DBL{uuid.uuid4().hex[:8]}", f"BAD{uuid.uuid4().hex[:8]}"
+    from_source_code = a03(control_id=doubled).replace(STANDARD, b"MSH|^~\\\\&|", 1)
+    three_characters = a03(control_id=invalid).replace(STANDARD, b"MSH|^\\&|", 1)
+    client = await MllpClient.connect(stack.mllp_port)
+    try:
+        read = await client.exchange(from_source_code)
+        refused = await client.exchange(three_characters)
+    finally:
+        await client.close()
+    assert msa(read)[1:3] == ["AA", doubled], read
+    assert read.startswith(STANDARD.decode())  # answered in the delimiters it meant
+    assert msa(refused)[1:3] == ["AR", invalid], refused
+    assert "|EPIC|" in refused.split("\r")[0]  # addressed back to the sender (MSH-5)
+    pool = stack.services.pool
+    stored = [
+        await pool.fetchval("SELECT status FROM adt_inbox WHERE raw = $1", raw)
+        for raw in (from_source_code, three_characters)
+    ]
+    assert stored == ["processed", "rejected"]  # the refused one kept as a dead letter
