@@ -22,7 +22,21 @@ from schemas.adt import (
 PCP_ROLES = frozenset({"PP", "PCP"})
 # Events about one encounter: they need PV1 with a visit number (never guess the visit).
 ENCOUNTER_EVENTS = frozenset({"A01", "A02", "A03", "A04", "A06", "A07", "A08", "A11", "A13"})
-SUPPORTED_VERSIONS = ("2.2", "2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1", "2.8")
+SUPPORTED_VERSIONS = (
+    "2.2",
+    "2.3",
+    "2.3.1",
+    "2.4",
+    "2.5",
+    "2.5.1",
+    "2.6",
+    "2.7",
+    "2.7.1",
+    "2.8",
+    "2.8.1",
+    "2.8.2",
+    "2.9",
+)
 
 
 def header(message: hl7.Message) -> MessageHeader:

@@ -34,3 +34,19 @@ async def test_a_doubled_backslash_is_read_and_an_invalid_msh_2_still_gets_its_m
         for raw in (from_source_code, three_characters)
     ]
     assert stored == ["processed", "rejected"]  # the refused one kept as a dead letter
+
+
+async def test_versions_2_8_1_2_8_2_and_2_9_are_accepted_and_answered_in_their_version(
+    stack: RunningStack,
+) -> None:
+    client = await MllpClient.connect(stack.mllp_port)
+    try:
+        for version in ("2.8.1", "2.8.2", "2.9"):
+            control = f"V{uuid.uuid4().hex[:8]}"
+            raw = a03(control_id=control).replace(b"|P|2.5.1", f"|P|{version}".encode(), 1)
+            assert f"|P|{version}".encode() in raw
+            ack = await client.exchange(raw)
+            assert msa(ack)[1:3] == ["AA", control], ack
+            assert ack.split("\r")[0].endswith(f"|P|{version}"), ack
+    finally:
+        await client.close()
