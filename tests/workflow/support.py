@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -99,18 +100,24 @@ async def start_time_skipping_env() -> WorkflowEnvironment:
 
 
 def new_worker(
-    env: WorkflowEnvironment, task_queue: str | None = None, *, cache: bool = True
+    env: WorkflowEnvironment,
+    task_queue: str | None = None,
+    *,
+    cache: bool = True,
+    record: Callable[[ProjectionRecord], Awaitable[bool]] = record_transition,
+    deliver: Callable[[EscalationNotice], Awaitable[bool]] = notify,
 ) -> Worker:
-    """Real planning activities, recorded projection and notifications, a fresh task queue
-    (or the given one: a worker that comes back). Without a cache the worker keeps no
-    sticky queue, so another worker takes its workflows at once."""
+    """Real planning activities, recorded projection and notifications (or the test's own
+    `record_transition` / `notify` activities), a fresh task queue (or the given one: a
+    worker that comes back). Without a cache the worker keeps no sticky queue, so another
+    worker takes its workflows at once."""
     planning = PlanningActivities()
     return Worker(
         env.client,
         max_cached_workflows=1000 if cache else 0,
         task_queue=task_queue or f"tq-{uuid.uuid4()}",
         workflows=[TransitionWorkflow],
-        activities=[planning.plan_transition, planning.schedule_step, record_transition, notify],
+        activities=[planning.plan_transition, planning.schedule_step, record, deliver],
     )
 
 

@@ -5,18 +5,21 @@ left unfinished when the workflow returns."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import time
 
 import pytest
 from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities.planning import PlanningActivities
 from schemas.transition import AdtSignal, NoteRequest, ProjectionRecord, TransitionStatus
-from tests.workflow.support import advance_to, next_weekday, notify, planned_state, start_transition
+from tests.workflow.support import (
+    advance_to,
+    new_worker,
+    next_weekday,
+    planned_state,
+    start_transition,
+)
 from workflows.transition import TransitionWorkflow
 
 DATABASE_UP = [True]
@@ -32,13 +35,7 @@ async def record_unless_down(record: ProjectionRecord) -> bool:
 async def test_a_note_sent_while_the_transition_closes_is_refused(
     skipping_env: WorkflowEnvironment,
 ) -> None:
-    planning = PlanningActivities()
-    async with Worker(
-        skipping_env.client,
-        task_queue=f"tq-{uuid.uuid4()}",
-        workflows=[TransitionWorkflow],
-        activities=[planning.plan_transition, planning.schedule_step, record_unless_down, notify],
-    ) as worker:
+    async with new_worker(skipping_env, record=record_unless_down) as worker:
         monday = next_weekday(await skipping_env.get_current_time(), 0, time(9, 0))
         await advance_to(skipping_env, monday)
         handle = await start_transition(skipping_env, worker, monday)

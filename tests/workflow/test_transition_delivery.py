@@ -4,24 +4,20 @@ to, as fixed when the transition started, not the channel's name."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import time, timedelta
 
 from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities.planning import PlanningActivities
 from schemas.site import Transport
 from schemas.transition import EscalationNotice
 from tests.workflow.support import (
     advance_to,
+    new_worker,
     next_weekday,
     planned_state,
-    record_transition,
     start_transition,
 )
-from workflows.transition import TransitionWorkflow
 
 DELIVERED: list[tuple[str, Transport | None, bool]] = []
 
@@ -35,18 +31,7 @@ async def notify_where(notice: EscalationNotice) -> bool:
 async def test_a_channel_runs_local_only_when_its_transport_is_the_worklist(
     skipping_env: WorkflowEnvironment,
 ) -> None:
-    planning = PlanningActivities()
-    async with Worker(
-        skipping_env.client,
-        task_queue=f"tq-{uuid.uuid4()}",
-        workflows=[TransitionWorkflow],
-        activities=[
-            planning.plan_transition,
-            planning.schedule_step,
-            record_transition,
-            notify_where,
-        ],
-    ) as worker:
+    async with new_worker(skipping_env, deliver=notify_where) as worker:
         monday = next_weekday(await skipping_env.get_current_time(), 0, time(9, 0))
         await advance_to(skipping_env, monday)
         # This site sends its "worklist" level by e-mail and keeps its pages in the app.

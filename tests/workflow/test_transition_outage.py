@@ -4,21 +4,18 @@ stays small, and the row is written again once the database is back."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import time, timedelta
 
 import pytest_asyncio
 from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities.planning import PlanningActivities
 from schemas.transition import ProjectionRecord, TransitionStatus
 from tests.workflow.support import (
     advance_to,
+    new_worker,
     next_weekday,
-    notify,
     planned_state,
     start_time_skipping_env,
     start_transition,
@@ -49,14 +46,8 @@ async def test_a_48_hour_database_outage_keeps_history_small_and_repairs_the_row
     own_env: WorkflowEnvironment,
 ) -> None:
     skipping_env = own_env
-    planning = PlanningActivities()
     DATABASE_UP[0] = False
-    async with Worker(
-        skipping_env.client,
-        task_queue=f"tq-{uuid.uuid4()}",
-        workflows=[TransitionWorkflow],
-        activities=[planning.plan_transition, planning.schedule_step, record_while_up, notify],
-    ) as worker:
+    async with new_worker(skipping_env, record=record_while_up) as worker:
         monday = next_weekday(await skipping_env.get_current_time(), 0, time(9, 0))
         await advance_to(skipping_env, monday)
         handle = await start_transition(skipping_env, worker, monday)
