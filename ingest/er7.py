@@ -31,6 +31,12 @@ def decode(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
+def codec_for(character_set: str) -> str:
+    """The Python codec that writes text in the MSH-18 character set (the ACK goes back in
+    the sender's own)."""
+    return "utf-8"
+
+
 def normalise(text: str) -> str:
     """CR-separated segments with no blank lines (feeds send LF, CRLF and trailing blanks)."""
     segments = [seg for seg in _SEGMENT_BREAK.split(text.strip("\x0b\x1c\r\n ")) if seg.strip()]

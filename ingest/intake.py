@@ -51,6 +51,11 @@ class IntakeResult:
     transition_id: str | None = None
     started: bool = False
     event: str = "unknown"  # the trigger event, as the metrics label
+    charset: str = "utf-8"  # the Python codec the replies are written in (MSH-18)
+
+    def wire(self) -> list[bytes]:
+        """The replies as bytes in the sender's character set."""
+        return [reply.encode(self.charset, errors="replace") for reply in self.replies]
 
 
 @dataclass
@@ -177,6 +182,16 @@ class AdtIntake:
         error = HL7Error(AckCode.REJECT, f"message exceeds the {limit}-byte limit", "MSH", 0)
         return await self._dead_letter(head, error, None, header)
 
+    async def refuse(self, raw: bytes, error: HL7Error) -> IntakeResult:
+        """A frame refused before parsing (two messages in one frame, say): kept as a dead
+        letter, answered with MSA-2 = its MSH-10 where that can be read."""
+        header = None
+        with suppress(HL7Error):
+            header = mapping.header(er7.parse(raw.split(b"\r", 1)[0] + b"\r"))
+        if header is None:
+            header = mapping.salvage_header(raw)
+        return await self._dead_letter(raw, error, None, header)
+
     def _result(
         self,
         header: MessageHeader | None,
@@ -196,6 +211,7 @@ class AdtIntake:
             inbox_id=entry_id,
             transition_id=transition,
             event=_event_label(header),
+            charset=er7.codec_for(header.character_set if header else ""),
         )
 
     async def _reject(self, entry_id: int, header: MessageHeader, error: HL7Error) -> IntakeResult:

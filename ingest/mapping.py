@@ -54,6 +54,7 @@ def header(message: hl7.Message) -> MessageHeader:
         version=er7.value(message, "MSH", 12),
         accept_ack_type=er7.value(message, "MSH", 15),
         application_ack_type=er7.value(message, "MSH", 16),
+        character_set=er7.value(message, "MSH", 18),
     )
 
 

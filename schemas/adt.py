@@ -52,6 +52,7 @@ class MessageHeader(BaseModel):
     version: str = ""
     accept_ack_type: str = ""
     application_ack_type: str = ""
+    character_set: str = Field(default="", description="MSH-18 as sent (table 0211)")
 
 
 class PatientIdentifier(BaseModel):

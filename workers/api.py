@@ -110,7 +110,7 @@ def create_app(services: Services | None = None) -> FastAPI:
         if not result.replies:  # enhanced mode with MSH-15/16 = NE: nothing to acknowledge
             return Response(status_code=204)
         # Enhanced mode may ask for a commit and an application ACK; HTTP has one body: the last.
-        return Response(content=result.replies[-1].encode(), media_type=ER7_MEDIA_TYPE)
+        return Response(content=result.wire()[-1], media_type=ER7_MEDIA_TYPE)
 
     @app.get("/notifications/undelivered", dependencies=[Depends(require(Role.OPERATOR))])
     async def undelivered_notifications(request: Request, limit: int = 100) -> list[dict[str, Any]]:

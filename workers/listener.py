@@ -137,8 +137,8 @@ class MllpListener:
                         result = await self._intake.reject_oversized(item.head, item.limit)
                     else:
                         result = await self._intake.handle(item)
-                    for reply in result.replies:
-                        writer.write(frame(reply.encode()))
+                    for reply in result.wire():
+                        writer.write(frame(reply))
                     await writer.drain()
         except (TimeoutError, ConnectionError, asyncio.CancelledError):
             pass
