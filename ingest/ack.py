@@ -37,7 +37,7 @@ def _err_segment(error: HL7Error, enc: EncodingCharacters, version: str) -> str:
     f, c, s = enc.field, enc.component, enc.subcomponent
     code, name = error.condition
     text = escape(error.text, enc)
-    location = f"{error.segment}{c}1{c}{error.field}" if error.segment else ""
+    location = f"{error.segment}{c}{error.sequence}{c}{error.field}" if error.segment else ""
     if version[:3] in ("2.2", "2.3", "2.4"):
         # ERR-1 (CM/ELD): segment^sequence^field^code&text
         return f"ERR{f}{location}{c}{code}{s}{name}"

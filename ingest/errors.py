@@ -24,6 +24,7 @@ class HL7Error(Exception):
     segment: str = ""
     field: int = 0
     condition: tuple[str, str] = REQUIRED_FIELD_MISSING
+    sequence: int = 1  # which occurrence of the segment (the second MSH in a frame is 2)
 
     def __str__(self) -> str:
         where = f"{self.segment}-{self.field}: " if self.segment and self.field else ""
