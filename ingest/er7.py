@@ -11,6 +11,7 @@ import hl7
 
 from ingest.errors import DATA_TYPE_ERROR, HL7Error
 from schemas.adt import AckCode, EncodingCharacters
+from schemas.site import CharacterSets
 
 # The HL7 explicit null: "delete the value" (an empty field only means "not sent").
 NULL = '""'
@@ -56,7 +57,7 @@ def repair_encoding_characters(text: str) -> str:
     return text
 
 
-def parse(raw: bytes) -> hl7.Message:
+def parse(raw: bytes, character_sets: CharacterSets | None = None) -> hl7.Message:
     """Parse an ER7 message; anything without a usable MSH is an AR."""
     text = repair_encoding_characters(normalise(decode(raw)))
     if not text.startswith("MSH") or len(text) < 8:

@@ -123,7 +123,7 @@ class AdtIntake:
         try:
             async with asyncio.timeout(self._timeout):
                 try:
-                    message = er7.parse(raw)
+                    message = er7.parse(raw, self._site.character_sets)
                     header = mapping.header(message)
                 except HL7Error as error:  # still answer MSA-2 with MSH-10 where it can be read
                     salvaged = mapping.salvage_header(raw)

@@ -145,6 +145,19 @@ class NotificationConfig(BaseModel):
     sweep_time: time = Field(default=time(2, 15), description="nightly consistency sweep")
 
 
+class UnmatchedPatientIdentifier(StrEnum):
+    """What becomes of a message none of whose PID-3 repetitions matches `patient_identifier`."""
+
+    FIRST = "first"  # use the first repetition, and record that decision on the message
+    REFUSE = "refuse"  # AE with ERR on PID-3: the sender must send the identifier we key on
+
+
+class CharacterSets(BaseModel):
+    """How message bytes are read: by MSH-18, with overrides for senders that mislabel."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
 class ReusedControlIds(StrEnum):
     """What becomes of a message whose MSH-10 its sender already used for different content
     (stored either way; an identical one is a retransmission and gets the stored ACK)."""
@@ -169,6 +182,13 @@ class SiteConfig(BaseModel):
     policy: OutcomePolicy = OutcomePolicy()
     patient_identifier: PatientIdentifierRule = PatientIdentifierRule()
     reused_control_ids: ReusedControlIds = ReusedControlIds.PROCESS
+    unmatched_patient_identifier: UnmatchedPatientIdentifier = UnmatchedPatientIdentifier.FIRST
+    processing_ids: tuple[str, ...] | None = Field(
+        default=None,
+        description="MSH-11 values (table 0103) this instance acts on; others get AR with "
+        "ERR 202 and are kept. None: P in production, P, T and D in development",
+    )
+    character_sets: CharacterSets = CharacterSets()
     readmission_window_days: int = Field(default=30, ge=1)
     attribution: Attribution = Attribution.ALL
     attributed_pcp_ids: tuple[str, ...] = Field(
