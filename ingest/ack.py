@@ -21,6 +21,7 @@ def escape(text: str, enc: EncodingCharacters) -> str:
         (enc.component, f"{esc}S{esc}"),
         (enc.subcomponent, f"{esc}T{esc}"),
         (enc.repetition, f"{esc}R{esc}"),
+        *(((enc.truncation, f"{esc}P{esc}"),) if enc.truncation else ()),
     )
     out = []
     for char in text.replace("\r", " ").replace("\n", " "):
@@ -59,19 +60,21 @@ def build_ack(
     f = enc.field
     version = head.version or DEFAULT_VERSION
     trigger = head.trigger_event
-    msg_type = f"ACK{enc.component}{trigger}{enc.component}ACK" if trigger else "ACK"
+    msg_type = f"ACK{enc.component}{trigger}" if trigger else "ACK"
+    if trigger and version not in ("2.1", "2.2", "2.3"):
+        msg_type += f"{enc.component}ACK"  # MSG.3, the message structure, came in v2.3.1
     fields = [
         "MSH",
         enc.msh2,
-        escape(head.receiving_application, enc) or "CAREBRIDGE",
-        escape(head.receiving_facility, enc),
-        escape(head.sending_application, enc),
-        escape(head.sending_facility, enc),
+        head.receiving_application_hd or escape(head.receiving_application, enc) or "CAREBRIDGE",
+        head.receiving_facility_hd or escape(head.receiving_facility, enc),
+        head.sending_application_hd or escape(head.sending_application, enc),
+        head.sending_facility_hd or escape(head.sending_facility, enc),
         now.strftime("%Y%m%d%H%M%S%z"),
         "",
         msg_type,
         uuid.uuid4().hex[:20],
-        head.processing_id or "P",
+        escape(head.processing_id, enc) or "P",
         version,
     ]
     segments = [f.join(fields)]

@@ -102,6 +102,14 @@ def encoding_characters(message: hl7.Message) -> EncodingCharacters:
     )
 
 
+def raw_field(message: hl7.Message, segment: str, field: int) -> str:
+    """A field exactly as sent: escaped, with every component and repetition."""
+    seg = _segment(message, segment, 1)
+    if seg is None or field >= len(seg):
+        return ""
+    return str(seg(field))
+
+
 def has_segment(message: hl7.Message, name: str) -> bool:
     return any(str(segment[0]) == name for segment in message)
 

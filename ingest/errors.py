@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from schemas.adt import AckCode
 
 # HL7 table 0357 message error condition codes used by carebridge.
+SEGMENT_SEQUENCE_ERROR = ("100", "Segment sequence error")
 REQUIRED_FIELD_MISSING = ("101", "Required field missing")
 DATA_TYPE_ERROR = ("102", "Data type error")
 UNSUPPORTED_MESSAGE_TYPE = ("200", "Unsupported message type")
+UNSUPPORTED_PROCESSING_ID = ("202", "Unsupported processing id")
 UNSUPPORTED_VERSION = ("203", "Unsupported version id")
+UNKNOWN_KEY = ("204", "Unknown key identifier")
 DUPLICATE_KEY = ("205", "Duplicate key identifier")
 INTERNAL_ERROR = ("207", "Application internal error")
 

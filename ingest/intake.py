@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import hl7
@@ -24,18 +25,25 @@ from temporalio.client import Client
 
 from ingest import er7, mapping
 from ingest.ack import build_ack, replies
-from ingest.errors import DUPLICATE_KEY, INTERNAL_ERROR, HL7Error
+from ingest.errors import (
+    DUPLICATE_KEY,
+    INTERNAL_ERROR,
+    UNKNOWN_KEY,
+    UNSUPPORTED_PROCESSING_ID,
+    HL7Error,
+)
 from ingest.metrics import ACK_LATENCY, ADT_MESSAGES, DEAD_LETTERS
 from ingest.protocol_library import ProtocolLibrary
 from ingest.routing import AdtRouter
 from schemas.adt import AckCode, MessageHeader
-from schemas.site import ReusedControlIds
+from schemas.site import ReusedControlIds, UnmatchedPatientIdentifier
 from store import inbox
 
 log = structlog.get_logger(__name__)
 tracer = trace.get_tracer("carebridge.ingest")  # a no-op unless tracing is configured
 _LOG_CONTEXT = ("message_control_id", "transition_id", "workflow_id")
 NOT_ALLOWED = ("207", "Application internal error")
+ERROR_NOTE_SECONDS = 2.0  # how long a failure's note on the inbox row may hold the answer
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,14 @@ class IntakeResult:
     def wire(self) -> list[bytes]:
         """The replies as bytes in the sender's character set."""
         return [reply.encode(self.charset, errors="replace") for reply in self.replies]
+
+
+@dataclass
+class _Progress:
+    """How far a message got, for the answer when its processing does not finish in time."""
+
+    header: MessageHeader | None = None
+    entry_id: int | None = None
 
 
 @dataclass
@@ -91,6 +107,7 @@ class AdtIntake:
         library: ProtocolLibrary,
         timeout_seconds: float,
         allowed_facilities: frozenset[str] = frozenset(),
+        production: bool = False,
     ) -> None:
         self._pool = pool
         self._router = AdtRouter(
@@ -101,6 +118,8 @@ class AdtIntake:
         self._timeout = timeout_seconds
         self._allowed = allowed_facilities
         self._encounter_locks = _KeyedLocks()
+        self._processing_ids = library.site.accepted_processing_ids(production)
+        self._abandoned: set[asyncio.Future[Any]] = set()
 
     def _now(self) -> datetime:
         return datetime.now(self._zone)
@@ -118,37 +137,64 @@ class AdtIntake:
         return result
 
     async def _handle(self, raw: bytes, reprocess_of: int | None) -> IntakeResult:
-        header: MessageHeader | None = None
-        entry_id: int | None = None
+        """The answer within the bound, whatever the database or Temporal do: the work runs as
+        a task of its own, and a task still running at the bound is cancelled without waiting
+        for it (asyncpg's cancellation can itself hang on a frozen server)."""
+        progress = _Progress()
+        work = asyncio.ensure_future(self._intake(raw, reprocess_of, progress))
         try:
-            async with asyncio.timeout(self._timeout):
-                try:
-                    message = er7.parse(raw, self._site.character_sets)
-                    header = mapping.header(message)
-                except HL7Error as error:  # still answer MSA-2 with MSH-10 where it can be read
-                    salvaged = mapping.salvage_header(raw)
-                    return await self._dead_letter(raw, error, reprocess_of, salvaged)
-                structlog.contextvars.bind_contextvars(message_control_id=header.control_id)
-                entry = await inbox.receive(
-                    self._pool,
-                    raw=raw,
-                    sending_application=header.sending_application or None,
-                    sending_facility=header.sending_facility or None,
-                    control_id=header.control_id or None,
-                    message_type=f"{header.message_type}^{header.trigger_event}",
-                    reprocessed_from=reprocess_of,
-                )
-                entry_id = entry.id
-                if entry.ack is not None:
-                    log.info("adt.retransmission", inbox_id=entry.id, status=entry.status)
-                    return self._result(header, entry.ack, _ack_code(entry.ack), "resent", entry.id)
-                if entry.reused_control_id:
-                    refused = self._reused_control_id(entry.id, header)
-                    if refused is not None:
-                        return await self._reject(entry.id, header, refused)
-                return await self._process(entry.id, message, header)
-        except Exception as exc:  # Postgres or Temporal unavailable, timeout, bug: never an AA
-            return await self._transient_failure(header, entry_id, exc)
+            done, _ = await asyncio.wait({work}, timeout=self._timeout)
+        except asyncio.CancelledError:
+            work.cancel()
+            raise
+        if work in done:
+            failure = work.exception()
+            if failure is None:
+                return work.result()
+            if not isinstance(failure, Exception):
+                raise failure
+        else:
+            self._abandon(work)
+            failure = TimeoutError(f"no answer within {self._timeout} s")
+        return await self._transient_failure(progress.header, progress.entry_id, failure)
+
+    def _abandon(self, task: asyncio.Future[Any]) -> None:
+        """Cancel a task and keep a reference until it ends (its outcome is only logged)."""
+        task.cancel()
+        self._abandoned.add(task)
+        task.add_done_callback(self._abandoned.discard)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _intake(
+        self, raw: bytes, reprocess_of: int | None, progress: _Progress
+    ) -> IntakeResult:
+        try:
+            try:
+                message = er7.parse(raw, self._site.character_sets)
+                header = mapping.header(message)
+            except HL7Error as error:  # still answer MSA-2 with MSH-10 where it can be read
+                salvaged = mapping.salvage_header(raw)
+                return await self._dead_letter(raw, error, reprocess_of, salvaged)
+            progress.header = header
+            structlog.contextvars.bind_contextvars(message_control_id=header.control_id)
+            entry = await inbox.receive(
+                self._pool,
+                raw=raw,
+                sending_application=header.sending_application or None,
+                sending_facility=header.sending_facility or None,
+                control_id=header.control_id or None,
+                message_type=f"{header.message_type}^{header.trigger_event}",
+                reprocessed_from=reprocess_of,
+            )
+            progress.entry_id = entry.id
+            if entry.ack is not None:
+                log.info("adt.retransmission", inbox_id=entry.id, status=entry.status)
+                return self._result(header, entry.ack, _ack_code(entry.ack), "resent", entry.id)
+            if entry.reused_control_id:
+                refused = self._reused_control_id(entry.id, header)
+                if refused is not None:
+                    return await self._reject(entry.id, header, refused)
+            return await self._process(entry.id, message, header)
         finally:
             structlog.contextvars.unbind_contextvars(*_LOG_CONTEXT)
 
@@ -167,6 +213,21 @@ class AdtIntake:
             DUPLICATE_KEY,
         )
 
+    def _processing_id_refusal(self, header: MessageHeader) -> HL7Error | None:
+        """MSH-11 (table 0103): training or debugging messages must not reach patients on an
+        instance that does not accept them. An empty MSH-11 is read as P (production)."""
+        processing_id = (header.processing_id or "P").upper()
+        if processing_id in self._processing_ids:
+            return None
+        return HL7Error(
+            AckCode.REJECT,
+            f"processing id {processing_id} is not accepted here (accepted: "
+            f"{', '.join(self._processing_ids)})",
+            "MSH",
+            11,
+            UNSUPPORTED_PROCESSING_ID,
+        )
+
     async def reprocess(self, entry_id: int) -> IntakeResult:
         """Run a stored message again (after a fix), as a new inbox row linked to the first."""
         original = await inbox.get_message(self._pool, entry_id)
@@ -176,11 +237,12 @@ class AdtIntake:
 
     async def reject_oversized(self, head: bytes, limit: int) -> IntakeResult:
         """A frame over the size limit: its first bytes are kept as a dead letter, AR sent."""
-        header = None
-        with suppress(HL7Error):
-            header = mapping.header(er7.parse(head.split(b"\r", 1)[0] + b"\r"))
-        error = HL7Error(AckCode.REJECT, f"message exceeds the {limit}-byte limit", "MSH", 0)
-        return await self._dead_letter(head, error, None, header)
+        error = HL7Error(
+            AckCode.REJECT,
+            f"message exceeds the {limit}-byte limit",
+            condition=INTERNAL_ERROR,  # the whole message, not one field, is at fault
+        )
+        return await self.refuse(head, error)
 
     async def refuse(self, raw: bytes, error: HL7Error) -> IntakeResult:
         """A frame refused before parsing (two messages in one frame, say): kept as a dead
@@ -240,13 +302,30 @@ class AdtIntake:
                 NOT_ALLOWED,
             )
             return await self._reject(entry_id, header, error)
+        if refused := self._processing_id_refusal(header):
+            return await self._reject(entry_id, header, refused)
         try:
-            event = mapping.to_event(message, self._site.zone_for(header.sending_facility))
+            event = mapping.to_event(
+                message,
+                self._site.zone_for(header.sending_facility),
+                visit_sources=self._site.visit_number_sources,
+            )
         except HL7Error as error:
             return await self._reject(entry_id, header, error)
+        unmatched = self._router.unmatched_identifier(event)
+        refuse_unmatched = (
+            self._site.unmatched_patient_identifier == UnmatchedPatientIdentifier.REFUSE
+        )
+        if unmatched and refuse_unmatched:
+            segment, number = unmatched.field.split("-")
+            refused = HL7Error(AckCode.ERROR, unmatched.text, segment, int(number), UNKNOWN_KEY)
+            return await self._reject(entry_id, header, refused)
 
         async with self._encounter_locks.hold(f"{event.facility}\x1f{event.visit_number}"):
             routed = await self._router.route(event, self._now())
+        if unmatched:
+            log.warning("adt.patient_identifier_unmatched", inbox_id=entry_id)
+            routed = replace(routed, text=f"{routed.text}; {unmatched.text}, the first was used")
         ack = build_ack(header, AckCode.ACCEPT, text=routed.text, now=self._now())
         await inbox.settle(
             self._pool,
@@ -292,18 +371,21 @@ class AdtIntake:
         return self._result(header, ack, error.ack_code, "rejected", entry.id, error=error)
 
     async def _transient_failure(
-        self, header: MessageHeader | None, entry_id: int | None, exc: Exception
+        self, header: MessageHeader | None, entry_id: int | None, exc: BaseException
     ) -> IntakeResult:
+        """AR (CR in enhanced mode): rejected for a reason unrelated to its content, resend
+        it. (AE would tell the sender to fix the message, and engines park AE'd messages.)"""
         reason = f"{type(exc).__name__}: temporarily unable to accept the message; resend it"
         log.error("adt.transient_failure", inbox_id=entry_id, error_type=type(exc).__name__)
         if entry_id is not None:
-            try:
-                await asyncio.wait_for(inbox.record_error(self._pool, entry_id, reason), 2)
-            except Exception:  # the database may be what failed
+            noted = asyncio.ensure_future(inbox.record_error(self._pool, entry_id, reason))
+            done, _ = await asyncio.wait({noted}, timeout=ERROR_NOTE_SECONDS)
+            if noted not in done or noted.exception() is not None:  # the database may be down
                 log.warning("adt.error_not_recorded", inbox_id=entry_id)
-        error = HL7Error(AckCode.ERROR, reason, condition=INTERNAL_ERROR)
-        ack = build_ack(header, AckCode.ERROR, error=error, now=self._now())
-        return self._result(header, ack, AckCode.ERROR, "error", entry_id, error=error)
+                self._abandon(noted)
+        error = HL7Error(AckCode.REJECT, reason, condition=INTERNAL_ERROR)
+        ack = build_ack(header, AckCode.REJECT, error=error, now=self._now())
+        return self._result(header, ack, AckCode.REJECT, "error", entry_id, error=error)
 
 
 def _event_label(header: MessageHeader | None) -> str:

@@ -20,8 +20,10 @@ from schemas.adt import (
 
 # ROL-3 role codes that name the patient's primary care provider.
 PCP_ROLES = frozenset({"PP", "PCP"})
-# Events about one encounter: they need PV1 with a visit number (never guess the visit).
-ENCOUNTER_EVENTS = frozenset({"A01", "A02", "A03", "A04", "A06", "A07", "A08", "A11", "A13"})
+# A discharge and its cancellation need a visit number: a transition is keyed by it (never
+# guess the visit). Other events without one are recorded and used for what they can.
+VISIT_REQUIRED = frozenset({"A03", "A13"})
+DEFAULT_VISIT_SOURCES = ("PV1-19", "PID-18", "PV1-50")
 SUPPORTED_VERSIONS = (
     "2.2",
     "2.3",
@@ -39,14 +41,23 @@ SUPPORTED_VERSIONS = (
 )
 
 
+def _hd(message: hl7.Message, field: int) -> str:
+    """An HD field's namespace id, else its universal id (`^1.2.840.9^ISO` names a sender)."""
+    return er7.value(message, "MSH", field) or er7.value(message, "MSH", field, component=2)
+
+
 def header(message: hl7.Message) -> MessageHeader:
     """MSH fields; never fails on a message python-hl7 could parse (the ACK needs them)."""
     return MessageHeader(
         encoding=er7.encoding_characters(message),
-        sending_application=er7.value(message, "MSH", 3),
-        sending_facility=er7.value(message, "MSH", 4),
-        receiving_application=er7.value(message, "MSH", 5),
-        receiving_facility=er7.value(message, "MSH", 6),
+        sending_application=_hd(message, 3),
+        sending_facility=_hd(message, 4),
+        receiving_application=_hd(message, 5),
+        receiving_facility=_hd(message, 6),
+        sending_application_hd=er7.raw_field(message, "MSH", 3),
+        sending_facility_hd=er7.raw_field(message, "MSH", 4),
+        receiving_application_hd=er7.raw_field(message, "MSH", 5),
+        receiving_facility_hd=er7.raw_field(message, "MSH", 6),
         message_type=er7.value(message, "MSH", 9, component=1),
         trigger_event=er7.value(message, "MSH", 9, component=2) or er7.value(message, "EVN", 1),
         control_id=er7.value(message, "MSH", 10),
@@ -78,6 +89,8 @@ def salvage_header(raw: bytes) -> MessageHeader | None:
         return None
     return MessageHeader(
         encoding=EncodingCharacters(field=separator),
+        sending_application_hd=field(3),
+        sending_facility_hd=field(4),
         sending_application=first(3),
         sending_facility=first(4),
         receiving_application=first(5),
@@ -106,7 +119,19 @@ def _identifiers(message: hl7.Message, segment: str, field: int) -> tuple[Patien
     return tuple(found)
 
 
-def to_event(message: hl7.Message, zone: ZoneInfo) -> AdtEvent:
+def _visit_number(message: hl7.Message, sources: tuple[str, ...]) -> tuple[str, str]:
+    """The first non-empty of the site's visit-number fields, and which one it was."""
+    for source in sources:
+        segment, _, number = source.partition("-")
+        found = er7.value(message, segment, int(number))
+        if found:
+            return found, source
+    return "", ""
+
+
+def to_event(
+    message: hl7.Message, zone: ZoneInfo, visit_sources: tuple[str, ...] = DEFAULT_VISIT_SOURCES
+) -> AdtEvent:
     """Validate and map; raises HL7Error with the ACK code and field at fault."""
     head = header(message)
     if not head.control_id:
@@ -131,12 +156,14 @@ def to_event(message: hl7.Message, zone: ZoneInfo) -> AdtEvent:
         )
     if not head.sending_facility:
         raise HL7Error(AckCode.ERROR, "MSH-4 sending facility is required", "MSH", 4)
-    visit_number = er7.value(message, "PV1", 19)
-    if head.trigger_event in ENCOUNTER_EVENTS:
-        if not er7.has_segment(message, "PV1"):
-            raise HL7Error(AckCode.ERROR, "PV1 segment is required", "PV1", 0)
-        if not visit_number:
-            raise HL7Error(AckCode.ERROR, "PV1-19 visit number is required", "PV1", 19)
+    visit_number, visit_source = _visit_number(message, visit_sources)
+    if head.trigger_event in VISIT_REQUIRED and not visit_number:
+        raise HL7Error(
+            AckCode.ERROR,
+            f"{head.trigger_event} needs a visit number ({', '.join(visit_sources)})",
+            "PV1",
+            19,
+        )
     merged = _identifiers(message, "MRG", 1)
     if head.trigger_event == "A40":
         if not merged:
@@ -159,6 +186,7 @@ def to_event(message: hl7.Message, zone: ZoneInfo) -> AdtEvent:
         event_type=head.trigger_event,
         facility=head.sending_facility,
         visit_number=visit_number,
+        visit_number_source=visit_source,
         patient_identifiers=_identifiers(message, "PID", 3),
         merged_identifiers=merged,
         location=er7.value(message, "PV1", 3),

@@ -67,6 +67,14 @@ def person_profile(event: AdtEvent) -> PersonProfile:
 
 
 @dataclass(frozen=True)
+class Unmatched:
+    """A patient identifier field none of whose repetitions the site's rule names."""
+
+    field: str  # PID-3 or MRG-1
+    text: str
+
+
+@dataclass(frozen=True)
 class Routed:
     """The inbox status and ACK text for an event, and the transition it touched."""
 
@@ -92,10 +100,10 @@ class AdtRouter:
         self._key_secret = key_secret
         self._task_queue = task_queue
 
-    def _key_of(self, identifiers: tuple[PatientIdentifier, ...]) -> str:
-        """The site's identifier of choice (assigning authority / type), else the first."""
+    def _matching(self, identifiers: tuple[PatientIdentifier, ...]) -> PatientIdentifier | None:
+        """The first identifier the site's rule (assigning authority / type) names."""
         rule = self.library.site.patient_identifier
-        chosen = next(
+        return next(
             (
                 i
                 for i in identifiers
@@ -105,17 +113,53 @@ class AdtRouter:
                 )
                 and (not rule.type_codes or i.type_code in rule.type_codes)
             ),
-            identifiers[0] if identifiers else None,
+            None,
         )
+
+    def _key_of(self, identifiers: tuple[PatientIdentifier, ...]) -> str:
+        """The site's identifier of choice, else the first (the intake records that choice:
+        see `unmatched_identifier`)."""
+        chosen = self._matching(identifiers) or (identifiers[0] if identifiers else None)
         if chosen is None:
             return ""
         return keys.patient_key(self._key_secret, chosen.assigning_authority, chosen.id)
+
+    def unmatched_identifier(self, event: AdtEvent) -> Unmatched | None:
+        """Why the patient key is not the site's identifier of choice, or None when it is
+        (or when there is no PID-3 at all). Never silent: readmission and roster matching
+        depend on which identifier keys the patient."""
+        for name, identifiers in (
+            ("PID-3", event.patient_identifiers),
+            ("MRG-1", event.merged_identifiers),
+        ):
+            if identifiers and self._matching(identifiers) is None:
+                rule = self.library.site.patient_identifier
+                wanted = ", ".join(
+                    part
+                    for part in (
+                        "type " + "/".join(rule.type_codes) if rule.type_codes else "",
+                        "authority " + "/".join(rule.assigning_authorities)
+                        if rule.assigning_authorities
+                        else "",
+                    )
+                    if part
+                )
+                return Unmatched(
+                    name, f"no {name} repetition matches the site's patient_identifier ({wanted})"
+                )
+        return None
 
     def patient_key(self, event: AdtEvent) -> str:
         return self._key_of(event.patient_identifiers)
 
     def encounter_key(self, event: AdtEvent) -> str:
-        return keys.encounter_key(self._key_secret, event.facility, event.visit_number)
+        """By facility and visit number; an event without a visit number is an encounter of
+        its own, keyed by patient and event time (a retransmission keys the same)."""
+        visit = event.visit_number
+        if not visit:
+            at = event.occurred_at.isoformat() if event.occurred_at else event.header.control_id
+            visit = f"\x1fno-visit\x1f{self.patient_key(event)}\x1f{at}"
+        return keys.encounter_key(self._key_secret, event.facility, visit)
 
     async def assess_risk(self, event: AdtEvent) -> RiskAssessment:
         """LACE from the message and, when a store is connected, the ED-visit history."""
@@ -212,7 +256,7 @@ class AdtRouter:
         assert self._pool is not None
         at = event.occurred_at or received_at
         patient = self.patient_key(event)
-        if patient and event.visit_number:
+        if patient:
             if event.patient_class == "E":
                 await self._record(event, patient, encounters.ED_VISIT, event.admitted_at or at)
             if is_admission(event):
@@ -232,6 +276,8 @@ class AdtRouter:
             return await self._start(event, selection.protocol, received_at)
         if is_admission(event):
             return await self._readmission(event, patient, event.admitted_at or at)
+        if not event.visit_number:
+            return Routed("ignored", f"recorded; {kind} has no visit number, so no transition")
         if kind == "A11":
             return await self._cancel_admit(event, patient, at)
         if kind in VISIT_SIGNALS:

@@ -53,6 +53,11 @@ class MessageHeader(BaseModel):
     accept_ack_type: str = ""
     application_ack_type: str = ""
     character_set: str = Field(default="", description="MSH-18 as sent (table 0211)")
+    # MSH-3..6 whole, as sent (escaped, every HD component): what the ACK echoes back.
+    sending_application_hd: str = ""
+    sending_facility_hd: str = ""
+    receiving_application_hd: str = ""
+    receiving_facility_hd: str = ""
 
 
 class PatientIdentifier(BaseModel):
@@ -83,7 +88,10 @@ class AdtEvent(BaseModel):
     header: MessageHeader
     event_type: str = Field(description="Trigger event, e.g. A03")
     facility: str = Field(description="Facility key: MSH-4 sending facility")
-    visit_number: str = Field(default="", description="PV1-19 visit number: the encounter key")
+    visit_number: str = Field(
+        default="", description="the visit number (PV1-19, else the site's fallbacks): the key"
+    )
+    visit_number_source: str = Field(default="", description="the field it came from: PV1-19 ...")
     patient_identifiers: tuple[PatientIdentifier, ...] = ()
     merged_identifiers: tuple[PatientIdentifier, ...] = Field(
         default=(), description="MRG-1 (A40): the identifiers merged into PID-3"

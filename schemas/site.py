@@ -189,6 +189,10 @@ class SiteConfig(BaseModel):
         "ERR 202 and are kept. None: P in production, P, T and D in development",
     )
     character_sets: CharacterSets = CharacterSets()
+    visit_number_sources: tuple[str, ...] = Field(
+        default=("PV1-19", "PID-18", "PV1-50"),
+        description="where the visit number is read, first non-empty wins (SEG-N fields)",
+    )
     readmission_window_days: int = Field(default=30, ge=1)
     attribution: Attribution = Attribution.ALL
     attributed_pcp_ids: tuple[str, ...] = Field(
@@ -203,6 +207,23 @@ class SiteConfig(BaseModel):
         """YAML reads an unquoted NPI as a number; an id is text."""
         if isinstance(value, list | tuple):
             return tuple(str(v).strip() if isinstance(v, int | str) else v for v in value)
+        return value
+
+    def accepted_processing_ids(self, production: bool) -> tuple[str, ...]:
+        """MSH-11 values acted on: the setting, else P in production and P, T, D elsewhere."""
+        if self.processing_ids is not None:
+            return tuple(p.strip().upper() for p in self.processing_ids)
+        return ("P",) if production else ("P", "T", "D")
+
+    @field_validator("visit_number_sources")
+    @classmethod
+    def _sources_are_fields(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for source in value:
+            name, _, number = source.partition("-")
+            if len(name) != 3 or not name.isalnum() or not number.isdigit() or int(number) < 1:
+                raise ValueError(f"visit_number_sources: {source!r} is not a field like PV1-19")
+        if not value:
+            raise ValueError("visit_number_sources: name at least one field (PV1-19)")
         return value
 
     @model_validator(mode="after")

@@ -145,6 +145,21 @@ def with_event(raw: bytes, trigger: str, structure: str = "ADT_A01") -> bytes:
     )
 
 
+def with_field(raw: bytes, segment: str, number: int, value: str) -> bytes:
+    """The message with SEG-number set to `value` as written (MSH-1 is the separator, so
+    MSH-n is the n-1th piece); the segment is padded with empty fields as needed."""
+    lines = raw.split(b"\r")
+    for index, line in enumerate(lines):
+        if line[:3] == segment.encode():
+            fields = line.split(b"|")
+            position = number - 1 if segment == "MSH" else number
+            fields += [b""] * (position + 1 - len(fields))
+            fields[position] = value.encode("latin-1")
+            lines[index] = b"|".join(fields)
+            return b"\r".join(lines)
+    raise AssertionError(f"no {segment} segment")
+
+
 def with_person_fields(raw: bytes) -> bytes:
     """An A03 with PID-15 language and two NK1 next of kin (one with no name)."""
     text = raw.decode().rstrip("\r")

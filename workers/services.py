@@ -35,6 +35,7 @@ class Services:
             library=library,
             timeout_seconds=settings.ack_timeout_seconds,
             allowed_facilities=settings.allowed_facility_set,
+            production=settings.environment == "production",
         )
         return cls(settings=settings, pool=pool, client=client, intake=intake, library=library)
 

@@ -1,8 +1,9 @@
 """A TCP proxy a test puts in front of a real server: it can cut it (while it is down, every
 open connection is dropped and every new one is closed at once, as when the host is
-unreachable; up again, connections pass through as before), and it can watch what the client
-sends for a pattern (also inside gzip-compressed gRPC messages, which is how Temporal's
-Core SDK sends its requests)."""
+unreachable; up again, connections pass through as before), freeze it (connections stay
+open and no byte passes, as when the server hangs), and watch what the client sends for a
+pattern (also inside gzip-compressed gRPC messages, which is how Temporal's Core SDK sends
+its requests)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ class TcpProxy:
         self.refused = 0  # connections closed while down
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()  # cleared by freeze(): bytes held, nothing closed
+        self._flowing.set()
         self.watch: re.Pattern[bytes] | None = None
         self.seen: set[bytes] = set()  # what matched `watch` in the client's bytes
 
@@ -61,6 +64,13 @@ class TcpProxy:
 
     def restore(self) -> None:
         self.up = True
+
+    def freeze(self) -> None:
+        """A hung server: connections stay open and accepted, but no byte passes either way."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.up:
@@ -98,6 +108,7 @@ class TcpProxy:
         tail = b""
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 if watched and self.watch is not None:
                     window = tail + data
                     self._look(window)

@@ -239,8 +239,8 @@ async def test_temporal_unavailable_gets_ae_and_the_retransmission_succeeds(
     raw = a03(facility="GENHOSP6", visit="V6", control_id="DOWN-1")
 
     result = await unreachable.handle(raw)
-    assert result.code == "AE"
-    assert msa(result.ack)[1:3] == ["AE", "DOWN-1"]
+    assert result.code == "AR"
+    assert msa(result.ack)[1:3] == ["AR", "DOWN-1"]
     rows = await inbox_rows(stack.services.pool, "GENHOSP6")
     assert [(r["status"], r["ack"]) for r in rows] == [("received", None)]
     assert "resend" in rows[0]["error"]

@@ -1,5 +1,5 @@
 """PostgreSQL restarted under a stream of ADT messages: messages that arrive while it is down
-get AE (never AA, never a hang), the sender retries them to AA, the workflows' activities are
+get AR (never AA, never a hang), the sender retries them to AA, the workflows' activities are
 retried by Temporal, and afterwards every discharge has exactly one transition, projected."""
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ async def test_postgres_restart_mid_stream_loses_and_doubles_nothing(
                     started = asyncio.get_running_loop().time()
                     down = await client.exchange(raw)
                     waited = asyncio.get_running_loop().time() - started
-                    assert msa(down)[1] == "AE" and waited < mine.ack_timeout_seconds + 2
+                    assert msa(down)[1] == "AR" and waited < mine.ack_timeout_seconds + 2
                     refused += 1
                     await asyncio.to_thread(start, server)
                 refused += await resend_until_aa(client, raw)

@@ -1,5 +1,5 @@
 """The Temporal server restarted (persistent state) under a stream of ADT messages while a
-worker process and the listener keep running: messages that arrive while it is down get AE
+worker process and the listener keep running: messages that arrive while it is down get AR
 within the bound, the sender retries them to AA, the worker reconnects by itself, and
 afterwards every discharge has exactly one transition and the projection agrees with
 Temporal's open workflows."""
@@ -44,7 +44,7 @@ async def test_temporal_restart_with_worker_running_loses_and_doubles_nothing(
             if n == fault_messages // 3:
                 await stop_server(process)
                 down = await sender.exchange(raw)
-                assert msa(down)[1] == "AE", down
+                assert msa(down)[1] == "AR", down
                 refused += 1
                 process, _ = await start_server(settings)  # same database file
             refused += await resend_until_aa(sender, raw)

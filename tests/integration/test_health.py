@@ -182,7 +182,7 @@ async def test_listener_sigterm_answers_the_frame_in_flight_then_exits(
         await asyncio.sleep(1.0)  # the intake is now waiting on Temporal
         listener.send_signal(signal.SIGTERM)
         reply = await asyncio.wait_for(sender.reply(), 10)
-        assert msa(reply)[1:3] == ["AE", "INFLIGHT-1"]
+        assert msa(reply)[1:3] == ["AR", "INFLIGHT-1"]
         assert await asyncio.to_thread(listener.wait, 30) == 0
         stored = await pool.fetchval("SELECT status FROM adt_inbox WHERE control_id = 'INFLIGHT-1'")
         assert stored == "received"  # kept, so the sender's resend is processed later

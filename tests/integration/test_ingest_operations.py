@@ -30,7 +30,7 @@ async def test_temporal_down_gets_ae_then_aa_when_back_without_duplicate(
         started = asyncio.get_running_loop().time()
         refused = await sender.exchange(raw)
         waited = asyncio.get_running_loop().time() - started
-        assert msa(refused)[1:3] == ["AE", "DOWN-MLLP"]
+        assert msa(refused)[1:3] == ["AR", "DOWN-MLLP"]
         assert waited < settings.ack_timeout_seconds + 2  # bounded: no hang
         row = await pool.fetchrow("SELECT status FROM adt_inbox WHERE control_id = 'DOWN-MLLP'")
         assert row is not None and row["status"] == "received"
