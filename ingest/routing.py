@@ -32,8 +32,9 @@ from workflows.transition import TransitionWorkflow
 
 log = structlog.get_logger(__name__)
 
-# Later events for the same visit, delivered to its running transition.
-VISIT_SIGNALS = frozenset({"A02", "A07", "A08", "A13"})
+# Later events for the same visit, delivered to its running transition (A12, cancel
+# transfer, carries the location the patient is back in).
+VISIT_SIGNALS = frozenset({"A02", "A07", "A08", "A12", "A13"})
 
 
 def is_admission(event: AdtEvent) -> bool:
@@ -352,13 +353,20 @@ class AdtRouter:
         )
 
     async def _cancel_admit(self, event: AdtEvent, patient: str, at: datetime) -> Routed:
-        """A11: cancels the visit's own transition, or withdraws the readmission it caused."""
+        """A11 withdraws the readmission its admission caused. For a visit already
+        discharged it cancels nothing: HL7 chapter 3 orders A13 (cancel the discharge) before
+        A11, so the visit's own transition only records it."""
         assert self._pool is not None
         encounter = self.encounter_key(event)
         signal = self._signal_of(event, at, encounter_key=encounter)
         own = keys.transition_id(encounter)
         if await self._send(own, signal):
-            return Routed("processed", "A11 cancelled the visit's transition", own)
+            return Routed(
+                "processed",
+                "A11 recorded on the visit's transition; it stays open (an A11 after the "
+                "discharge needs an A13 first)",
+                own,
+            )
         affected = []
         if patient:
             for transition in await encounters.transitions_of_patient(self._pool, patient):

@@ -103,6 +103,11 @@ OWNED_STEPS_PATCH = "owned-steps-v1"
 REDELIVERY_PATCH = "decisive-messages-v1"
 SEEN_WINDOW = 50
 MAX_DECISIVE_MESSAGES = 500
+# HL7 chapter 3 orders A13 (cancel discharge) before A11 (cancel admit): an A11 of the
+# discharged visit itself no longer cancels its transition, it is recorded. Before this
+# patch it closed the transition as cancelled. (A12, cancel transfer, was never delivered
+# before it, so its location update needs no patch.)
+CANCEL_ORDER_PATCH = "cancel-order-v1"
 DECISIVE_EVENTS = READMISSION_EVENTS | CANCEL_EVENTS | {"A04", "A40"}
 T = TypeVar("T")
 
@@ -819,10 +824,11 @@ class TransitionWorkflow:
             if signal.contact_numbers is not None:
                 self._contact_numbers = list(signal.contact_numbers)
             self._event("adt", detail=f"{detail}: patient information updated")
-        elif kind in ("A02", "A07"):
+        elif kind in ("A02", "A07", "A12"):
             self._location = signal.location or self._location
             self._patient_class = signal.patient_class or self._patient_class
-            self._event("adt", detail=f"{detail}: location/class now {self._patient_class}")
+            where = self._location.split("^")[0] or "unknown"  # PV1-3's point of care
+            self._event("adt", detail=f"{detail}: location {where}, class {self._patient_class}")
         elif kind == "A40" and signal.merged_into_patient_key:
             self._patient_key = signal.merged_into_patient_key
             self._event("adt", detail=f"{detail}: patient merged")
@@ -831,8 +837,11 @@ class TransitionWorkflow:
         await self._publish()
 
     def _cancel(self, signal: AdtSignal, detail: str) -> None:
-        """A13/A11 of this discharge cancel it; A11 of the readmission withdraws that."""
-        if signal.encounter_key in (None, self._input.encounter_key):
+        """A13 of this discharge cancels it; A11 of the readmission withdraws that."""
+        own = signal.encounter_key in (None, self._input.encounter_key)
+        if own and signal.event_type == "A11" and workflow.patched(CANCEL_ORDER_PATCH):
+            self._event("adt_ignored", detail=f"{detail}: after the discharge (A13 cancels it)")
+        elif own:
             self._event("adt", detail=f"{detail}: discharge cancelled")
             self._finish(TransitionStatus.CANCELLED, f"discharge cancelled ({signal.event_type})")
         elif signal.encounter_key == self._readmission_encounter:

@@ -135,9 +135,10 @@ def adt(kind: str, control_id: str, at: datetime, **fields: Any) -> AdtSignal:
 
 async def record_paths(env: WorkflowEnvironment, path: Path) -> None:
     """A high-risk home-health transition that takes the other paths: an A02 with the start
-    (before the plan), A07, A40, a republish, a reached attempt, a cancelled prerequisite
-    (its dependent stops), a note, a readmission and its withdrawal, the readmission
-    redelivered after more than the window of recent messages, then an A13."""
+    (before the plan), A07, A12, the visit's own A11 (after the discharge: recorded), A40, a
+    republish, a reached attempt, a cancelled prerequisite (its dependent stops), a note, a
+    readmission and its withdrawal, the readmission redelivered after more than the window of
+    recent messages, then an A13."""
     async with new_worker(env) as worker:
         monday = next_weekday(await env.get_current_time(), 0, time(9, 0))
         await advance_to(env, monday)
@@ -154,6 +155,15 @@ async def record_paths(env: WorkflowEnvironment, path: Path) -> None:
         await planned_state(handle)
         await handle.signal(
             TransitionWorkflow.adt_event, adt("A07", "P-A07", monday, patient_class="O")
+        )
+        await handle.signal(  # cancel transfer: back where the A02 moved the patient from
+            TransitionWorkflow.adt_event, adt("A12", "P-A12", monday, location="4W^401^A")
+        )
+        await handle.signal(  # the discharged visit's own A11: recorded, cancels nothing
+            TransitionWorkflow.adt_event,
+            adt(
+                "A11", "P-A11-OWN", monday, encounter_key="pathshomehealthhighrisk0".ljust(64, "0")
+            ),
         )
         await handle.signal(
             TransitionWorkflow.adt_event,

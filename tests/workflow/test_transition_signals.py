@@ -10,8 +10,15 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from schemas.transition import AdtSignal, StepStatus, TransitionState, TransitionStatus
+from schemas.transition import (
+    AdtSignal,
+    StepStatus,
+    TimelineEvent,
+    TransitionState,
+    TransitionStatus,
+)
 from tests.workflow.support import (
+    RECORDS,
     advance_to,
     discharged_on,
     notices_for,
@@ -26,6 +33,11 @@ async def running(
     return handle, (await handle.query(TransitionWorkflow.get_state)).discharged_at
 
 
+def timeline_of(transition_id: str) -> list[TimelineEvent]:
+    """Every timeline event the transition published (the projection records it wrote)."""
+    return [e for r in RECORDS if r.transition_id == transition_id for e in r.events]
+
+
 def adt(event_type: str, at: datetime, **fields: object) -> AdtSignal:
     return AdtSignal(
         event_type=event_type,
@@ -35,18 +47,49 @@ def adt(event_type: str, at: datetime, **fields: object) -> AdtSignal:
     )
 
 
-@pytest.mark.parametrize("event_type", ["A13", "A11"])
 async def test_cancelled_discharge_ends_the_transition_and_stops_outreach(
-    skipping_env: WorkflowEnvironment, worker: Worker, event_type: str
+    skipping_env: WorkflowEnvironment, worker: Worker
 ) -> None:
     handle, monday = await running(skipping_env, worker)
-    await handle.signal(TransitionWorkflow.adt_event, adt(event_type, monday + timedelta(hours=3)))
+    await handle.signal(TransitionWorkflow.adt_event, adt("A13", monday + timedelta(hours=3)))
     final = await handle.result()  # well before the 30 days
     assert final.status == TransitionStatus.CANCELLED
     assert final.outcome is not None and final.outcome.reason.startswith("discharge cancelled")
     assert final.outcome.tcm.eligible is False
     assert {s.status for s in final.steps} == {StepStatus.STOPPED}
     assert notices_for(final.transition_id) == []
+
+
+async def test_an_a11_of_the_discharged_visit_is_recorded_and_cancels_nothing(
+    skipping_env: WorkflowEnvironment, worker: Worker
+) -> None:
+    """HL7 chapter 3 orders A13 before A11: an A11 after the discharge is out of order."""
+    handle, monday = await running(skipping_env, worker)
+    tid = (await handle.query(TransitionWorkflow.get_state)).transition_id
+    own = tid.ljust(64, "0")  # the encounter key start_transition gives it
+    await handle.signal(
+        TransitionWorkflow.adt_event, adt("A11", monday + timedelta(hours=3), encounter_key=own)
+    )
+    state = await handle.query(TransitionWorkflow.get_state)
+    assert state.status == TransitionStatus.ACTIVE
+    assert StepStatus.STOPPED not in {s.status for s in state.steps}
+    assert any(
+        e.kind == "adt_ignored" and "A11" in e.detail and "A13 cancels it" in e.detail
+        for e in timeline_of(tid)
+    )
+
+
+async def test_a12_puts_the_patient_back_where_the_a02_moved_them_from(
+    skipping_env: WorkflowEnvironment, worker: Worker
+) -> None:
+    handle, monday = await running(skipping_env, worker)
+    at = monday + timedelta(hours=3)
+    await handle.signal(TransitionWorkflow.adt_event, adt("A02", at, location="5E^502^B"))
+    await handle.signal(TransitionWorkflow.adt_event, adt("A12", at, location="4W^401^A"))
+    state = await handle.query(TransitionWorkflow.get_state)
+    details = [e.detail for e in timeline_of(state.transition_id) if e.kind == "adt"]
+    assert any(d.startswith("A02") and "location 5E" in d for d in details)
+    assert any(d.startswith("A12") and "location 4W" in d for d in details)
 
 
 @pytest.mark.parametrize("event_type", ["A01", "A06"])
