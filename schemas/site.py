@@ -6,6 +6,7 @@ rules are here, with the documented default, so a site can change them.
 
 from __future__ import annotations
 
+import codecs
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -153,9 +154,66 @@ class UnmatchedPatientIdentifier(StrEnum):
 
 
 class CharacterSets(BaseModel):
-    """How message bytes are read: by MSH-18, with overrides for senders that mislabel."""
+    """How message bytes are read, for senders that mislabel them.
+
+    MSH-18 (its first repetition) names the character set, HL7 table 0211: ASCII, 8859/1 to
+    8859/9, 8859/15, UNICODE UTF-8 (and UNICODE), GB 18030-2000, BIG-5; empty or any other
+    value is read as UTF-8. These settings say what a label really means: `read_as` for
+    every sender, `by_facility` for one sending facility (MSH-4), which wins over read_as.
+    Keys are MSH-18 values as sent ("" is an empty MSH-18; case and spacing do not matter),
+    values Python codec names (cp1252, utf-8, iso8859-2). The ACK is written in the same
+    codec, so a sender that means Windows-1252 by 8859/1 gets a curly apostrophe back as 0x92.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    read_as: dict[str, str] = Field(
+        default_factory=dict, description="MSH-18 as sent -> the codec its bytes are really in"
+    )
+    by_facility: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="MSH-4 -> its own read_as (wins over read_as)"
+    )
+
+    @staticmethod
+    def label(character_set: str) -> str:
+        """An MSH-18 value as compared: upper case, single spaces ("unicode utf-8")."""
+        return " ".join(character_set.split()).upper()
+
+    @staticmethod
+    def _codec(name: str) -> str:
+        """The codec's canonical name; it must write the MSH (ASCII) as ASCII."""
+        try:
+            codec = codecs.lookup(name).name
+            writes_ascii = "MSH|^~\\&".encode(codec) == b"MSH|^~\\&"
+        except LookupError:  # no such codec, or not a text encoding (rot13)
+            writes_ascii = False
+        if not writes_ascii:
+            raise ValueError(f"character_sets: {name!r} is not a codec that reads ASCII as ASCII")
+        return codec
+
+    @classmethod
+    def _table(cls, value: object) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise ValueError("character_sets: expected MSH-18 value: codec pairs")
+        return {cls.label(str(key)): cls._codec(str(codec)) for key, codec in value.items()}
+
+    @field_validator("read_as", mode="before")
+    @classmethod
+    def _read_as(cls, value: object) -> dict[str, str]:
+        return cls._table(value)
+
+    @field_validator("by_facility", mode="before")
+    @classmethod
+    def _by_facility(cls, value: object) -> dict[str, dict[str, str]]:
+        """Facility codes as text (YAML reads a numeric MSH-4 as a number)."""
+        if not isinstance(value, dict):
+            raise ValueError("character_sets.by_facility: expected facility: {MSH-18: codec}")
+        return {str(facility).strip(): cls._table(table) for facility, table in value.items()}
+
+    def codec(self, character_set: str, facility: str = "") -> str | None:
+        """The codec this site reads that MSH-18 in, from that facility; None: no override."""
+        label = self.label(character_set)
+        return self.by_facility.get(facility, {}).get(label) or self.read_as.get(label)
 
 
 class ReusedControlIds(StrEnum):
