@@ -277,7 +277,7 @@ class AdtRouter:
             return await self._start(event, selection.protocol, received_at)
         if is_admission(event):
             return await self._readmission(event, patient, event.admitted_at or at)
-        if not event.visit_number:
+        if not event.visit_number and (kind == "A11" or kind in VISIT_SIGNALS):
             return Routed("ignored", f"recorded; {kind} has no visit number, so no transition")
         if kind == "A11":
             return await self._cancel_admit(event, patient, at)
