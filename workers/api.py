@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 
 from activities.channels import Channels
 from activities.notifications import RedeliveryBusy, redeliver
+from ingest import batch
 from ingest.browser import describe
 from schemas.maintenance import Redelivery
 from store import inbox, notifications
@@ -106,11 +107,12 @@ def create_app(services: Services | None = None) -> FastAPI:
         limit = svc(request).settings.max_message_bytes
         if len(body) > limit:
             return problem(413, "Payload Too Large", f"ADT messages are limited to {limit} bytes")
-        result = await svc(request).intake.handle(body)
-        if not result.replies:  # enhanced mode with MSH-15/16 = NE: nothing to acknowledge
+        # One message or one batch, as over MLLP (two messages without a batch: AR).
+        answer = await batch.answer(svc(request).intake, body)
+        if not answer.replies:  # enhanced mode with MSH-15/16 = NE: nothing to acknowledge
             return Response(status_code=204)
         # Enhanced mode may ask for a commit and an application ACK; HTTP has one body: the last.
-        return Response(content=result.wire()[-1], media_type=ER7_MEDIA_TYPE)
+        return Response(content=answer.replies[-1], media_type=ER7_MEDIA_TYPE)
 
     @app.get("/notifications/undelivered", dependencies=[Depends(require(Role.OPERATOR))])
     async def undelivered_notifications(request: Request, limit: int = 100) -> list[dict[str, Any]]:

@@ -1,21 +1,30 @@
 """The MLLP listener: frames in (0x0B ... 0x1C 0x0D), one intake per message, ACK frames out.
 
-Messages on one connection are handled in order; connections are independent.
+A frame holds one message or one batch (ingest.batch answers it). Messages on one connection
+are handled in order; connections are independent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import ssl
+from dataclasses import dataclass
+from enum import Enum
 
 import structlog
 
+from ingest import batch
+from ingest.errors import SEGMENT_SEQUENCE_ERROR, HL7Error
 from ingest.intake import AdtIntake
+from schemas.adt import AckCode
 from workers.settings import Settings
 
 START_BLOCK = b"\x0b"
 END_BLOCK = b"\x1c\x0d"
+_SB, _CR = 0x0B, 0x0D
+_BLOCK_BYTE = re.compile(rb"[\x0b\x1c]")  # a start or an end block
 
 log = structlog.get_logger(__name__)
 
@@ -33,44 +42,96 @@ class FrameTooLarge(Exception):
         self.limit = limit
 
 
+@dataclass(frozen=True)
+class AbortedFrame:
+    """A frame cut short by a new start block: the sender gave up on it, so it is kept as a
+    dead letter but never answered (a reply it does not expect would be paired with its
+    next message)."""
+
+    payload: bytes
+
+
+Framed = bytes | FrameTooLarge | AbortedFrame
+
+
+class _State(Enum):
+    OUTSIDE = "outside"  # between frames: bytes before a start block are line noise
+    INSIDE = "inside"  # in a frame: bytes are its payload
+    DISCARDING = "discarding"  # in an oversized frame (already answered): bytes are dropped
+
+
 class MllpFrameReader:
-    """Accumulates bytes and yields complete MLLP payloads (handles split and pipelined frames)."""
+    """Accumulates bytes and yields complete MLLP payloads (handles split and pipelined frames).
+
+    It resynchronises on every block byte: a start block (0x0B) always starts a new frame
+    (one still open is aborted), and an end block (0x1C) ends the frame whether or not the
+    CR follows. Whether a CR follows is only known from the next byte, which may come in the
+    next read: the state is kept across reads, and a frame whose end block is the last byte
+    before the connection closes is never yielded (never acknowledged: the sender resends).
+    """
 
     def __init__(self, max_bytes: int) -> None:
         self._buffer = bytearray()
         self._max_bytes = max_bytes
-        self._discarding = False  # inside an oversized frame: drop bytes until its end
+        self._state = _State.OUTSIDE
+        self._end_seen = False  # the frame's 0x1C was the last byte read: is a CR next?
 
-    def feed(self, data: bytes) -> list[bytes | FrameTooLarge]:
+    def feed(self, data: bytes) -> list[Framed]:
         """Complete payloads in order; an oversized frame yields one FrameTooLarge in its
-        place, and the reader resynchronises on the next end block."""
-        self._buffer.extend(data)
-        out: list[bytes | FrameTooLarge] = []
-        while True:
-            end = self._buffer.find(END_BLOCK)
-            if end < 0:
-                break
-            chunk = bytes(self._buffer[:end])
-            del self._buffer[: end + len(END_BLOCK)]
-            if self._discarding:
-                self._discarding = False
-                continue
-            start = chunk.find(START_BLOCK)
-            if start >= 0:  # bytes before the start block are line noise
-                payload = chunk[start + 1 :]
-                if len(payload) > self._max_bytes:
-                    out.append(FrameTooLarge(payload[: self._max_bytes], self._max_bytes))
-                else:
-                    out.append(payload)
-        if not self._discarding and len(self._buffer) > self._max_bytes + 1:
-            start = self._buffer.find(START_BLOCK)
-            head = bytes(self._buffer[start + 1 : start + 1 + self._max_bytes])
-            out.append(FrameTooLarge(head, self._max_bytes))
-            self._buffer.clear()
-            self._discarding = True
-        elif self._discarding:
-            self._buffer.clear()
+        place (then its bytes are dropped up to its end), an aborted one an AbortedFrame."""
+        out: list[Framed] = []
+        position = 0
+        while position < len(data):
+            if self._end_seen:
+                position = self._finish(data, position, out)
+            elif self._state is _State.OUTSIDE:
+                start = data.find(START_BLOCK, position)
+                if start < 0:
+                    break  # line noise
+                self._state = _State.INSIDE
+                position = start + 1
+            else:
+                position = self._take(data, position, out)
         return out
+
+    def _take(self, data: bytes, position: int, out: list[Framed]) -> int:
+        """Payload bytes up to the next block byte; then act on that byte."""
+        found = _BLOCK_BYTE.search(data, position)
+        stop = found.start() if found else len(data)
+        if self._state is _State.INSIDE:
+            self._buffer.extend(data[position:stop])
+            if len(self._buffer) > self._max_bytes:
+                out.append(FrameTooLarge(bytes(self._buffer[: self._max_bytes]), self._max_bytes))
+                self._buffer.clear()
+                self._state = _State.DISCARDING
+        if found is None:
+            return stop
+        if data[stop] == _SB:
+            self._restart(out)
+        else:
+            self._end_seen = True
+        return stop + 1
+
+    def _restart(self, out: list[Framed]) -> None:
+        """A start block inside a frame: the sender abandoned that frame for a new one."""
+        aborted = bytes(self._buffer)
+        if self._state is _State.INSIDE and aborted.strip():
+            out.append(AbortedFrame(aborted))
+        self._buffer.clear()
+        self._state = _State.INSIDE
+
+    def _finish(self, data: bytes, position: int, out: list[Framed]) -> int:
+        """The frame ends at its end block either way: the next byte is consumed when it is
+        the CR, and otherwise read again outside the frame (a start block opens the next)."""
+        self._end_seen = False
+        ended_with_cr = data[position] == _CR
+        if not ended_with_cr:
+            log.warning("mllp.end_block_without_cr")
+        if self._state is _State.INSIDE:
+            out.append(bytes(self._buffer))
+        self._buffer.clear()
+        self._state = _State.OUTSIDE
+        return position + 1 if ended_with_cr else position
 
 
 class MllpListener:
@@ -132,12 +193,7 @@ class MllpListener:
                 if not data:
                     break  # a frame cut off by the close was never acknowledged: resend it
                 for item in frames.feed(data):
-                    if isinstance(item, FrameTooLarge):
-                        log.warning("mllp.frame_too_large", limit=item.limit)
-                        result = await self._intake.reject_oversized(item.head, item.limit)
-                    else:
-                        result = await self._intake.handle(item)
-                    for reply in result.wire():
+                    for reply in await self._answer(item):
                         writer.write(frame(reply))
                     await writer.drain()
         except (TimeoutError, ConnectionError, asyncio.CancelledError):
@@ -147,6 +203,34 @@ class MllpListener:
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
+
+    async def _answer(self, item: Framed) -> list[bytes]:
+        """The replies one framed item is owed: none for an aborted frame (kept only)."""
+        if isinstance(item, AbortedFrame):
+            await self._keep_aborted(item.payload)
+            return []
+        if isinstance(item, FrameTooLarge):
+            log.warning("mllp.frame_too_large", limit=item.limit)
+            return (await self._intake.reject_oversized(item.head, item.limit)).wire()
+        return list((await batch.answer(self._intake, item)).replies)
+
+    async def _keep_aborted(self, payload: bytes) -> None:
+        """A dead letter of the abandoned bytes, for the record; the sender is owed nothing
+        and is not told (a failure to store it does not cost the connection)."""
+        error = HL7Error(
+            AckCode.REJECT,
+            "frame aborted by a new start block before its end block: the sender never "
+            "finished it, so it was not acknowledged",
+            "MSH",
+            0,
+            SEGMENT_SEQUENCE_ERROR,
+        )
+        try:
+            result = await self._intake.refuse(payload, error)
+        except Exception as exc:  # the database may be away: nothing is owed on the wire
+            log.warning("mllp.frame_aborted_not_kept", error_type=type(exc).__name__)
+            return
+        log.warning("mllp.frame_aborted", inbox_id=result.inbox_id, aborted_bytes=len(payload))
 
 
 def listener_for(intake: AdtIntake, settings: Settings) -> MllpListener:
