@@ -77,6 +77,8 @@ def build_ack(
         escape(head.processing_id, enc) or "P",
         version,
     ]
+    if head.character_set:  # MSH-13..17 empty; MSH-18: the ACK is in the sender's charset
+        fields += ["", "", "", "", "", escape(head.character_set, enc)]
     segments = [f.join(fields)]
     msa = [
         "MSA",

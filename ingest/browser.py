@@ -14,10 +14,12 @@ def describe(row: dict[str, Any], site: SiteConfig) -> dict[str, Any]:
     Times without an offset are read in the sending facility's zone, as the intake did."""
     raw = bytes(row["raw"])
     view = {key: value for key, value in row.items() if key != "raw"}
-    view["raw"] = er7.normalise(er7.decode(raw)).replace("\r", "\n")
+    view["raw"] = er7.normalise(er7.decode(raw, site.character_sets)).replace("\r", "\n")
     try:
         view["parsed"] = mapping.to_event(
-            er7.parse(raw), site.zone_for(row.get("sending_facility") or "")
+            er7.parse(raw, site.character_sets),
+            site.zone_for(row.get("sending_facility") or ""),
+            visit_sources=site.visit_number_sources,
         ).model_dump(mode="json")
     except HL7Error as error:
         view["parsed"] = None

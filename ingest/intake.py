@@ -273,7 +273,7 @@ class AdtIntake:
             inbox_id=entry_id,
             transition_id=transition,
             event=_event_label(header),
-            charset=er7.codec_for(header.character_set if header else ""),
+            charset=er7.reply_codec(header, self._site.character_sets),
         )
 
     async def _reject(self, entry_id: int, header: MessageHeader, error: HL7Error) -> IntakeResult:

@@ -218,9 +218,13 @@ def plan(
 
     async def main(settings: Settings) -> None:
         library = load_library(settings.protocols_dir)
-        message = er7.parse(raw)
         site = library.site
-        event = mapping.to_event(message, site.zone_for(mapping.header(message).sending_facility))
+        message = er7.parse(raw, site.character_sets)
+        event = mapping.to_event(
+            message,
+            site.zone_for(mapping.header(message).sending_facility),
+            visit_sources=site.visit_number_sources,
+        )
         if event.event_type != "A03" or event.discharged_at is None:
             raise StackError(f"{file} is an {event.event_type}, not a discharge (A03)")
         router = AdtRouter(

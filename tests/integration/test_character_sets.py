@@ -69,9 +69,6 @@ async def test_an_8859_1_message_is_read_and_answered_in_8859_1(stack: RunningSt
     assert await assert_eventually(stored, within=60) == CAREGIVER
 
 
-@pytest.mark.xfail(
-    strict=True, reason="ingest/ack.py build_ack does not write MSH-13..18 yet (issue 15 #14)"
-)
 async def test_the_ack_names_the_character_set_it_is_written_in(stack: RunningStack) -> None:
     _, reply, _ = await answer_to_latin1_message(stack)
     msh = reply.decode("latin-1").split("\r")[0].split("|")
