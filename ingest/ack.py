@@ -4,9 +4,15 @@ written with the sender's encoding characters and version."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
-from ingest.errors import HL7Error
+from ingest.errors import (
+    UNSUPPORTED_MESSAGE_TYPE,
+    UNSUPPORTED_PROCESSING_ID,
+    UNSUPPORTED_VERSION,
+    HL7Error,
+)
 from schemas.adt import AckCode, EncodingCharacters, MessageHeader
 
 DEFAULT_VERSION = "2.5.1"
@@ -92,11 +98,20 @@ def build_ack(
     return "\r".join(segments) + "\r"
 
 
-_COMMIT_CODES = {
-    AckCode.ACCEPT: AckCode.COMMIT_ACCEPT,
-    AckCode.ERROR: AckCode.COMMIT_ERROR,
-    AckCode.REJECT: AckCode.COMMIT_REJECT,
-}
+# The commit ACK says whether the message is in safe storage, not what processing made of it:
+# CR when MSH-9, MSH-11 or MSH-12 is unacceptable (HL7 v2.5 2.9.3.2), CE when it could not be
+# stored, CA otherwise (its processing may still fail: the application ACK says so).
+COMMIT_REJECTIONS = frozenset(
+    {UNSUPPORTED_MESSAGE_TYPE[0], UNSUPPORTED_PROCESSING_ID[0], UNSUPPORTED_VERSION[0]}
+)
+
+
+def commit_code(committed: bool, error: HL7Error | None) -> AckCode:
+    if not committed:
+        return AckCode.COMMIT_ERROR
+    if error is not None and error.condition[0] in COMMIT_REJECTIONS:
+        return AckCode.COMMIT_REJECT
+    return AckCode.COMMIT_ACCEPT
 
 
 def is_enhanced_mode(header: MessageHeader | None) -> bool:
@@ -112,23 +127,40 @@ def _wanted(condition: str, success: bool) -> bool:
     )
 
 
-def replies(
+@dataclass(frozen=True)
+class Acknowledgments:
+    """`connection`: the replies on the sender's connection, in order; `application`: an
+    enhanced-mode application ACK that goes to the sender's own inbound port instead."""
+
+    connection: tuple[str, ...]
+    application: str | None = None
+
+
+def acknowledgments(
     header: MessageHeader | None,
     application_ack: str,
     code: AckCode,
     *,
     error: HL7Error | None = None,
+    committed: bool,
+    application_ack_on_connection: bool,
     now: datetime,
-) -> list[str]:
-    """What goes back on the wire: the application ACK in original mode; in enhanced mode the
-    commit ACK (CA/CE/CR) per MSH-15, then the application ACK per MSH-16."""
+) -> Acknowledgments:
+    """Original mode: the application ACK on the connection. Enhanced mode: the commit ACK
+    (per MSH-15) is the reply on the connection; the application ACK (per MSH-16, and only for
+    a stored message) is a message of its own, on the connection only where the site says the
+    sender expects it there."""
     if not is_enhanced_mode(header):
-        return [application_ack]
+        return Acknowledgments((application_ack,))
     assert header is not None
-    success = code == AckCode.ACCEPT
-    out = []
-    if _wanted(header.accept_ack_type, success):
-        out.append(build_ack(header, _COMMIT_CODES[code], error=error, now=now))
-    if _wanted(header.application_ack_type, success):
-        out.append(application_ack)
-    return out
+    commit = commit_code(committed, error)
+    replies = []
+    if _wanted(header.accept_ack_type, commit == AckCode.COMMIT_ACCEPT):
+        refusal = error if commit != AckCode.COMMIT_ACCEPT else None
+        replies.append(build_ack(header, commit, error=refusal, now=now))
+    application = None
+    if committed and _wanted(header.application_ack_type, code == AckCode.ACCEPT):
+        application = application_ack
+    if application is not None and application_ack_on_connection:
+        return Acknowledgments((*replies, application))
+    return Acknowledgments(tuple(replies), application)

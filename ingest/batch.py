@@ -16,7 +16,7 @@ import re
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import structlog
 
@@ -252,5 +252,5 @@ async def answer(intake: AdtIntake, payload: bytes) -> Answer:
     log.info("adt.batch", messages=len(batch.messages))
     results = tuple([await intake.handle(message) for message in batch.messages])
     charset = results[0].charset if results else er7.codec_for("")
-    text = batch_ack(batch, [result.ack for result in results], now=datetime.now(UTC))
+    text = batch_ack(batch, [result.ack for result in results], now=intake.now())
     return Answer((text.encode(charset, errors="replace"),), results)

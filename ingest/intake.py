@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -24,7 +24,8 @@ from opentelemetry import trace
 from temporalio.client import Client
 
 from ingest import er7, mapping
-from ingest.ack import build_ack, replies
+from ingest.ack import acknowledgments, build_ack, is_enhanced_mode
+from ingest.application_acks import ApplicationAckDelivery
 from ingest.errors import (
     DUPLICATE_KEY,
     INTERNAL_ERROR,
@@ -36,7 +37,7 @@ from ingest.metrics import ACK_LATENCY, ADT_MESSAGES, DEAD_LETTERS
 from ingest.protocol_library import ProtocolLibrary
 from ingest.routing import AdtRouter
 from schemas.adt import AckCode, MessageHeader
-from schemas.site import ReusedControlIds, UnmatchedPatientIdentifier
+from schemas.site import ApplicationAckRoute, ReusedControlIds, UnmatchedPatientIdentifier
 from store import inbox
 
 log = structlog.get_logger(__name__)
@@ -108,6 +109,7 @@ class AdtIntake:
         timeout_seconds: float,
         allowed_facilities: frozenset[str] = frozenset(),
         production: bool = False,
+        application_acks: ApplicationAckDelivery | None = None,
     ) -> None:
         self._pool = pool
         self._router = AdtRouter(
@@ -120,8 +122,14 @@ class AdtIntake:
         self._encounter_locks = _KeyedLocks()
         self._processing_ids = library.site.accepted_processing_ids(production)
         self._abandoned: set[asyncio.Future[Any]] = set()
+        self.application_acks = application_acks or ApplicationAckDelivery(pool)
 
-    def _now(self) -> datetime:
+    async def close(self) -> None:
+        """Stop the application ACKs still retrying (their rows stay pending)."""
+        await self.application_acks.close()
+
+    def now(self) -> datetime:
+        """The site's clock, for ACK timestamps."""
         return datetime.now(self._zone)
 
     async def handle(self, raw: bytes, *, reprocess_of: int | None = None) -> IntakeResult:
@@ -137,24 +145,29 @@ class AdtIntake:
         return result
 
     async def _handle(self, raw: bytes, reprocess_of: int | None) -> IntakeResult:
+        return await self._bounded(lambda progress: self._intake(raw, reprocess_of, progress))
+
+    async def _bounded(
+        self, work: Callable[[_Progress], Coroutine[Any, Any, IntakeResult]]
+    ) -> IntakeResult:
         """The answer within the bound, whatever the database or Temporal do: the work runs as
         a task of its own, and a task still running at the bound is cancelled without waiting
         for it (asyncpg's cancellation can itself hang on a frozen server)."""
         progress = _Progress()
-        work = asyncio.ensure_future(self._intake(raw, reprocess_of, progress))
+        task = asyncio.ensure_future(work(progress))
         try:
-            done, _ = await asyncio.wait({work}, timeout=self._timeout)
+            done, _ = await asyncio.wait({task}, timeout=self._timeout)
         except asyncio.CancelledError:
-            work.cancel()
+            task.cancel()
             raise
-        if work in done:
-            failure = work.exception()
+        if task in done:
+            failure = task.exception()
             if failure is None:
-                return work.result()
+                return task.result()
             if not isinstance(failure, Exception):
                 raise failure
         else:
-            self._abandon(work)
+            self._abandon(task)
             failure = TimeoutError(f"no answer within {self._timeout} s")
         return await self._transient_failure(progress.header, progress.entry_id, failure)
 
@@ -189,7 +202,9 @@ class AdtIntake:
             progress.entry_id = entry.id
             if entry.ack is not None:
                 log.info("adt.retransmission", inbox_id=entry.id, status=entry.status)
-                return self._result(header, entry.ack, _ack_code(entry.ack), "resent", entry.id)
+                return self._result(
+                    header, entry.ack, _ack_code(entry.ack), "resent", entry.id, resent=True
+                )
             if entry.reused_control_id:
                 refused = self._reused_control_id(entry.id, header)
                 if refused is not None:
@@ -246,13 +261,18 @@ class AdtIntake:
 
     async def refuse(self, raw: bytes, error: HL7Error) -> IntakeResult:
         """A frame refused before parsing (two messages in one frame, say): kept as a dead
-        letter, answered with MSA-2 = its MSH-10 where that can be read."""
+        letter, answered with MSA-2 = its MSH-10 where that can be read (AR for a transient
+        failure to keep it, as for any message)."""
         header = None
         with suppress(HL7Error):
             header = mapping.header(er7.parse(raw.split(b"\r", 1)[0] + b"\r"))
-        if header is None:
-            header = mapping.salvage_header(raw)
-        return await self._dead_letter(raw, error, None, header)
+        known = header or mapping.salvage_header(raw)
+
+        async def keep(progress: _Progress) -> IntakeResult:
+            progress.header = known
+            return await self._dead_letter(raw, error, None, known)
+
+        return await self._bounded(keep)
 
     def _result(
         self,
@@ -263,21 +283,41 @@ class AdtIntake:
         entry_id: int | None,
         transition: str | None = None,
         error: HL7Error | None = None,
+        *,
+        resent: bool = False,
     ) -> IntakeResult:
-        wire = replies(header, ack, code, error=error, now=self._now())
+        route = self._application_ack_route(header)
+        acks = acknowledgments(
+            header,
+            ack,
+            code,
+            error=error,
+            committed=entry_id is not None,
+            application_ack_on_connection=route.deliver_to == "connection",
+            now=self.now(),
+        )
+        charset = er7.reply_codec(header, self._site.character_sets)
+        if acks.application is not None and entry_id is not None and not resent:
+            payload = acks.application.encode(charset, errors="replace")
+            self.application_acks.deliver(entry_id, route, payload)
         return IntakeResult(
             ack=ack,
             code=code,
             status=status,
-            replies=tuple(wire),
+            replies=acks.connection,
             inbox_id=entry_id,
             transition_id=transition,
             event=_event_label(header),
-            charset=er7.reply_codec(header, self._site.character_sets),
+            charset=charset,
         )
 
+    def _application_ack_route(self, header: MessageHeader | None) -> ApplicationAckRoute:
+        if header is None:
+            return ApplicationAckRoute(deliver_to="none")
+        return self._site.application_ack_route(header.sending_application, header.sending_facility)
+
     async def _reject(self, entry_id: int, header: MessageHeader, error: HL7Error) -> IntakeResult:
-        ack = build_ack(header, error.ack_code, error=error, now=self._now())
+        ack = build_ack(header, error.ack_code, error=error, now=self.now())
         await inbox.settle(
             self._pool,
             entry_id,
@@ -322,11 +362,11 @@ class AdtIntake:
             return await self._reject(entry_id, header, refused)
 
         async with self._encounter_locks.hold(f"{event.facility}\x1f{event.visit_number}"):
-            routed = await self._router.route(event, self._now())
+            routed = await self._router.route(event, self.now())
         if unmatched:
             log.warning("adt.patient_identifier_unmatched", inbox_id=entry_id)
             routed = replace(routed, text=f"{routed.text}; {unmatched.text}, the first was used")
-        ack = build_ack(header, AckCode.ACCEPT, text=routed.text, now=self._now())
+        ack = build_ack(header, AckCode.ACCEPT, text=routed.text, now=self.now())
         await inbox.settle(
             self._pool,
             entry_id,
@@ -349,7 +389,7 @@ class AdtIntake:
         reprocess_of: int | None,
         header: MessageHeader | None = None,
     ) -> IntakeResult:
-        ack = build_ack(header, error.ack_code, error=error, now=self._now())
+        ack = build_ack(header, error.ack_code, error=error, now=self.now())
         entry = await inbox.receive(
             self._pool,
             raw=raw,
@@ -373,8 +413,10 @@ class AdtIntake:
     async def _transient_failure(
         self, header: MessageHeader | None, entry_id: int | None, exc: BaseException
     ) -> IntakeResult:
-        """AR (CR in enhanced mode): rejected for a reason unrelated to its content, resend
-        it. (AE would tell the sender to fix the message, and engines park AE'd messages.)"""
+        """Original mode: AR, rejected for a reason unrelated to its content, resend it (AE
+        would tell the sender to fix the message, and engines park AE'd messages). Enhanced
+        mode: CE when the message could not be stored; a stored one got its CA, and its
+        application ACK is AE (the row stays `received`, for `messages reprocess`)."""
         reason = f"{type(exc).__name__}: temporarily unable to accept the message; resend it"
         log.error("adt.transient_failure", inbox_id=entry_id, error_type=type(exc).__name__)
         if entry_id is not None:
@@ -383,9 +425,11 @@ class AdtIntake:
             if noted not in done or noted.exception() is not None:  # the database may be down
                 log.warning("adt.error_not_recorded", inbox_id=entry_id)
                 self._abandon(noted)
-        error = HL7Error(AckCode.REJECT, reason, condition=INTERNAL_ERROR)
-        ack = build_ack(header, AckCode.REJECT, error=error, now=self._now())
-        return self._result(header, ack, AckCode.REJECT, "error", entry_id, error=error)
+        stored_in_enhanced_mode = entry_id is not None and is_enhanced_mode(header)
+        code = AckCode.ERROR if stored_in_enhanced_mode else AckCode.REJECT
+        error = HL7Error(code, reason, condition=INTERNAL_ERROR)
+        ack = build_ack(header, code, error=error, now=self.now())
+        return self._result(header, ack, code, "error", entry_id, error=error)
 
 
 def _event_label(header: MessageHeader | None) -> str:

@@ -216,6 +216,43 @@ class CharacterSets(BaseModel):
         return self.by_facility.get(facility, {}).get(label) or self.read_as.get(label)
 
 
+class ApplicationAckRoute(BaseModel):
+    """Where the application ACK of an enhanced-mode sender (MSH-16 set) goes: the first
+    route whose sender fields match (empty matches any). `connection`: on the same connection,
+    after the commit ACK, for senders that expect it there; `host:port`: a message of its own
+    to the sender's inbound MLLP port (HL7 enhanced mode); `none`: kept, not sent."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sending_application: str = Field(default="", description="MSH-3 namespace id; empty: any")
+    sending_facility: str = Field(default="", description="MSH-4 namespace id; empty: any")
+    deliver_to: str = Field(description="connection, none, or host:port")
+
+    def matches(self, application: str, facility: str) -> bool:
+        return self.sending_application in ("", application) and self.sending_facility in (
+            "",
+            facility,
+        )
+
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) for an outbound destination, None for connection or none."""
+        if self.deliver_to in ("connection", "none"):
+            return None
+        host, _, port = self.deliver_to.rpartition(":")
+        return host, int(port)
+
+    @field_validator("deliver_to")
+    @classmethod
+    def _destination(cls, value: str) -> str:
+        value = value.strip()
+        if value in ("connection", "none"):
+            return value
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"deliver_to: {value!r} is not connection, none or host:port")
+        return value
+
+
 class ReusedControlIds(StrEnum):
     """What becomes of a message whose MSH-10 its sender already used for different content
     (stored either way; an identical one is a retransmission and gets the stored ACK)."""
@@ -247,6 +284,9 @@ class SiteConfig(BaseModel):
         "ERR 202 and are kept. None: P in production, P, T and D in development",
     )
     character_sets: CharacterSets = CharacterSets()
+    application_acks: tuple[ApplicationAckRoute, ...] = Field(
+        default=(), description="enhanced mode: where each sender's application ACKs go"
+    )
     visit_number_sources: tuple[str, ...] = Field(
         default=("PV1-19", "PID-18", "PV1-50"),
         description="where the visit number is read, first non-empty wins (SEG-N fields)",
@@ -266,6 +306,13 @@ class SiteConfig(BaseModel):
         if isinstance(value, list | tuple):
             return tuple(str(v).strip() if isinstance(v, int | str) else v for v in value)
         return value
+
+    def application_ack_route(self, application: str, facility: str) -> ApplicationAckRoute:
+        """The first matching route; none configured means kept, not sent."""
+        for route in self.application_acks:
+            if route.matches(application, facility):
+                return route
+        return ApplicationAckRoute(deliver_to="none")
 
     def accepted_processing_ids(self, production: bool) -> tuple[str, ...]:
         """MSH-11 values acted on: the setting, else P in production and P, T, D elsewhere."""

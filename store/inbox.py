@@ -176,3 +176,25 @@ async def get_message(pool: asyncpg.Pool, entry_id: int) -> dict[str, Any] | Non
         )
     ]
     return message
+
+
+async def record_application_ack(
+    pool: asyncpg.Pool,
+    entry_id: int,
+    *,
+    destination: str,
+    status: str,
+    attempts: int = 0,
+    error: str | None = None,
+) -> None:
+    """Where an enhanced-mode application ACK went and what became of it (pending, sent,
+    failed with the reason, or kept when no destination is configured)."""
+    await pool.execute(
+        "UPDATE adt_inbox SET application_ack_to = $2, application_ack_status = $3, "
+        "application_ack_attempts = $4, application_ack_error = $5 WHERE id = $1",
+        entry_id,
+        destination,
+        status,
+        attempts,
+        error,
+    )

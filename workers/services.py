@@ -49,4 +49,5 @@ class Services:
         return cls.build(settings, pool, await connect(settings, runtime))
 
     async def close(self) -> None:
+        await self.intake.close()
         await self.pool.close()

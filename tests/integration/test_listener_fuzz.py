@@ -41,7 +41,9 @@ frames = st.lists(
 @given(payloads=frames)
 async def test_every_frame_gets_exactly_one_ack(stack: RunningStack, payloads: list[bytes]) -> None:
     for payload in payloads:
-        assume(b"\x1c\r" not in payload and original_mode(payload))
+        # a block byte inside a payload frames it differently (the reader resynchronises on
+        # every 0x0B and 0x1C): such a payload is not one frame
+        assume(b"\x1c" not in payload and b"\x0b" not in payload and original_mode(payload))
     client = await MllpClient.connect(stack.mllp_port)
     try:
         await client.send_raw(b"".join(b"\x0b" + p + b"\x1c\x0d" for p in payloads))

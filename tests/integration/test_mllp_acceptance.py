@@ -243,32 +243,3 @@ async def test_many_connections_and_pipelined_messages_each_get_their_ack(
 
     results = await asyncio.gather(*(one_connection(n) for n in range(6)))
     assert results == [[f"PIPE-{n}-{i}" for i in range(5)] for n in range(6)]
-
-
-async def test_enhanced_mode_commit_and_application_acks(stack: RunningStack) -> None:
-    def enhanced(control: str, accept: str, application: str) -> bytes:
-        return a03(control_id=control).replace(
-            b"|P|2.5.1", f"|P|2.5.1|||{accept}|{application}".encode()
-        )
-
-    client = await MllpClient.connect(stack.mllp_port)
-    try:
-        await client.send_raw(b"\x0b" + enhanced("ENH-1", "AL", "AL") + b"\x1c\x0d")
-        commit, application = await client.reply(), await client.reply()
-        assert msa(commit)[1:3] == ["CA", "ENH-1"]
-        assert msa(application)[1:3] == ["AA", "ENH-1"]
-        only_commit = await client.exchange(enhanced("ENH-2", "AL", "NE"))
-        assert msa(only_commit)[1:3] == ["CA", "ENH-2"]
-        # Errors only: a success sends nothing, so the next reply belongs to the next message.
-        await client.send_raw(b"\x0b" + enhanced("ENH-3", "ER", "ER") + b"\x1c\x0d")
-        bad = (
-            enhanced("ENH-4", "ER", "ER")
-            .replace(b"^VN|", b"^VN|")
-            .replace(b"|ADT^A03^ADT_A03|", b"|ORU^R01^ORU_R01|")
-        )
-        await client.send_raw(b"\x0b" + bad + b"\x1c\x0d")
-        first = await client.reply()
-        assert msa(first)[1:3] == ["CR", "ENH-4"]
-        assert msa(await client.reply())[1:3] == ["AR", "ENH-4"]
-    finally:
-        await client.close()
