@@ -145,6 +145,13 @@ DOUBLED_ESCAPE = "^~\\\\&"
 STANDARD_ENCODING = "^~\\&"
 
 
+def has_doubled_escape(raw: bytes) -> bool:
+    """Whether MSH-2 was sent as `^~\\\\&` (read as `^~\\&`: worth a warning on the row)."""
+    head = raw.removeprefix(b"\xef\xbb\xbf")
+    doubled = DOUBLED_ESCAPE.encode()
+    return head.startswith(b"MSH") and head[4 : 4 + len(doubled) + 1] == doubled + head[3:4]
+
+
 def repair_encoding_characters(text: str) -> str:
     """The message with a doubled-backslash MSH-2 read as the standard one."""
     if text.startswith("MSH") and text[4 : 4 + len(DOUBLED_ESCAPE) + 1] == DOUBLED_ESCAPE + text[3]:

@@ -44,6 +44,7 @@ log = structlog.get_logger(__name__)
 tracer = trace.get_tracer("carebridge.ingest")  # a no-op unless tracing is configured
 _LOG_CONTEXT = ("message_control_id", "transition_id", "workflow_id")
 NOT_ALLOWED = ("207", "Application internal error")
+DOUBLED_ESCAPE_WARNING = "MSH-2 sent as ^~\\\\& (a doubled backslash) was read as ^~\\&"
 ERROR_NOTE_SECONDS = 2.0  # how long a failure's note on the inbox row may hold the answer
 
 
@@ -209,7 +210,8 @@ class AdtIntake:
                 refused = self._reused_control_id(entry.id, header)
                 if refused is not None:
                     return await self._reject(entry.id, header, refused)
-            return await self._process(entry.id, message, header)
+            warnings = [DOUBLED_ESCAPE_WARNING] if er7.has_doubled_escape(raw) else []
+            return await self._process(entry.id, message, header, warnings)
         finally:
             structlog.contextvars.unbind_contextvars(*_LOG_CONTEXT)
 
@@ -331,8 +333,10 @@ class AdtIntake:
         return self._result(header, ack, error.ack_code, "rejected", entry_id, error=error)
 
     async def _process(
-        self, entry_id: int, message: hl7.Message, header: MessageHeader
+        self, entry_id: int, message: hl7.Message, header: MessageHeader, warnings: list[str]
     ) -> IntakeResult:
+        """Validate, route and settle; `warnings` (what was read leniently) join the decision
+        stored on the row and MSA-3."""
         if self._allowed and header.sending_facility not in self._allowed:
             error = HL7Error(
                 AckCode.REJECT,
@@ -365,7 +369,9 @@ class AdtIntake:
             routed = await self._router.route(event, self.now())
         if unmatched:
             log.warning("adt.patient_identifier_unmatched", inbox_id=entry_id)
-            routed = replace(routed, text=f"{routed.text}; {unmatched.text}, the first was used")
+            warnings.append(f"{unmatched.text}, the first was used")
+        if warnings:
+            routed = replace(routed, text="; ".join([routed.text, *warnings]))
         ack = build_ack(header, AckCode.ACCEPT, text=routed.text, now=self.now())
         await inbox.settle(
             self._pool,

@@ -34,6 +34,11 @@ async def test_a_doubled_backslash_is_read_and_an_invalid_msh_2_still_gets_its_m
         for raw in (from_source_code, three_characters)
     ]
     assert stored == ["processed", "rejected"]  # the refused one kept as a dead letter
+    decision = await pool.fetchval(
+        "SELECT decision FROM adt_inbox WHERE raw = $1", from_source_code
+    )
+    assert "doubled backslash" in decision  # read leniently, and the row says so
+    assert "doubled backslash" in msa(read)[3]
 
 
 async def test_versions_2_8_1_2_8_2_and_2_9_are_accepted_and_answered_in_their_version(
