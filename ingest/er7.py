@@ -459,7 +459,11 @@ def parse_timestamp(raw: str, zone: ZoneInfo, *, segment: str, field: int) -> da
     match = _DTM.match(raw)
     if match is None:
         raise HL7Error(
-            AckCode.ERROR, f"not an HL7 timestamp: {raw!r}", segment, field, DATA_TYPE_ERROR
+            AckCode.ERROR,
+            "not an HL7 timestamp (YYYY[MM[DD[HH[MM[SS]]]]][+/-ZZZZ])",  # never the value: PHI
+            segment,
+            field,
+            DATA_TYPE_ERROR,
         )
     parts = match.groupdict()
     fraction = (parts["fraction"] or "0").ljust(6, "0")
@@ -475,7 +479,7 @@ def parse_timestamp(raw: str, zone: ZoneInfo, *, segment: str, field: int) -> da
         )
     except ValueError as exc:
         raise HL7Error(
-            AckCode.ERROR, f"impossible date {raw!r}", segment, field, DATA_TYPE_ERROR
+            AckCode.ERROR, "impossible date or time", segment, field, DATA_TYPE_ERROR
         ) from exc
     offset = parts["offset"]
     if offset is None:

@@ -31,6 +31,15 @@ err_console = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 
+@app.callback()
+def refuse_unsafe_production() -> None:
+    """Before any command: a production configuration that must not run stops here, in one
+    line (the settings are read again by the command itself)."""
+    if problem := get_settings().production_problem():
+        err_console.print(f"[red]error:[/] {problem}")
+        raise typer.Exit(1)
+
+
 def run_command(main: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
     """Run a command; a problem the user can fix prints one line and exits 1."""
     settings = get_settings()

@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from activities.channels import ChannelSettings
 
 DEV_KEY_SECRET = "carebridge-dev-only-secret"
+MIN_KEY_SECRET_LENGTH = 32  # the HMAC keys MRNs and visit numbers: small spaces to brute-force
+PLACEHOLDER_WORDS = ("replace-me", "change-me")  # the deploy examples' values
 
 
 class Settings(BaseSettings):
@@ -172,6 +174,21 @@ class Settings(BaseSettings):
             webhook_url=self.webhook_url,
             webhook_secret=secret,
         )
+
+    def production_problem(self) -> str | None:
+        """Why this configuration must not run in production, or None. A public or short
+        key secret makes every encounter key, transition id and audit patient key computable."""
+        if self.environment != "production":
+            return None
+        secret = self.key_secret.get_secret_value()
+        placeholder = any(word in secret.lower() for word in PLACEHOLDER_WORDS)
+        if secret == DEV_KEY_SECRET or placeholder or len(secret) < MIN_KEY_SECRET_LENGTH:
+            return (
+                "CAREBRIDGE_KEY_SECRET must be set in production to a secret of at least "
+                f"{MIN_KEY_SECRET_LENGTH} characters of your own (not the development default "
+                "or an example's placeholder)"
+            )
+        return None
 
     @property
     def auth_required(self) -> bool:
