@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 
 from activities.channels import Channels
@@ -22,6 +21,7 @@ from store import inbox, notifications
 from workers.api_audit import audit_and_harden
 from workers.api_audit import router as audit_router
 from workers.api_care_plan import router as care_plan_router
+from workers.api_codec import CodecCors
 from workers.api_codec import router as codec_router
 from workers.api_common import describe_errors, problem
 from workers.api_common import services as services_of
@@ -60,17 +60,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     if services is not None:  # also without a lifespan (in-process test transports)
         app.state.services = services
     settings = services.settings if services is not None else get_settings()
-    app.add_middleware(
-        CORSMiddleware,  # the Temporal Web UI calls /codec from its own origin
-        allow_origins=[
-            f"http://127.0.0.1:{settings.temporal_ui_port}",
-            f"http://localhost:{settings.temporal_ui_port}",
-            *settings.cors_origins_list,
-        ],
-        allow_methods=["POST"],
-        allow_headers=["Content-Type", "Authorization", "X-Namespace"],
-        allow_credentials=True,
-    )
+    app.add_middleware(CodecCors, settings=settings)
 
     app.middleware("http")(audit_and_harden)
     svc = services_of

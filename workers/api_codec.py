@@ -8,12 +8,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from google.protobuf import json_format
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payload, Payloads
 
 from workers.api_common import problem, services
 from workers.auth import Role, require
 from workers.codec import EncryptionCodec
 from workers.services import Services
+from workers.settings import Settings
 
 router = APIRouter(
     prefix="/codec",
@@ -21,6 +24,41 @@ router = APIRouter(
     dependencies=[Depends(require(Role.OPERATOR, Role.SUPERVISOR))],
 )
 Svc = Annotated[Services, Depends(services)]
+
+
+def codec_origins(settings: Settings) -> list[str]:
+    """The origins allowed to call /codec: the embedded Temporal UI's in development only,
+    plus CAREBRIDGE_CORS_ORIGINS (never `*`: the settings refuse it)."""
+    local = (
+        [
+            f"http://127.0.0.1:{settings.temporal_ui_port}",
+            f"http://localhost:{settings.temporal_ui_port}",
+        ]
+        if settings.environment == "development"
+        else []
+    )
+    return [*local, *settings.cors_origins_list]
+
+
+class CodecCors(CORSMiddleware):
+    """CORS for the codec endpoint alone (the Temporal UI calls it from its own origin); every
+    other route answers no cross-origin request, so a page elsewhere cannot use a logged-in
+    browser against the API."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        super().__init__(
+            app,
+            allow_origins=codec_origins(settings),
+            allow_methods=["POST"],
+            allow_headers=["Content-Type", "Authorization", "X-Namespace"],
+            allow_credentials=True,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope["path"]).startswith(router.prefix):
+            await super().__call__(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 async def _apply(

@@ -158,6 +158,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard_origin(cls, value: str) -> str:
+        """`*` with credentials would let any page decrypt payloads through a logged-in UI."""
+        if any(origin.strip() == "*" for origin in value.split(",")):
+            raise ValueError("CAREBRIDGE_CORS_ORIGINS: name the Temporal UI's origin, not *")
+        return value
+
     @field_validator("worker_build_id", mode="before")
     @classmethod
     def _empty_build_id_is_unset(cls, value: object) -> object:
