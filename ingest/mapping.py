@@ -13,6 +13,7 @@ from schemas.adt import (
     AckCode,
     AdtEvent,
     EncodingCharacters,
+    MergedPatient,
     MessageHeader,
     NextOfKin,
     PatientIdentifier,
@@ -24,6 +25,13 @@ PCP_ROLES = frozenset({"PP", "PCP"})
 # guess the visit). Other events without one are recorded and used for what they can.
 VISIT_REQUIRED = frozenset({"A03", "A13"})
 DEFAULT_VISIT_SOURCES = ("PV1-19", "PID-18", "PV1-50")
+# Merges of patient identifiers: each MRG-1 patient becomes the PID-3 patient of its group.
+# A34 and A36 (v2.3's merge patient information), A39 (merge person) and A40 (merge patient),
+# whose PID/MRG groups repeat in ADT_A39; A47 (change patient identifier list) re-keys the
+# MRG-1 identifier to PID-3: not two patients, but the same effect on carebridge's keys.
+PATIENT_MERGES = frozenset({"A34", "A36", "A39", "A40", "A47"})
+# Merges of accounts (MRG-3 into PID-18): A35, and A36 together with the patient.
+ACCOUNT_MERGES = frozenset({"A35", "A36"})
 SUPPORTED_VERSIONS = (
     "2.2",
     "2.3",
@@ -103,20 +111,80 @@ def salvage_header(raw: bytes) -> MessageHeader | None:
     )
 
 
-def _identifiers(message: hl7.Message, segment: str, field: int) -> tuple[PatientIdentifier, ...]:
-    """Every CX repetition of PID-3 / MRG-1: id, assigning authority, identifier type."""
+def _identifiers(
+    message: hl7.Message, segment: str, field: int, occurrence: int = 1
+) -> tuple[PatientIdentifier, ...]:
+    """Every CX repetition of PID-3 / MRG-1 (of the occurrence-th such segment): id,
+    assigning authority, identifier type."""
     found = []
-    for rep in range(1, er7.repetitions(message, segment, field) + 1):
-        ident = er7.value(message, segment, field, rep, 1)
+    count = er7.repetitions(message, segment, field, occurrence=occurrence)
+    for rep in range(1, count + 1):
+        ident = er7.value(message, segment, field, rep, 1, occurrence=occurrence)
         if ident:
             found.append(
                 PatientIdentifier(
                     id=ident,
-                    assigning_authority=er7.value(message, segment, field, rep, 4),
-                    type_code=er7.value(message, segment, field, rep, 5),
+                    assigning_authority=er7.value(
+                        message, segment, field, rep, 4, occurrence=occurrence
+                    ),
+                    type_code=er7.value(message, segment, field, rep, 5, occurrence=occurrence),
                 )
             )
     return tuple(found)
+
+
+def _merge_pairs(message: hl7.Message) -> list[tuple[int, int]]:
+    """(PID occurrence, MRG occurrence) for every MRG, paired with the PID before it (0:
+    none). Merge messages repeat the group PID, [PD1], MRG, [PV1] (ADT_A30 has one)."""
+    pairs = []
+    pid = mrg = 0
+    for segment in message:
+        name = str(segment[0])
+        if name == "PID":
+            pid += 1
+        elif name == "MRG":
+            mrg += 1
+            pairs.append((pid, mrg))
+    return pairs
+
+
+def _merged_patient(message: hl7.Message, pid: int, mrg: int) -> MergedPatient:
+    return MergedPatient(
+        surviving=_identifiers(message, "PID", 3, pid) if pid else (),
+        merged=_identifiers(message, "MRG", 1, mrg),
+        surviving_account=er7.value(message, "PID", 18, occurrence=pid) if pid else "",
+        merged_account=er7.value(message, "MRG", 3, occurrence=mrg),
+    )
+
+
+def _merges(message: hl7.Message, trigger: str) -> tuple[MergedPatient, ...]:
+    """Every PID/MRG group; a patient merge needs MRG-1 and PID-3 in each of them."""
+    pairs = _merge_pairs(message)
+    if trigger in PATIENT_MERGES and not pairs:
+        raise HL7Error(
+            AckCode.ERROR, f"{trigger} needs MRG-1, the identifier merged away", "MRG", 1
+        )
+    groups = []
+    for pid, mrg in pairs:
+        group = _merged_patient(message, pid, mrg)
+        if trigger in PATIENT_MERGES and not group.merged:
+            raise HL7Error(
+                AckCode.ERROR,
+                f"{trigger} needs MRG-1, the identifier merged away",
+                "MRG",
+                1,
+                sequence=mrg,
+            )
+        if trigger in PATIENT_MERGES and not group.surviving:
+            raise HL7Error(
+                AckCode.ERROR,
+                f"{trigger} needs PID-3, the surviving identifier, before each MRG",
+                "PID",
+                3,
+                sequence=max(pid, 1),
+            )
+        groups.append(group)
+    return tuple(groups)
 
 
 def _visit_number(message: hl7.Message, sources: tuple[str, ...]) -> tuple[str, str]:
@@ -164,12 +232,7 @@ def to_event(
             "PV1",
             19,
         )
-    merged = _identifiers(message, "MRG", 1)
-    if head.trigger_event == "A40":
-        if not merged:
-            raise HL7Error(AckCode.ERROR, "A40 needs MRG-1, the identifier merged away", "MRG", 1)
-        if not _identifiers(message, "PID", 3):
-            raise HL7Error(AckCode.ERROR, "A40 needs PID-3, the surviving identifier", "PID", 3)
+    merges = _merges(message, head.trigger_event)
 
     occurred_at = _event_time(message, zone)
     discharged_at = er7.parse_timestamp(
@@ -188,7 +251,8 @@ def to_event(
         visit_number=visit_number,
         visit_number_source=visit_source,
         patient_identifiers=_identifiers(message, "PID", 3),
-        merged_identifiers=merged,
+        merged_identifiers=merges[0].merged if merges else (),
+        merges=merges,
         location=er7.value(message, "PV1", 3),
         patient_class=er7.value(message, "PV1", 2),
         admission_type=er7.value(message, "PV1", 4),

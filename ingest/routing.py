@@ -1,5 +1,7 @@
 """What an accepted ADT event does: check attribution, pick a protocol, assess risk and start
-a transition (A03), signal the visit's running transition (A08/A11/A13), or record it."""
+a transition (A03), signal the visit's running transition (A08/A11/A13), merge patients
+(A34/A36/A39/A40/A47), or record it. A patient key is always resolved through the aliases
+that merges leave, so a late message under a merged-away identifier reaches the survivor."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ingest import keys, risk
+from ingest.mapping import ACCOUNT_MERGES, PATIENT_MERGES
 from ingest.protocol_library import ProtocolLibrary, Selection
 from schemas.adt import AdtEvent, PatientIdentifier
 from schemas.person import Caregiver, PersonProfile
@@ -26,7 +29,7 @@ from schemas.protocol import Protocol
 from schemas.risk import RiskAssessment
 from schemas.site import Attribution
 from schemas.transition import AdtSignal, TransitionInput, TransitionState, TransitionStatus
-from store import encounters, roster
+from store import aliases, encounters, roster
 from workflows import search_attributes
 from workflows.transition import TransitionWorkflow
 
@@ -129,10 +132,10 @@ class AdtRouter:
         """Why the patient key is not the site's identifier of choice, or None when it is
         (or when there is no PID-3 at all). Never silent: readmission and roster matching
         depend on which identifier keys the patient."""
-        for name, identifiers in (
-            ("PID-3", event.patient_identifiers),
-            ("MRG-1", event.merged_identifiers),
-        ):
+        fields = [("PID-3", event.patient_identifiers), ("MRG-1", event.merged_identifiers)]
+        for group in event.merges[1:]:  # every PID/MRG group of a merge keys a patient
+            fields += [("PID-3", group.surviving), ("MRG-1", group.merged)]
+        for name, identifiers in fields:
             if identifiers and self._matching(identifiers) is None:
                 rule = self.library.site.patient_identifier
                 wanted = ", ".join(
@@ -150,8 +153,15 @@ class AdtRouter:
                 )
         return None
 
-    def patient_key(self, event: AdtEvent) -> str:
-        return self._key_of(event.patient_identifiers)
+    async def patient_key(self, event: AdtEvent) -> str:
+        """The key of the event's patient: its PID-3 key, or the key that patient was merged
+        into (an A03 or A01 sent later under a merged-away identifier lands on the survivor)."""
+        return await self._resolved(self._key_of(event.patient_identifiers))
+
+    async def _resolved(self, patient_key: str) -> str:
+        if self._pool is None or not patient_key:
+            return patient_key
+        return await aliases.resolve(self._pool, patient_key)
 
     def encounter_key(self, event: AdtEvent) -> str:
         """By facility and visit number; an event without a visit number is an encounter of
@@ -159,14 +169,16 @@ class AdtRouter:
         visit = event.visit_number
         if not visit:
             at = event.occurred_at.isoformat() if event.occurred_at else event.header.control_id
-            visit = f"\x1fno-visit\x1f{self.patient_key(event)}\x1f{at}"
+            patient = self._key_of(event.patient_identifiers)  # as sent: stable across merges
+            visit = f"\x1fno-visit\x1f{patient}\x1f{at}"
         return keys.encounter_key(self._key_secret, event.facility, visit)
 
-    async def assess_risk(self, event: AdtEvent) -> RiskAssessment:
+    async def assess_risk(self, event: AdtEvent, patient: str | None = None) -> RiskAssessment:
         """LACE from the message and, when a store is connected, the ED-visit history."""
         assert event.discharged_at is not None
         site = self.library.site
-        patient = self.patient_key(event)
+        if patient is None:
+            patient = await self.patient_key(event)
         ed_visits = None
         if self._pool is not None and patient:
             ed_visits = await encounters.count_ed_visits_before(
@@ -187,11 +199,17 @@ class AdtRouter:
         )
 
     async def transition_input(
-        self, event: AdtEvent, protocol: Protocol, received_at: datetime | None = None
+        self,
+        event: AdtEvent,
+        protocol: Protocol,
+        received_at: datetime | None = None,
+        patient: str | None = None,
     ) -> TransitionInput:
         assert event.discharged_at is not None  # the mapping guarantees it for A03
         encounter = self.encounter_key(event)
         site = self.library.site
+        if patient is None:
+            patient = await self.patient_key(event)
         return TransitionInput(
             received_at=received_at,
             transition_id=keys.transition_id(encounter),
@@ -202,9 +220,9 @@ class AdtRouter:
             patient_class=event.patient_class,
             discharge_disposition=event.discharge_disposition,
             message_control_id=event.header.control_id,
-            patient_key=self.patient_key(event),
+            patient_key=patient,
             protocol=protocol,
-            risk=await self.assess_risk(event),
+            risk=await self.assess_risk(event, patient),
             calendar=site.calendar_for(event.facility),
             policy=site.policy,
             profile=person_profile(event),
@@ -234,7 +252,7 @@ class AdtRouter:
             )
         return None
 
-    async def not_attributed(self, event: AdtEvent) -> str | None:
+    async def not_attributed(self, event: AdtEvent, patient: str | None = None) -> str | None:
         """Why this discharge is not ours under the site's attribution rule, or None.
         The roster is read here, at A03 time only: its changes never reach running transitions."""
         site = self.library.site
@@ -244,19 +262,30 @@ class AdtRouter:
         if rule == Attribution.PCP and set(event.pcp_ids) & set(site.attributed_pcp_ids):
             return None
         assert self._pool is not None
-        patient = self.patient_key(event)
-        entry = await roster.lookup(self._pool, patient) if patient else None
+        if patient is None:
+            patient = await self.patient_key(event)
+        entry = await self._roster_entry(event, patient)
         if rule == Attribution.ROSTER:
             return None if entry is not None else "not attributed: roster (no roster match)"
         if entry is not None and entry.pcp_id and entry.pcp_id in site.attributed_pcp_ids:
             return None
         return "not attributed: pcp (PCP not attributed)"
 
+    async def _roster_entry(self, event: AdtEvent, patient: str) -> roster.RosterRecord | None:
+        """The roster row of the surviving patient, else of the identifier as sent (a roster
+        loaded before a merge still names the merged-away one)."""
+        assert self._pool is not None
+        sent = self._key_of(event.patient_identifiers)
+        for key in dict.fromkeys(k for k in (patient, sent) if k):
+            if (entry := await roster.lookup(self._pool, key)) is not None:
+                return entry
+        return None
+
     async def route(self, event: AdtEvent, received_at: datetime) -> Routed:
         """The routing table (README): every event is recorded; these ones act."""
         assert self._pool is not None
         at = event.occurred_at or received_at
-        patient = self.patient_key(event)
+        patient = await self.patient_key(event)
         if patient:
             if event.patient_class == "E":
                 await self._record(event, patient, encounters.ED_VISIT, event.admitted_at or at)
@@ -264,7 +293,7 @@ class AdtRouter:
                 await self._record(event, patient, encounters.ADMISSION, event.admitted_at or at)
         kind = event.event_type
         if kind == "A03":
-            if reason := await self.not_attributed(event):
+            if reason := await self.not_attributed(event, patient):
                 log.info("adt.not_attributed", rule=self.library.site.attribution.value)
                 return Routed("ignored", reason)
             selection = self.select(event)
@@ -274,7 +303,7 @@ class AdtRouter:
             if reason := self.too_old(event, selection.protocol, received_at):
                 log.info("adt.too_old")
                 return Routed("too_old", reason)
-            return await self._start(event, selection.protocol, received_at)
+            return await self._start(event, selection.protocol, received_at, patient)
         if is_admission(event):
             return await self._readmission(event, patient, event.admitted_at or at)
         if not event.visit_number and (kind == "A11" or kind in VISIT_SIGNALS):
@@ -283,8 +312,10 @@ class AdtRouter:
             return await self._cancel_admit(event, patient, at)
         if kind in VISIT_SIGNALS:
             return await self._signal_visit(event, at)
-        if kind == "A40":
+        if kind in PATIENT_MERGES:
             return await self._merge(event, at)
+        if kind in ACCOUNT_MERGES:
+            return Routed("ignored", f"recorded; {kind}: {self._account_merge_note()}")
         return Routed("ignored", f"recorded; {kind} has no effect on transitions")
 
     async def _record(self, event: AdtEvent, patient: str, kind: str, at: datetime) -> None:
@@ -377,26 +408,65 @@ class AdtRouter:
         return Routed("ignored", "A11 recorded; no running transition concerned")
 
     async def _merge(self, event: AdtEvent, at: datetime) -> Routed:
-        """A40: the MRG-1 patient becomes the PID-3 patient (encounters and transitions)."""
+        """Each PID/MRG group: the MRG-1 patient's encounters move to the PID-3 patient (to
+        the key that one survives in, when it was merged away itself) and the MRG-1 key
+        becomes an alias of it; then the running transitions concerned are re-keyed."""
         assert self._pool is not None
-        target = self.patient_key(event)
-        source = self._key_of(event.merged_identifiers)
-        if source == target:
-            return Routed("ignored", "A40 merges a patient into itself")
-        moved = await encounters.merge_patient(self._pool, source=source, target=target)
-        signal = self._signal_of(event, at, merged_into_patient_key=target)
-        transitions = await encounters.transitions_of_patient(self._pool, target)
-        reached = [t for t in transitions if await self._send(t, signal)]
-        return Routed(
-            "processed",
-            f"merged: {moved} encounter(s) moved, {len(reached)} running transition(s) re-keyed",
-            reached[0] if reached else None,
-        )
+        kind = event.event_type
+        moved = 0
+        survivors: list[str] = []
+        for group in event.merges:
+            source = self._key_of(group.merged)
+            target = await self._resolved(self._key_of(group.surviving))
+            if source == target:
+                continue  # the same patient, or one already merged into this one
+            moved += await encounters.merge_patient(
+                self._pool, source=source, target=target, event_type=kind
+            )
+            survivors.append(target)
+        if not survivors:
+            return Routed(
+                "ignored",
+                f"{kind} merges a patient into itself (or into one merged into it): no change",
+            )
+        reached = await self._rekey(event, at, survivors)
+        text = f"merged: {moved} encounter(s) moved, {len(reached)} running transition(s) re-keyed"
+        if len(event.merges) > 1:
+            text += f" ({len(event.merges)} PID/MRG groups)"
+        if kind in ACCOUNT_MERGES:
+            text += f"; {self._account_merge_note()}"
+        return Routed("processed", text, reached[0] if reached else None)
 
-    async def _start(self, event: AdtEvent, protocol: Protocol, received_at: datetime) -> Routed:
+    async def _rekey(self, event: AdtEvent, at: datetime, survivors: list[str]) -> list[str]:
+        """Signal every running transition of the survivors once, with its patient's final
+        key (a later group of the same message may have merged a survivor again, and a
+        transition takes one signal per message id)."""
+        assert self._pool is not None
+        final: dict[str, str] = {}
+        for survivor in dict.fromkeys(survivors):
+            patient = await self._resolved(survivor)
+            for transition in await encounters.transitions_of_patient(self._pool, patient):
+                final.setdefault(transition, patient)
+        return [
+            transition
+            for transition, patient in final.items()
+            if await self._send(
+                transition, self._signal_of(event, at, merged_into_patient_key=patient)
+            )
+        ]
+
+    def _account_merge_note(self) -> str:
+        """An account merge (MRG-3 into PID-18) is recorded: transitions are keyed by the
+        visit number, and re-keying a visit (its transition id) is not done."""
+        sources = ", ".join(self.library.site.visit_number_sources)
+        return f"the account merge (MRG-3) is recorded only: visits are keyed by {sources}"
+
+    async def _start(
+        self, event: AdtEvent, protocol: Protocol, received_at: datetime, patient: str
+    ) -> Routed:
         assert self._client is not None
         assert self._pool is not None and event.discharged_at is not None
-        workflow_input = await self.transition_input(event, protocol, received_at)
+        workflow_input = await self.transition_input(event, protocol, received_at, patient)
         transition = workflow_input.transition_id
         if workflow_input.patient_key:  # before the start: a quick readmission finds it
             await encounters.record(

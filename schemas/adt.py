@@ -80,6 +80,18 @@ class NextOfKin(BaseModel):
     phone: str = Field(default="", description="NK1-5, the first repetition's number")
 
 
+class MergedPatient(BaseModel):
+    """One PID/MRG group of a merge message (A34-A36, A39, A40, A47): the MRG patient merged
+    into the PID patient before it. PHI: never logged, never stored (only HMAC keys are)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    surviving: tuple[PatientIdentifier, ...] = Field(default=(), description="PID-3")
+    merged: tuple[PatientIdentifier, ...] = Field(default=(), description="MRG-1")
+    surviving_account: str = Field(default="", description="PID-18 patient account number")
+    merged_account: str = Field(default="", description="MRG-3 prior patient account number")
+
+
 class AdtEvent(BaseModel):
     """An ADT message mapped to the fields carebridge acts on."""
 
@@ -94,7 +106,10 @@ class AdtEvent(BaseModel):
     visit_number_source: str = Field(default="", description="the field it came from: PV1-19 ...")
     patient_identifiers: tuple[PatientIdentifier, ...] = ()
     merged_identifiers: tuple[PatientIdentifier, ...] = Field(
-        default=(), description="MRG-1 (A40): the identifiers merged into PID-3"
+        default=(), description="MRG-1 of the first PID/MRG group: merged into PID-3"
+    )
+    merges: tuple[MergedPatient, ...] = Field(
+        default=(), description="every PID/MRG group of a merge message, in order"
     )
     location: str = Field(default="", description="PV1-3 point of care^room^bed^facility")
     patient_class: str = Field(default="", description="PV1-2, HL7 table 0004")

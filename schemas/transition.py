@@ -355,7 +355,7 @@ class AdtSignal(BaseModel):
     deceased: bool = False
     contact_numbers: tuple[str, ...] | None = None
     merged_into_patient_key: str | None = Field(
-        default=None, description="A40: the surviving patient key"
+        default=None, description="a merge (A34, A36, A39, A40, A47): the surviving patient key"
     )
     encounter_key: str | None = Field(
         default=None, description="the event's encounter (for a readmission: the admission)"

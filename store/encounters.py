@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from store import aliases
+
 ED_LOOKBACK = timedelta(days=182)
 ADMISSION = "admission"
 ED_VISIT = "ed_visit"
@@ -93,8 +95,12 @@ async def transitions_of_patient(pool: asyncpg.Pool, patient_key: str) -> list[s
     return [row["transition_id"] for row in rows]
 
 
-async def merge_patient(pool: asyncpg.Pool, *, source: str, target: str) -> int:
-    """A40: move the source patient's encounters to the surviving key; repeatable."""
+async def merge_patient(
+    pool: asyncpg.Pool, *, source: str, target: str, event_type: str = "A40"
+) -> int:
+    """A merge: move the source patient's encounters to the surviving key and keep the
+    source key as an alias of it (store/aliases.py), in one transaction; repeatable (a
+    second time moves nothing and keeps the first alias). Returns the encounters moved."""
     async with pool.acquire() as conn, conn.transaction():
         moved = await conn.execute(
             """
@@ -107,4 +113,5 @@ async def merge_patient(pool: asyncpg.Pool, *, source: str, target: str) -> int:
             target,
         )
         await conn.execute("DELETE FROM encounters WHERE patient_key = $1", source)
+        await aliases.record(conn, merged_key=source, surviving_key=target, event_type=event_type)
     return int(moved.split()[-1])

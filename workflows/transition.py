@@ -108,7 +108,11 @@ MAX_DECISIVE_MESSAGES = 500
 # patch it closed the transition as cancelled. (A12, cancel transfer, was never delivered
 # before it, so its location update needs no patch.)
 CANCEL_ORDER_PATCH = "cancel-order-v1"
-DECISIVE_EVENTS = READMISSION_EVENTS | CANCEL_EVENTS | {"A04", "A40"}
+# Merges that re-key the transition to the surviving patient: A34, A36, A39, A40 and A47
+# (a change of identifier). Only A40 was delivered before; the router answered the others
+# "has no effect" and never signalled them, so taking them needs no patch.
+MERGE_EVENTS = frozenset({"A34", "A36", "A39", "A40", "A47"})
+DECISIVE_EVENTS = READMISSION_EVENTS | CANCEL_EVENTS | MERGE_EVENTS | {"A04"}
 T = TypeVar("T")
 
 
@@ -829,7 +833,7 @@ class TransitionWorkflow:
             self._patient_class = signal.patient_class or self._patient_class
             where = self._location.split("^")[0] or "unknown"  # PV1-3's point of care
             self._event("adt", detail=f"{detail}: location {where}, class {self._patient_class}")
-        elif kind == "A40" and signal.merged_into_patient_key:
+        elif kind in MERGE_EVENTS and signal.merged_into_patient_key:
             self._patient_key = signal.merged_into_patient_key
             self._event("adt", detail=f"{detail}: patient merged")
         else:
