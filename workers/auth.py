@@ -49,6 +49,11 @@ class Principal:
         return self.via == "open"
 
 
+# A JWT without an expiry would be a password that never changes; without an audience, a
+# token the issuer minted for another application would be accepted here.
+REQUIRED_CLAIMS = ("exp", "iat", "sub", "aud", "iss")
+
+
 @lru_cache(maxsize=4)
 def _jwks(url: str) -> jwt.PyJWKClient:
     return jwt.PyJWKClient(url, cache_keys=True)
@@ -73,6 +78,7 @@ def _from_jwt(token: str, settings: Settings) -> Principal | None:
             algorithms=["RS256", "ES256"],
             audience=settings.oidc_audience,
             issuer=settings.oidc_issuer,
+            options={"require": list(REQUIRED_CLAIMS)},
         )
     except jwt.PyJWTError:
         return None

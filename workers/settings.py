@@ -5,8 +5,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from activities.channels import ChannelSettings
@@ -157,6 +158,22 @@ class Settings(BaseSettings):
     oidc_role_claim: str = Field("roles", description="JWT claim listing carebridge roles")
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+
+    @model_validator(mode="after")
+    def _oidc_is_complete(self) -> Settings:
+        """An issuer needs an audience (else any token it mints for another app is ours) and
+        a JWKS URL over https (plain http only to this host, in development)."""
+        if not self.oidc_issuer:
+            return self
+        if not self.oidc_audience:
+            raise ValueError("CAREBRIDGE_OIDC_ISSUER needs CAREBRIDGE_OIDC_AUDIENCE")
+        url = urlsplit(self.oidc_jwks_url or "")
+        loopback = url.hostname in ("127.0.0.1", "localhost", "::1")
+        if url.scheme != "https" and not (
+            url.scheme == "http" and loopback and self.environment == "development"
+        ):
+            raise ValueError("CAREBRIDGE_OIDC_JWKS_URL must be an https URL")
+        return self
 
     @field_validator("cors_origins")
     @classmethod

@@ -220,16 +220,24 @@ async def test_oidc_jwt_from_the_configured_issuer(stack: RunningStack, settings
             "aud": "carebridge",
             "sub": "nurse.oidc",
             "exp": int(time.time()) + 300,
+            "iat": int(time.time()),
             "roles": ["care_manager"],
         } | claims
-        return jwt.encode(body, key, algorithm="RS256", headers={"kid": "k1"})
+        return jwt.encode(
+            {k: v for k, v in body.items() if v is not None},  # None: leave the claim out
+            key,
+            algorithm="RS256",
+            headers={"kid": "k1"},
+        )
 
     try:
         transport = httpx.ASGITransport(app=create_app(services))
         async with httpx.AsyncClient(transport=transport, base_url="http://cb") as http:
             good = await http.get("/transitions", headers={"Authorization": f"Bearer {mint()}"})
             assert good.status_code == 200
-            for bad in (mint(aud="other"), mint(iss="https://evil"), mint(exp=1), mint(roles=[])):
+            missing = (mint(exp=None), mint(iat=None), mint(sub=None), mint(aud=None))
+            refused = (mint(aud="other"), mint(iss="https://evil"), mint(exp=1), mint(roles=[]))
+            for bad in (*refused, *missing):
                 denied = await http.get("/transitions", headers={"Authorization": f"Bearer {bad}"})
                 assert denied.status_code == 401
             auditor = await http.get(

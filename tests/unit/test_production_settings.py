@@ -1,13 +1,15 @@
-"""Production refuses to run on the public development key secret or a short one (issue 18
-item 1): every command stops with one line that names CAREBRIDGE_KEY_SECRET."""
+"""Configurations that must not run (issue 18): production on the public development key
+secret or a short one (every command stops with one line naming CAREBRIDGE_KEY_SECRET), and
+an OIDC issuer without an audience or with a JWKS URL that is not https."""
 
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from workers.cli import app
-from workers.settings import get_settings
+from workers.settings import Settings, get_settings
 
 runner = CliRunner()
 STRONG = "k" * 40
@@ -49,3 +51,38 @@ def test_development_keeps_its_default() -> None:
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("oidc", "problem"),
+    [
+        ({"oidc_jwks_url": "https://idp.example.org/jwks"}, "CAREBRIDGE_OIDC_AUDIENCE"),
+        (
+            {"oidc_audience": "carebridge", "oidc_jwks_url": "http://idp.example.org/jwks"},
+            "https",
+        ),
+        (
+            {
+                "oidc_audience": "carebridge",
+                "oidc_jwks_url": "http://127.0.0.1:9000/jwks",
+                "environment": "production",
+            },
+            "https",
+        ),
+    ],
+)
+def test_an_oidc_issuer_needs_an_audience_and_an_https_jwks_url(
+    oidc: dict[str, str], problem: str
+) -> None:
+    """Issue 18 item 6: else a token minted for another application would be accepted."""
+    with pytest.raises(ValidationError, match=problem):
+        Settings(oidc_issuer="https://idp.example.org", **oidc)  # type: ignore[arg-type]
+
+
+def test_a_complete_oidc_configuration_is_accepted() -> None:
+    settings = Settings(
+        oidc_issuer="https://idp.example.org",
+        oidc_audience="carebridge",
+        oidc_jwks_url="https://idp.example.org/jwks",
+    )
+    assert settings.oidc_audience == "carebridge"
