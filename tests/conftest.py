@@ -91,7 +91,7 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 def settings(database_url: str) -> Settings:
     """Settings for one test: its own task queue so workers never steal each other's work."""
     return Settings(
-        database_url=database_url,
+        database_url=SecretStr(database_url),
         task_queue=f"tq-{uuid.uuid4()}",
         ack_timeout_seconds=5.0,
         codec_keys=SecretStr(TEST_KEYS),

@@ -18,11 +18,18 @@ from ingest import example_messages, keys
 from ingest.example_messages import Stamp
 from schemas.protocol import Protocol
 from schemas.transition import TransitionInput, TransitionState
+from workers.settings import Settings
 from workflows.transition import TransitionWorkflow
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BARE_PATIENT = example_messages.Person("DOE", "JANE", "Q", "19480312", "F")
 T = TypeVar("T")
+
+
+def database_dsn(settings: Settings) -> str:
+    """The settings' PostgreSQL DSN in clear (a SecretStr prints as stars)."""
+    assert settings.database_url is not None
+    return settings.database_url.get_secret_value()
 
 
 def find_free_port() -> int:

@@ -104,7 +104,7 @@ def start_embedded_postgres(pgdata: Path, *, cleanup_mode: str | None = "stop") 
 async def database_url(settings: Settings) -> str:
     """CAREBRIDGE_DATABASE_URL, or the embedded server's socket URI (started if needed)."""
     if settings.database_url:
-        return settings.database_url
+        return settings.database_url.get_secret_value()
     server = await asyncio.to_thread(start_embedded_postgres, settings.state_dir / "pgdata")
     return str(server.get_uri())
 

@@ -82,8 +82,10 @@ class Settings(BaseSettings):
         description="Workflows a worker keeps in memory between tasks (its RSS bound); "
         "an evicted one is rebuilt by replay",
     )
-    database_url: str | None = Field(
-        None, description="PostgreSQL DSN; unset = start the embedded PostgreSQL"
+    database_url: SecretStr | None = Field(
+        None,
+        description="PostgreSQL DSN; unset = start the embedded PostgreSQL (a secret: it holds "
+        "the password, so it is never printed)",
     )
     database_pool_size: int = Field(
         10,

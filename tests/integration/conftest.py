@@ -32,7 +32,7 @@ from typer.testing import CliRunner, Result
 
 from ingest import keys
 from tests.conftest import TEST_KEYS
-from tests.helpers import MllpClient, assert_eventually, find_free_port, msa
+from tests.helpers import MllpClient, assert_eventually, database_dsn, find_free_port, msa
 from workers import embedded
 from workers.api import create_app
 from workers.cli import app
@@ -122,7 +122,7 @@ def carebridge_process(
     )
     env.update(
         CAREBRIDGE_TEMPORAL_ADDRESS=address,
-        CAREBRIDGE_DATABASE_URL=str(settings.database_url),
+        CAREBRIDGE_DATABASE_URL=database_dsn(settings),
         CAREBRIDGE_TASK_QUEUE=settings.task_queue,
         CAREBRIDGE_CODEC_KEYS=TEST_KEYS,
         CAREBRIDGE_LOG_LEVEL="WARNING",

@@ -16,7 +16,7 @@ from typer.testing import Result
 from ingest import keys
 from schemas.transition import TransitionInput
 from tests.conftest import TEST_KEYS
-from tests.helpers import a03, msa, with_person_fields
+from tests.helpers import a03, database_dsn, msa, with_person_fields
 from tests.integration.conftest import RunningStack, run_cli
 from workers.settings import Settings
 
@@ -44,7 +44,7 @@ def settings(settings: Settings, tmp_path: Path, attribution: dict[str, object])
 async def cli(settings: Settings, *args: str) -> Result:
     """The CLI against this test's database and protocol folder."""
     env = {
-        "CAREBRIDGE_DATABASE_URL": str(settings.database_url),
+        "CAREBRIDGE_DATABASE_URL": database_dsn(settings),
         "CAREBRIDGE_KEY_SECRET": settings.key_secret.get_secret_value(),
         "CAREBRIDGE_PROTOCOLS_DIR": str(settings.protocols_dir),
         "CAREBRIDGE_CODEC_KEYS": TEST_KEYS,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest_asyncio
+from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
 from store.db import create_pool
@@ -55,7 +56,7 @@ async def test_postgres_restart_mid_stream_loses_and_doubles_nothing(
     server, url = own_postgres
     pool = await create_pool(url)
     await migrate(pool)
-    mine = settings.model_copy(update={"database_url": url, "ack_timeout_seconds": 3.0})
+    mine = settings.model_copy(update={"database_url": SecretStr(url), "ack_timeout_seconds": 3.0})
     services = Services.build(mine, pool, temporal_env.client)
     listener, port = await start_listener(services, mine)
     facility = f"PGR{uuid.uuid4().hex[:4].upper()}"

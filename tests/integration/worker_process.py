@@ -20,7 +20,7 @@ async def main() -> None:
     assert settings.database_url, "CAREBRIDGE_DATABASE_URL is required"
     client = await connect(settings)
     pool = await create_pool(
-        settings.database_url,
+        settings.database_url.get_secret_value(),
         min_size=0,
         max_size=settings.database_pool_size,
         acquire_timeout=settings.database_acquire_timeout_seconds,

@@ -86,3 +86,11 @@ def test_a_complete_oidc_configuration_is_accepted() -> None:
         oidc_jwks_url="https://idp.example.org/jwks",
     )
     assert settings.oidc_audience == "carebridge"
+
+
+def test_the_database_dsn_and_its_password_are_never_printed() -> None:
+    """Issue 18 item 15: the DSN is a secret (it holds the password)."""
+    settings = Settings(database_url="postgresql://carebridge:hunter2@db/carebridge")  # type: ignore[arg-type]
+    assert "hunter2" not in str(settings) and "hunter2" not in repr(settings)
+    assert settings.database_url is not None
+    assert "hunter2" in settings.database_url.get_secret_value()
