@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import socket
 import ssl
+from collections import Counter
 from dataclasses import dataclass
 from enum import Enum
 
@@ -75,6 +77,12 @@ class MllpFrameReader:
         self._max_bytes = max_bytes
         self._state = _State.OUTSIDE
         self._end_seen = False  # the frame's 0x1C was the last byte read: is a CR next?
+        self.frames_started = 0  # start blocks seen: a new one restarts the frame deadline
+
+    @property
+    def in_frame(self) -> bool:
+        """A frame has started and not yet ended (its deadline runs)."""
+        return self._end_seen or self._state is not _State.OUTSIDE
 
     def feed(self, data: bytes) -> list[Framed]:
         """Complete payloads in order; an oversized frame yields one FrameTooLarge in its
@@ -89,6 +97,7 @@ class MllpFrameReader:
                 if start < 0:
                     break  # line noise
                 self._state = _State.INSIDE
+                self.frames_started += 1
                 position = start + 1
             else:
                 position = self._take(data, position, out)
@@ -119,6 +128,7 @@ class MllpFrameReader:
             out.append(AbortedFrame(aborted))
         self._buffer.clear()
         self._state = _State.INSIDE
+        self.frames_started += 1
 
     def _finish(self, data: bytes, position: int, out: list[Framed]) -> int:
         """The frame ends at its end block either way: the next byte is consumed when it is
@@ -134,6 +144,29 @@ class MllpFrameReader:
         return position + 1 if ended_with_cr else position
 
 
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """What one sender, or all of them, may hold: connections, and time per frame."""
+
+    max_connections: int = 200
+    max_per_source: int = 20
+    idle_timeout: float = 300.0  # between frames
+    frame_deadline: float = 60.0  # from a frame's start block to its end
+    keepalive_seconds: int = 60
+
+
+def _keep_alive(writer: asyncio.StreamWriter, idle: int) -> None:
+    """TCP keepalive, so a peer that vanished (a cut cable, a dropped NAT entry) is noticed."""
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+            if hasattr(socket, name):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
 class MllpListener:
     """Many connections at once; on each, messages are answered in the order they came."""
 
@@ -142,12 +175,13 @@ class MllpListener:
         intake: AdtIntake,
         *,
         max_bytes: int,
-        idle_timeout: float = 300.0,
+        limits: ConnectionLimits = ConnectionLimits(),
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._intake = intake
         self._max_bytes = max_bytes
-        self._idle_timeout = idle_timeout
+        self._limits = limits
+        self._per_source: Counter[str] = Counter()
         self._ssl = ssl_context
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -177,32 +211,72 @@ class MllpListener:
         if self._server is not None:
             await self._server.wait_closed()
 
+    def _admit(self, source: str) -> bool:
+        """Whether another connection (from this source) fits the limits."""
+        limits = self._limits
+        if len(self._connections) >= limits.max_connections:
+            log.warning("mllp.connection_refused", reason="total", source=source)
+            return False
+        if self._per_source[source] >= limits.max_per_source:
+            log.warning("mllp.connection_refused", reason="per_source", source=source)
+            return False
+        return True
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        peer = writer.get_extra_info("peername")
+        source = str(peer[0]) if isinstance(peer, tuple) else "local"
+        if not self._admit(source):
+            writer.close()
+            return
         self._connections.add(task)
-        frames = MllpFrameReader(self._max_bytes)
+        self._per_source[source] += 1
+        _keep_alive(writer, self._limits.keepalive_seconds)
         try:
-            while not self._closing:
-                # An idle or stalled client is dropped: no slow-client resource leak.
-                self._waiting.add(task)
-                try:
-                    data = await asyncio.wait_for(reader.read(65536), self._idle_timeout)
-                finally:
-                    self._waiting.discard(task)
-                if not data:
-                    break  # a frame cut off by the close was never acknowledged: resend it
-                for item in frames.feed(data):
-                    for reply in await self._answer(item):
-                        writer.write(frame(reply))
-                    await writer.drain()
+            await self._read_frames(task, reader, writer)
         except (TimeoutError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
             self._connections.discard(task)
+            self._per_source[source] -= 1
+            if not self._per_source[source]:
+                del self._per_source[source]
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
+
+    async def _read_frames(
+        self, task: asyncio.Task[None], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Read and answer until the peer closes; a connection idle between frames for the
+        idle timeout, or a frame not finished within its deadline, is dropped (a cut frame is
+        never acknowledged: the sender resends it)."""
+        loop = asyncio.get_running_loop()
+        frames = MllpFrameReader(self._max_bytes)
+        frame_started = 0.0
+        while not self._closing:
+            wait = self._limits.idle_timeout
+            if frames.in_frame:
+                wait = max(0.0, frame_started + self._limits.frame_deadline - loop.time())
+            self._waiting.add(task)
+            try:
+                data = await asyncio.wait_for(reader.read(65536), wait)
+            except TimeoutError:
+                if frames.in_frame:
+                    log.warning("mllp.frame_deadline_passed", seconds=self._limits.frame_deadline)
+                raise
+            finally:
+                self._waiting.discard(task)
+            if not data:
+                return
+            started_before = frames.frames_started
+            for item in frames.feed(data):
+                for reply in await self._answer(item):
+                    writer.write(frame(reply))
+                await writer.drain()
+            if frames.frames_started != started_before:
+                frame_started = loop.time()
 
     async def _answer(self, item: Framed) -> list[bytes]:
         """The replies one framed item is owed: none for an aborted frame (kept only)."""
@@ -239,9 +313,13 @@ def listener_for(intake: AdtIntake, settings: Settings) -> MllpListener:
     if settings.mllp_tls_cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(settings.mllp_tls_cert, settings.mllp_tls_key)
-    return MllpListener(
-        intake,
-        max_bytes=settings.max_message_bytes,
+    limits = ConnectionLimits(
+        max_connections=settings.mllp_max_connections,
+        max_per_source=settings.mllp_max_connections_per_source,
         idle_timeout=settings.mllp_idle_timeout_seconds,
-        ssl_context=context,
+        frame_deadline=settings.mllp_frame_deadline_seconds,
+        keepalive_seconds=settings.mllp_keepalive_seconds,
+    )
+    return MllpListener(
+        intake, max_bytes=settings.max_message_bytes, limits=limits, ssl_context=context
     )

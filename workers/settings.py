@@ -109,6 +109,21 @@ class Settings(BaseSettings):
     mllp_idle_timeout_seconds: float = Field(
         300.0, description="An MLLP connection silent this long is closed"
     )
+    mllp_max_connections: int = Field(
+        200, ge=1, description="open MLLP connections at most; more are closed at once"
+    )
+    mllp_max_connections_per_source: int = Field(
+        20, ge=1, description="open MLLP connections from one source address at most"
+    )
+    mllp_frame_deadline_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="a frame once started must end within this (a byte now and then does "
+        "not hold the connection: the idle timeout only runs between frames)",
+    )
+    mllp_keepalive_seconds: int = Field(
+        60, ge=1, description="TCP keepalive idle time on MLLP connections (dead peers found)"
+    )
     mllp_tls_cert: Path | None = Field(None, description="PEM certificate: MLLP over TLS")
     mllp_tls_key: Path | None = Field(None, description="PEM private key for the certificate")
     allowed_facilities: str = Field(
