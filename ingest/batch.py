@@ -239,18 +239,26 @@ def _reply_header(name: str, to: Header | None, batch: Batch, now: datetime) -> 
     return batch.separator.join(fields)
 
 
-async def answer(intake: AdtIntake, payload: bytes) -> Answer:
-    """Hand the frame's message(s) to the intake and say what goes back."""
+async def answer(
+    intake: AdtIntake, payload: bytes, sender_facilities: frozenset[str] | None = None
+) -> Answer:
+    """Hand the frame's message(s) to the intake and say what goes back (`sender_facilities`:
+    what the connection's certificate may send for, None for no restriction)."""
     try:
         batch = read(payload)
     except HL7Error as error:
         refused = await intake.refuse(payload, error)
         return Answer(tuple(refused.wire()), (refused,))
     if batch is None:
-        result = await intake.handle(payload)
+        result = await intake.handle(payload, sender_facilities=sender_facilities)
         return Answer(tuple(result.wire()), (result,))
     log.info("adt.batch", messages=len(batch.messages))
-    results = tuple([await intake.handle(message) for message in batch.messages])
+    results = tuple(
+        [
+            await intake.handle(message, sender_facilities=sender_facilities)
+            for message in batch.messages
+        ]
+    )
     charset = results[0].charset if results else er7.codec_for("")
     text = batch_ack(batch, [result.ack for result in results], now=intake.now())
     return Answer((text.encode(charset, errors="replace"),), results)

@@ -133,10 +133,18 @@ class AdtIntake:
         """The site's clock, for ACK timestamps."""
         return datetime.now(self._zone)
 
-    async def handle(self, raw: bytes, *, reprocess_of: int | None = None) -> IntakeResult:
+    async def handle(
+        self,
+        raw: bytes,
+        *,
+        reprocess_of: int | None = None,
+        sender_facilities: frozenset[str] | None = None,
+    ) -> IntakeResult:
+        """`sender_facilities`: the MSH-4 values this sender may send for (its TLS client
+        certificate's), or None when the connection does not restrict them."""
         started = time.perf_counter()
         with tracer.start_as_current_span("adt.message") as span:
-            result = await self._handle(raw, reprocess_of)
+            result = await self._handle(raw, reprocess_of, sender_facilities)
             span.set_attribute("hl7.event", result.event)
             span.set_attribute("hl7.ack", result.code.value)
         ACK_LATENCY.observe(time.perf_counter() - started)
@@ -145,8 +153,12 @@ class AdtIntake:
             DEAD_LETTERS.inc()
         return result
 
-    async def _handle(self, raw: bytes, reprocess_of: int | None) -> IntakeResult:
-        return await self._bounded(lambda progress: self._intake(raw, reprocess_of, progress))
+    async def _handle(
+        self, raw: bytes, reprocess_of: int | None, sender_facilities: frozenset[str] | None
+    ) -> IntakeResult:
+        return await self._bounded(
+            lambda progress: self._intake(raw, reprocess_of, sender_facilities, progress)
+        )
 
     async def _bounded(
         self, work: Callable[[_Progress], Coroutine[Any, Any, IntakeResult]]
@@ -180,7 +192,11 @@ class AdtIntake:
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def _intake(
-        self, raw: bytes, reprocess_of: int | None, progress: _Progress
+        self,
+        raw: bytes,
+        reprocess_of: int | None,
+        sender_facilities: frozenset[str] | None,
+        progress: _Progress,
     ) -> IntakeResult:
         try:
             try:
@@ -211,6 +227,8 @@ class AdtIntake:
                 if refused is not None:
                     return await self._reject(entry.id, header, refused)
             warnings = [DOUBLED_ESCAPE_WARNING] if er7.has_doubled_escape(raw) else []
+            if refused := self._facility_refusal(header, sender_facilities):
+                return await self._reject(entry.id, header, refused)
             return await self._process(entry.id, message, header, warnings)
         finally:
             structlog.contextvars.unbind_contextvars(*_LOG_CONTEXT)
@@ -229,6 +247,20 @@ class AdtIntake:
             10,
             DUPLICATE_KEY,
         )
+
+    def _facility_refusal(
+        self, header: MessageHeader, sender_facilities: frozenset[str] | None
+    ) -> HL7Error | None:
+        """MSH-4 is written by the sender itself: it must be one this instance accepts
+        (CAREBRIDGE_ALLOWED_FACILITIES) and one this connection's certificate may send for."""
+        facility = header.sending_facility or "(empty)"
+        if self._allowed and header.sending_facility not in self._allowed:
+            reason = f"sending facility {facility} is not allowed here"
+        elif sender_facilities is not None and header.sending_facility not in sender_facilities:
+            reason = f"this sender's certificate may not send for facility {facility}"
+        else:
+            return None
+        return HL7Error(AckCode.REJECT, reason, "MSH", 4, NOT_ALLOWED)
 
     def _processing_id_refusal(self, header: MessageHeader) -> HL7Error | None:
         """MSH-11 (table 0103): training or debugging messages must not reach patients on an
@@ -337,15 +369,6 @@ class AdtIntake:
     ) -> IntakeResult:
         """Validate, route and settle; `warnings` (what was read leniently) join the decision
         stored on the row and MSA-3."""
-        if self._allowed and header.sending_facility not in self._allowed:
-            error = HL7Error(
-                AckCode.REJECT,
-                f"sending facility {header.sending_facility or '(empty)'} is not allowed here",
-                "MSH",
-                4,
-                NOT_ALLOWED,
-            )
-            return await self._reject(entry_id, header, error)
         if refused := self._processing_id_refusal(header):
             return await self._reject(entry_id, header, refused)
         try:

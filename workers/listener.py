@@ -12,8 +12,9 @@ import re
 import socket
 import ssl
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
+from ipaddress import IPv4Network, IPv6Network, ip_address
 
 import structlog
 
@@ -155,6 +156,40 @@ class ConnectionLimits:
     keepalive_seconds: int = 60
 
 
+@dataclass(frozen=True)
+class SenderRules:
+    """Who may connect, and for which facilities: source networks (empty: any) and, with
+    mutual TLS, the facilities each client certificate's subject CN may send for (empty:
+    any; a CN not listed may send for none)."""
+
+    sources: tuple[IPv4Network | IPv6Network, ...] = ()
+    facilities_by_subject: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def admits(self, address: str) -> bool:
+        if not self.sources:
+            return True
+        try:
+            ip = ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.sources)
+
+    def facilities_for(self, writer: asyncio.StreamWriter) -> frozenset[str] | None:
+        if not self.facilities_by_subject:
+            return None
+        return self.facilities_by_subject.get(_subject_cn(writer), frozenset())
+
+
+def _subject_cn(writer: asyncio.StreamWriter) -> str:
+    """The commonName of the peer's verified certificate ('' without one)."""
+    certificate = writer.get_extra_info("peercert") or {}
+    for rdn in certificate.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return ""
+
+
 def _keep_alive(writer: asyncio.StreamWriter, idle: int) -> None:
     """TCP keepalive, so a peer that vanished (a cut cable, a dropped NAT entry) is noticed."""
     sock = writer.get_extra_info("socket")
@@ -176,9 +211,11 @@ class MllpListener:
         *,
         max_bytes: int,
         limits: ConnectionLimits = ConnectionLimits(),
+        senders: SenderRules = SenderRules(),
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._intake = intake
+        self._senders = senders
         self._max_bytes = max_bytes
         self._limits = limits
         self._per_source: Counter[str] = Counter()
@@ -212,7 +249,10 @@ class MllpListener:
             await self._server.wait_closed()
 
     def _admit(self, source: str) -> bool:
-        """Whether another connection (from this source) fits the limits."""
+        """Whether this source may connect, and another connection fits the limits."""
+        if not self._senders.admits(source):
+            log.warning("mllp.connection_refused", reason="source", source=source)
+            return False
         limits = self._limits
         if len(self._connections) >= limits.max_connections:
             log.warning("mllp.connection_refused", reason="total", source=source)
@@ -254,6 +294,7 @@ class MllpListener:
         never acknowledged: the sender resends it)."""
         loop = asyncio.get_running_loop()
         frames = MllpFrameReader(self._max_bytes)
+        facilities = self._senders.facilities_for(writer)
         frame_started = 0.0
         while not self._closing:
             wait = self._limits.idle_timeout
@@ -272,13 +313,13 @@ class MllpListener:
                 return
             started_before = frames.frames_started
             for item in frames.feed(data):
-                for reply in await self._answer(item):
+                for reply in await self._answer(item, facilities):
                     writer.write(frame(reply))
                 await writer.drain()
             if frames.frames_started != started_before:
                 frame_started = loop.time()
 
-    async def _answer(self, item: Framed) -> list[bytes]:
+    async def _answer(self, item: Framed, facilities: frozenset[str] | None) -> list[bytes]:
         """The replies one framed item is owed: none for an aborted frame (kept only)."""
         if isinstance(item, AbortedFrame):
             await self._keep_aborted(item.payload)
@@ -286,7 +327,7 @@ class MllpListener:
         if isinstance(item, FrameTooLarge):
             log.warning("mllp.frame_too_large", limit=item.limit)
             return (await self._intake.reject_oversized(item.head, item.limit)).wire()
-        return list((await batch.answer(self._intake, item)).replies)
+        return list((await batch.answer(self._intake, item, facilities)).replies)
 
     async def _keep_aborted(self, payload: bytes) -> None:
         """A dead letter of the abandoned bytes, for the record; the sender is owed nothing
@@ -307,12 +348,26 @@ class MllpListener:
         log.warning("mllp.frame_aborted", inbox_id=result.inbox_id, aborted_bytes=len(payload))
 
 
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """TLS when a certificate is given; mutual TLS (a client certificate signed by the
+    configured CA, or no connection) when a client CA is given too."""
+    if not settings.mllp_tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.mllp_tls_cert, settings.mllp_tls_key)
+    if settings.mllp_tls_client_ca:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cafile=settings.mllp_tls_client_ca)
+    return context
+
+
 def listener_for(intake: AdtIntake, settings: Settings) -> MllpListener:
-    """The listener as configured: size limit, idle timeout, TLS when a cert is given."""
-    context = None
-    if settings.mllp_tls_cert:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(settings.mllp_tls_cert, settings.mllp_tls_key)
+    """The listener as configured: size limit, connection limits, TLS and who may send."""
+    context = tls_context(settings)
+    senders = SenderRules(
+        sources=settings.mllp_source_networks,
+        facilities_by_subject=settings.mllp_sender_facilities,
+    )
     limits = ConnectionLimits(
         max_connections=settings.mllp_max_connections,
         max_per_source=settings.mllp_max_connections_per_source,
@@ -321,5 +376,9 @@ def listener_for(intake: AdtIntake, settings: Settings) -> MllpListener:
         keepalive_seconds=settings.mllp_keepalive_seconds,
     )
     return MllpListener(
-        intake, max_bytes=settings.max_message_bytes, limits=limits, ssl_context=context
+        intake,
+        max_bytes=settings.max_message_bytes,
+        limits=limits,
+        senders=senders,
+        ssl_context=context,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -124,6 +125,19 @@ class Settings(BaseSettings):
     mllp_keepalive_seconds: int = Field(
         60, ge=1, description="TCP keepalive idle time on MLLP connections (dead peers found)"
     )
+    mllp_tls_client_ca: Path | None = Field(
+        None,
+        description="PEM CA bundle that signs the senders' client certificates: when set, "
+        "every MLLP connection must present one (mutual TLS)",
+    )
+    mllp_tls_senders: str = Field(
+        "",
+        description="client certificate subject CN -> the MSH-4 facilities it may send for: "
+        "'engine.hospital.org=GENHOSP|NORTH,lab.example.org=LAB'; empty = any facility",
+    )
+    mllp_allowed_sources: str = Field(
+        "", description="comma-separated IP networks (CIDR) that may connect; empty = any"
+    )
     mllp_tls_cert: Path | None = Field(None, description="PEM certificate: MLLP over TLS")
     mllp_tls_key: Path | None = Field(None, description="PEM private key for the certificate")
     allowed_facilities: str = Field(
@@ -239,6 +253,43 @@ class Settings(BaseSettings):
     @property
     def cors_origins_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def mllp_sender_facilities(self) -> dict[str, frozenset[str]]:
+        """CAREBRIDGE_MLLP_TLS_SENDERS as {certificate CN: facilities}."""
+        senders: dict[str, frozenset[str]] = {}
+        for entry in filter(None, (e.strip() for e in self.mllp_tls_senders.split(","))):
+            name, _, facilities = entry.partition("=")
+            senders[name.strip()] = frozenset(f.strip() for f in facilities.split("|") if f.strip())
+        return senders
+
+    @property
+    def mllp_source_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return tuple(
+            ip_network(n.strip(), strict=False)
+            for n in self.mllp_allowed_sources.split(",")
+            if n.strip()
+        )
+
+    @field_validator("mllp_allowed_sources")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for network in filter(None, (n.strip() for n in value.split(","))):
+            try:
+                ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"CAREBRIDGE_MLLP_ALLOWED_SOURCES: {network!r} is not a network"
+                ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _senders_need_client_certificates(self) -> Settings:
+        if self.mllp_tls_senders.strip() and not self.mllp_tls_client_ca:
+            raise ValueError("CAREBRIDGE_MLLP_TLS_SENDERS needs CAREBRIDGE_MLLP_TLS_CLIENT_CA")
+        if self.mllp_tls_client_ca and not self.mllp_tls_cert:
+            raise ValueError("CAREBRIDGE_MLLP_TLS_CLIENT_CA needs CAREBRIDGE_MLLP_TLS_CERT/_KEY")
+        return self
 
     @property
     def allowed_facility_set(self) -> frozenset[str]:
