@@ -25,6 +25,7 @@ from workers.api_codec import CodecCors
 from workers.api_codec import router as codec_router
 from workers.api_common import describe_errors, problem
 from workers.api_common import services as services_of
+from workers.api_limits import BodyLimit
 from workers.api_transitions import router
 from workers.auth import Role, require
 from workers.health import health_router
@@ -60,6 +61,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     if services is not None:  # also without a lifespan (in-process test transports)
         app.state.services = services
     settings = services.settings if services is not None else get_settings()
+    app.add_middleware(BodyLimit, limit=settings.max_message_bytes)  # inside the headers
     app.add_middleware(CodecCors, settings=settings)
 
     app.middleware("http")(audit_and_harden)
@@ -74,15 +76,6 @@ def create_app(services: Services | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         return problem(422, "Invalid request", describe_errors(exc.errors()))
-
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Response:
-        limit = settings.max_message_bytes
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            return problem(413, "Payload Too Large", f"requests are limited to {limit} bytes")
-        response: Response = await call_next(request)
-        return response
 
     @app.post("/adt", response_model=None, dependencies=[Depends(require(Role.INTEGRATION))])
     async def post_adt(request: Request) -> Response:
