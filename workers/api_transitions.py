@@ -126,17 +126,27 @@ async def update_transition(
 async def _scope_refusal(
     handle: WorkflowHandle[Any, Any], principal: Principal, step_id: str | None
 ) -> str | None:
-    """Care managers act on steps assigned to them (or unassigned); a supervisor with a team
-    acts on that team's transitions."""
-    if principal.role == Role.CARE_MANAGER and step_id:
-        state: TransitionState = await handle.query(TransitionWorkflow.get_state)
+    """Who may act on this transition. A token with a team acts on that team's (facility's)
+    transitions only, and a supervisor must have one. A care manager acts on the steps
+    assigned to them or to nobody, and on the transition as a whole (notes, profile,
+    screening, referrals) only when one of its steps is theirs or nobody's."""
+    if principal.role not in CLINICAL:
+        return None
+    state: TransitionState = await handle.query(TransitionWorkflow.get_state)
+    if principal.team and state.facility != principal.team:
+        return f"the transition belongs to team {state.facility}"
+    if principal.role == Role.SUPERVISOR and not principal.team:
+        return "a supervisor acts on their team's transitions, and this token names no team"
+    if principal.role != Role.CARE_MANAGER:
+        return None
+    mine = (None, principal.subject)
+    if step_id:
         step = next((s for s in state.steps if s.step_id == step_id), None)
-        if step is not None and step.assignee not in (None, principal.subject):
+        if step is not None and step.assignee not in mine:
             return f"step {step_id} is assigned to {step.assignee}"
-    if principal.role == Role.SUPERVISOR and principal.team:
-        state = await handle.query(TransitionWorkflow.get_state)
-        if state.facility != principal.team:
-            return f"the transition belongs to team {state.facility}"
+        return None
+    if not any(s.assignee in mine for s in state.steps):
+        return "every step of this transition is assigned to someone else"
     return None
 
 
@@ -295,13 +305,10 @@ async def add_note(
     )
 
 
-@router.get(
-    "/reports/{kind}",
-    response_model=None,
-    dependencies=[Depends(require(Role.SUPERVISOR, Role.OPERATOR, Role.AUDITOR))],
-)
+@router.get("/reports/{kind}", response_model=None)
 async def get_report(
     svc: Svc,
+    principal: Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.OPERATOR, Role.AUDITOR))],
     kind: reports.ReportKind,
     start: Annotated[date, Query(alias="from")],
     end: Annotated[date, Query(alias="to")],
@@ -311,6 +318,12 @@ async def get_report(
     """TCM, HEDIS TRC or 30-day readmissions for discharges between two site dates."""
     if end < start:
         return problem(422, "Invalid request", "'to' is before 'from'")
+    if principal.role == Role.SUPERVISOR:  # a supervisor reads their own team's figures
+        if not principal.team:
+            return problem(403, "Forbidden", "this supervisor token names no team")
+        if facility not in (None, principal.team):
+            return problem(403, "Forbidden", f"the report of {facility} is not your team's")
+        facility = principal.team
     result = await reports.report(svc.pool, svc.library, kind, start, end, facility)
     if format == "csv":
         return Response(

@@ -5,6 +5,7 @@ log records reads and changes, is append-only, and `verify` finds an edited row.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -30,6 +31,34 @@ from workers.settings import Settings
 
 ER7 = {"Content-Type": "x-application/hl7-v2+er7"}
 ROLES = [r for r in Role if r != Role.DEVELOPER]
+TEAM = "AUTHTEAM"  # the supervisor token's team, and the facility its transitions come from
+# Routes anyone may call (probes, the login form, the API's own description).
+OPEN = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/login"),
+    ("GET", "/openapi.json"),
+    ("GET", "/docs"),
+    ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/redoc"),
+}
+
+
+def every_route(app: Any) -> set[tuple[str, str]]:
+    """Every (method, path template) the app serves: the OpenAPI paths and the web pages."""
+    from workers.web import router as web_router
+
+    found = {(m.upper(), p) for p, ops in app.openapi()["paths"].items() for m in ops}
+    found |= {
+        (m, r.path) for r in web_router.routes for m in getattr(r, "methods", ()) if m != "HEAD"
+    }
+    return found
+
+
+def matches(template: str, path: str) -> bool:
+    pattern = re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template))
+    return re.fullmatch(pattern, path.split("?")[0]) is not None
 
 
 @dataclass
@@ -49,7 +78,11 @@ async def secured(stack: RunningStack, settings: Settings) -> AsyncIterator[Secu
     tokens = {}
     for role in ROLES:
         _, token = await security.create_token(
-            services.pool, name=f"test {role}", subject=f"user.{role.value}", role=role.value
+            services.pool,
+            name=f"test {role}",
+            subject=f"user.{role.value}",
+            role=role.value,
+            team=TEAM if role == Role.SUPERVISOR else None,
         )
         tokens[role] = token
     transport = httpx.ASGITransport(app=create_app(services))
@@ -77,7 +110,7 @@ async def discharge(secured: Secured, facility: str) -> str:
 
 
 async def test_every_route_admits_exactly_its_roles(secured: Secured) -> None:
-    tid = await discharge(secured, f"AUTH{uuid.uuid4().hex[:4].upper()}")
+    tid = await discharge(secured, TEAM)
     message_id = (await secured.http.get("/messages", headers=secured.as_(Role.OPERATOR))).json()[
         0
     ]["id"]
@@ -120,6 +153,21 @@ async def test_every_route_admits_exactly_its_roles(secured: Secured) -> None:
         ),
         ("POST", f"/transitions/{tid}/notes", {"json": {"text": "called"}}, clinical),
         (
+            "POST",
+            f"/transitions/{tid}/steps/interactive_contact/snooze",
+            {"json": {"until": "2031-01-01T00:00:00Z"}},
+            clinical,
+        ),
+        ("GET", f"/transitions/{tid}/care-plan", {}, readers),
+        ("PUT", f"/transitions/{tid}/profile", {"json": {}}, clinical),
+        ("POST", f"/transitions/{tid}/steps/hrsn_screening/screening", {"json": {}}, clinical),
+        ("POST", f"/transitions/{tid}/steps/hrsn_screening/referral", {"json": {}}, clinical),
+        ("GET", "/resources", {}, readers),
+        ("GET", "/notifications/undelivered", {}, {Role.OPERATOR}),
+        ("GET", "/digests/undelivered", {}, {Role.OPERATOR}),
+        ("POST", "/notifications/1/redeliver", {}, {Role.OPERATOR}),
+        ("GET", f"/ui/transitions/{tid}/care-plan", {}, readers),
+        (
             "GET",
             report,
             {},
@@ -133,6 +181,13 @@ async def test_every_route_admits_exactly_its_roles(secured: Secured) -> None:
         ("GET", "/dashboard", {}, readers),
         ("GET", f"/ui/transitions/{tid}", {}, readers),
     ]
+    served = every_route(create_app(secured.services)) - OPEN
+    untested = {
+        (method, template)
+        for method, template in served
+        if not any(m == method and matches(template, path) for m, path, _, _ in routes)
+    }
+    assert not untested, f"routes without an authorization check here: {sorted(untested)}"
     for method, path, extra, admitted in routes:
         headers = extra.get("headers", {})
         request = {k: v for k, v in extra.items() if k != "headers"}
@@ -155,7 +210,7 @@ async def test_every_route_admits_exactly_its_roles(secured: Secured) -> None:
 async def test_care_managers_act_only_on_their_steps_and_actions_carry_the_token_subject(
     secured: Secured,
 ) -> None:
-    tid = await discharge(secured, f"CM{uuid.uuid4().hex[:4].upper()}")
+    tid = await discharge(secured, TEAM)
     base = f"/transitions/{tid}/steps"
     moved = await secured.http.post(
         f"{base}/follow_up_visit/reassign",
@@ -271,7 +326,7 @@ async def audit_verify_cli(database_url: str) -> Any:
 async def test_audit_rows_for_reads_and_changes_and_tampering_is_detected(
     secured: Secured, pool: asyncpg.Pool, database_url: str
 ) -> None:
-    tid = await discharge(secured, f"AUD{uuid.uuid4().hex[:4].upper()}")
+    tid = await discharge(secured, TEAM)
     await secured.http.get(f"/transitions/{tid}", headers=secured.as_(Role.SUPERVISOR))
     await secured.http.post(
         f"/transitions/{tid}/notes", json={"text": "x"}, headers=secured.as_(Role.SUPERVISOR)
@@ -339,3 +394,47 @@ async def test_codec_endpoint_round_trip_and_web_login_cookie(secured: Secured) 
         headers=secured.as_(Role.SUPERVISOR),
     )
     assert unknown_field.status_code == 422
+
+
+async def test_scope_holds_for_whole_transition_actions_teamless_supervisors_and_reports(
+    secured: Secured,
+) -> None:
+    """Issue 18 item 7: a note or profile edit used to pass for a care manager on anyone's
+    patient, a supervisor without a team acted on everything, and a team supervisor read any
+    facility's report through `facility=`."""
+    tid = await discharge(secured, TEAM)
+    state = (
+        await secured.http.get(f"/transitions/{tid}", headers=secured.as_(Role.OPERATOR))
+    ).json()
+    for step in state["steps"]:
+        moved = await secured.http.post(
+            f"/transitions/{tid}/steps/{step['step_id']}/reassign",
+            json={"to": "someone.else"},
+            headers=secured.as_(Role.SUPERVISOR),
+        )
+        assert moved.status_code == 200, moved.text
+    as_care_manager = secured.as_(Role.CARE_MANAGER)
+    note = await secured.http.post(
+        f"/transitions/{tid}/notes", json={"text": "not mine"}, headers=as_care_manager
+    )
+    profile = await secured.http.put(
+        f"/transitions/{tid}/profile", json={"profile": {}}, headers=as_care_manager
+    )
+    assert (note.status_code, profile.status_code) == (403, 403), (note.text, profile.text)
+
+    _, teamless = await security.create_token(
+        secured.services.pool, name="no team", subject="sup.nobody", role="supervisor"
+    )
+    refused = await secured.http.post(
+        f"/transitions/{tid}/notes",
+        json={"text": "hello"},
+        headers={"Authorization": f"Bearer {teamless}"},
+    )
+    assert refused.status_code == 403 and "no team" in refused.text
+
+    period = "from=2031-01-01&to=2031-01-31"  # a fixed range: the scope, not the figures
+    other = await secured.http.get(
+        f"/reports/tcm?{period}&facility=ELSEWHERE", headers=secured.as_(Role.SUPERVISOR)
+    )
+    own = await secured.http.get(f"/reports/tcm?{period}", headers=secured.as_(Role.SUPERVISOR))
+    assert (other.status_code, own.status_code) == (403, 200)
