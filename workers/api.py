@@ -10,7 +10,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from activities.channels import Channels
 from activities.notifications import RedeliveryBusy, redeliver
@@ -41,6 +42,19 @@ ER7_CONTENT_TYPES = frozenset(
 )
 
 
+def _signed_in_docs(app: FastAPI) -> None:
+    """/openapi.json and /docs for any signed-in role, when authentication is required."""
+    signed_in = [Depends(require(*Role))]
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=signed_in)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=signed_in)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="carebridge API")
+
+
 def create_app(services: Services | None = None) -> FastAPI:
     """The app; with no services given it connects its own (standalone `carebridge api`)."""
 
@@ -57,10 +71,20 @@ def create_app(services: Services | None = None) -> FastAPI:
         finally:
             await owned.close()
 
-    app = FastAPI(title="carebridge", version="0.1.0", lifespan=lifespan)
+    settings = services.settings if services is not None else get_settings()
+    docs_open = not settings.auth_required  # else the API's description follows its auth
+    app = FastAPI(
+        title="carebridge",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs" if docs_open else None,
+        redoc_url="/redoc" if docs_open else None,
+        openapi_url="/openapi.json" if docs_open else None,
+    )
     if services is not None:  # also without a lifespan (in-process test transports)
         app.state.services = services
-    settings = services.settings if services is not None else get_settings()
+    if not docs_open:
+        _signed_in_docs(app)
     app.add_middleware(BodyLimit, limit=settings.max_message_bytes)  # inside the headers
     app.add_middleware(CodecCors, settings=settings)
 
