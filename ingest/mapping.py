@@ -8,7 +8,12 @@ from zoneinfo import ZoneInfo
 import hl7
 
 from ingest import er7
-from ingest.errors import UNSUPPORTED_MESSAGE_TYPE, UNSUPPORTED_VERSION, HL7Error
+from ingest.errors import (
+    SEGMENT_SEQUENCE_ERROR,
+    UNSUPPORTED_MESSAGE_TYPE,
+    UNSUPPORTED_VERSION,
+    HL7Error,
+)
 from schemas.adt import (
     AckCode,
     AdtEvent,
@@ -133,19 +138,26 @@ def _identifiers(
     return tuple(found)
 
 
-def _merge_pairs(message: hl7.Message) -> list[tuple[int, int]]:
+def _merge_pairs(message: hl7.Message) -> tuple[list[tuple[int, int]], list[int]]:
     """(PID occurrence, MRG occurrence) for every MRG, paired with the PID before it (0:
-    none). Merge messages repeat the group PID, [PD1], MRG, [PV1] (ADT_A30 has one)."""
-    pairs = []
+    none), and the PIDs no MRG follows. Merge messages repeat the group PID, [PD1], MRG,
+    [PV1] (ADT_A39; ADT_A30 has one group)."""
+    pairs: list[tuple[int, int]] = []
+    unpaired: list[int] = []
     pid = mrg = 0
+    paired = True
     for segment in message:
         name = str(segment[0])
         if name == "PID":
-            pid += 1
+            if not paired:
+                unpaired.append(pid)
+            pid, paired = pid + 1, False
         elif name == "MRG":
-            mrg += 1
+            mrg, paired = mrg + 1, True
             pairs.append((pid, mrg))
-    return pairs
+    if not paired:
+        unpaired.append(pid)
+    return pairs, unpaired
 
 
 def _merged_patient(message: hl7.Message, pid: int, mrg: int) -> MergedPatient:
@@ -159,10 +171,19 @@ def _merged_patient(message: hl7.Message, pid: int, mrg: int) -> MergedPatient:
 
 def _merges(message: hl7.Message, trigger: str) -> tuple[MergedPatient, ...]:
     """Every PID/MRG group; a patient merge needs MRG-1 and PID-3 in each of them."""
-    pairs = _merge_pairs(message)
+    pairs, unpaired = _merge_pairs(message)
     if trigger in PATIENT_MERGES and not pairs:
         raise HL7Error(
             AckCode.ERROR, f"{trigger} needs MRG-1, the identifier merged away", "MRG", 1
+        )
+    if trigger in PATIENT_MERGES and unpaired:
+        raise HL7Error(
+            AckCode.ERROR,
+            f"{trigger}: PID {unpaired[0]} has no MRG after it (each group is PID, MRG)",
+            "PID",
+            3,
+            SEGMENT_SEQUENCE_ERROR,
+            sequence=unpaired[0],
         )
     groups = []
     for pid, mrg in pairs:

@@ -12,7 +12,7 @@ import asyncpg
 
 from ingest import keys
 from schemas.transition import StepStatus
-from tests.helpers import MllpClient, a03, assert_eventually, msa, with_event
+from tests.helpers import MllpClient, a03, assert_eventually, msa, segment, with_event
 from tests.integration.conftest import RunningStack
 from workers.settings import Settings
 from workflows.transition import TransitionWorkflow
@@ -250,3 +250,17 @@ async def test_repeating_a_merge_changes_nothing(stack: RunningStack, settings: 
     assert [key for key, _, _ in after_first[0]] == [keys_of[1]]
     assert msa(account)[1] == "AA"
     assert msa(account)[3].startswith("recorded; A35: the account merge (MRG-3) is recorded only")
+
+
+async def test_a_patient_group_without_its_mrg_is_refused(stack: RunningStack) -> None:
+    facility = fresh_facility()
+    raw = merge(facility, "A40", [("NEW1", "OLD1")]) + f"PID|1||NEW2^^^{facility}^MR\r".encode()
+    client = await MllpClient.connect(stack.mllp_port)
+    try:
+        ack = await client.exchange(raw)
+    finally:
+        await client.close()
+    assert msa(ack)[1] == "AE"
+    assert "PID 2 has no MRG after it" in msa(ack)[3]
+    err = segment(ack, "ERR")
+    assert err is not None and "PID^2^3" in err and "100" in err
