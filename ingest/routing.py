@@ -5,6 +5,7 @@ that merges leave, so a late message under a merged-away identifier reaches the 
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,7 +21,8 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ingest import keys, risk
+from ingest import er7, keys, mapping, risk
+from ingest.errors import HL7Error
 from ingest.mapping import ACCOUNT_MERGES, PATIENT_MERGES
 from ingest.protocol_library import ProtocolLibrary, Selection
 from schemas.adt import AdtEvent, PatientIdentifier
@@ -29,15 +31,24 @@ from schemas.protocol import Protocol
 from schemas.risk import RiskAssessment
 from schemas.site import Attribution
 from schemas.transition import AdtSignal, TransitionInput, TransitionState, TransitionStatus
-from store import aliases, encounters, roster
+from store import aliases, encounters, roster, visit_events
+from store.visit_events import Outcome, PendingEvent
 from workflows import search_attributes
 from workflows.transition import TransitionWorkflow
 
 log = structlog.get_logger(__name__)
 
 # Later events for the same visit, delivered to its running transition (A12, cancel
-# transfer, carries the location the patient is back in).
+# transfer, carries the location the patient is back in). One that arrives before the
+# discharge has started the transition is kept and applied when it starts.
 VISIT_SIGNALS = frozenset({"A02", "A07", "A08", "A12", "A13"})
+KEPT_OUTCOMES = {
+    Outcome.DELIVERED: "delivered",
+    Outcome.OLDER: "older than the discharge",
+    Outcome.EXPIRED: "expired",
+    Outcome.CLOSED: "transition closed",
+    Outcome.UNREADABLE: "unreadable",
+}
 
 
 def is_admission(event: AdtEvent) -> bool:
@@ -281,8 +292,11 @@ class AdtRouter:
                 return entry
         return None
 
-    async def route(self, event: AdtEvent, received_at: datetime) -> Routed:
-        """The routing table (README): every event is recorded; these ones act."""
+    async def route(
+        self, event: AdtEvent, received_at: datetime, *, inbox_id: int | None = None
+    ) -> Routed:
+        """The routing table (README): every event is recorded; these ones act. `inbox_id`
+        is the message's inbox row (found by its MSH fields when not given)."""
         assert self._pool is not None
         at = event.occurred_at or received_at
         patient = await self.patient_key(event)
@@ -311,7 +325,7 @@ class AdtRouter:
         if kind == "A11":
             return await self._cancel_admit(event, patient, at)
         if kind in VISIT_SIGNALS:
-            return await self._signal_visit(event, at)
+            return await self._signal_visit(event, at, received_at, inbox_id)
         if kind in PATIENT_MERGES:
             return await self._merge(event, at)
         if kind in ACCOUNT_MERGES:
@@ -353,14 +367,145 @@ class AdtRouter:
             return False
         return True
 
-    async def _signal_visit(self, event: AdtEvent, at: datetime) -> Routed:
-        """A13/A08/A02/A07 for a visit reach that visit's running transition."""
+    async def _signal_visit(
+        self, event: AdtEvent, at: datetime, received_at: datetime, inbox_id: int | None
+    ) -> Routed:
+        """A13/A08/A02/A07/A12 for a visit reach that visit's running transition; before the
+        discharge has started it, they are kept until it does."""
         transition = keys.transition_id(self.encounter_key(event))
         if await self._send(transition, self._signal_of(event, at)):
             return Routed(
                 "processed", f"{event.event_type} delivered to the transition", transition
             )
+        if await self._keep(event, at, received_at, transition, inbox_id):
+            hours = self.library.site.pending_visit_events_hours
+            return Routed(
+                "pending",
+                f"no transition for this visit yet: kept for {hours} hours and applied when "
+                "the discharge arrives",
+            )
         return Routed("ignored", f"no running transition for this visit ({event.event_type})")
+
+    async def _keep(
+        self,
+        event: AdtEvent,
+        at: datetime,
+        received_at: datetime,
+        transition: str,
+        inbox_id: int | None,
+    ) -> bool:
+        """Keep a visit event whose discharge may still come: no transition of the visit
+        has started (or its record is past Temporal's retention), or the last one was
+        cancelled (an A13: a discharge again starts a new generation). False when it ended
+        otherwise (completed, deceased) or the inbox row cannot be found."""
+        assert self._pool is not None
+        if not await self._awaits_discharge(transition):
+            return False
+        if inbox_id is None:
+            inbox_id = await visit_events.inbox_id_being_routed(
+                self._pool,
+                sending_application=event.header.sending_application,
+                sending_facility=event.header.sending_facility,
+                control_id=event.header.control_id,
+                message_type=f"{event.header.message_type}^{event.header.trigger_event}",
+            )
+        if inbox_id is None:
+            return False
+        await visit_events.keep(
+            self._pool,
+            inbox_id=inbox_id,
+            encounter_key=self.encounter_key(event),
+            event_type=event.event_type,
+            occurred_at=at,
+            received_at=received_at,
+        )
+        log.info("adt.kept_for_discharge", inbox_id=inbox_id)
+        return True
+
+    async def _awaits_discharge(self, transition: str) -> bool:
+        """None of the visit's transitions ran yet, or the last one was cancelled."""
+        try:
+            return await self._cancelled_run(transition) is not None
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return True
+
+    async def _apply_kept(self, discharge: AdtEvent, transition: str, received_at: datetime) -> str:
+        """Apply the visit events kept for the discharge's encounter, in event-time order,
+        now that its transition runs: one not older than the discharge is delivered (a
+        kept A13 cancels the new transition), an older one is recorded as not applied, and
+        one kept longer than the site's window as expired. Each is settled, so a later
+        generation never sees it again. Returns a note for the discharge's ACK."""
+        assert self._pool is not None
+        kept = await visit_events.waiting(self._pool, self.encounter_key(discharge))
+        if not kept:
+            return ""
+        discharged = discharge.occurred_at or received_at
+        outcomes = Counter(
+            [
+                await self._apply_one(pending, transition, discharged, received_at)
+                for pending in kept
+            ]
+        )
+        return "; kept events: " + ", ".join(
+            f"{count} {KEPT_OUTCOMES[outcome]}" for outcome, count in outcomes.items()
+        )
+
+    async def _apply_one(
+        self, pending: PendingEvent, transition: str, discharged: datetime, now: datetime
+    ) -> Outcome:
+        assert self._pool is not None
+        outcome, decision = await self._kept_outcome(pending, transition, discharged, now)
+        await visit_events.settle(
+            self._pool,
+            pending.inbox_id,
+            outcome=outcome,
+            decision=decision,
+            transition_id=transition,
+        )
+        log.info("adt.kept_event_settled", inbox_id=pending.inbox_id, outcome=outcome.value)
+        return outcome
+
+    async def _kept_outcome(
+        self, pending: PendingEvent, transition: str, discharged: datetime, now: datetime
+    ) -> tuple[Outcome, str]:
+        """Deliver a kept event unless it expired or happened before the discharge (then it
+        would change the transition to an older state): the outcome and the inbox decision."""
+        hours = self.library.site.pending_visit_events_hours
+        kind = pending.event_type
+        if pending.received_at < now - timedelta(hours=hours):
+            return (
+                Outcome.EXPIRED,
+                f"kept {hours} hours without its discharge: expired, not applied",
+            )
+        if pending.occurred_at < discharged:
+            return Outcome.OLDER, "older than the discharge: not applied"
+        event = await self._kept_event(pending)
+        if event is None:
+            return Outcome.UNREADABLE, "kept, but its message no longer maps: not applied"
+        if await self._send(transition, self._signal_of(event, pending.occurred_at)):
+            return (
+                Outcome.DELIVERED,
+                f"{kind} delivered to the transition (kept until the discharge arrived)",
+            )
+        return Outcome.CLOSED, f"{kind} kept: the transition had closed, not applied"
+
+    async def _kept_event(self, pending: PendingEvent) -> AdtEvent | None:
+        """A kept message read again from the inbox and mapped as the intake maps it."""
+        assert self._pool is not None
+        raw = await visit_events.raw_message(self._pool, pending.inbox_id)
+        if raw is None:
+            return None
+        site = self.library.site
+        try:
+            message = er7.parse(raw, site.character_sets)
+            facility = mapping.header(message).sending_facility
+            return mapping.to_event(
+                message, site.zone_for(facility), visit_sources=site.visit_number_sources
+            )
+        except HL7Error:
+            return None
 
     async def _readmission(self, event: AdtEvent, patient: str, admitted_at: datetime) -> Routed:
         """A01/A06 (A04 as inpatient): a readmission for transitions in their window."""
@@ -487,14 +632,17 @@ class AdtRouter:
             previous = await self._cancelled_run(transition)
             if previous is None:
                 log.info("transition.duplicate_discharge")
-                return Routed("duplicate", "transition already exists", transition)
+                # kept events a failed first attempt left unapplied are applied now
+                kept = await self._apply_kept(event, transition, received_at)
+                return Routed("duplicate", f"transition already exists{kept}", transition)
             # Discharged again after a cancelled discharge (A13): a new generation.
             workflow_input = workflow_input.model_copy(
                 update={"generation": previous.generation + 1}
             )
             await self._start_run(workflow_input, protocol, event.facility, again=True)
         log.info("transition.started", protocol=protocol.id, risk=workflow_input.risk.tier)
-        return Routed("processed", f"transition started ({protocol.id})", transition, True)
+        kept = await self._apply_kept(event, transition, received_at)
+        return Routed("processed", f"transition started ({protocol.id}){kept}", transition, True)
 
     async def _cancelled_run(self, transition: str) -> TransitionState | None:
         """The closed run of this encounter's transition if it ended cancelled, else None."""

@@ -292,6 +292,12 @@ class SiteConfig(BaseModel):
         description="where the visit number is read, first non-empty wins (SEG-N fields)",
     )
     readmission_window_days: int = Field(default=30, ge=1)
+    pending_visit_events_hours: int = Field(
+        default=72,
+        ge=1,
+        description="a visit event (A02, A07, A08, A12, A13) that arrives before its "
+        "discharge is kept this long and applied when the A03 starts the transition",
+    )
     attribution: Attribution = Attribution.ALL
     attributed_pcp_ids: tuple[str, ...] = Field(
         default=(), description="PCP ids (XCN id) whose patients are ours under `pcp`"

@@ -108,6 +108,10 @@ MAX_DECISIVE_MESSAGES = 500
 # patch it closed the transition as cancelled. (A12, cancel transfer, was never delivered
 # before it, so its location update needs no patch.)
 CANCEL_ORDER_PATCH = "cancel-order-v1"
+# Messages of a visit can arrive out of order: an A08 whose event time (EVN-6, EVN-2, else
+# MSH-7) is older than that of the last A08 applied carries older patient information, and
+# is recorded on the timeline as not applied. Before this patch the last A08 to arrive won.
+ORDERED_UPDATES_PATCH = "ordered-updates-v1"
 # Merges that re-key the transition to the surviving patient: A34, A36, A39, A40 and A47
 # (a change of identifier). Only A40 was delivered before; the router answered the others
 # "has no effect" and never signalled them, so taking them needs no patch.
@@ -162,6 +166,7 @@ class TransitionWorkflow:
         self._owned_steps = workflow.patched(OWNED_STEPS_PATCH)
         self._patient_key = input.patient_key
         self._contact_numbers: list[str] = []
+        self._information_at: datetime | None = None  # event time of the last A08 applied
         self._notes: list[Note] = []
         self._outcome: TransitionOutcome | None = None
         self._profile = input.profile
@@ -825,9 +830,7 @@ class TransitionWorkflow:
         elif kind in READMISSION_EVENTS or (kind == "A04" and signal.patient_class == "I"):
             self._readmit(signal, detail)
         elif kind == "A08":
-            if signal.contact_numbers is not None:
-                self._contact_numbers = list(signal.contact_numbers)
-            self._event("adt", detail=f"{detail}: patient information updated")
+            self._update_information(signal, detail)
         elif kind in ("A02", "A07", "A12"):
             self._location = signal.location or self._location
             self._patient_class = signal.patient_class or self._patient_class
@@ -839,6 +842,22 @@ class TransitionWorkflow:
         else:
             self._event("adt_ignored", detail=f"{detail}: no effect on a transition")
         await self._publish()
+
+    def _update_information(self, signal: AdtSignal, detail: str) -> None:
+        """A08: its contact numbers replace the kept ones, unless an A08 that happened
+        later was applied already (see ORDERED_UPDATES_PATCH)."""
+        last = self._information_at
+        if (
+            last is not None
+            and signal.occurred_at < last
+            and workflow.patched(ORDERED_UPDATES_PATCH)
+        ):
+            self._event("adt_ignored", detail=f"{detail}: older than the last update: not applied")
+            return
+        if signal.contact_numbers is not None:
+            self._contact_numbers = list(signal.contact_numbers)
+        self._information_at = signal.occurred_at if last is None else max(last, signal.occurred_at)
+        self._event("adt", detail=f"{detail}: patient information updated")
 
     def _cancel(self, signal: AdtSignal, detail: str) -> None:
         """A13 of this discharge cancels it; A11 of the readmission withdraws that."""

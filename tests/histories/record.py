@@ -135,10 +135,11 @@ def adt(kind: str, control_id: str, at: datetime, **fields: Any) -> AdtSignal:
 
 async def record_paths(env: WorkflowEnvironment, path: Path) -> None:
     """A high-risk home-health transition that takes the other paths: an A02 with the start
-    (before the plan), A07, A12, the visit's own A11 (after the discharge: recorded), A40, a
-    republish, a reached attempt, a cancelled prerequisite (its dependent stops), a note, a
-    readmission and its withdrawal, the readmission redelivered after more than the window of
-    recent messages, then an A13."""
+    (before the plan), A07, A12, the visit's own A11 (after the discharge: recorded), A40 and
+    A47 (merges), a republish, a reached attempt, a cancelled prerequisite (its dependent
+    stops), a note, a readmission and its withdrawal, the readmission redelivered after more
+    than the window of recent messages, an A08 older than the last one (not applied), then an
+    A13."""
     async with new_worker(env) as worker:
         monday = next_weekday(await env.get_current_time(), 0, time(9, 0))
         await advance_to(env, monday)
@@ -169,6 +170,10 @@ async def record_paths(env: WorkflowEnvironment, path: Path) -> None:
             TransitionWorkflow.adt_event,
             adt("A40", "P-A40", monday, merged_into_patient_key="merged".ljust(64, "0")),
         )
+        await handle.signal(  # a change of patient identifier: re-keyed like a merge
+            TransitionWorkflow.adt_event,
+            adt("A47", "P-A47", monday, merged_into_patient_key="rekeyed".ljust(64, "0")),
+        )
         await handle.signal(TransitionWorkflow.republish)
         await handle.execute_update(
             TransitionWorkflow.record_attempt,
@@ -198,6 +203,10 @@ async def record_paths(env: WorkflowEnvironment, path: Path) -> None:
         await handle.signal(  # ... and is redelivered: still ignored
             TransitionWorkflow.adt_event,
             adt("A01", "P-A01", admitted, patient_class="I", encounter_key=readmission),
+        )
+        await handle.signal(  # older than the last A08 applied: recorded, not applied
+            TransitionWorkflow.adt_event,
+            adt("A08", "P-A08-OLDER", monday, contact_numbers=("4135550101",)),
         )
         await env.sleep(timedelta(days=3))  # escalations of what is open again
         await handle.signal(TransitionWorkflow.adt_event, adt("A13", "P-A13", admitted))
