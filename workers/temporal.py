@@ -29,10 +29,12 @@ DATA_CONVERTER: DataConverter = pydantic_data_converter
 KEY_FILE = "codec-keys.json"
 
 
-def data_converter(keyring: Keyring) -> DataConverter:
+def data_converter(keyring: Keyring, *, accept_plaintext: bool = True) -> DataConverter:
+    """Encrypting converter; `accept_plaintext=False` (production) refuses an unencrypted
+    payload instead of reading it as is."""
     return dataclasses.replace(
         pydantic_data_converter,
-        payload_codec=EncryptionCodec(keyring),
+        payload_codec=EncryptionCodec(keyring, accept_plaintext=accept_plaintext),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
 
@@ -100,7 +102,9 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
         return await Client.connect(
             settings.temporal_target,
             namespace=settings.temporal_namespace,
-            data_converter=data_converter(keyring_for(settings)),
+            data_converter=data_converter(
+                keyring_for(settings), accept_plaintext=settings.environment != "production"
+            ),
             runtime=runtime,
             tls=tls_config(settings),
             api_key=api_key.get_secret_value() if api_key else None,

@@ -66,3 +66,54 @@ def test_development_generates_a_private_key_file_and_production_refuses(tmp_pat
     assert keyring_for(Settings(state_dir=tmp_path)) == ring  # generated once, then reused
     with pytest.raises(StackError, match="no payload encryption key is configured"):
         keyring_for(Settings(state_dir=tmp_path / "prod", environment="production"))
+
+
+def bound(keyring: Keyring, workflow_id: str, namespace: str = "default") -> EncryptionCodec:
+    from temporalio.converter import WorkflowSerializationContext
+
+    codec = EncryptionCodec(keyring)
+    return codec.with_context(
+        WorkflowSerializationContext(namespace=namespace, workflow_id=workflow_id)
+    )
+
+
+async def test_a_payload_moved_to_another_workflow_is_refused_and_the_codec_server_reads_it() -> (
+    None
+):
+    """Issue 18 item 12: ciphertexts are bound to their workflow (namespace and id)."""
+    ring = Keyring.generate("a")
+    [sealed] = await bound(ring, "transition-aaaa").encode([PLAIN])
+    assert await bound(ring, "transition-aaaa").decode([sealed]) == [PLAIN]
+    with pytest.raises(KeyringError, match="another workflow"):
+        await bound(ring, "transition-bbbb").decode([sealed])
+    with pytest.raises(KeyringError, match="another workflow"):
+        await bound(ring, "transition-aaaa", namespace="other").decode([sealed])
+    assert await EncryptionCodec(ring).decode([sealed]) == [PLAIN]  # no context: the UI's
+    relabelled = Payload(
+        metadata={**sealed.metadata, "carebridge-bound-to": b"default/transition-bbbb"},
+        data=sealed.data,
+    )
+    with pytest.raises(InvalidTag):  # the binding is authenticated: rewriting it breaks it
+        await bound(ring, "transition-bbbb").decode([relabelled])
+
+
+async def test_a_schedule_payload_decodes_in_the_workflow_it_starts() -> None:
+    ring = Keyring.generate("a")
+    [sealed] = await bound(ring, "carebridge-digest").encode([PLAIN])
+    started = bound(ring, "carebridge-digest-2031-01-06T12:30:00Z")
+    assert await started.decode([sealed]) == [PLAIN]
+
+
+async def test_production_refuses_unencrypted_payloads() -> None:
+    strict = EncryptionCodec(Keyring.generate("a"), accept_plaintext=False)
+    with pytest.raises(ValueError, match="unencrypted"):
+        await strict.decode([PLAIN])
+
+
+def test_a_keyring_file_others_can_read_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    Keyring.generate("a").save(path)
+    assert Keyring.load(path).current == "a"
+    path.chmod(0o644)
+    with pytest.raises(KeyringError, match="chmod 600"):
+        Keyring.load(path)
