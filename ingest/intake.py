@@ -253,10 +253,10 @@ class AdtIntake:
     ) -> HL7Error | None:
         """MSH-4 is written by the sender itself: it must be one this instance accepts
         (CAREBRIDGE_ALLOWED_FACILITIES) and one this connection's certificate may send for."""
-        facility = header.sending_facility or "(empty)"
-        if self._allowed and header.sending_facility not in self._allowed:
+        facility = header.facility or "(empty)"
+        if self._allowed and header.facility not in self._allowed:
             reason = f"sending facility {facility} is not allowed here"
-        elif sender_facilities is not None and header.sending_facility not in sender_facilities:
+        elif sender_facilities is not None and header.facility not in sender_facilities:
             reason = f"this sender's certificate may not send for facility {facility}"
         else:
             return None
@@ -374,7 +374,7 @@ class AdtIntake:
         try:
             event = mapping.to_event(
                 message,
-                self._site.zone_for(header.sending_facility),
+                self._site.zone_for(header.facility),
                 visit_sources=self._site.visit_number_sources,
             )
         except HL7Error as error:
@@ -388,23 +388,25 @@ class AdtIntake:
             refused = HL7Error(AckCode.ERROR, unmatched.text, segment, int(number), UNKNOWN_KEY)
             return await self._reject(entry_id, header, refused)
 
-        async with self._encounter_locks.hold(f"{event.facility}\x1f{event.visit_number}"):
-            routed = await self._router.route(event, self.now())
         if unmatched:
             log.warning("adt.patient_identifier_unmatched", inbox_id=entry_id)
             warnings.append(f"{unmatched.text}, the first was used")
-        if warnings:
-            routed = replace(routed, text="; ".join([routed.text, *warnings]))
-        ack = build_ack(header, AckCode.ACCEPT, text=routed.text, now=self.now())
-        await inbox.settle(
-            self._pool,
-            entry_id,
-            status=routed.status,
-            ack_code=AckCode.ACCEPT.value,
-            ack=ack,
-            decision=routed.text,
-            transition_id=routed.transition_id,
-        )
+        # Settled under the encounter's lock: an A03 that applies this visit's kept events
+        # must find each one's row settled (pending), never settle it before it is.
+        async with self._encounter_locks.hold(f"{event.facility}\x1f{event.visit_number}"):
+            routed = await self._router.route(event, self.now(), inbox_id=entry_id)
+            if warnings:
+                routed = replace(routed, text="; ".join([routed.text, *warnings]))
+            ack = build_ack(header, AckCode.ACCEPT, text=routed.text, now=self.now())
+            await inbox.settle(
+                self._pool,
+                entry_id,
+                status=routed.status,
+                ack_code=AckCode.ACCEPT.value,
+                ack=ack,
+                decision=routed.text,
+                transition_id=routed.transition_id,
+            )
         log.info("adt.accepted", inbox_id=entry_id, status=routed.status)
         result = self._result(
             header, ack, AckCode.ACCEPT, routed.status, entry_id, routed.transition_id

@@ -29,6 +29,19 @@ PCP_ROLES = frozenset({"PP", "PCP"})
 # A discharge and its cancellation need a visit number: a transition is keyed by it (never
 # guess the visit). Other events without one are recorded and used for what they can.
 VISIT_REQUIRED = frozenset({"A03", "A13"})
+# Chapter 3 structures that require PV1 (ADT_A01, A02, A03, A05, A06, A09, A12, A15, A16,
+# A17, A18, A21, A38, A45, A50, A52, A54, A61); the merge structures (ADT_A30, A39, A43)
+# and A60 do not. A20 (bed status) has no patient at all.
+PV1_REQUIRED = frozenset(
+    {f"A{n:02d}" for n in (*range(1, 19), *range(21, 30), 31, 32, 33, 37, 38, 45, 50, 51)}
+    | {"A52", "A53", "A54", "A55", "A61", "A62"}
+)
+NO_PATIENT = frozenset({"A20"})
+REQUIRED_FIELDS = (
+    ("PID", 3, "patient identifier list"),
+    ("PID", 5, "patient name"),
+    ("PV1", 2, "patient class"),
+)
 DEFAULT_VISIT_SOURCES = ("PV1-19", "PID-18", "PV1-50")
 # Merges of patient identifiers: each MRG-1 patient becomes the PID-3 patient of its group.
 # A34 and A36 (v2.3's merge patient information), A39 (merge person) and A40 (merge patient),
@@ -208,6 +221,27 @@ def _merges(message: hl7.Message, trigger: str) -> tuple[MergedPatient, ...]:
     return tuple(groups)
 
 
+def _check_structure(message: hl7.Message, trigger: str) -> None:
+    """The segments and fields every ADT structure of chapter 3 requires (EVN, PID with
+    PID-3 and PID-5; PV1 with PV1-2 where the structure has it): a message without them is
+    refused with AE and kept, never acknowledged as if it said something."""
+    needed = ("EVN", "PID", "PV1") if trigger in PV1_REQUIRED else ("EVN", "PID")
+    if trigger in NO_PATIENT:
+        return
+    for name in needed:
+        if not er7.has_segment(message, name):
+            raise HL7Error(
+                AckCode.ERROR,
+                f"{name} segment is required in an ADT^{trigger}",
+                name,
+                0,
+                SEGMENT_SEQUENCE_ERROR,
+            )
+    for segment, field, what in REQUIRED_FIELDS:
+        if segment in needed and not er7.value(message, segment, field):
+            raise HL7Error(AckCode.ERROR, f"{segment}-{field} {what} is required", segment, field)
+
+
 def _visit_number(message: hl7.Message, sources: tuple[str, ...]) -> tuple[str, str]:
     """The first non-empty of the site's visit-number fields, and which one it was."""
     for source in sources:
@@ -243,8 +277,9 @@ def to_event(
             12,
             UNSUPPORTED_VERSION,
         )
-    if not head.sending_facility:
-        raise HL7Error(AckCode.ERROR, "MSH-4 sending facility is required", "MSH", 4)
+    _check_structure(message, head.trigger_event)
+    if not head.facility:
+        raise HL7Error(AckCode.ERROR, "MSH-4 sending facility (or MSH-3) is required", "MSH", 4)
     visit_number, visit_source = _visit_number(message, visit_sources)
     if head.trigger_event in VISIT_REQUIRED and not visit_number:
         raise HL7Error(
@@ -268,7 +303,7 @@ def to_event(
     return AdtEvent(
         header=head,
         event_type=head.trigger_event,
-        facility=head.sending_facility,
+        facility=head.facility,
         visit_number=visit_number,
         visit_number_source=visit_source,
         patient_identifiers=_identifiers(message, "PID", 3),

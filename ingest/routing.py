@@ -401,15 +401,7 @@ class AdtRouter:
         assert self._pool is not None
         if not await self._awaits_discharge(transition):
             return False
-        if inbox_id is None:
-            inbox_id = await visit_events.inbox_id_being_routed(
-                self._pool,
-                sending_application=event.header.sending_application,
-                sending_facility=event.header.sending_facility,
-                control_id=event.header.control_id,
-                message_type=f"{event.header.message_type}^{event.header.trigger_event}",
-            )
-        if inbox_id is None:
+        if inbox_id is None:  # a router not told the message's row (plan, tests) keeps nothing
             return False
         await visit_events.keep(
             self._pool,
@@ -500,7 +492,7 @@ class AdtRouter:
         site = self.library.site
         try:
             message = er7.parse(raw, site.character_sets)
-            facility = mapping.header(message).sending_facility
+            facility = mapping.header(message).facility
             return mapping.to_event(
                 message, site.zone_for(facility), visit_sources=site.visit_number_sources
             )

@@ -59,6 +59,11 @@ class MessageHeader(BaseModel):
     receiving_application_hd: str = ""
     receiving_facility_hd: str = ""
 
+    @property
+    def facility(self) -> str:
+        """The sender's facility code: MSH-4, else MSH-3 (MSH-4 is optional in HL7)."""
+        return self.sending_facility or self.sending_application
+
 
 class PatientIdentifier(BaseModel):
     """One PID-3 repetition (CX). PHI: never logged, never in ids or search attributes."""

@@ -106,29 +106,3 @@ async def settle(
 async def raw_message(pool: asyncpg.Pool, inbox_id: int) -> bytes | None:
     raw = await pool.fetchval("SELECT raw FROM adt_inbox WHERE id = $1", inbox_id)
     return bytes(raw) if raw is not None else None
-
-
-async def inbox_id_being_routed(
-    pool: asyncpg.Pool,
-    *,
-    sending_application: str,
-    sending_facility: str,
-    control_id: str,
-    message_type: str,
-) -> int | None:
-    """The inbox row of a message the intake committed and is routing now (its newest row
-    of these MSH fields not settled yet), for a router not told the row's id."""
-    found = await pool.fetchval(
-        """
-        SELECT id FROM adt_inbox
-        WHERE control_id = $1 AND coalesce(sending_facility, '') = $2
-          AND coalesce(sending_application, '') = $3 AND message_type = $4
-          AND status = 'received'
-        ORDER BY id DESC LIMIT 1
-        """,
-        control_id,
-        sending_facility,
-        sending_application,
-        message_type,
-    )
-    return int(found) if found is not None else None

@@ -45,7 +45,8 @@ app.add_typer(messages_app, name="messages")
 @messages_app.command("list")
 def messages_list(
     status: str | None = typer.Option(
-        None, help="processed, duplicate, ignored, no_protocol, too_old, rejected, received"
+        None,
+        help="processed, duplicate, ignored, no_protocol, too_old, pending, rejected, received",
     ),
     type: str | None = typer.Option(None, "--type", help="e.g. A03 or ADT^A03"),
     since: datetime | None = typer.Option(None, help="received at or after (ISO time)"),

@@ -91,13 +91,13 @@ async def test_a13_for_the_visit_cancels_its_transition(
     assert row is not None and row["status"] == "cancelled"
 
 
-async def test_a13_without_a_transition_is_acknowledged_and_recorded(stack: RunningStack) -> None:
+async def test_a13_without_a_transition_is_acknowledged_and_kept(stack: RunningStack) -> None:
     cancel = a03(facility="CANCEL2", visit="V99", control_id="A13-2").replace(
         b"ADT^A03^ADT_A03", b"ADT^A13^ADT_A01"
     )
     response = await stack.post_adt(cancel)
     assert msa(response.text)[1] == "AA"
-    assert "no running transition" in msa(response.text)[3]
+    assert "kept for 72 hours" in msa(response.text)[3]  # applied if its A03 comes (item 10)
 
 
 async def test_discharge_no_protocol_applies_to_is_recorded_not_dropped(

@@ -9,8 +9,7 @@ message is accepted (AA, CA in enhanced mode); a sample that breaks a rule of th
 is listed in NOT_WELL_FORMED with the rule and the code it must get, unless carebridge
 documents that it reads it leniently (LENIENT: answered as well-formed). Whatever the
 answer, the message is in adt_inbox afterwards with the bytes that were sent (a batch: each
-of its messages). Samples that carebridge answers wrongly are strict xfails
-(CAREBRIDGE_WRONG), with the cause and the fix.
+of its messages).
 
 The samples reuse control ids (MSG00001, controlID) and facilities: they are sent as they
 are, and carebridge stores each different message on its own row. Their dates are old (or
@@ -21,7 +20,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -47,18 +45,6 @@ class Expected:
 
 
 WELL_FORMED = Expected("AA", "well-formed")
-_MSH4_OPTIONAL = (
-    "MSH-4 is optional in every HL7 v2 version (usage O), but carebridge answers AE 'MSH-4 "
-    "sending facility is required' (ingest/mapping.py, to_event) instead of AA; fix: key "
-    "the message by MSH-3, or a site default facility, when MSH-4 is empty"
-)
-_NO_STRUCTURE_CHECK = (
-    "carebridge checks no segment or field the message structure requires (ingest/mapping.py "
-    "to_event reads what it uses and accepts the rest): it answers AA; fix: check the required "
-    "segments (EVN, PID, PV1 where the structure has it; merges already check MRG) and "
-    "required fields (EVN-2, PID-3, PID-5, PV1-2) and answer AE with ERR 100/101"
-)
-
 # Samples that break a rule of the HL7 standard: the code they must get and the rule.
 NOT_WELL_FORMED: dict[str, Expected] = {
     "fhir-converter/ADT04-251.hl7": Expected(
@@ -103,44 +89,9 @@ LENIENT: dict[str, str] = {
     )
 }
 
-# Samples that carebridge answers wrongly: strict xfails that flip when it is fixed.
-CAREBRIDGE_WRONG: dict[str, str] = {
-    **{
-        f"hl7v2-fhir-converter/HL7ADTMessageTest_{case}.hl7": _MSH4_OPTIONAL
-        for case in ("a01_minimum", "a02", "a03", "a34_minimum", "a40_three_patients")
-    },
-    "hl7v2-fhir-converter/HL7ADTMessageTest_a40_trailing_pid.hl7": (
-        "its AE names MSH-4 (to_event checks MSH-4 before the merge groups), not the PID "
-        "without MRG, which _merges (ingest/mapping.py) refuses once MSH-4 is set (AE, ERR "
-        "on PID: 'PID 4 has no MRG after it'); fix: the MSH-4 fix"
-    ),
-    "fhir-converter/ADT04-251.hl7": (
-        "its AE names MSH-4 (empty, with MSH-3, MSH-5 and MSH-6: all optional; "
-        "ingest/mapping.py to_event), not the missing EVN; with MSH-4 set it is AA (the event "
-        "time falls back to MSH-7); fix: both of the MSH-4 and the structure fixes"
-    ),
-    **{
-        name: _NO_STRUCTURE_CHECK
-        for name in (
-            "nhapi/PipeParserV23Tests_a08_8859_1.hl7",
-            "nhapi/PipeParserV23Tests_a08_in1_repetitions.hl7",
-            "nhapi/PipeParserV25Tests_a28_minimal.hl7",
-            "nhapi/PipeParserV251Tests_a04_minimal.hl7",
-        )
-    },
-}
-
 
 def sample_names() -> list[str]:
     return sorted(path.relative_to(SAMPLES).as_posix() for path in SAMPLES.rglob("*.hl7"))
-
-
-def cases() -> Iterator[object]:
-    for name in sample_names():
-        marks = []
-        if name in CAREBRIDGE_WRONG:
-            marks.append(pytest.mark.xfail(strict=True, reason=CAREBRIDGE_WRONG[name]))
-        yield pytest.param(name, id=name, marks=marks)
 
 
 @dataclass(frozen=True)
@@ -220,7 +171,7 @@ async def stored_rows(pool: asyncpg.Pool, message: Sent) -> list[asyncpg.Record]
     ]
 
 
-@pytest.mark.parametrize("name", list(cases()))
+@pytest.mark.parametrize("name", sample_names())
 async def test_a_public_sample_gets_one_correct_reply_and_is_kept(
     stack: RunningStack, name: str
 ) -> None:
@@ -269,5 +220,5 @@ def test_the_samples_come_from_several_projects_and_are_all_listed() -> None:
     assert len({name.split("/")[0] for name in names}) >= 4
     assert 25 <= len(names) <= 40
     assert [name for name in names if f"`{name}`" not in sources] == []
-    assert set(NOT_WELL_FORMED) | set(LENIENT) | set(CAREBRIDGE_WRONG) <= set(names)
+    assert set(NOT_WELL_FORMED) | set(LENIENT) <= set(names)
     assert not set(NOT_WELL_FORMED) & set(LENIENT)

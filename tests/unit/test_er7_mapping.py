@@ -66,6 +66,8 @@ def test_escape_sequences_are_decoded() -> None:
 def test_non_default_encoding_characters() -> None:
     raw = (
         "MSH#$~\\&#EPIC#GH#CB#CB#20261120143000##ADT$A03$ADT_A03#C1#P#2.4\r"
+        "EVN#A03#20261120143000\r"
+        "PID#1##77$$$GH$MR##TEST$PAT\r"
         "PV1#1#I" + "#" * 17 + "V9$$$GH#" + "#" * 16 + "01" + "#" * 9 + "20261120140000\r"
     ).encode()
     event = event_of(raw)
@@ -131,4 +133,6 @@ def test_a_segment_name_with_no_fields_is_not_a_crash() -> None:
     raw = a03().replace(b"PID|1|", b"PID\r|1|")
     with pytest.raises(HL7Error):
         event_of(raw.replace(b"PV1|", b"XXX|"))
-    assert event_of(raw).patient_identifiers == ()
+    with pytest.raises(HL7Error) as info:  # a PID without fields has no PID-3: refused cleanly
+        event_of(raw)
+    assert (info.value.segment, info.value.field) == ("PID", 3)

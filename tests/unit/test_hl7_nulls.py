@@ -138,7 +138,8 @@ def phones(event: AdtEvent) -> tuple[tuple[str, ...], bool]:
 
 CASES = [
     Case("MSH_3", "EPIC", lambda e: e.header.sending_application, "EPIC", ""),
-    Case("MSH_4", "GENHOSP", lambda e: e.facility, "GENHOSP", Refused(AckCode.ERROR, "MSH", 4)),
+    # MSH-4 is optional: the facility is then the sending application (MSH-3)
+    Case("MSH_4", "GENHOSP", lambda e: e.facility, "GENHOSP", "EPIC"),
     Case("MSH_5", "CAREBRIDGE", lambda e: e.header.receiving_application, "CAREBRIDGE", ""),
     Case("MSH_6", "CB", lambda e: e.header.receiving_facility, "CB", ""),
     Case(
@@ -189,7 +190,7 @@ CASES = [
         "100234^^^GENHOSP^MR",
         lambda e: [(p.id, p.assigning_authority, p.type_code) for p in e.patient_identifiers],
         [("100234", "GENHOSP", "MR")],
-        [],
+        Refused(AckCode.ERROR, "PID", 3),  # a required field of every ADT structure
     ),
     Case(
         "PID_13",
@@ -212,7 +213,7 @@ CASES = [
     Case("PID_15", "SPA^Spanish^ISO6392", lambda e: e.language, "SPA", ""),
     Case("PID_29", "20250309220000", lambda e: e.death_indicator, True, False),
     Case("PID_30", "Y", lambda e: e.death_indicator, True, False),
-    Case("PV1_2", "I", lambda e: e.patient_class, "I", ""),
+    Case("PV1_2", "I", lambda e: e.patient_class, "I", Refused(AckCode.ERROR, "PV1", 2)),
     Case("PV1_3", "4W^401^A^GENHOSP", lambda e: e.location, "4W", ""),
     Case("PV1_4", "E", lambda e: e.admission_type, "E", ""),
     Case(

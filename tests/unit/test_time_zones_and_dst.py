@@ -40,6 +40,7 @@ def discharge(facility: str, disposition: str, admitted: str, discharged: str) -
     pv1 += [""] * (44 - len(pv1)) + [admitted, discharged]
     return (
         f"MSH|^~\\&|EPIC|{facility}|CB|CB|{discharged}||ADT^A03^ADT_A03|C1|P|2.5.1\r"
+        f"EVN|A03|{discharged}\r"
         f"PID|1||77^^^{facility}^MR||TEST^PAT\r" + "|".join(pv1) + "\r"
     ).encode()
 
