@@ -4,10 +4,11 @@ messages) is ciphertext there. The key id travels in the payload metadata: paylo
 with any known key and are encrypted with the current one, so keys rotate under running
 30-day transitions.
 
-A payload is bound to the workflow it belongs to: its namespace and workflow id (opaque, no
-PHI) are authenticated data of the cipher and written in its metadata, so it decrypts only
-as written, and a decoder that knows its workflow refuses a payload moved from another one
-(the codec server, which is not told the workflow, reads the binding from the metadata).
+A payload is bound to the workflow it belongs to: its workflow id (opaque, no PHI) is
+authenticated data of the cipher and written in its metadata, so it decrypts only as
+written, and a decoder that knows its workflow refuses a payload moved from another one (the
+codec server, which is not told the workflow, reads the binding from the metadata). The
+namespace is left out: a Replayer decodes production histories under its own namespace.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from temporalio.converter import (
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
-BOUND_TO = "carebridge-bound-to"  # "<namespace>/<workflow id>", authenticated with the data
+BOUND_TO = "carebridge-bound-to"  # the workflow id, authenticated with the data
 NONCE_BYTES = 12
 PRIVATE_MODE = 0o600
 
@@ -110,14 +111,14 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
         self._keyring = keyring
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keyring.keys.items()}
         self._accept_plaintext = accept_plaintext
-        self._binding = binding  # "<namespace>/<workflow id>" of the context, "" when unknown
+        self._binding = binding  # the context's workflow id, "" when unknown
 
     def with_context(self, context: SerializationContext) -> EncryptionCodec:
         """The same codec bound to the workflow the payloads belong to (the SDK calls this)."""
         binding = ""
         known = isinstance(context, WorkflowSerializationContext | ActivitySerializationContext)
         if known and context.workflow_id:  # type: ignore[attr-defined]
-            binding = f"{context.namespace}/{context.workflow_id}"  # type: ignore[attr-defined]
+            binding = str(context.workflow_id)  # type: ignore[attr-defined]
         codec = EncryptionCodec(self._keyring, accept_plaintext=self._accept_plaintext)
         codec._ciphers, codec._binding = self._ciphers, binding
         return codec

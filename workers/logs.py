@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -28,14 +29,32 @@ PHI_KEYS = frozenset(
     }
 )
 REDACTED = "[redacted]"
+# PHI-shaped text inside any value (a message, an exception's text, a traceback): HL7 segments
+# that carry patient data, US social security and phone numbers. The net under the net: code
+# logs ids, statuses and counts, never these.
+PHI_SHAPES = (
+    re.compile(r"\b(?:PID|PD1|NK1|PV1|PV2|MRG|IN1|IN2|GT1|DG1|AL1|OBX|NTE|ROL)\|[^\r\n'\"]*"),
+    re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)"),
+    # written phone numbers (a bare run of ten digits is more often an id: a control id)
+    re.compile(r"(?<![\w.-])(?:\+?1[ .-]?)?(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w.-])"),
+)
+
+
+def redact_text(text: str) -> str:
+    for shape in PHI_SHAPES:
+        text = shape.sub(REDACTED, text)
+    return text
 
 
 def mask_phi(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    for key in event_dict:
+    """Known PHI keys are dropped whole; every other text value is scanned for PHI shapes."""
+    for key, value in event_dict.items():
         if key.lower() in PHI_KEYS:
             event_dict[key] = REDACTED
+        elif isinstance(value, str):
+            event_dict[key] = redact_text(value)
     return event_dict
 
 
@@ -61,7 +80,8 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info if use_json else _identity,
+            structlog.processors.format_exc_info,  # the traceback as text, so it is masked too
+            mask_phi,
             renderer,
         ],
     )
@@ -85,9 +105,3 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     @stream.setter
     def stream(self, _value: Any) -> None:
         pass
-
-
-def _identity(
-    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
-    return event_dict

@@ -4,11 +4,13 @@ formatting escapes become plain text."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
-from structlog.testing import capture_logs
 
 from ingest import er7, mapping
 from schemas.adt import MessageHeader
@@ -16,6 +18,27 @@ from schemas.site import CharacterSets
 from tests.helpers import a03
 
 NY = ZoneInfo("America/New_York")
+
+
+class _Recorder:
+    """Stands in for ingest.er7's logger: what it was asked to log, whatever structlog's
+    configuration (other tests configure it, and may cache or filter loggers)."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self.entries.append({"event": event, **fields, "log_level": "warning"})
+
+
+@contextmanager
+def er7_logs() -> Iterator[list[dict[str, Any]]]:
+    recorder, real = _Recorder(), er7.log
+    er7.log = recorder  # type: ignore[assignment]
+    try:
+        yield recorder.entries
+    finally:
+        er7.log = real
 
 
 def with_msh18(raw: bytes, character_set: bytes) -> bytes:
@@ -109,7 +132,7 @@ def test_ascii() -> None:
 
 
 def test_ascii_declared_with_a_windows_apostrophe_is_read_as_windows_1252() -> None:
-    with capture_logs() as logs:
+    with er7_logs() as logs:
         assert kin_name(kin_message(b"O\x92BRIEN^JOHN", b"ASCII")) == "JOHN O\u2019BRIEN"
     assert {"event": "hl7.charset_fallback", "declared": "ascii", "used": "cp1252"} in [
         {k: v for k, v in entry.items() if k != "log_level"} for entry in logs
@@ -134,7 +157,7 @@ def test_unicode_utf8() -> None:
 
 
 def test_utf8_declared_but_invalid_falls_back_to_windows_1252_and_says_so() -> None:
-    with capture_logs() as logs:
+    with er7_logs() as logs:
         name = kin_name(kin_message(b"O\x92BRIEN^JOS\xc9", b"UNICODE UTF-8"))
     assert name == "JOS\u00c9 O\u2019BRIEN"
     fallbacks = [entry for entry in logs if entry["event"] == "hl7.charset_fallback"]
@@ -248,7 +271,7 @@ def test_a_line_break_inside_a_name_is_a_space_not_a_cr() -> None:
 
 
 def test_local_and_character_set_switch_escapes_vanish_and_are_logged_without_content() -> None:
-    with capture_logs() as logs:
+    with er7_logs() as logs:
         name = kin_name(kin_message(b"DOE^\\Z1A\\ANN\\C2842\\\\M2442\\\\Q\\"))
     assert name == "ANN DOE"
     dropped = [entry for entry in logs if entry["event"] == "hl7.escapes_dropped"]

@@ -47,3 +47,37 @@ def test_json_log_lines_carry_bound_context_and_no_phi(capsys: pytest.CaptureFix
     assert line["transition_id"] == "t1"
     assert line["mrn"] == REDACTED
     assert "100234" not in json.dumps(line)
+
+
+def test_phi_shaped_values_are_masked_wherever_they_are() -> None:
+    """Issue 18 item 9: the net looked at key names only."""
+    event = {
+        "event": "adt.failed",
+        "error": "cannot map PID|1||100234^^^GENHOSP^MR||DOE^JANE on 413-555-0142",
+        "detail": "ssn 123-45-6789 and (617) 555 0199",
+        "transition_id": "84eab8cbe530482a9f1d0a42",
+        "at": "2026-12-01T14:56:03.910638Z",
+        "count": 4135550142,
+        "message_control_id": "2026120114",
+    }
+    masked = mask_phi(None, "error", dict(event))
+    text = json.dumps(masked)
+    for phi in ("DOE^JANE", "100234", "413-555-0142", "123-45-6789", "555 0199"):
+        assert phi not in text, phi
+    assert masked["transition_id"] == event["transition_id"]  # ids and times stay readable
+    assert masked["at"] == event["at"] and masked["count"] == event["count"]
+    assert masked["message_control_id"] == event["message_control_id"]
+
+
+def test_a_traceback_is_masked_too(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("INFO", "json")
+    try:
+        try:
+            raise ValueError("bad value in NK1|1|QUIXOTE^ESMERALDA|DTR")
+        except ValueError:
+            structlog.get_logger("test").exception("adt.crashed")
+    finally:
+        logging.getLogger().handlers.clear()
+    output = capsys.readouterr().err
+    assert "adt.crashed" in output and "ValueError" in output
+    assert "QUIXOTE" not in output
