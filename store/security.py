@@ -1,8 +1,14 @@
-"""API tokens and the audit log (append-only, hash-chained: `verify` finds any edited row)."""
+"""API tokens and the audit log (append-only, hash-chained: `verify` finds any edited row).
+
+The chain is keyed (HMAC-SHA256 with a key held outside the database), so whoever can write
+rows cannot recompute the hashes after an edit; an anchor (the latest id and hash, exported
+to the log sink) lets `verify` see rows deleted from the tail. Rows written before the key
+was used keep their unkeyed SHA-256 and are verified as such (hash_kind)."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import secrets
 from dataclasses import dataclass
@@ -82,15 +88,40 @@ _FIELDS = (
 )
 
 
-def _digest(prev_hash: str, row: dict[str, Any]) -> str:
+KEYED = "hmac-sha256"
+UNKEYED = "sha256"  # rows written before the chain was keyed
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The newest row's id and hash: exported, it pins the chain's end."""
+
+    id: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.id}:{self.hash}"
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        row_id, _, digest = text.strip().partition(":")
+        if not row_id.isdigit() or len(digest) != 64:
+            raise ValueError(f"not an audit anchor (ID:HASH): {text!r}")
+        return cls(int(row_id), digest)
+
+
+def _digest(prev_hash: str, row: dict[str, Any], key: bytes, kind: str = KEYED) -> str:
     body = {k: (row[k].isoformat() if isinstance(row[k], datetime) else row[k]) for k in _FIELDS}
-    material = prev_hash + json.dumps(body, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(material.encode()).hexdigest()
+    material = (prev_hash + json.dumps(body, sort_keys=True, separators=(",", ":"))).encode()
+    if kind == UNKEYED:
+        return hashlib.sha256(material).hexdigest()
+    return hmac.new(key, material, hashlib.sha256).hexdigest()
 
 
 async def record(
     pool: asyncpg.Pool,
     *,
+    key: bytes,
     actor: str,
     role: str,
     action: str,
@@ -119,26 +150,57 @@ async def record(
         prev_hash = prev or GENESIS
         await conn.execute(
             "INSERT INTO audit_log (at, actor, role, action, resource_type, resource_id, "
-            "patient_key, source, outcome, prev_hash, hash) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "patient_key, source, outcome, prev_hash, hash, hash_kind) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             *(row[k] for k in _FIELDS),
             prev_hash,
-            _digest(prev_hash, row),
+            _digest(prev_hash, row, key),
+            KEYED,
         )
 
 
-async def verify(pool: asyncpg.Pool) -> tuple[int, int | None]:
-    """(rows checked, id of the first row that does not match its chain, or None)."""
+@dataclass(frozen=True)
+class Verification:
+    checked: int
+    broken: int | None  # the first row that does not match its chain
+    anchor_problem: str | None = None  # the exported anchor is not in the chain
+
+    @property
+    def intact(self) -> bool:
+        return self.broken is None and self.anchor_problem is None
+
+
+async def latest_anchor(pool: asyncpg.Pool) -> Anchor | None:
+    row = await pool.fetchrow("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+    return Anchor(row["id"], row["hash"]) if row is not None else None
+
+
+async def verify(pool: asyncpg.Pool, key: bytes, anchor: Anchor | None = None) -> Verification:
+    """Recompute the chain; with an anchor, its row must be there with the anchored hash (an
+    edit before it, or rows deleted from the tail past it, show)."""
     prev_hash = GENESIS
     checked = 0
+    anchored: str | None = None
+    keyed_seen = False  # once the chain is keyed, an unkeyed row is a downgrade: forged
     async with pool.acquire() as conn, conn.transaction():
         async for row in conn.cursor("SELECT * FROM audit_log ORDER BY id"):
             record_ = dict(row)
-            if record_["prev_hash"] != prev_hash or record_["hash"] != _digest(prev_hash, record_):
-                return checked, record_["id"]
+            kind = record_["hash_kind"]
+            digest = _digest(prev_hash, record_, key, kind)
+            downgraded = keyed_seen and kind != KEYED
+            if downgraded or record_["prev_hash"] != prev_hash or record_["hash"] != digest:
+                return Verification(checked, record_["id"])
+            keyed_seen = keyed_seen or kind == KEYED
+            if anchor is not None and record_["id"] == anchor.id:
+                anchored = record_["hash"]
             prev_hash = record_["hash"]
             checked += 1
-    return checked, None
+    problem = None
+    if anchor is not None and anchored is None:
+        problem = f"row {anchor.id} of the anchor is missing (rows deleted?)"
+    elif anchor is not None and anchored != anchor.hash:
+        problem = f"row {anchor.id} does not have the anchored hash"
+    return Verification(checked, None, problem)
 
 
 async def search(

@@ -3,11 +3,13 @@ the transition routes (workers/api_transitions.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
+import structlog
 from fastapi import Depends, FastAPI, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -18,7 +20,7 @@ from activities.notifications import RedeliveryBusy, redeliver
 from ingest import batch
 from ingest.browser import describe
 from schemas.maintenance import Redelivery
-from store import inbox, notifications
+from store import inbox, notifications, security
 from workers.api_audit import audit_and_harden
 from workers.api_audit import router as audit_router
 from workers.api_care_plan import router as care_plan_router
@@ -40,6 +42,21 @@ NotificationId = Annotated[int, Path(ge=1, le=2**63 - 1, description="notificati
 ER7_CONTENT_TYPES = frozenset(
     {ER7_MEDIA_TYPE, "application/hl7-v2", "application/hl7-v2+er7", "text/plain"}
 )
+
+log = structlog.get_logger(__name__)
+
+
+async def log_audit_anchors(svc: Services) -> None:
+    """Every CAREBRIDGE_AUDIT_ANCHOR_MINUTES, the audit chain's anchor (id:hash, no PHI) goes
+    to the log sink, outside the database: `carebridge audit verify --anchor` checks one."""
+    while True:
+        try:
+            found = await security.latest_anchor(svc.pool)
+            if found is not None:
+                log.info("audit.anchor", anchor=str(found))
+        except Exception as exc:  # the database may be away: try again next time
+            log.warning("audit.anchor_failed", error_type=type(exc).__name__)
+        await asyncio.sleep(svc.settings.audit_anchor_minutes * 60)
 
 
 def _signed_in_docs(app: FastAPI) -> None:
@@ -66,9 +83,11 @@ def create_app(services: Services | None = None) -> FastAPI:
             return
         owned = await Services.connect(get_settings())
         app.state.services = owned
+        anchoring = asyncio.create_task(log_audit_anchors(owned))
         try:
             yield
         finally:
+            anchoring.cancel()
             await owned.close()
 
     settings = services.settings if services is not None else get_settings()

@@ -93,6 +93,7 @@ async def audit_and_harden(
         )
     await security.record(
         pool,
+        key=services(request).settings.audit_chain_key,
         actor=principal.subject,
         role=principal.role.value,
         action=f"{request.method} {template}",

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import sys
 
+import typer
 import uvicorn
 
 from store.db import create_pool
+from store.grants import grant_application_role
 from store.migrate import migrate as apply_migrations
 from workers import embedded
 from workers.cli_app import app, console, run_command, until_signalled
+from workers.embedded import StackError
 from workers.health import listener_health
 from workers.listener import listener_for
 from workers.logs import configure_logging
@@ -30,16 +33,28 @@ def up() -> None:
 
 
 @app.command()
-def migrate() -> None:
+def migrate(
+    grant_to: str | None = typer.Option(
+        None,
+        help="then give this application role its rights: data, INSERT and SELECT only on "
+        "the audit log, no DDL (run as the owner role)",
+    ),
+) -> None:
     """Apply pending database migrations (idempotent)."""
 
     async def main(settings: Settings) -> None:
         pool = await create_pool(await embedded.database_url(settings))
         try:
             applied = await apply_migrations(pool)
+            if grant_to:
+                await grant_application_role(pool, grant_to)
+        except LookupError as exc:
+            raise StackError(str(exc)) from None
         finally:
             await pool.close()
         console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+        if grant_to:
+            console.print(f"granted the application rights to {grant_to}")
 
     run_command(main)
 

@@ -105,13 +105,31 @@ def audit_search(
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Recompute the hash chain; exit 1 and name the first row that does not match."""
-    checked, broken = run_command(lambda s: _with_pool(s, security.verify))
-    if broken is not None:
+def audit_verify(
+    anchor: str | None = typer.Option(
+        None, help="an exported anchor ID:HASH (`audit anchor`, or the API's audit.anchor log)"
+    ),
+) -> None:
+    """Recompute the keyed hash chain; exit 1 and say where it breaks. With an anchor, the
+    anchored row must be there with its hash (rows deleted from the tail show)."""
+    pinned = security.Anchor.parse(anchor) if anchor else None
+    result = run_command(
+        lambda s: _with_pool(s, lambda pool: security.verify(pool, s.audit_chain_key, pinned))
+    )
+    if result.broken is not None:
         err_console.print(
-            f"[red]audit log tampered:[/] row {broken} does not match the chain "
-            f"({checked} rows before it are intact)"
+            f"[red]audit log tampered:[/] row {result.broken} does not match the chain "
+            f"({result.checked} rows before it are intact)"
         )
         raise typer.Exit(1)
-    console.print(f"audit log intact: {checked} rows verified")
+    if result.anchor_problem is not None:
+        err_console.print(f"[red]audit log tampered:[/] {result.anchor_problem}")
+        raise typer.Exit(1)
+    console.print(f"audit log intact: {result.checked} rows verified")
+
+
+@audit_app.command("anchor")
+def audit_anchor() -> None:
+    """Print the chain's anchor (newest id and hash) to keep outside the database."""
+    found = run_command(lambda s: _with_pool(s, security.latest_anchor))
+    console.print(str(found) if found else "the audit log is empty")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
@@ -151,6 +153,14 @@ class Settings(BaseSettings):
         SecretStr(DEV_KEY_SECRET),
         description="HMAC secret for encounter keys; set a real one outside development",
     )
+    audit_key: SecretStr | None = Field(
+        None,
+        description="HMAC key of the audit log's hash chain, held outside the database; "
+        "unset = derived from CAREBRIDGE_KEY_SECRET",
+    )
+    audit_anchor_minutes: float = Field(
+        60.0, gt=0, description="how often the API logs the audit chain's anchor (id:hash)"
+    )
     ack_timeout_seconds: float = Field(
         10.0, description="Longest wait for inbox + Temporal before answering AE"
     )
@@ -245,6 +255,13 @@ class Settings(BaseSettings):
                 "or an example's placeholder)"
             )
         return None
+
+    @property
+    def audit_chain_key(self) -> bytes:
+        if self.audit_key is not None:
+            return self.audit_key.get_secret_value().encode()
+        secret = self.key_secret.get_secret_value().encode()
+        return hmac.new(secret, b"carebridge audit chain", hashlib.sha256).digest()
 
     @property
     def auth_required(self) -> bool:

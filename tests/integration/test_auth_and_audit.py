@@ -337,8 +337,9 @@ async def test_audit_rows_for_reads_and_changes_and_tampering_is_detected(
     assert ("user.supervisor", "POST /transitions/{transition_id}/notes", "200") in actions
     assert all(r["patient_key"] for r in found.json())  # the opaque key, not an MRN
 
-    checked, broken = await security.verify(pool)
-    assert broken is None and checked > 0
+    key = secured.services.settings.audit_chain_key
+    first = await security.verify(pool, key)
+    assert first.intact and first.checked > 0
     with pytest.raises(asyncpg.RaiseError, match="append-only"):
         await pool.execute("UPDATE audit_log SET outcome = '200'")
     with pytest.raises(asyncpg.RaiseError, match="append-only"):
@@ -349,13 +350,13 @@ async def test_audit_rows_for_reads_and_changes_and_tampering_is_detected(
         await conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
         try:
             await conn.execute("UPDATE audit_log SET outcome = '403' WHERE id = $1", target)
-            assert (await security.verify(pool))[1] == target
+            assert (await security.verify(pool, key)).broken == target
             tampered = await audit_verify_cli(database_url)
             assert tampered.exit_code == 1 and f"row {target} does not match" in tampered.output
             await conn.execute("UPDATE audit_log SET outcome = $2 WHERE id = $1", target, original)
         finally:
             await conn.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only")
-    assert (await security.verify(pool))[1] is None
+    assert (await security.verify(pool, key)).intact
     intact = await audit_verify_cli(database_url)
     assert intact.exit_code == 0 and "audit log intact" in intact.output
 

@@ -479,17 +479,26 @@ def test_hpa_scales_the_worker_deployment_on_cpu() -> None:
 
 
 def test_pods_read_the_secret_documented_in_secret_example() -> None:
-    (example,) = load_docs(BASE / "secret.example.yaml")
+    """The application reads the application role's Secret; the migration Job alone also
+    reads the owner's, last (its DSN wins), and runs `migrate --grant-to` the application
+    role: the application never holds the owner's password (issue 18 item 2)."""
+    example, migration = load_docs(BASE / "secret.example.yaml")
     assert example["kind"] == "Secret" and set(example["stringData"]) == SECRET_KEYS
+    assert set(migration["stringData"]) == {"CAREBRIDGE_DATABASE_URL"}
+    assert "carebridge_owner" in migration["stringData"]["CAREBRIDGE_DATABASE_URL"]
     objects = build(BASE)
     assert not find(objects, "Secret"), "the base must not ship a Secret"
     (config,) = find(objects, "ConfigMap")
     for kind in ("Deployment", "Job"):
         for workload, container in containers(objects, kind):
             refs = container["envFrom"]
-            secrets = {r["secretRef"]["name"] for r in refs if "secretRef" in r}
+            secrets = [r["secretRef"]["name"] for r in refs if "secretRef" in r]
             configs = {r["configMapRef"]["name"] for r in refs if "configMapRef" in r}
-            assert secrets == {example["metadata"]["name"]}, workload["metadata"]["name"]
+            expected = [example["metadata"]["name"]]
+            if kind == "Job":
+                expected.append(migration["metadata"]["name"])
+                assert container["args"] == ["migrate", "--grant-to", "carebridge"]
+            assert secrets == expected, workload["metadata"]["name"]
             assert configs == {config["metadata"]["name"]}, workload["metadata"]["name"]
 
 
