@@ -12,12 +12,13 @@ import hmac
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 TOKEN_PREFIX = "cb_"
+DEFAULT_TOKEN_LIFETIME = timedelta(days=90)
 GENESIS = "0" * 64
 _AUDIT_LOCK = 0x0CA8EB81A0D1
 
@@ -36,18 +37,26 @@ class TokenRecord:
 
 
 async def create_token(
-    pool: asyncpg.Pool, *, name: str, subject: str, role: str, team: str | None = None
+    pool: asyncpg.Pool,
+    *,
+    name: str,
+    subject: str,
+    role: str,
+    team: str | None = None,
+    expires_in: timedelta | None = DEFAULT_TOKEN_LIFETIME,
 ) -> tuple[int, str]:
-    """A new token; the clear text is returned once and never stored."""
+    """A new token; the clear text is returned once and never stored. It stops working
+    after `expires_in` (None: never, for a system integration that is rotated by hand)."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token_id = await pool.fetchval(
-        "INSERT INTO api_tokens (name, subject, role, team, token_hash) "
-        "VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        "INSERT INTO api_tokens (name, subject, role, team, token_hash, expires_at) "
+        "VALUES ($1, $2, $3, $4, $5, now() + $6::interval) RETURNING id",
         name,
         subject,
         role,
         team,
         hash_token(token),
+        expires_in,
     )
     return int(token_id), token
 
@@ -55,7 +64,8 @@ async def create_token(
 async def find_token(pool: asyncpg.Pool, token: str) -> TokenRecord | None:
     row = await pool.fetchrow(
         "SELECT id, name, subject, role, team FROM api_tokens "
-        "WHERE token_hash = $1 AND revoked_at IS NULL",
+        "WHERE token_hash = $1 AND revoked_at IS NULL "
+        "AND (expires_at IS NULL OR expires_at > now())",
         hash_token(token),
     )
     return TokenRecord(**dict(row)) if row else None
@@ -70,7 +80,8 @@ async def revoke_token(pool: asyncpg.Pool, token_id: int) -> bool:
 
 async def list_tokens(pool: asyncpg.Pool) -> list[dict[str, Any]]:
     rows = await pool.fetch(
-        "SELECT id, name, subject, role, team, created_at, revoked_at FROM api_tokens ORDER BY id"
+        "SELECT id, name, subject, role, team, created_at, expires_at, revoked_at FROM api_tokens "
+        "ORDER BY id"
     )
     return [dict(row) for row in rows]
 

@@ -1,7 +1,10 @@
 """Authentication and roles for the API and the web pages.
 
 A caller presents a bearer token: a carebridge API token (hashed in Postgres, `carebridge
-tokens`) or, when an issuer is configured, an OIDC JWT checked against the issuer's JWKS.
+tokens`, with an expiry) or, when an issuer is configured, an OIDC JWT checked against the
+issuer's JWKS. A browser presents a session cookie instead, issued by POST /login once the
+credential is checked (store/sessions.py): its state-changing calls must carry the
+session's CSRF token (X-CSRF-Token), since a cookie travels with requests other sites make.
 Every route states the roles it admits (`require(...)`). In development, unless
 CAREBRIDGE_REQUIRE_AUTH is set, a request without credentials is served as the local
 developer (so `make run` and the curl example work); production always requires a token.
@@ -10,8 +13,10 @@ developer (so `make run` and the curl example work); production always requires 
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
@@ -19,7 +24,7 @@ from typing import Any
 import jwt
 from fastapi import HTTPException, Request
 
-from store import security
+from store import security, sessions
 from workers.api_common import services
 from workers.settings import Settings
 
@@ -34,7 +39,9 @@ class Role(StrEnum):
 
 
 CLINICAL = (Role.CARE_MANAGER, Role.SUPERVISOR)
-COOKIE = "cb_token"
+SESSION_COOKIE = "cb_session"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,8 @@ class Principal:
     subject: str
     role: Role
     team: str | None = None
-    via: str = "token"
+    via: str = "token"  # token, jwt, session, open
+    csrf_token: str | None = None  # a session's: its state-changing calls must send it
 
     @property
     def is_open_development(self) -> bool:
@@ -59,11 +67,21 @@ def _jwks(url: str) -> jwt.PyJWKClient:
     return jwt.PyJWKClient(url, cache_keys=True)
 
 
-def _credentials(request: Request) -> str | None:
+def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
-    return request.cookies.get(COOKIE)
+    return None
+
+
+async def principal_of_credential(request: Request, token: str) -> Principal | None:
+    """Who an API token or a JWT names, or None (unknown, revoked, expired, invalid)."""
+    if token.startswith(security.TOKEN_PREFIX):
+        found = await security.find_token(services(request).pool, token)
+        if found is None:
+            return None
+        return Principal(subject=found.subject, role=Role(found.role), team=found.team)
+    return await asyncio.to_thread(_from_jwt, token, services(request).settings)
 
 
 def _from_jwt(token: str, settings: Settings) -> Principal | None:
@@ -91,18 +109,26 @@ def _from_jwt(token: str, settings: Settings) -> Principal | None:
 
 
 async def authenticate(request: Request) -> Principal | None:
-    token = _credentials(request)
-    if token is None:
-        settings = services(request).settings
-        if not settings.auth_required:
-            return Principal(subject="developer", role=Role.DEVELOPER, via="open")
-        return None
-    if token.startswith(security.TOKEN_PREFIX):
-        found = await security.find_token(services(request).pool, token)
+    token = _bearer(request)
+    if token is not None:
+        return await principal_of_credential(request, token)
+    session_id = request.cookies.get(SESSION_COOKIE)
+    settings = services(request).settings
+    if session_id:
+        idle = timedelta(minutes=settings.session_idle_minutes)
+        found = await sessions.find_session(services(request).pool, session_id, idle)
         if found is None:
             return None
-        return Principal(subject=found.subject, role=Role(found.role), team=found.team)
-    return await asyncio.to_thread(_from_jwt, token, services(request).settings)
+        return Principal(
+            subject=found.subject,
+            role=Role(found.role),
+            team=found.team,
+            via="session",
+            csrf_token=found.csrf_token,
+        )
+    if not settings.auth_required:
+        return Principal(subject="developer", role=Role.DEVELOPER, via="open")
+    return None
 
 
 def require(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
@@ -116,6 +142,13 @@ def require(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
                 401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"}
             )
         request.state.principal = principal
+        if principal.via == "session":  # the pages put it in their state-changing calls
+            request.state.csrf_token = principal.csrf_token
+            request.state.signed_in = True
+        if principal.via == "session" and request.method not in SAFE_METHODS:
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not (principal.csrf_token and hmac.compare_digest(sent, principal.csrf_token)):
+                raise HTTPException(403, "the page's CSRF token is missing or wrong: reload it")
         if principal.role not in admitted:
             raise HTTPException(403, f"the {principal.role.value} role may not do this")
         return principal

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import typer
@@ -37,6 +37,9 @@ def tokens_create(
     subject: str = typer.Option(..., "--subject", help="the user or system acting with it"),
     role: str = typer.Option(..., "--role", help=", ".join(ROLES)),
     team: str | None = typer.Option(None, "--team", help="limit a supervisor to a facility"),
+    expires_in_days: int = typer.Option(
+        90, "--expires-in-days", min=0, help="days until it stops working; 0: never"
+    ),
 ) -> None:
     """Create a token and print it once (only its hash is stored)."""
     if role not in ROLES:
@@ -46,7 +49,12 @@ def tokens_create(
         lambda s: _with_pool(
             s,
             lambda pool: security.create_token(
-                pool, name=name, subject=subject, role=role, team=team
+                pool,
+                name=name,
+                subject=subject,
+                role=role,
+                team=team,
+                expires_in=timedelta(days=expires_in_days) if expires_in_days else None,
             ),
         )
     )
@@ -69,7 +77,7 @@ def tokens_list() -> None:
     """Every token (never the token itself)."""
     rows = run_command(lambda s: _with_pool(s, security.list_tokens))
     table = Table(title="API tokens")
-    for column in ("id", "name", "subject", "role", "team", "created", "revoked"):
+    for column in ("id", "name", "subject", "role", "team", "created", "expires", "revoked"):
         table.add_column(column)
     for row in rows:
         table.add_row(
@@ -79,6 +87,7 @@ def tokens_list() -> None:
             row["role"],
             row["team"] or "",
             str(row["created_at"])[:19],
+            str(row["expires_at"] or "never")[:19],
             str(row["revoked_at"] or "")[:19],
         )
     console.print(table)

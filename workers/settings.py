@@ -190,6 +190,10 @@ class Settings(BaseSettings):
         description="JSON keyring file {current, keys}; default in development: "
         "<state dir>/codec-keys.json, generated with 0600 permissions",
     )
+    session_idle_minutes: float = Field(
+        30.0, gt=0, description="a web session unused this long ends (log in again)"
+    )
+    session_hours: float = Field(12.0, gt=0, description="a web session ends this long after login")
     require_auth: bool = Field(
         False, description="Require tokens in development too (production always does)"
     )

@@ -3,22 +3,24 @@ JavaScript that calls the same API the CLI uses."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import hmac
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, get_args, get_origin
+from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from schemas.social_needs import QUESTIONS, HrsnAnswers, HrsnDomain
 from schemas.transition import TransitionStatus
 from schemas.worklist import TransitionQuery
-from store import dashboard, projection
+from store import dashboard, projection, sessions
 from workers.api_common import services
 from workers.api_transitions import live_state
-from workers.auth import COOKIE, Role, require
+from workers.auth import SESSION_COOKIE, Role, principal_of_credential, require
 from workers.care_plan import build_care_plan, reach_of
 from workers.charts import bar_chart
 from workers.services import Services
@@ -68,11 +70,88 @@ def _render(
     return templates.TemplateResponse(request, name, context)
 
 
-@router.get("/login", response_class=RedirectResponse)
-async def login(token: Annotated[str, Query(min_length=8, max_length=500)]) -> RedirectResponse:
-    """Keep the token in an HttpOnly cookie so the pages (and their fetch calls) carry it."""
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request, svc: Svc) -> HTMLResponse:
+    return _login_page(request, svc)
+
+
+def _login_page(
+    request: Request, svc: Services, error: str = "", status: int = 200
+) -> HTMLResponse:
+    settings = svc.settings
+    page = _render(
+        request,
+        svc,
+        "login.html",
+        error=error,
+        idle=int(settings.session_idle_minutes),
+        hours=int(settings.session_hours),
+    )
+    page.status_code = status
+    return page
+
+
+def _same_origin(request: Request) -> bool:
+    """A form posted from another site carries its Origin: a login it did not ask for (login
+    CSRF) is refused. No Origin (an old client) is let through."""
+    origin = request.headers.get("origin")
+    return origin is None or origin == f"{request.url.scheme}://{request.url.netloc}"
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return {key: values[0] for key, values in parse_qs(body).items()}
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request, svc: Svc) -> Response:
+    """Check the credential once and exchange it for a server-side session: the cookie holds
+    only the session's random id, HttpOnly, SameSite=Strict, Secure over TLS."""
+    if not _same_origin(request):
+        return _login_page(request, svc, "sign in from carebridge's own page", 403)
+    token = (await _form(request)).get("token", "").strip()
+    principal = await principal_of_credential(request, token) if token else None
+    if principal is None or principal.role == Role.DEVELOPER:
+        return _login_page(request, svc, "that token is unknown, revoked or expired", 401)
+    settings = svc.settings
+    session_id, _ = await sessions.open_session(
+        svc.pool,
+        subject=principal.subject,
+        role=principal.role.value,
+        team=principal.team,
+        lifetime=timedelta(hours=settings.session_hours),
+    )
+    request.state.principal = principal  # audited as the person who signed in
     response = RedirectResponse("/", status_code=303)
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_id,
+        max_age=int(settings.session_hours * 3600),
+        httponly=True,
+        samesite="strict",
+        secure=_over_tls(request, settings.public_url),
+    )
+    return response
+
+
+def _over_tls(request: Request, public_url: str) -> bool:
+    forwarded = request.headers.get("x-forwarded-proto", "")
+    return request.url.scheme == "https" or public_url.startswith("https") or forwarded == "https"
+
+
+@router.post("/logout", response_class=RedirectResponse)
+async def logout(request: Request, svc: Svc) -> RedirectResponse:
+    """End the session (the form carries the session's CSRF token)."""
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if session_id and _same_origin(request):
+        found = await sessions.find_session(
+            svc.pool, session_id, timedelta(minutes=svc.settings.session_idle_minutes)
+        )
+        sent = (await _form(request)).get("csrf", "")
+        if found is not None and hmac.compare_digest(sent, found.csrf_token):
+            await sessions.close_session(svc.pool, session_id)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
     return response
 
 

@@ -38,6 +38,8 @@ OPEN = {
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/login"),
+    ("POST", "/login"),  # checks the credential it is given (test_web_sessions)
+    ("POST", "/logout"),
 }
 
 
@@ -373,20 +375,24 @@ async def test_codec_endpoint_round_trip_and_web_login_cookie(secured: Secured) 
     garbage = await secured.http.post("/codec/decode", content=b"{nope", headers=operator)
     assert garbage.status_code == 422
 
-    login = await secured.http.get(
-        "/login", params={"token": secured.tokens[Role.CARE_MANAGER]}, follow_redirects=False
+    login = await secured.http.post(
+        "/login", data={"token": secured.tokens[Role.CARE_MANAGER]}, follow_redirects=False
     )
     assert login.status_code == 303
     cookie = login.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie
-    page = await secured.http.get(
-        "/", headers={"Cookie": f"cb_token={secured.tokens[Role.CARE_MANAGER]}"}
-    )
+    assert secured.tokens[Role.CARE_MANAGER] not in cookie  # a session id, not the token
+    session = cookie.split(";")[0]
+    page = await secured.http.get("/", headers={"Cookie": session})
     assert page.status_code == 200 and "Worklist" in page.text
     assert page.headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
-    forged = await secured.http.get("/", headers={"Cookie": "cb_token=cb_forged"})
+    forged = await secured.http.get("/", headers={"Cookie": "cb_session=forged"})
     assert forged.status_code == 401
+    token_as_cookie = await secured.http.get(
+        "/", headers={"Cookie": f"cb_token={secured.tokens[Role.CARE_MANAGER]}"}
+    )
+    assert token_as_cookie.status_code == 401  # the old token cookie is no credential
     unknown_field = await secured.http.post(
         "/transitions/x/notes",
         json={"text": "a", "admin": True},
