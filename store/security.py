@@ -186,6 +186,14 @@ async def latest_anchor(pool: asyncpg.Pool) -> Anchor | None:
     return Anchor(row["id"], row["hash"]) if row is not None else None
 
 
+async def patient_key_of(pool: asyncpg.Pool, transition_id: str) -> str | None:
+    """The opaque patient key of a transition, for its audit rows."""
+    found = await pool.fetchval(
+        "SELECT patient_key FROM encounters WHERE transition_id = $1 LIMIT 1", transition_id
+    )
+    return str(found) if found is not None else None
+
+
 async def verify(pool: asyncpg.Pool, key: bytes, anchor: Anchor | None = None) -> Verification:
     """Recompute the chain; with an anchor, its row must be there with the anchored hash (an
     edit before it, or rows deleted from the tail past it, show)."""

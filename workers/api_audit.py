@@ -9,26 +9,16 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from store import security
-from workers.api_common import services
-from workers.auth import Principal, Role, require
+from workers.api_common import problem, services
+from workers.audit_trail import AUDITED, record_call
+from workers.auth import SAFE_METHODS, Principal, Role, require
 
 router = APIRouter(tags=["audit"])
-AUDITED = {
-    "transitions": "transition",
-    "messages": "message",
-    "reports": "report",
-    "codec": "codec",
-    "adt": "adt",
-    "audit": "audit",
-    "ui": "transition",
-    "dashboard": "dashboard",
-    "notifications": "notification",
-    "digests": "digest",
-    "": "worklist",
-}
+log = structlog.get_logger(__name__)
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -56,13 +46,6 @@ def content_security_policy(path: str, nonce: str) -> str:
     return PAGE_POLICY.format(nonce=nonce)
 
 
-def _route_of(request: Request) -> tuple[str, dict[str, Any]]:
-    """The matched route's template and parameters (the router leaves them in the scope)."""
-    route = request.scope.get("route")
-    template = str(getattr(route, "path", request.url.path))
-    return template, dict(request.scope.get("path_params", {}))
-
-
 async def audit_and_harden(
     request: Request, call_next: Callable[[Request], Awaitable[Response]]
 ) -> Response:
@@ -75,34 +58,17 @@ async def audit_and_harden(
     )
     principal: Principal | None = getattr(request.state, "principal", None)
     first = request.url.path.strip("/").split("/")[0]
-    if principal is None or first not in AUDITED:
+    refused = response.status_code == 401  # who tried, and failed to say who they are
+    if first not in AUDITED or (principal is None and not refused):
         return response
-    template, params = _route_of(request)
-    resource = (
-        params.get("transition_id")
-        or params.get("message_id")
-        or params.get("notification_id")
-        or params.get("kind")
-    )
-    pool = services(request).pool
-    patient = None
-    if params.get("transition_id"):
-        patient = await pool.fetchval(
-            "SELECT patient_key FROM encounters WHERE transition_id = $1 LIMIT 1",
-            params["transition_id"],
-        )
-    await security.record(
-        pool,
-        key=services(request).settings.audit_chain_key,
-        actor=principal.subject,
-        role=principal.role.value,
-        action=f"{request.method} {template}",
-        resource_type=AUDITED[first],
-        resource_id=str(resource) if resource is not None else None,
-        patient_key=patient,
-        source=request.client.host if request.client else None,
-        outcome=str(response.status_code),
-    )
+    actor, role = (principal.subject, principal.role.value) if principal else ("anonymous", "none")
+    try:
+        await record_call(request, actor, role, str(response.status_code))
+    except Exception as exc:
+        log.error("audit.not_recorded", error_type=type(exc).__name__)
+        if request.method in SAFE_METHODS:  # a read not in the log is not shown
+            return problem(503, "Service Unavailable", "the audit log cannot be written")
+        # a change: its "attempt" row is there; the outcome is in the response only
     return response
 
 

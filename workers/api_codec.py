@@ -14,7 +14,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 
 from workers.api_common import problem, services
 from workers.auth import Role, require
-from workers.codec import EncryptionCodec
+from workers.codec import BOUND_TO, EncryptionCodec
 from workers.services import Services
 from workers.settings import Settings
 
@@ -68,6 +68,10 @@ async def _apply(
         payloads = json_format.Parse(await request.body(), Payloads())
     except json_format.ParseError as exc:
         return problem(422, "Invalid request", f"not a Payloads JSON document: {exc}")
+    # Whose data this is: the workflows the payloads are bound to (the audit row names them).
+    bound = {p.metadata[BOUND_TO].decode() for p in payloads.payloads if BOUND_TO in p.metadata}
+    if bound:
+        request.state.audit_resource = ",".join(sorted(bound))
     try:
         result = Payloads(payloads=await transform(payloads.payloads))
     except Exception as exc:  # unknown key, tampered payload: say so, never 500

@@ -26,6 +26,7 @@ from fastapi import HTTPException, Request
 
 from store import security, sessions
 from workers.api_common import services
+from workers.audit_trail import is_audited, record_call
 from workers.settings import Settings
 
 
@@ -131,6 +132,17 @@ async def authenticate(request: Request) -> Principal | None:
     return None
 
 
+async def _audit_attempt(request: Request, principal: Principal) -> None:
+    """A change is in the audit log before it is made: if its row cannot be written, the
+    change is refused (503), never made unaudited."""
+    try:
+        await record_call(request, principal.subject, principal.role.value, "attempt")
+    except Exception as exc:
+        raise HTTPException(
+            503, f"the audit log cannot be written ({type(exc).__name__}): nothing was changed"
+        ) from None
+
+
 def require(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency: 401 without valid credentials, 403 for a role the route does not admit."""
     admitted = set(roles) | {Role.DEVELOPER}
@@ -151,6 +163,8 @@ def require(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
                 raise HTTPException(403, "the page's CSRF token is missing or wrong: reload it")
         if principal.role not in admitted:
             raise HTTPException(403, f"the {principal.role.value} role may not do this")
+        if request.method not in SAFE_METHODS and is_audited(request):
+            await _audit_attempt(request, principal)
         return principal
 
     dependency.__name__ = f"require_{'_'.join(r.value for r in roles)}"

@@ -27,6 +27,7 @@ from store import inbox, notifications
 from store.db import create_pool
 from workers import embedded
 from workers.cli_app import app, console, err_console, run_command, site_config, site_zone
+from workers.cli_audit import audited
 from workers.embedded import StackError
 from workers.listener import END_BLOCK, frame
 from workers.services import Services
@@ -77,11 +78,18 @@ def messages_show(message_id: int) -> None:
     """One message: raw, parsed, and what it caused."""
 
     async def main(settings: Settings) -> dict[str, Any] | None:
-        pool = await create_pool(await embedded.database_url(settings), max_size=2)
-        try:
-            return await inbox.get_message(pool, message_id)
-        finally:
-            await pool.close()
+        async with audited(
+            settings,
+            action="messages show",
+            resource_type="message",
+            resource_id=str(message_id),
+            changes=False,
+        ):
+            pool = await create_pool(await embedded.database_url(settings), max_size=2)
+            try:
+                return await inbox.get_message(pool, message_id)
+            finally:
+                await pool.close()
 
     row = run_command(main)
     if row is None:
@@ -95,13 +103,19 @@ def messages_reprocess(message_id: int) -> None:
     """Run a stored message again (after a fix); the new row links to the original."""
 
     async def main(settings: Settings) -> None:
-        services = await Services.connect(settings)
-        try:
-            result = await services.intake.reprocess(message_id)
-        except LookupError as exc:
-            raise StackError(str(exc)) from None
-        finally:
-            await services.close()
+        async with audited(
+            settings,
+            action="messages reprocess",
+            resource_type="message",
+            resource_id=str(message_id),
+        ):
+            services = await Services.connect(settings)
+            try:
+                result = await services.intake.reprocess(message_id)
+            except LookupError as exc:
+                raise StackError(str(exc)) from None
+            finally:
+                await services.close()
         console.print(
             f"message {message_id} reprocessed as {result.inbox_id}: {result.code.value} "
             f"({result.status})"

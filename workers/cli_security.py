@@ -14,6 +14,7 @@ from store.db import create_pool
 from workers import embedded
 from workers.auth import Role
 from workers.cli_app import app, console, err_console, run_command
+from workers.cli_audit import audited
 from workers.settings import Settings
 
 tokens_app = typer.Typer(help="API tokens: create (shown once), revoke, list.")
@@ -45,19 +46,24 @@ def tokens_create(
     if role not in ROLES:
         err_console.print(f"[red]error:[/] unknown role {role!r}: use one of {', '.join(ROLES)}")
         raise typer.Exit(1)
-    token_id, token = run_command(
-        lambda s: _with_pool(
-            s,
-            lambda pool: security.create_token(
-                pool,
-                name=name,
-                subject=subject,
-                role=role,
-                team=team,
-                expires_in=timedelta(days=expires_in_days) if expires_in_days else None,
-            ),
-        )
-    )
+    lifetime = timedelta(days=expires_in_days) if expires_in_days else None
+
+    async def main(settings: Settings) -> tuple[int, str]:
+        async with audited(
+            settings,
+            action=f"tokens create {role} {subject}",
+            resource_type="token",
+            resource_id=name,
+        ):
+            created: tuple[int, str] = await _with_pool(
+                settings,
+                lambda pool: security.create_token(
+                    pool, name=name, subject=subject, role=role, team=team, expires_in=lifetime
+                ),
+            )
+            return created
+
+    token_id, token = run_command(main)
     console.print(f"token {token_id} for {subject} ({role}); shown once, keep it safe:")
     console.print(token, soft_wrap=True)
 
@@ -65,7 +71,17 @@ def tokens_create(
 @tokens_app.command("revoke")
 def tokens_revoke(token_id: int) -> None:
     """Revoke a token now."""
-    done = run_command(lambda s: _with_pool(s, lambda pool: security.revoke_token(pool, token_id)))
+
+    async def main(settings: Settings) -> bool:
+        async with audited(
+            settings, action="tokens revoke", resource_type="token", resource_id=str(token_id)
+        ):
+            revoked: bool = await _with_pool(
+                settings, lambda pool: security.revoke_token(pool, token_id)
+            )
+            return revoked
+
+    done = run_command(main)
     if not done:
         err_console.print(f"[red]error:[/] no active token {token_id}")
         raise typer.Exit(1)

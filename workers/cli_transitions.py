@@ -35,6 +35,7 @@ from store.db import create_pool
 from workers import embedded
 from workers.care_plan import build_care_plan
 from workers.cli_app import app, console, err_console, run_command, site_config, site_zone
+from workers.cli_audit import audited
 from workers.embedded import StackError
 from workers.settings import Settings
 from workers.temporal import IDEMPOTENCY_KEY_PATTERN, connect, update_id
@@ -119,12 +120,19 @@ def show(
     """One transition: steps, due times in local time, escalation level, and its timeline."""
 
     async def main(settings: Settings) -> tuple[TransitionState, list[dict[str, Any]]]:
-        state = await _state(settings, transition_id)
-        pool = await create_pool(await embedded.database_url(settings), max_size=2)
-        try:
-            return state, await projection.timeline(pool, transition_id)
-        finally:
-            await pool.close()
+        async with audited(
+            settings,
+            action="show",
+            resource_type="transition",
+            resource_id=transition_id,
+            changes=False,
+        ):
+            state = await _state(settings, transition_id)
+            pool = await create_pool(await embedded.database_url(settings), max_size=2)
+            try:
+                return state, await projection.timeline(pool, transition_id)
+            finally:
+                await pool.close()
 
     state, events = run_command(main)
     if as_json:
@@ -141,15 +149,19 @@ def _act(transition_id: str, update: str, request: BaseModel, done: str, key: st
     """Run one step action (a workflow Update); a refusal prints the validator's message."""
 
     async def main(settings: Settings) -> None:
-        handle = await _handle(settings, transition_id)
-        try:
-            await handle.execute_update(update, request, id=update_id(update, key))
-        except WorkflowUpdateFailedError as exc:
-            raise StackError(f"refused: {exc.cause or exc}") from None
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                raise StackError(f"no running transition {transition_id}") from None
-            raise
+        by = getattr(request, "by", None)
+        async with audited(
+            settings, action=update, resource_type="transition", resource_id=transition_id, by=by
+        ):
+            handle = await _handle(settings, transition_id)
+            try:
+                await handle.execute_update(update, request, id=update_id(update, key))
+            except WorkflowUpdateFailedError as exc:
+                raise StackError(f"refused: {exc.cause or exc}") from None
+            except RPCError as exc:
+                if exc.status == RPCStatusCode.NOT_FOUND:
+                    raise StackError(f"no running transition {transition_id}") from None
+                raise
         console.print(done)
 
     run_command(main)

@@ -137,6 +137,11 @@ class Settings(BaseSettings):
         description="client certificate subject CN -> the MSH-4 facilities it may send for: "
         "'engine.hospital.org=GENHOSP|NORTH,lab.example.org=LAB'; empty = any facility",
     )
+    trusted_proxies: str = Field(
+        "",
+        description="comma-separated networks (CIDR) of reverse proxies whose X-Forwarded-For "
+        "names the client in the audit log; empty = the peer address",
+    )
     mllp_allowed_sources: str = Field(
         "", description="comma-separated IP networks (CIDR) that may connect; empty = any"
     )
@@ -285,23 +290,21 @@ class Settings(BaseSettings):
         return senders
 
     @property
-    def mllp_source_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
-        return tuple(
-            ip_network(n.strip(), strict=False)
-            for n in self.mllp_allowed_sources.split(",")
-            if n.strip()
-        )
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return _networks(self.trusted_proxies)
 
-    @field_validator("mllp_allowed_sources")
+    @property
+    def mllp_source_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return _networks(self.mllp_allowed_sources)
+
+    @field_validator("mllp_allowed_sources", "trusted_proxies")
     @classmethod
-    def _networks(cls, value: str) -> str:
+    def _are_networks(cls, value: str) -> str:
         for network in filter(None, (n.strip() for n in value.split(","))):
             try:
                 ip_network(network, strict=False)
             except ValueError:
-                raise ValueError(
-                    f"CAREBRIDGE_MLLP_ALLOWED_SOURCES: {network!r} is not a network"
-                ) from None
+                raise ValueError(f"{network!r} is not a network (CIDR)") from None
         return value
 
     @model_validator(mode="after")
@@ -329,6 +332,10 @@ def _default_protocols_dir() -> Path:
     """The repository's protocols/ (editable install), else ./protocols."""
     beside = Path(__file__).resolve().parent.parent / "protocols"
     return beside if beside.is_dir() else Path("protocols")
+
+
+def _networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    return tuple(ip_network(n.strip(), strict=False) for n in text.split(",") if n.strip())
 
 
 @lru_cache(maxsize=1)
