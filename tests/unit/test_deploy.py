@@ -690,3 +690,23 @@ def test_prometheus_scrapes_each_role_on_its_port() -> None:
         for dns in job.get("dns_sd_configs", []):
             targets |= {f"{name}:{dns['port']}" for name in dns["names"]}
     assert {"api:8080", "listener:8081", "worker:9464"} <= targets
+
+
+INTERNAL_ANNOTATIONS = {
+    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+    "networking.gke.io/load-balancer-type": "Internal",
+    "service.beta.kubernetes.io/azure-load-balancer-internal": "true",
+}
+
+
+@pytest.mark.parametrize("directory", kustomization_dirs(), ids=lambda p: str(p.relative_to(K8S)))
+def test_no_load_balancer_is_public_or_open_to_every_address(directory: Path) -> None:
+    """Issue 18 item 3: whoever reaches the MLLP port can send ADT, so a LoadBalancer is
+    internal on every cloud and limited to listed source ranges (fails closed)."""
+    for service in find(build(directory), "Service"):
+        if service["spec"].get("type") != "LoadBalancer":
+            continue
+        annotations = service["metadata"].get("annotations", {})
+        assert INTERNAL_ANNOTATIONS.items() <= annotations.items(), service["metadata"]["name"]
+        ranges = service["spec"].get("loadBalancerSourceRanges", [])
+        assert ranges and "0.0.0.0/0" not in ranges, service["metadata"]["name"]
