@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from schemas.site import Transport
-from schemas.transition import ProjectionRecord, StepStatus, UndeliveredNotice
+from schemas.social_needs import ReferralOutcome
+from schemas.transition import ProjectionRecord, StepStatus, TimelineEvent, UndeliveredNotice
 from schemas.worklist import TransitionQuery
 
 LIVE = (StepStatus.OPEN, StepStatus.PENDING)
@@ -45,6 +46,27 @@ ON CONFLICT (transition_id, seq) DO NOTHING
 """
 
 
+# What staff type (a completion's outcome, a cancel reason) may name the patient: it stays in
+# the workflow (encrypted in Temporal) and the transition page shows it from there; the
+# plain-text projection keeps only the controlled words.
+FREE_TEXT_EVENTS = frozenset({"completed", "cancelled"})
+CONTROLLED_WORDS = frozenset({"done", *(o.value for o in ReferralOutcome)})
+WITHHELD = "(written by staff: on the transition page)"
+
+
+def _public(text: str | None) -> str | None:
+    return text if text is None or text in CONTROLLED_WORDS else WITHHELD
+
+
+def _public_events(events: tuple[TimelineEvent, ...]) -> list[TimelineEvent]:
+    return [
+        e.model_copy(update={"detail": _public(e.detail) or ""})
+        if e.kind in FREE_TEXT_EVENTS
+        else e
+        for e in events
+    ]
+
+
 async def upsert(pool: asyncpg.Pool, record: ProjectionRecord) -> bool:
     """Write the row unless a newer version is there, and append the timeline events (both
     idempotent, in one transaction); True when the row was written."""
@@ -66,12 +88,17 @@ async def upsert(pool: asyncpg.Pool, record: ProjectionRecord) -> bool:
             record.escalation_level,
             record.outcome.model_dump_json() if record.outcome else None,
             record.version,
-            json.dumps([step.model_dump(mode="json") for step in record.steps]),
+            json.dumps(
+                [
+                    step.model_dump(mode="json") | {"outcome": _public(step.outcome)}
+                    for step in record.steps
+                ]
+            ),
             sorted({s.assignee for s in record.steps if s.assignee and s.status in LIVE}),
             record.readmitted_at,
         )
         if record.events:
-            events = record.events
+            events = _public_events(record.events)
             await conn.execute(
                 _EVENTS,
                 record.transition_id,
