@@ -174,19 +174,25 @@ def redeliver(notification_id: int = typer.Argument(..., min=1)) -> None:
     its original idempotency key. One already delivered is not sent again."""
 
     async def main(settings: Settings) -> Redelivery | None:
-        pool = await create_pool(await embedded.database_url(settings), max_size=2)
-        try:
-            return await redeliver_notification(
-                pool,
-                Channels(settings.channel_settings),
-                site_config().notifications,
-                settings.public_url,
-                notification_id,
-            )
-        except RedeliveryBusy as exc:
-            raise StackError(str(exc)) from None
-        finally:
-            await pool.close()
+        async with audited(
+            settings,
+            action="redeliver",
+            resource_type="notification",
+            resource_id=str(notification_id),
+        ):
+            pool = await create_pool(await embedded.database_url(settings), max_size=2)
+            try:
+                return await redeliver_notification(
+                    pool,
+                    Channels(settings.channel_settings),
+                    site_config().notifications,
+                    settings.public_url,
+                    notification_id,
+                )
+            except RedeliveryBusy as exc:
+                raise StackError(str(exc)) from None
+            finally:
+                await pool.close()
 
     result = run_command(main)
     if result is None:

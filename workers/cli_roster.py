@@ -19,6 +19,7 @@ from store.db import create_pool
 from store.roster import RosterSummary
 from workers import embedded
 from workers.cli_app import app, console, err_console, run_command
+from workers.cli_audit import audited
 from workers.settings import Settings
 
 roster_app = typer.Typer(help="The attribution roster (site rule attribution: roster | pcp).")
@@ -39,16 +40,19 @@ def roster_import(
         raise typer.Exit(1) from None
 
     async def main(settings: Settings) -> ImportResult:
-        pool = await create_pool(await embedded.database_url(settings), max_size=2)
-        try:
-            return await import_roster(
-                pool,
-                parsed,
-                source_file=file.name,
-                key_secret=settings.key_secret.get_secret_value(),
-            )
-        finally:
-            await pool.close()
+        async with audited(
+            settings, action="roster import", resource_type="roster", resource_id=file.name
+        ):
+            pool = await create_pool(await embedded.database_url(settings), max_size=2)
+            try:
+                return await import_roster(
+                    pool,
+                    parsed,
+                    source_file=file.name,
+                    key_secret=settings.key_secret.get_secret_value(),
+                )
+            finally:
+                await pool.close()
 
     result = run_command(main)
     if result.rejected:
