@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from typer.testing import CliRunner, Result
 
 from ingest import keys
 from tests.conftest import TEST_KEYS
-from tests.helpers import MllpClient, assert_eventually, database_dsn, find_free_port, msa
+from tests.helpers import MllpClient, a03, assert_eventually, database_dsn, find_free_port, msa
 from workers import embedded
 from workers.api import create_app
 from workers.cli import app
@@ -159,6 +160,34 @@ async def run_cli(env: dict[str, str], *args: str) -> Result:
             get_settings.cache_clear()
 
     return await asyncio.to_thread(invoke)
+
+
+async def discharged_and_planned(
+    http: httpx.AsyncClient,
+    settings: Settings,
+    facility: str,
+    *,
+    adt_headers: dict[str, str] | None = None,
+    read_headers: dict[str, str] | None = None,
+) -> str:
+    """POST an A03 for a fresh visit of `facility`, wait until its transition is planned
+    (read with `read_headers`), and return the transition id."""
+    visit = f"V{uuid.uuid4().hex[:8]}"
+    answer = await http.post(
+        "/adt",
+        content=a03(facility=facility, visit=visit),
+        headers={"Content-Type": "x-application/hl7-v2+er7", **(adt_headers or {})},
+    )
+    assert "|AA|" in answer.text, answer.text
+    secret = settings.key_secret.get_secret_value()
+    tid = keys.transition_id(keys.encounter_key(secret, facility, visit))
+
+    async def planned() -> None:
+        state = await http.get(f"/transitions/{tid}", headers=read_headers or {})
+        assert state.status_code == 200 and state.json()["period_ends_at"]
+
+    await assert_eventually(planned)
+    return tid
 
 
 async def resend_until_aa(client: MllpClient, raw: bytes, attempts: int = 60) -> int:

@@ -119,12 +119,13 @@ async def test_a_discharge_without_any_visit_number_is_ae_naming_pv1_19(
 # Item 7: processing id
 
 
+def production_only(site: dict[str, Any]) -> None:
+    site["processing_ids"] = ["P"]
+
+
 async def test_a_training_message_is_refused_ar_202_where_only_production_is_accepted(
     temporal_env: WorkflowEnvironment, pool: asyncpg.Pool, settings: Settings, tmp_path: Path
 ) -> None:
-    def production_only(site: dict[str, Any]) -> None:
-        site["processing_ids"] = ["P"]
-
     facility, control = fresh()
     training = with_field(a03(facility=facility, control_id=control), "MSH", 11, "T")
     async with listener_with_site(temporal_env, pool, settings, tmp_path, production_only) as port:
@@ -238,9 +239,6 @@ async def test_an_oversized_message_is_refused_without_a_field_location(
 async def test_the_v27_truncation_character_is_escaped_in_ack_text(
     temporal_env: WorkflowEnvironment, pool: asyncpg.Pool, settings: Settings, tmp_path: Path
 ) -> None:
-    def production_only(site: dict[str, Any]) -> None:
-        site["processing_ids"] = ["P"]
-
     facility, control = fresh()
     raw = with_field(a03(facility=facility, control_id=control), "MSH", 2, "^~\\&#")
     raw = with_field(with_field(raw, "MSH", 12, "2.7"), "MSH", 11, "T#")

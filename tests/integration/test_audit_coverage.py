@@ -17,8 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from ingest import keys
 from store import security
 from tests.conftest import TEST_KEYS
-from tests.helpers import a03, assert_eventually
-from tests.integration.conftest import RunningStack, run_cli
+from tests.integration.conftest import RunningStack, discharged_and_planned, run_cli
 from workers.api import create_app
 from workers.services import Services
 from workers.settings import Settings
@@ -52,25 +51,16 @@ async def audited(stack: RunningStack, settings: Settings) -> AsyncIterator[Audi
 
 
 async def discharge(audited: Audited) -> str:
-    visit = f"V{uuid.uuid4().hex[:6]}"
     _, feed = await security.create_token(
         audited.services.pool, name="feed", subject="feed", role="integration"
     )
-    answer = await audited.http.post(
-        "/adt",
-        content=a03(facility=audited.facility, visit=visit),
-        headers={**ER7, "Authorization": f"Bearer {feed}"},
+    return await discharged_and_planned(
+        audited.http,
+        audited.services.settings,
+        audited.facility,
+        adt_headers={"Authorization": f"Bearer {feed}"},
+        read_headers=audited.as_supervisor,
     )
-    assert "|AA|" in answer.text
-    secret = audited.services.settings.key_secret.get_secret_value()
-    tid = keys.transition_id(keys.encounter_key(secret, audited.facility, visit))
-
-    async def planned() -> None:
-        state = await audited.http.get(f"/transitions/{tid}", headers=audited.as_supervisor)
-        assert state.status_code == 200 and state.json()["period_ends_at"]
-
-    await assert_eventually(planned)
-    return tid
 
 
 async def rows_for(pool: asyncpg.Pool, resource: str) -> list[tuple[str, str, str, str]]:

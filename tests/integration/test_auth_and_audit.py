@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -20,10 +19,9 @@ import pytest
 import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ingest import keys
 from store import security
-from tests.helpers import a03, assert_eventually, find_free_port
-from tests.integration.conftest import RunningStack
+from tests.helpers import a03, find_free_port
+from tests.integration.conftest import RunningStack, discharged_and_planned
 from workers.api import create_app
 from workers.auth import Role
 from workers.services import Services
@@ -89,22 +87,13 @@ async def secured(stack: RunningStack, settings: Settings) -> AsyncIterator[Secu
 
 
 async def discharge(secured: Secured, facility: str) -> str:
-    visit = f"V{uuid.uuid4().hex[:6]}"
-    response = await secured.http.post(
-        "/adt",
-        content=a03(facility=facility, visit=visit),
-        headers={**ER7, **secured.as_(Role.INTEGRATION)},
+    return await discharged_and_planned(
+        secured.http,
+        secured.services.settings,
+        facility,
+        adt_headers=secured.as_(Role.INTEGRATION),
+        read_headers=secured.as_(Role.OPERATOR),
     )
-    assert "|AA|" in response.text
-    secret = secured.services.settings.key_secret.get_secret_value()
-    tid = keys.transition_id(keys.encounter_key(secret, facility, visit))
-
-    async def planned() -> None:
-        state = await secured.http.get(f"/transitions/{tid}", headers=secured.as_(Role.OPERATOR))
-        assert state.status_code == 200 and state.json()["period_ends_at"]
-
-    await assert_eventually(planned)
-    return tid
 
 
 async def test_every_route_admits_exactly_its_roles(secured: Secured) -> None:

@@ -86,6 +86,16 @@ async def ack_status(pool: asyncpg.Pool, control: str) -> asyncpg.Record:
     return row
 
 
+async def committed_alone(port: int, raw: bytes, control: str) -> None:
+    """The message gets CA as the one reply on its connection, and nothing else follows."""
+    client = await MllpClient.connect(port)
+    try:
+        assert msa(await client.exchange(raw))[1:3] == ["CA", control]
+        await assert_nothing_more(client)
+    finally:
+        await client.close()
+
+
 async def assert_nothing_more(client: MllpClient) -> None:
     """The next reply on the connection answers the next message: nothing else is pending."""
     probe, control = enhanced("AL", "NE")
@@ -104,12 +114,7 @@ async def test_the_commit_ack_is_the_one_reply_and_the_application_ack_goes_to_t
             delivery,
         ):
             raw, control = enhanced("AL", "AL")
-            client = await MllpClient.connect(port)
-            try:
-                assert msa(await client.exchange(raw))[1:3] == ["CA", control]
-                await assert_nothing_more(client)
-            finally:
-                await client.close()
+            await committed_alone(port, raw, control)
             application = await asyncio.wait_for(inbound.frames.get(), 10)
             await delivery.wait_idle()
     finally:
@@ -194,12 +199,7 @@ async def test_without_a_configured_destination_the_application_ack_is_kept(
 ) -> None:
     raw, control = enhanced("AL", "AL")
     async with enhanced_listener(temporal_env, pool, settings, tmp_path, []) as (port, delivery):
-        client = await MllpClient.connect(port)
-        try:
-            assert msa(await client.exchange(raw))[1:3] == ["CA", control]
-            await assert_nothing_more(client)
-        finally:
-            await client.close()
+        await committed_alone(port, raw, control)
         await delivery.wait_idle()
     row = await ack_status(pool, control)
     assert (row["application_ack_status"], row["application_ack_to"]) == ("kept", "none")

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import uuid
 
-from ingest import keys
-from tests.helpers import a03, assert_eventually
-from tests.integration.conftest import RunningStack
+from tests.helpers import assert_eventually
+from tests.integration.conftest import RunningStack, discharged_and_planned
 
 NAME = "ZELDAQUIXOTE"
 
@@ -16,16 +15,8 @@ NAME = "ZELDAQUIXOTE"
 async def test_typed_outcomes_and_reasons_reach_the_page_but_not_the_projection(
     stack: RunningStack,
 ) -> None:
-    facility, visit = f"TXT{uuid.uuid4().hex[:5].upper()}", "V-TXT"
-    assert "|AA|" in (await stack.post_adt(a03(facility=facility, visit=visit))).text
-    secret = stack.services.settings.key_secret.get_secret_value()
-    tid = keys.transition_id(keys.encounter_key(secret, facility, visit))
-
-    async def planned() -> None:
-        state = await stack.http.get(f"/transitions/{tid}")
-        assert state.status_code == 200 and state.json()["period_ends_at"]
-
-    await assert_eventually(planned)
+    facility = f"TXT{uuid.uuid4().hex[:5].upper()}"
+    tid = await discharged_and_planned(stack.http, stack.services.settings, facility)
     steps = f"/transitions/{tid}/steps"
     done = await stack.http.post(
         f"{steps}/interactive_contact/complete",

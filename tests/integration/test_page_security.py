@@ -7,22 +7,12 @@ from __future__ import annotations
 import re
 import uuid
 
-from ingest import keys
-from tests.helpers import a03, assert_eventually
-from tests.integration.conftest import RunningStack
+from tests.integration.conftest import RunningStack, discharged_and_planned
 
 
 async def test_pages_carry_a_fresh_nonce_and_no_inline_script(stack: RunningStack) -> None:
-    facility, visit = f"CSP{uuid.uuid4().hex[:6].upper()}", "V-CSP"
-    assert "|AA|" in (await stack.post_adt(a03(facility=facility, visit=visit))).text
-    secret = stack.services.settings.key_secret.get_secret_value()
-    tid = keys.transition_id(keys.encounter_key(secret, facility, visit))
-
-    async def planned() -> None:
-        state = await stack.http.get(f"/transitions/{tid}")
-        assert state.status_code == 200 and state.json()["period_ends_at"]
-
-    await assert_eventually(planned)
+    facility = f"CSP{uuid.uuid4().hex[:6].upper()}"
+    tid = await discharged_and_planned(stack.http, stack.services.settings, facility)
     nonces = set()
     for path in ("/", f"/ui/transitions/{tid}", f"/ui/transitions/{tid}/care-plan", "/dashboard"):
         page = await stack.http.get(path)

@@ -6,7 +6,6 @@ posted from another site is refused, and API tokens expire."""
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,8 +14,7 @@ import httpx
 import pytest_asyncio
 
 from store import security
-from tests.helpers import a03, assert_eventually
-from tests.integration.conftest import RunningStack
+from tests.integration.conftest import RunningStack, discharged_and_planned
 from workers.api import create_app
 from workers.services import Services
 from workers.settings import Settings
@@ -56,32 +54,16 @@ def session_of(cookie: str) -> dict[str, str]:
 
 
 async def discharge(site: Site) -> str:
-    from ingest import keys
-
-    visit = f"V{uuid.uuid4().hex[:6]}"
-    integration = await security.create_token(
+    _, feed = await security.create_token(
         site.services.pool, name="feed", subject="feed", role="integration"
     )
-    answer = await site.http.post(
-        "/adt",
-        content=a03(facility=TEAM, visit=visit),
-        headers={
-            "Content-Type": "x-application/hl7-v2+er7",
-            "Authorization": f"Bearer {integration[1]}",
-        },
+    return await discharged_and_planned(
+        site.http,
+        site.services.settings,
+        TEAM,
+        adt_headers={"Authorization": f"Bearer {feed}"},
+        read_headers={"Authorization": f"Bearer {site.token}"},
     )
-    assert "|AA|" in answer.text
-    secret = site.services.settings.key_secret.get_secret_value()
-    tid = keys.transition_id(keys.encounter_key(secret, TEAM, visit))
-
-    async def planned() -> None:
-        state = await site.http.get(
-            f"/transitions/{tid}", headers={"Authorization": f"Bearer {site.token}"}
-        )
-        assert state.status_code == 200 and state.json()["period_ends_at"]
-
-    await assert_eventually(planned)
-    return tid
 
 
 async def test_login_checks_the_credential_and_sets_a_secure_session_cookie(site: Site) -> None:
