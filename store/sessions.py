@@ -4,19 +4,16 @@ carries its own CSRF token for the pages' state-changing calls."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
 import asyncpg
 
+from store.security import hash_token
+
 SESSION_BYTES = 32
 TOUCH_EVERY = timedelta(minutes=1)  # last_seen_at is written at most this often
-
-
-def _hash(session_id: str) -> str:
-    return hashlib.sha256(session_id.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -36,7 +33,7 @@ async def open_session(
     await pool.execute(
         "INSERT INTO web_sessions (id_hash, subject, role, team, csrf_token, expires_at) "
         "VALUES ($1, $2, $3, $4, $5, now() + $6::interval)",
-        _hash(session_id),
+        hash_token(session_id),
         subject,
         role,
         team,
@@ -53,14 +50,15 @@ async def find_session(pool: asyncpg.Pool, session_id: str, idle: timedelta) -> 
         "SELECT subject, role, team, csrf_token, last_seen_at, now() AS now FROM web_sessions "
         "WHERE id_hash = $1 AND revoked_at IS NULL AND expires_at > now() "
         "AND last_seen_at > now() - $2::interval",
-        _hash(session_id),
+        hash_token(session_id),
         idle,
     )
     if row is None:
         return None
     if row["now"] - row["last_seen_at"] > TOUCH_EVERY:
         await pool.execute(
-            "UPDATE web_sessions SET last_seen_at = now() WHERE id_hash = $1", _hash(session_id)
+            "UPDATE web_sessions SET last_seen_at = now() WHERE id_hash = $1",
+            hash_token(session_id),
         )
     return Session(row["subject"], row["role"], row["team"], row["csrf_token"])
 
@@ -68,5 +66,5 @@ async def find_session(pool: asyncpg.Pool, session_id: str, idle: timedelta) -> 
 async def close_session(pool: asyncpg.Pool, session_id: str) -> None:
     await pool.execute(
         "UPDATE web_sessions SET revoked_at = now() WHERE id_hash = $1 AND revoked_at IS NULL",
-        _hash(session_id),
+        hash_token(session_id),
     )
