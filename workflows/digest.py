@@ -9,6 +9,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.maintenance import MaintenanceActivities
     from schemas.maintenance import DIGEST_FAILED, DigestResult
 
 # A team whose digest fails is tried again (the teams already sent are skipped) a few times
@@ -22,9 +23,8 @@ class DigestWorkflow:
     @workflow.run
     async def run(self) -> DigestResult:
         try:
-            result: DigestResult = await workflow.execute_activity(
-                "send_digests",
-                result_type=DigestResult,
+            result = await workflow.execute_activity_method(
+                MaintenanceActivities.send_digests,
                 start_to_close_timeout=timedelta(minutes=5),
                 schedule_to_close_timeout=DIGEST_DEADLINE,
                 retry_policy=DIGEST_RETRY,

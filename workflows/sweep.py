@@ -8,6 +8,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.maintenance import MaintenanceActivities
     from schemas.maintenance import SweepReport
 
 # A sweep that keeps failing (PostgreSQL or Temporal away) gives up within the hour and the
@@ -20,11 +21,9 @@ SWEEP_DEADLINE = timedelta(hours=1)
 class SweepWorkflow:
     @workflow.run
     async def run(self) -> SweepReport:
-        report: SweepReport = await workflow.execute_activity(
-            "sweep_projection",
-            result_type=SweepReport,
+        return await workflow.execute_activity_method(
+            MaintenanceActivities.sweep_projection,
             start_to_close_timeout=timedelta(minutes=10),
             schedule_to_close_timeout=SWEEP_DEADLINE,
             retry_policy=SWEEP_RETRY,
         )
-        return report
