@@ -30,7 +30,8 @@ from tests.workflow.support import (
     notices_for,
     steps_of,
 )
-from workflows.transition import MAX_ATTEMPTS_PER_STEP, TransitionWorkflow
+from workflows.transition import TransitionWorkflow
+from workflows.transition_updates import MAX_ATTEMPTS_PER_STEP
 
 
 async def accepted_updates(handle: WorkflowHandle[Any, Any]) -> int:

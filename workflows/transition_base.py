@@ -1,0 +1,103 @@
+"""The state every part of TransitionWorkflow shares, set from the workflow input before any
+handler runs, and the timeline: each change appends an event that the next projection write
+carries (transition_publishing.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from schemas.protocol import StepRule
+    from schemas.social_needs import Referral, Screening
+    from schemas.transition import (
+        Note,
+        StepState,
+        StepStatus,
+        TimelineEvent,
+        TransitionInput,
+        TransitionOutcome,
+        TransitionPlan,
+        TransitionStatus,
+        UndeliveredNotice,
+    )
+
+# One task owns each step: a readmission withdrawn while the step's task is still alive
+# (an A01 and its A11 in one activation, or before the plan) no longer starts a second one.
+# A cancelled prerequisite stops the steps that wait for it. The closing publish comes
+# before the last wait for handlers, and a closed transition takes no note.
+OWNED_STEPS_PATCH = "owned-steps-v1"
+GENERATION_STRIDE = 1_000_000
+
+
+class TransitionBase:
+    """The fields of one transition. The step runner, the Updates, the signals and
+    publishing are mixins over this class (see TransitionWorkflow)."""
+
+    def __init__(self, input: TransitionInput) -> None:
+        self._input = input
+        tier = input.risk.tier
+        self._rules: dict[str, StepRule] = {
+            rule.id: rule for rule in input.protocol.steps if rule.applies_to(tier)
+        }
+        self._steps: dict[str, StepState] = {
+            rule.id: StepState(
+                step_id=rule.id,
+                title=rule.title,
+                kind=rule.kind,
+                owner_role=rule.owner_role,
+                status=StepStatus.PENDING,
+                referral_for=rule.referral_for,
+            )
+            for rule in self._rules.values()
+        }
+        self._plan: TransitionPlan | None = None
+        self._status = TransitionStatus.ACTIVE
+        self._reason = ""
+        self._readmitted_at: datetime | None = None
+        self._readmission_encounter: str | None = None
+        self._patient_class = input.patient_class
+        self._location = ""
+        self._tasks: list[asyncio.Task[None]] = []
+        self._step_tasks: dict[str, asyncio.Task[None]] = {}
+        # Asked here, before any handler or activity can run (see LATE_ARRIVAL_PATCH in
+        # TransitionWorkflow.run).
+        self._owned_steps = workflow.patched(OWNED_STEPS_PATCH)
+        self._patient_key = input.patient_key
+        self._contact_numbers: list[str] = []
+        self._information_at: datetime | None = None  # event time of the last A08 applied
+        self._notes: list[Note] = []
+        self._outcome: TransitionOutcome | None = None
+        self._profile = input.profile
+        self._screening: Screening | None = None
+        self._referrals: list[Referral] = []
+        self._seen_messages: list[str] = []
+        self._decisive_messages: set[str] = set()
+        self._reschedules: dict[str, int] = dict.fromkeys(self._steps, 0)
+        self._events: list[TimelineEvent] = []
+        self._undelivered: list[UndeliveredNotice] = []  # for the outbox, with the next row
+        # Versions and timeline numbers continue across generations of one encounter's
+        # transition (a discharge again after a cancelled one), so the projection keeps order.
+        self._seq = (input.generation - 1) * GENERATION_STRIDE
+        self._version = (input.generation - 1) * GENERATION_STRIDE
+        self._published_attributes: tuple[object, ...] | None = None
+        self._publish_lock = asyncio.Lock()
+        self._projection_stale = False
+        self._repair: asyncio.Task[None] | None = None
+
+    def _event(
+        self, kind: str, step_id: str | None = None, *, actor: str | None = None, detail: str = ""
+    ) -> None:
+        self._seq += 1
+        self._events.append(
+            TimelineEvent(
+                seq=self._seq,
+                at=workflow.now(),
+                kind=kind,
+                step_id=step_id,
+                actor=actor,
+                detail=detail,
+            )
+        )

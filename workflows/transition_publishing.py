@@ -1,0 +1,157 @@
+"""What a transition shows outside the workflow: the state query, the projection row and its
+timeline that lists, pages and reports read (written by the record_transition activity, and
+written again while PostgreSQL is away), and the search attributes Temporal lists filter on."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.projection import ProjectionActivities
+    from schemas.transition import (
+        ProjectionRecord,
+        StepState,
+        StepSummary,
+        TimelineEvent,
+        TransitionState,
+        TransitionStatus,
+    )
+    from workflows import search_attributes
+
+from workflows.transition_activities import GAVE_UP, INTERNAL_DEADLINE, internal_activity
+from workflows.transition_base import TransitionBase
+
+# A row that could not be written by INTERNAL_DEADLINE is stale and written again (every
+# write is the whole row) after PROJECTION_REPAIR, doubling up to PROJECTION_REPAIR_MAX,
+# until it succeeds, and by any publish meanwhile.
+PROJECTION_REPAIR = timedelta(minutes=15)
+PROJECTION_REPAIR_MAX = timedelta(hours=4)
+
+
+class TransitionPublishing(TransitionBase):
+    """The state query, the projection write with its repair loop, the search attributes."""
+
+    @workflow.query
+    def get_state(self) -> TransitionState:
+        return TransitionState(
+            transition_id=self._input.transition_id,
+            facility=self._input.facility,
+            status=self._status,
+            protocol_id=self._input.protocol.id,
+            protocol_version=self._input.protocol.version,
+            discharged_at=self._input.discharged_at,
+            risk=self._input.risk,
+            received_at=self._input.received_at,
+            timezone=self._input.calendar.timezone,
+            period_ends_at=self._plan.period_ends_at if self._plan else None,
+            readmitted_at=self._readmitted_at,
+            contact_numbers=list(self._contact_numbers),
+            generation=self._input.generation,
+            steps=[step.model_copy(deep=True) for step in self._steps.values()],
+            notes=list(self._notes),
+            outcome=self._outcome,
+            version=self._version,
+            profile=self._profile,
+            screening=self._screening,
+            referrals=list(self._referrals),
+        )
+
+    @workflow.signal
+    async def republish(self) -> None:
+        """Write the projection row again (the consistency sweep found it missing)."""
+        await self._publish()
+
+    def _projection(self, events: tuple[TimelineEvent, ...]) -> ProjectionRecord:
+        live = [s for s in self._steps.values() if not s.is_terminal and s.due_at is not None]
+        live.sort(key=lambda s: s.due_at or self._input.discharged_at)
+        return ProjectionRecord(
+            transition_id=self._input.transition_id,
+            encounter_key=self._input.encounter_key,
+            facility=self._input.facility,
+            protocol_id=self._input.protocol.id,
+            protocol_version=self._input.protocol.version,
+            status=self._status,
+            discharged_at=self._input.discharged_at,
+            risk_tier=self._input.risk.tier,
+            lace=self._input.risk.lace,
+            current_step=live[0].step_id if live else None,
+            next_due_at=live[0].due_at if live else None,
+            overdue_steps=tuple(s.step_id for s in live if s.overdue_since is not None),
+            escalation_level=max((s.escalation_level for s in live), default=0),
+            readmitted_at=self._readmitted_at,
+            steps=tuple(self._summary(step) for step in self._steps.values()),
+            outcome=self._outcome,
+            events=events,
+            undelivered=tuple(self._undelivered),
+            version=self._version,
+        )
+
+    def _summary(self, step: StepState) -> StepSummary:
+        element = self._rules[step.step_id].tcm_element
+        return StepSummary(
+            step_id=step.step_id,
+            status=step.status,
+            tcm_element=element.value if element else None,
+            assignee=step.assignee,
+            due_at=step.due_at,
+            limit_at=step.limit_at,
+            overdue_since=step.overdue_since,
+            missed_before_arrival=step.missed_before_arrival,
+            escalation_level=step.escalation_level,
+            completed_at=step.completed_at,
+            completed_by=step.completed_by,
+            outcome=step.outcome,
+            complexity=step.complexity,
+            attempts=tuple((a.at, a.result) for a in step.attempts),
+        )
+
+    def _upsert_search_attributes(self, record: ProjectionRecord) -> None:
+        values = (record.status, record.next_due_at, record.overdue_steps)
+        if values == self._published_attributes:
+            return  # an unchanged upsert would only grow the history
+        self._published_attributes = values
+        workflow.upsert_search_attributes(
+            [
+                search_attributes.STATUS.value_set(record.status.value),
+                search_attributes.PROTOCOL.value_set(record.protocol_id),
+                search_attributes.FACILITY.value_set(record.facility),
+                search_attributes.NEXT_DUE_AT.value_set(record.next_due_at)
+                if record.next_due_at
+                else search_attributes.NEXT_DUE_AT.value_unset(),
+                search_attributes.OVERDUE_STEPS.value_set(list(record.overdue_steps)),
+            ]
+        )
+
+    async def _publish(self) -> None:
+        """Bump the version, update search attributes, write the projection and timeline."""
+        async with self._publish_lock:
+            self._version += 1
+            events = tuple(self._events)
+            record = self._projection(events)
+            self._upsert_search_attributes(record)
+            try:
+                await internal_activity(
+                    ProjectionActivities.record_transition, record, deadline=INTERNAL_DEADLINE
+                )
+            except GAVE_UP:
+                # PostgreSQL is away: the events wait for the next write, which repeats.
+                if not self._projection_stale:  # one repair loop; the close never waits on it
+                    self._projection_stale = True
+                    self._repair = asyncio.create_task(self._repair_projection())
+                return
+            self._projection_stale = False
+            sent = {event.seq for event in events}
+            self._events = [event for event in self._events if event.seq not in sent]
+            self._undelivered = self._undelivered[len(record.undelivered) :]
+
+    async def _repair_projection(self) -> None:
+        """Write the stale row again, less often the longer it fails, until a write succeeds
+        (the transition itself goes on meanwhile; only the projection lags)."""
+        wait = PROJECTION_REPAIR
+        while self._projection_stale and self._status == TransitionStatus.ACTIVE:
+            await workflow.sleep(wait, summary="projection write retried")
+            await self._publish()
+            wait = min(wait * 2, PROJECTION_REPAIR_MAX)
