@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 import structlog
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -639,8 +640,8 @@ class AdtRouter:
     async def _cancelled_run(self, transition: str) -> TransitionState | None:
         """The closed run of this encounter's transition if it ended cancelled, else None."""
         assert self._client is not None
-        handle = self._client.get_workflow_handle_for(
-            TransitionWorkflow.run, keys.workflow_id(transition)
+        handle: WorkflowHandle[Any, TransitionState] = self._client.get_workflow_handle(
+            keys.workflow_id(transition), result_type=TransitionState
         )
         description = await handle.describe()
         if description.status != WorkflowExecutionStatus.COMPLETED:
