@@ -23,11 +23,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.outcome import transition_outcome
 
 from workflows.transition_activities import internal_activity
-from workflows.transition_signals import SEEN_WINDOW, TransitionSignals
+from workflows.transition_signals import TransitionSignals
 from workflows.transition_steps import LATE_ARRIVAL_PATCH
 from workflows.transition_updates import TransitionUpdates
 
-__all__ = ["SEEN_WINDOW", "WORKFLOW_TYPE", "TransitionWorkflow"]
+__all__ = ["WORKFLOW_TYPE", "TransitionWorkflow"]
 
 WORKFLOW_TYPE = "TransitionWorkflow"
 

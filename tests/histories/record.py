@@ -41,7 +41,8 @@ from tests.workflow.support import (
     start_time_skipping_env,
     start_transition,
 )
-from workflows.transition import SEEN_WINDOW, TransitionWorkflow
+from workflows.transition import TransitionWorkflow
+from workflows.transition_signals import SEEN_WINDOW
 
 HERE = Path(__file__).resolve().parent
 TRANSPORTS = dict(LIBRARY.site.notifications.channels)  # as the intake passes them
