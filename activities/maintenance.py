@@ -16,7 +16,7 @@ from temporalio.service import RPCError
 
 from activities.channels import Channels, Message
 from activities.notifications import NOT_CONFIGURED, describe_failure
-from ingest import keys
+from schemas import keys
 from schemas.maintenance import DIGEST_FAILED, DigestResult, SweepReport
 from schemas.site import NotificationConfig
 from schemas.transition import TransitionState, TransitionStatus

@@ -25,7 +25,7 @@ from typing import Any
 from temporalio.testing import WorkflowEnvironment
 
 from bench.results import save
-from ingest import keys
+from schemas import keys
 from schemas.protocol import DueRule, DueUnit, EscalationLevel, Protocol, StepRule
 from schemas.transition import TransitionInput
 from store.db import create_pool

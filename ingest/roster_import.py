@@ -16,7 +16,7 @@ from pathlib import Path
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ingest import keys
+from schemas import keys
 from store import roster
 from store.roster import RosterRecord, UpsertCounts
 
@@ -42,7 +42,7 @@ class RosterRow(BaseModel):
 
     @property
     def identity(self) -> tuple[str, str]:
-        """What the patient key is computed from, normalised as ingest/keys.py does."""
+        """What the patient key is computed from, normalised as schemas/keys.py does."""
         return self.assigning_authority.upper(), self.identifier
 
 

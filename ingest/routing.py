@@ -22,10 +22,11 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ingest import er7, keys, mapping, risk
+from ingest import er7, mapping, risk
 from ingest.errors import HL7Error
 from ingest.mapping import ACCOUNT_MERGES, PATIENT_MERGES
 from ingest.protocol_library import ProtocolLibrary, Selection
+from schemas import keys
 from schemas.adt import AdtEvent, PatientIdentifier
 from schemas.person import Caregiver, PersonProfile
 from schemas.protocol import Protocol

@@ -2,7 +2,7 @@
 
 A merge (A34, A36, A39, A40, A47) keeps one row per merged-away key, so a message that
 arrives later under the old identifier is routed to the surviving patient. Keys are HMACs
-(ingest/keys.py), never identifiers.
+(schemas/keys.py), never identifiers.
 """
 
 from __future__ import annotations

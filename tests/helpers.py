@@ -14,8 +14,9 @@ from typing import TypeVar
 
 from temporalio.client import Client, WorkflowHandle
 
-from ingest import example_messages, keys
+from ingest import example_messages
 from ingest.example_messages import Stamp
+from schemas import keys
 from schemas.protocol import Protocol
 from schemas.transition import TransitionInput, TransitionState
 from workers.settings import Settings

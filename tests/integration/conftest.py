@@ -31,7 +31,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
-from ingest import keys
+from schemas import keys
 from tests.conftest import TEST_KEYS
 from tests.helpers import MllpClient, a03, assert_eventually, database_dsn, find_free_port, msa
 from workers import embedded

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 from temporalio.testing import WorkflowEnvironment
 
-from ingest import keys
+from schemas import keys
 from tests.helpers import MllpClient, a03, msa, segment, with_event, with_field
 from tests.integration.conftest import RunningStack, copy_protocols, start_listener
 from workers.services import Services

@@ -9,8 +9,8 @@ import asyncpg
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from ingest import keys
 from ingest.intake import AdtIntake
+from schemas import keys
 from schemas.transition import TransitionState
 from tests.helpers import a03, assert_eventually, msa, segment
 from tests.integration.conftest import RunningStack

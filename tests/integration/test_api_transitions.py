@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from ingest import keys
+from schemas import keys
 from tests.helpers import a03, assert_eventually
 from tests.integration.conftest import RunningStack
 from workers.settings import Settings

@@ -13,7 +13,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import Result
 
-from ingest import keys
+from schemas import keys
 from schemas.transition import TransitionInput
 from tests.conftest import TEST_KEYS
 from tests.helpers import a03, database_dsn, msa, with_person_fields

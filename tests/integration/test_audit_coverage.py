@@ -14,7 +14,7 @@ import httpx
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from ingest import keys
+from schemas import keys
 from store import security
 from tests.conftest import TEST_KEYS
 from tests.integration.conftest import RunningStack, discharged_and_planned, run_cli

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from ingest import keys
+from schemas import keys
 from schemas.transition import TransitionStatus
 from tests.helpers import MllpClient, a03, msa, with_event, with_field
 from tests.integration.conftest import RunningStack

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from ingest import keys
+from schemas import keys
 from tests.conftest import TEST_KEYS
 from tests.helpers import a03, assert_eventually
 from tests.integration.conftest import RunningStack, run_cli

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
-from ingest import keys
+from schemas import keys
 from schemas.transition import TransitionState, TransitionStatus
 from tests.helpers import MllpClient, a03, assert_eventually, msa, with_event, with_field
 from tests.integration.conftest import RunningStack

@@ -8,8 +8,8 @@ import uuid
 
 import asyncpg
 
-from ingest import keys
 from ingest.intake import AdtIntake
+from schemas import keys
 from tests.helpers import MllpClient, a03, msa
 from tests.integration.conftest import RunningStack, start_listener, start_server, stop_server
 from workers.services import Services

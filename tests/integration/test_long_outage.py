@@ -37,8 +37,8 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
-from ingest import keys
 from ingest.protocol_library import ProtocolLibrary, load_library
+from schemas import keys
 from schemas.protocol import RiskTier
 from schemas.risk import RiskAssessment
 from schemas.transition import StepStatus, TransitionInput, TransitionState, TransitionStatus

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from ingest import keys
+from schemas import keys
 from schemas.transition import StepStatus
 from tests.helpers import MllpClient, a03, assert_eventually, msa, segment, with_event
 from tests.integration.conftest import RunningStack

@@ -13,7 +13,8 @@ import asyncpg
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from ingest import example_messages, keys
+from ingest import example_messages
+from schemas import keys
 from schemas.transition import StepStatus, TransitionState, TransitionStatus
 from tests.helpers import MllpClient, a03, assert_eventually, msa, segment, with_event
 from tests.integration.conftest import RunningStack

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from ingest import keys
+from schemas import keys
 from schemas.transition import (
     AttemptRequest,
     AttemptResult,

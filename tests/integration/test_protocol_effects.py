@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from ingest import keys
+from schemas import keys
 from tests.helpers import a03, assert_eventually, msa
 from tests.integration.conftest import RunningStack
 from workers.settings import Settings

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 from temporalio.testing import WorkflowEnvironment
 
-from ingest import keys
+from schemas import keys
 from tests.helpers import MllpClient, a03, msa, segment
 from tests.integration.conftest import RunningStack, copy_protocols, start_listener
 from workers.services import Services

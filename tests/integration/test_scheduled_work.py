@@ -19,8 +19,8 @@ import httpx
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from ingest import keys
 from ingest.protocol_library import load_library
+from schemas import keys
 from schemas.maintenance import DigestResult, SweepReport
 from store import notifications
 from tests.helpers import a03, assert_eventually

@@ -20,8 +20,9 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.business_calendar import BusinessCalendar
-from ingest import er7, example_messages, keys, mapping
+from ingest import er7, example_messages, mapping
 from ingest.protocol_library import load_library
+from schemas import keys
 from schemas.protocol import DueUnit
 from tests.conftest import TEST_KEYS
 from tests.helpers import a03, find_free_port, msa

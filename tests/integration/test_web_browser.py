@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from ingest import keys
+from schemas import keys
 from tests.helpers import a03, assert_eventually, with_person_fields
 from tests.integration.conftest import RunningStack
 from tests.integration.test_care_plan import SCREENING

@@ -21,7 +21,7 @@ from temporalio.common import VersioningBehavior as CommonVersioningBehavior
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.worker import Worker
 
-from ingest import keys
+from schemas import keys
 from schemas.transition import (
     AttemptRequest,
     AttemptResult,

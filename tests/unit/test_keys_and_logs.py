@@ -8,7 +8,7 @@ import logging
 import pytest
 import structlog
 
-from ingest import keys
+from schemas import keys
 from workers.logs import REDACTED, configure_logging, mask_phi
 
 

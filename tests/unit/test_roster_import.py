@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from ingest import keys
 from ingest.protocol_library import load_library
 from ingest.roster_import import (
     Rejected,
@@ -17,6 +16,7 @@ from ingest.roster_import import (
     to_records,
 )
 from ingest.routing import AdtRouter
+from schemas import keys
 from schemas.adt import AdtEvent, MessageHeader
 from schemas.site import Attribution, SiteConfig
 

@@ -21,8 +21,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.planning import PlanningActivities
-from ingest import keys
 from ingest.protocol_library import load_library
+from schemas import keys
 from schemas.protocol import RiskTier
 from schemas.risk import RiskAssessment
 from schemas.site import Transport
