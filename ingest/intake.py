@@ -34,9 +34,9 @@ from ingest.errors import (
     HL7Error,
 )
 from ingest.metrics import ACK_LATENCY, ADT_MESSAGES, DEAD_LETTERS
-from ingest.protocol_library import ProtocolLibrary
 from ingest.routing import AdtRouter
 from schemas.adt import AckCode, MessageHeader
+from schemas.protocol_library import ProtocolLibrary
 from schemas.site import ApplicationAckRoute, ReusedControlIds, UnmatchedPatientIdentifier
 from store import inbox
 

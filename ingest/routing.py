@@ -25,11 +25,11 @@ from temporalio.service import RPCError, RPCStatusCode
 from ingest import er7, mapping, risk
 from ingest.errors import HL7Error
 from ingest.mapping import ACCOUNT_MERGES, PATIENT_MERGES
-from ingest.protocol_library import ProtocolLibrary, Selection
 from schemas import keys
 from schemas.adt import AdtEvent, PatientIdentifier
 from schemas.person import Caregiver, PersonProfile
 from schemas.protocol import Protocol
+from schemas.protocol_library import ProtocolLibrary, Selection
 from schemas.risk import RiskAssessment
 from schemas.site import Attribution
 from schemas.transition import AdtSignal, TransitionInput, TransitionState, TransitionStatus

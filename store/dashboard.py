@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from ingest.protocol_library import ProtocolLibrary
+from schemas.protocol_library import ProtocolLibrary
 from store import reports
 
 

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from ingest.protocol_library import ProtocolLibrary
 from schemas.protocol import RiskTier, StepKind, TcmElement
+from schemas.protocol_library import ProtocolLibrary
 from schemas.risk import RiskAssessment
 from schemas.transition import (
     Attempt,

@@ -14,7 +14,7 @@ from rich.console import Console
 from temporalio.service import RPCError
 
 from ingest.errors import HL7Error
-from ingest.protocol_library import ProtocolError, load_library
+from schemas.protocol_library import ProtocolError, load_library
 from schemas.site import SiteConfig
 from workers.embedded import StackError
 from workers.logs import configure_logging

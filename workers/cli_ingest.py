@@ -19,9 +19,9 @@ from activities.notifications import redeliver as redeliver_notification
 from activities.planning import build_plan
 from ingest import er7, mapping
 from ingest.browser import describe
-from ingest.protocol_library import ProtocolError, load_library
 from ingest.routing import AdtRouter
 from schemas.maintenance import Redelivery
+from schemas.protocol_library import ProtocolError, load_library
 from schemas.transition import PlanRequest
 from store import inbox, notifications
 from store.db import create_pool

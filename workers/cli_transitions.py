@@ -14,9 +14,9 @@ from rich.table import Table
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ingest.protocol_library import load_library
 from schemas import keys
 from schemas.protocol import RiskTier
+from schemas.protocol_library import load_library
 from schemas.transition import (
     AttemptRequest,
     AttemptResult,

@@ -9,7 +9,7 @@ from temporalio.client import Client
 from temporalio.runtime import Runtime
 
 from ingest.intake import AdtIntake
-from ingest.protocol_library import ProtocolLibrary, load_library
+from schemas.protocol_library import ProtocolLibrary, load_library
 from store.db import create_pool
 from workers import embedded
 from workers.settings import Settings

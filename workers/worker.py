@@ -19,7 +19,7 @@ from activities.maintenance import MaintenanceActivities
 from activities.notifications import NotificationActivities
 from activities.planning import PlanningActivities
 from activities.projection import ProjectionActivities
-from ingest.protocol_library import load_library
+from schemas.protocol_library import load_library
 from workers.settings import Settings
 from workflows.digest import DigestWorkflow
 from workflows.sweep import SweepWorkflow

@@ -8,7 +8,7 @@ import asyncpg
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from ingest.protocol_library import load_library
+from schemas.protocol_library import load_library
 from schemas.transition import AdtSignal, TransitionStatus
 from tests.helpers import start_direct
 from tests.workflow.support import PROTOCOLS_DIR

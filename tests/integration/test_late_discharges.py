@@ -18,8 +18,8 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from ingest.protocol_library import load_library
 from schemas import keys
+from schemas.protocol_library import load_library
 from store import inbox
 from store.reports import report
 from tests.helpers import MllpClient, a03, assert_eventually, msa, start_direct

@@ -37,9 +37,9 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
-from ingest.protocol_library import ProtocolLibrary, load_library
 from schemas import keys
 from schemas.protocol import RiskTier
+from schemas.protocol_library import ProtocolLibrary, load_library
 from schemas.risk import RiskAssessment
 from schemas.transition import StepStatus, TransitionInput, TransitionState, TransitionStatus
 from store import notifications

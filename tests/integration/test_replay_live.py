@@ -11,7 +11,7 @@ import asyncpg
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from ingest.protocol_library import load_library
+from schemas.protocol_library import load_library
 from tests.helpers import start_direct
 from tests.workflow.support import PROTOCOLS_DIR
 from workers.settings import Settings

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
-from ingest.protocol_library import load_library
+from schemas.protocol_library import load_library
 from schemas.transition import AttemptResult, StepStatus, StepSummary
 from store import reports
 

@@ -19,9 +19,9 @@ import httpx
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from ingest.protocol_library import load_library
 from schemas import keys
 from schemas.maintenance import DigestResult, SweepReport
+from schemas.protocol_library import load_library
 from store import notifications
 from tests.helpers import a03, assert_eventually
 from tests.integration.conftest import (

@@ -21,9 +21,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.business_calendar import BusinessCalendar
 from ingest import er7, example_messages, mapping
-from ingest.protocol_library import load_library
 from schemas import keys
 from schemas.protocol import DueUnit
+from schemas.protocol_library import load_library
 from tests.conftest import TEST_KEYS
 from tests.helpers import a03, find_free_port, msa
 from workers.embedded import find_binary

@@ -12,8 +12,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.business_calendar import BusinessCalendar
 from activities.planning import build_plan, schedule_step
-from ingest.protocol_library import load_library
 from schemas.protocol import DueUnit, RiskTier
+from schemas.protocol_library import load_library
 from schemas.site import CalendarConfig
 from schemas.transition import PlanRequest, ScheduleStepRequest
 

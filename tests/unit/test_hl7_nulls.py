@@ -20,9 +20,9 @@ from typer.testing import CliRunner
 
 from ingest import er7, mapping
 from ingest.errors import HL7Error
-from ingest.protocol_library import load_library
 from ingest.routing import AdtRouter
 from schemas.adt import AckCode, AdtEvent
+from schemas.protocol_library import load_library
 from workers.cli import app
 
 NY = ZoneInfo("America/New_York")

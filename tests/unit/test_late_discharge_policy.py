@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ingest.protocol_library import ProtocolLibrary, load_library
 from ingest.routing import AdtRouter
 from schemas.adt import AdtEvent, MessageHeader
+from schemas.protocol_library import ProtocolLibrary, load_library
 from schemas.site import FacilityCalendar, LateDischarges
 
 NY = ZoneInfo("America/New_York")

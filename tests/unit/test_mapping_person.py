@@ -6,10 +6,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ingest import er7, mapping
-from ingest.protocol_library import load_library
 from ingest.routing import AdtRouter, person_profile
 from schemas.adt import AdtEvent, NextOfKin
 from schemas.person import Caregiver
+from schemas.protocol_library import load_library
 from tests.helpers import a03
 
 NY = ZoneInfo("America/New_York")

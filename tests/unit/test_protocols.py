@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from ingest import er7, mapping
-from ingest.protocol_library import ProtocolError, load_library
 from schemas.protocol import RiskTier
+from schemas.protocol_library import ProtocolError, load_library
 from tests.helpers import a03
 
 SHIPPED = Path(__file__).resolve().parents[2] / "protocols"

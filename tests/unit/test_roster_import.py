@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from ingest.protocol_library import load_library
 from ingest.roster_import import (
     Rejected,
     RosterFileError,
@@ -18,6 +17,7 @@ from ingest.roster_import import (
 from ingest.routing import AdtRouter
 from schemas import keys
 from schemas.adt import AdtEvent, MessageHeader
+from schemas.protocol_library import load_library
 from schemas.site import Attribution, SiteConfig
 
 HEADER = "identifier,assigning_authority,practice,pcp_id,program\n"

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from activities.business_calendar import BusinessCalendar
 from activities.planning import build_plan
 from ingest import er7, mapping
-from ingest.protocol_library import load_library
 from schemas.protocol import DueUnit, RiskTier
+from schemas.protocol_library import load_library
 from schemas.site import CalendarConfig, FacilityCalendar, SiteConfig
 from schemas.transition import PlanRequest
 

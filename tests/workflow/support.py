@@ -21,9 +21,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.planning import PlanningActivities
-from ingest.protocol_library import load_library
 from schemas import keys
 from schemas.protocol import RiskTier
+from schemas.protocol_library import load_library
 from schemas.risk import RiskAssessment
 from schemas.site import Transport
 from schemas.social_needs import (
