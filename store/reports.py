@@ -2,7 +2,7 @@
 (found and resolved by domain; positive screens connected to a resource within 14 days).
 
 Each transition discharged in the period is judged by the same pure functions the workflow
-uses for its closing outcome (workflows/outcome.py), on the step summaries the projection
+uses for its closing outcome (schemas/outcome.py), on the step summaries the projection
 keeps, so a report on open transitions says where they stand today.
 """
 
@@ -17,6 +17,12 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from schemas.outcome import (
+    contact_requirement_met,
+    day_after_discharge,
+    tcm_outcome,
+    trc_outcome,
+)
 from schemas.protocol import RiskTier, StepKind, TcmElement
 from schemas.protocol_library import ProtocolLibrary
 from schemas.risk import RiskAssessment
@@ -28,7 +34,6 @@ from schemas.transition import (
     TransitionInput,
     TransitionStatus,
 )
-from workflows.outcome import contact_requirement_met, tcm_outcome, trc_outcome
 
 ReportKind = Literal["tcm", "trc", "readmissions", "social-needs"]
 CONNECTED_WITHIN = timedelta(days=14)
@@ -76,9 +81,7 @@ def _states(steps_json: str) -> dict[str, StepState]:
 
 
 def _day(instant: datetime | None, discharged: datetime, zone: ZoneInfo) -> int | None:
-    if instant is None:
-        return None
-    return (instant.astimezone(zone).date() - discharged.astimezone(zone).date()).days
+    return None if instant is None else day_after_discharge(instant, discharged, zone)
 
 
 def _judge(row: asyncpg.Record, library: ProtocolLibrary) -> dict[str, Any]:

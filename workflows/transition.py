@@ -19,8 +19,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.planning import PlanningActivities
+    from schemas.outcome import transition_outcome
     from schemas.transition import PlanRequest, TransitionInput, TransitionState, TransitionStatus
-    from workflows.outcome import transition_outcome
 
 from workflows.transition_activities import internal_activity
 from workflows.transition_signals import TransitionSignals

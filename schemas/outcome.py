@@ -1,5 +1,7 @@
-"""The 30-day outcome: CMS TCM eligibility (99496 / 99495 / not eligible, and why) and the
-HEDIS TRC components carebridge can see. Pure and deterministic (runs inside the workflow)."""
+"""The 30-day arithmetic: CMS TCM eligibility (99496 / 99495 / not eligible, and why), the
+HEDIS TRC components carebridge can see, and the day after discharge that TCM's visit, TRC's
+windows and the readmission report count in. Pure and deterministic: the workflow's closing
+outcome (inside the sandbox) and the reports (store/reports.py) call the same functions."""
 
 from __future__ import annotations
 
@@ -69,11 +71,6 @@ def tcm_outcome(
     if not input.protocol.tcm:
         return TcmOutcome(applicable=False, reasons=[f"protocol {input.protocol.id} is not TCM"])
     zone = ZoneInfo(input.calendar.timezone)
-    discharge_day = input.discharged_at.astimezone(zone).date()
-
-    def day_of(instant: datetime) -> int:
-        return (instant.astimezone(zone).date() - discharge_day).days
-
     reasons: list[str] = []
     if status == TransitionStatus.DECEASED:
         reasons.append("the patient died before the end of the period")
@@ -93,7 +90,7 @@ def tcm_outcome(
     if visit_at is None:
         reasons.append("no face-to-face visit")
     else:
-        visit_day = day_of(visit_at)
+        visit_day = day_after_discharge(visit_at, input.discharged_at, zone)
         if visit_day > 14:
             reasons.append(f"face-to-face visit on day {visit_day}, after day 14")
     if medrec_at is None:
@@ -119,15 +116,19 @@ def _local_date(instant: datetime, zone: ZoneInfo) -> date:
     return instant.astimezone(zone).date()
 
 
+def day_after_discharge(instant: datetime, discharged_at: datetime, zone: ZoneInfo) -> int:
+    """Days from the discharge to `instant` on the facility's local calendar; the discharge
+    day is day 0."""
+    return (_local_date(instant, zone) - _local_date(discharged_at, zone)).days
+
+
 def trc_outcome(input: TransitionInput, steps: dict[str, StepState]) -> TrcOutcome:
     zone = ZoneInfo(input.calendar.timezone)
-    discharge_day = input.discharged_at.astimezone(zone).date()
 
     def within(instant: datetime | None, first: int, last: int) -> bool:
         if instant is None:
             return False
-        day = (_local_date(instant, zone) - discharge_day).days
-        return first <= day <= last
+        return first <= day_after_discharge(instant, input.discharged_at, zone) <= last
 
     contact = _element(input, steps, TcmElement.INTERACTIVE_CONTACT)
     visit = _element(input, steps, TcmElement.FACE_TO_FACE_VISIT)
