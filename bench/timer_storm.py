@@ -30,11 +30,11 @@ from schemas.protocol import DueRule, DueUnit, EscalationLevel, Protocol, StepRu
 from schemas.transition import TransitionInput
 from store.db import create_pool
 from store.migrate import migrate
-from workers.codec import Keyring
-from workers.embedded import find_binary, start_embedded_postgres
-from workers.logs import configure_logging
-from workers.settings import Settings
-from workers.temporal import data_converter
+from workers.runtime.codec import Keyring
+from workers.runtime.embedded import find_binary, start_embedded_postgres
+from workers.runtime.logs import configure_logging
+from workers.runtime.settings import Settings
+from workers.runtime.temporal import data_converter
 from workers.worker import build_worker
 from workflows import search_attributes
 from workflows.transition import TransitionWorkflow

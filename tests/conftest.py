@@ -17,10 +17,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from store.db import create_pool
 from store.migrate import migrate
-from workers.codec import Keyring
-from workers.embedded import find_binary, start_embedded_postgres
-from workers.settings import Settings
-from workers.temporal import data_converter
+from workers.runtime.codec import Keyring
+from workers.runtime.embedded import find_binary, start_embedded_postgres
+from workers.runtime.settings import Settings
+from workers.runtime.temporal import data_converter
 from workflows import search_attributes
 
 # Property tests are derandomized by default so CI is repeatable; HYPOTHESIS_PROFILE=explore

@@ -19,7 +19,7 @@ from ingest.example_messages import Stamp
 from schemas import keys
 from schemas.protocol import Protocol
 from schemas.transition import TransitionInput, TransitionState
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 from workflows.transition import TransitionWorkflow
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -32,8 +32,8 @@ from workers.api_limits import BodyLimit
 from workers.api_transitions import router
 from workers.auth import Role, require
 from workers.health import health_router
-from workers.services import Services
-from workers.settings import get_settings
+from workers.runtime.services import Services
+from workers.runtime.settings import get_settings
 from workers.web import router as web_router
 
 ER7_MEDIA_TYPE = "x-application/hl7-v2+er7"

@@ -14,9 +14,9 @@ from temporalio.api.common.v1 import Payload, Payloads
 
 from workers.api_common import problem, services
 from workers.auth import Role, require
-from workers.codec import BOUND_TO, EncryptionCodec
-from workers.services import Services
-from workers.settings import Settings
+from workers.runtime.codec import BOUND_TO, EncryptionCodec
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings
 
 router = APIRouter(
     prefix="/codec",

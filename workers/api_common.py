@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import Header, Request
 from fastapi.responses import JSONResponse
 
-from workers.services import Services
-from workers.temporal import IDEMPOTENCY_KEY_PATTERN
+from workers.runtime.services import Services
+from workers.runtime.temporal import IDEMPOTENCY_KEY_PATTERN
 
 IdempotencyKey = Annotated[
     str | None,

@@ -30,8 +30,8 @@ from schemas.worklist import TransitionQuery
 from store import projection, reports
 from workers.api_common import IdempotencyKey, describe_errors, problem, services
 from workers.auth import CLINICAL, Principal, Role, require
-from workers.services import Services
-from workers.temporal import update_id
+from workers.runtime.services import Services
+from workers.runtime.temporal import update_id
 from workflows.transition import TransitionWorkflow
 
 router = APIRouter(tags=["transitions"])

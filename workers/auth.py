@@ -27,7 +27,7 @@ from fastapi import HTTPException, Request
 from store import security, sessions
 from workers.api_common import services
 from workers.audit_trail import is_audited, record_call
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 
 
 class Role(StrEnum):

@@ -11,18 +11,18 @@ import uvicorn
 from store.db import create_pool
 from store.grants import grant_application_role
 from store.migrate import migrate as apply_migrations
-from workers import embedded
 from workers.cli_app import app, console, run_command, until_signalled
-from workers.embedded import StackError
 from workers.health import listener_health
 from workers.listener import listener_for
-from workers.logs import configure_logging
-from workers.schedules import ensure_schedules
-from workers.services import Services
-from workers.settings import Settings, get_settings
+from workers.runtime import embedded
+from workers.runtime.embedded import StackError
+from workers.runtime.logs import configure_logging
+from workers.runtime.schedules import ensure_schedules
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings, get_settings
+from workers.runtime.temporal import metrics_runtime
+from workers.runtime.tracing import configure_tracing, shutdown_tracing
 from workers.stack import run_stack
-from workers.temporal import metrics_runtime
-from workers.tracing import configure_tracing, shutdown_tracing
 from workers.worker import build_worker
 
 

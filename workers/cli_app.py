@@ -16,9 +16,9 @@ from temporalio.service import RPCError
 from ingest.errors import HL7Error
 from schemas.protocol_library import ProtocolError, load_library
 from schemas.site import SiteConfig
-from workers.embedded import StackError
-from workers.logs import configure_logging
-from workers.settings import Settings, get_settings
+from workers.runtime.embedded import StackError
+from workers.runtime.logs import configure_logging
+from workers.runtime.settings import Settings, get_settings
 
 app = typer.Typer(
     help="carebridge: one durable Temporal workflow per hospital discharge.",

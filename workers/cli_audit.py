@@ -12,9 +12,9 @@ from contextlib import asynccontextmanager
 
 from store import security
 from store.db import create_pool
-from workers import embedded
-from workers.embedded import StackError
-from workers.settings import Settings
+from workers.runtime import embedded
+from workers.runtime.embedded import StackError
+from workers.runtime.settings import Settings
 
 ROLE = "cli"
 

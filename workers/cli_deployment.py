@@ -33,9 +33,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from workers.cli_app import app, console, run_command
-from workers.embedded import StackError
-from workers.settings import Settings
-from workers.temporal import connect
+from workers.runtime.embedded import StackError
+from workers.runtime.settings import Settings
+from workers.runtime.temporal import connect
 
 deployment_app = typer.Typer(
     help="Worker Versioning: the current worker build, and promoting a new one."

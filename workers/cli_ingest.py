@@ -25,13 +25,13 @@ from schemas.protocol_library import ProtocolError, load_library
 from schemas.transition import PlanRequest
 from store import inbox, notifications
 from store.db import create_pool
-from workers import embedded
 from workers.cli_app import app, console, err_console, run_command, site_config, site_zone
 from workers.cli_audit import audited
-from workers.embedded import StackError
 from workers.listener import END_BLOCK, frame
-from workers.services import Services
-from workers.settings import Settings, get_settings
+from workers.runtime import embedded
+from workers.runtime.embedded import StackError
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings, get_settings
 from workers.views import (
     local,
     messages_table,

@@ -17,10 +17,10 @@ from ingest.roster_import import (
 from store import roster
 from store.db import create_pool
 from store.roster import RosterSummary
-from workers import embedded
 from workers.cli_app import app, console, err_console, run_command
 from workers.cli_audit import audited
-from workers.settings import Settings
+from workers.runtime import embedded
+from workers.runtime.settings import Settings
 
 roster_app = typer.Typer(help="The attribution roster (site rule attribution: roster | pcp).")
 app.add_typer(roster_app, name="roster")

@@ -11,11 +11,11 @@ from rich.table import Table
 
 from store import security
 from store.db import create_pool
-from workers import embedded
 from workers.auth import Role
 from workers.cli_app import app, console, err_console, run_command
 from workers.cli_audit import audited
-from workers.settings import Settings
+from workers.runtime import embedded
+from workers.runtime.settings import Settings
 
 tokens_app = typer.Typer(help="API tokens: create (shown once), revoke, list.")
 audit_app = typer.Typer(help="The audit log: search it, verify its hash chain.")

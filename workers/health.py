@@ -15,8 +15,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 from store import notifications
-from workers.services import Services
-from workers.settings import Settings
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings
 
 READY_TIMEOUT_SECONDS = 2.0
 
@@ -81,7 +81,7 @@ async def listener_health(services: Services, settings: Settings) -> AsyncIterat
     if not settings.listener_health_port:
         yield
         return
-    from workers.embedded import ensure_port_free
+    from workers.runtime.embedded import ensure_port_free
     from workers.stack import EmbeddedUvicorn
 
     ensure_port_free(

@@ -22,7 +22,7 @@ from ingest import batch
 from ingest.errors import SEGMENT_SEQUENCE_ERROR, HL7Error
 from ingest.intake import AdtIntake
 from schemas.adt import AckCode
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 
 START_BLOCK = b"\x0b"
 END_BLOCK = b"\x1c\x0d"

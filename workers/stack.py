@@ -19,14 +19,14 @@ from temporalio.client import Client
 
 from store.db import create_pool
 from store.migrate import migrate
-from workers import embedded
 from workers.api import create_app
-from workers.embedded import StackError
 from workers.listener import listener_for
-from workers.schedules import ensure_schedules
-from workers.services import Services
-from workers.settings import Settings
-from workers.temporal import connect, ensure_search_attributes
+from workers.runtime import embedded
+from workers.runtime.embedded import StackError
+from workers.runtime.schedules import ensure_schedules
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings
+from workers.runtime.temporal import connect, ensure_search_attributes
 from workers.worker import build_worker
 
 log = structlog.get_logger(__name__)

@@ -23,7 +23,7 @@ from workers.api_transitions import live_state
 from workers.auth import SESSION_COOKIE, Role, principal_of_credential, require
 from workers.care_plan import build_care_plan, reach_of
 from workers.charts import bar_chart
-from workers.services import Services
+from workers.runtime.services import Services
 
 router = APIRouter(include_in_schema=False)
 Viewer = Depends(require(Role.CARE_MANAGER, Role.SUPERVISOR, Role.OPERATOR))

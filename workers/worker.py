@@ -20,7 +20,7 @@ from activities.notifications import NotificationActivities
 from activities.planning import PlanningActivities
 from activities.projection import ProjectionActivities
 from schemas.protocol_library import load_library
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 from workflows.digest import DigestWorkflow
 from workflows.sweep import SweepWorkflow
 from workflows.transition import TransitionWorkflow

@@ -16,8 +16,8 @@ from temporalio.testing import WorkflowEnvironment
 from schemas import keys
 from tests.helpers import MllpClient, a03, msa, segment, with_event, with_field
 from tests.integration.conftest import RunningStack, copy_protocols, start_listener
-from workers.services import Services
-from workers.settings import Settings
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings
 
 
 def fresh() -> tuple[str, str]:

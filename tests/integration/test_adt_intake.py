@@ -14,10 +14,10 @@ from schemas import keys
 from schemas.transition import TransitionState
 from tests.helpers import a03, assert_eventually, msa, segment
 from tests.integration.conftest import RunningStack
-from workers.embedded import find_binary
 from workers.listener import END_BLOCK, frame
-from workers.settings import Settings
-from workers.temporal import DATA_CONVERTER
+from workers.runtime.embedded import find_binary
+from workers.runtime.settings import Settings
+from workers.runtime.temporal import DATA_CONVERTER
 from workflows import search_attributes
 
 REFERRAL_DOMAINS = ("housing", "food", "transportation", "utilities", "safety")

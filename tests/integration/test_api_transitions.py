@@ -10,7 +10,7 @@ from typing import Any
 from schemas import keys
 from tests.helpers import a03, assert_eventually
 from tests.integration.conftest import RunningStack
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 
 
 def transition_of(settings: Settings, facility: str, visit: str) -> str:

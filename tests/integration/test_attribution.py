@@ -18,7 +18,7 @@ from schemas.transition import TransitionInput
 from tests.conftest import TEST_KEYS
 from tests.helpers import a03, database_dsn, msa, with_person_fields
 from tests.integration.conftest import RunningStack, run_cli
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 
 PROTOCOLS = Path(__file__).resolve().parents[2] / "protocols"
 

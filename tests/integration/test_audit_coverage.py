@@ -19,8 +19,8 @@ from store import security
 from tests.conftest import TEST_KEYS
 from tests.integration.conftest import RunningStack, discharged_and_planned, run_cli
 from workers.api import create_app
-from workers.services import Services
-from workers.settings import Settings
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings
 
 ER7 = {"Content-Type": "x-application/hl7-v2+er7"}
 

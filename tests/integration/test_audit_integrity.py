@@ -23,7 +23,7 @@ from store import security
 from store.db import create_pool
 from store.migrate import migrate
 from workers.cli import app
-from workers.settings import get_settings
+from workers.runtime.settings import get_settings
 
 KEY = b"k" * 32
 

@@ -24,8 +24,8 @@ from tests.helpers import a03, find_free_port
 from tests.integration.conftest import RunningStack, discharged_and_planned
 from workers.api import create_app
 from workers.auth import Role
-from workers.services import Services
-from workers.settings import Settings
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings
 
 ER7 = {"Content-Type": "x-application/hl7-v2+er7"}
 ROLES = [r for r in Role if r != Role.DEVELOPER]
@@ -298,7 +298,7 @@ async def audit_verify_cli(database_url: str) -> Any:
     from typer.testing import CliRunner
 
     from workers.cli import app
-    from workers.settings import get_settings
+    from workers.runtime.settings import get_settings
 
     def invoke() -> Any:
         get_settings.cache_clear()

@@ -10,7 +10,7 @@ from schemas import keys
 from schemas.transition import TransitionStatus
 from tests.helpers import MllpClient, a03, msa, with_event, with_field
 from tests.integration.conftest import RunningStack
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 from workflows.transition import TransitionWorkflow
 
 

@@ -16,7 +16,7 @@ from schemas import keys
 from tests.conftest import TEST_KEYS
 from tests.helpers import a03, assert_eventually
 from tests.integration.conftest import RunningStack, run_cli
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 
 
 @pytest.fixture

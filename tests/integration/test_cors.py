@@ -9,8 +9,8 @@ from pydantic import ValidationError
 
 from tests.integration.conftest import RunningStack
 from workers.api import create_app
-from workers.services import Services
-from workers.settings import Settings
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings
 
 
 def preflight(origin: str) -> dict[str, str]:

@@ -18,8 +18,8 @@ from temporalio.testing import WorkflowEnvironment
 from ingest.application_acks import ApplicationAckDelivery
 from tests.helpers import MllpClient, a03, find_free_port, msa, with_field
 from tests.integration.conftest import copy_protocols, start_listener
-from workers.services import Services
-from workers.settings import Settings
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings
 
 
 def enhanced(accept: str, application: str, **fields: str) -> tuple[bytes, str]:

@@ -14,7 +14,7 @@ from schemas import keys
 from schemas.transition import TransitionState, TransitionStatus
 from tests.helpers import MllpClient, a03, assert_eventually, msa, with_event, with_field
 from tests.integration.conftest import RunningStack
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 from workflows.transition import TransitionWorkflow
 
 KEPT = "no transition for this visit yet: kept for 72 hours and applied when the discharge arrives"

@@ -24,9 +24,9 @@ from tests.integration.conftest import (
     resend_until_aa,
     start_listener,
 )
-from workers.embedded import start_embedded_postgres
-from workers.services import Services
-from workers.settings import Settings
+from workers.runtime.embedded import start_embedded_postgres
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings
 from workers.worker import build_worker
 
 

@@ -22,8 +22,8 @@ from tests.integration.conftest import (
     stop_server,
     wait_for_pollers,
 )
-from workers.services import Services
-from workers.settings import Settings
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings
 
 
 async def test_temporal_restart_with_worker_running_loses_and_doubles_nothing(

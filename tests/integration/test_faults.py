@@ -22,8 +22,8 @@ from tests.integration.conftest import (
     carebridge_process,
     start_listener,
 )
-from workers.services import Services
-from workers.settings import Settings
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings
 
 
 @pytest_asyncio.fixture

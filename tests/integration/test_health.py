@@ -25,8 +25,8 @@ from tests.integration.conftest import (
     wait_for_pollers,
 )
 from workers.api import create_app
-from workers.services import Services
-from workers.settings import Settings
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings
 from workflows.transition import TransitionWorkflow
 
 DUE_AT_ONCE = STORM  # one step due at the discharge instant, escalated at once

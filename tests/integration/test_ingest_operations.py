@@ -12,8 +12,8 @@ from ingest.intake import AdtIntake
 from schemas import keys
 from tests.helpers import MllpClient, a03, msa
 from tests.integration.conftest import RunningStack, start_listener, start_server, stop_server
-from workers.services import Services
-from workers.settings import Settings
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings
 
 
 async def test_temporal_down_gets_ae_then_aa_when_back_without_duplicate(

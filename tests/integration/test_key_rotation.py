@@ -12,9 +12,9 @@ from schemas.protocol_library import load_library
 from schemas.transition import AdtSignal, TransitionStatus
 from tests.helpers import start_direct
 from tests.workflow.support import PROTOCOLS_DIR
-from workers.codec import KEY_ID, Keyring
-from workers.settings import Settings
-from workers.temporal import data_converter
+from workers.runtime.codec import KEY_ID, Keyring
+from workers.runtime.settings import Settings
+from workers.runtime.temporal import data_converter
 from workers.worker import build_worker
 from workflows.transition import TransitionWorkflow
 

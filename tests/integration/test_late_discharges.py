@@ -31,8 +31,8 @@ from tests.integration.conftest import (
     start_listener,
     worker_with_channels,
 )
-from workers.services import Services
-from workers.settings import Settings
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings
 from workflows.transition import TransitionWorkflow
 
 

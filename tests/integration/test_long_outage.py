@@ -48,9 +48,9 @@ from tests.helpers import assert_eventually
 from tests.integration.conftest import Hooks, Mailbox, channel_receivers, copy_protocols
 from tests.integration.tcp_proxy import TcpProxy
 from tests.workflow.support import advance_to, next_weekday
-from workers.embedded import find_binary
-from workers.settings import Settings
-from workers.temporal import data_converter, ensure_search_attributes
+from workers.runtime.embedded import find_binary
+from workers.runtime.settings import Settings
+from workers.runtime.temporal import data_converter, ensure_search_attributes
 from workflows.transition import TransitionWorkflow
 
 ROOT = Path(__file__).resolve().parents[2]

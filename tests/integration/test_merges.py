@@ -14,7 +14,7 @@ from schemas import keys
 from schemas.transition import StepStatus
 from tests.helpers import MllpClient, a03, assert_eventually, msa, segment, with_event
 from tests.integration.conftest import RunningStack
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 from workflows.transition import TransitionWorkflow
 
 

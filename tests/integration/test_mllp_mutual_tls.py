@@ -16,8 +16,8 @@ from temporalio.testing import WorkflowEnvironment
 from tests.helpers import MllpClient, a03, msa
 from tests.integration.conftest import start_listener
 from tests.tls_certificates import CertificateAuthority, Issued
-from workers.services import Services
-from workers.settings import Settings
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings
 
 ENGINE = "engine.hospital.test"
 

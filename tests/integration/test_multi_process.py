@@ -18,7 +18,7 @@ from tests.integration.conftest import (
     carebridge_process,
     wait_for_pollers,
 )
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 
 
 async def connect_when_up(port: int) -> MllpClient:

@@ -25,9 +25,9 @@ from schemas.transition import (
 from tests.helpers import a03, assert_eventually, with_event
 from tests.integration.conftest import start_server, stop_server
 from workers.api import create_app
-from workers.services import Services
-from workers.settings import Settings
-from workers.temporal import DATA_CONVERTER
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings
+from workers.runtime.temporal import DATA_CONVERTER
 from workers.worker import build_worker
 from workflows.transition import TransitionWorkflow
 

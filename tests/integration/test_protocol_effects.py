@@ -11,7 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 from schemas import keys
 from tests.helpers import a03, assert_eventually, msa
 from tests.integration.conftest import RunningStack
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 
 
 def transition_of(settings: Settings, facility: str, visit: str) -> str:

@@ -15,8 +15,8 @@ from store.db import create_pool
 from tests.helpers import MllpClient, a03, msa, segment
 from tests.integration.conftest import start_listener
 from tests.integration.tcp_proxy import TcpProxy
-from workers.services import Services
-from workers.settings import Settings
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings
 
 BOUND = 2.0
 

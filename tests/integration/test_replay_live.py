@@ -14,7 +14,7 @@ from temporalio.worker import Replayer
 from schemas.protocol_library import load_library
 from tests.helpers import start_direct
 from tests.workflow.support import PROTOCOLS_DIR
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 from workers.worker import build_worker
 from workflows.transition import TransitionWorkflow
 

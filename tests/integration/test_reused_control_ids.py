@@ -15,8 +15,8 @@ from temporalio.testing import WorkflowEnvironment
 from schemas import keys
 from tests.helpers import MllpClient, a03, msa, segment
 from tests.integration.conftest import RunningStack, copy_protocols, start_listener
-from workers.services import Services
-from workers.settings import Settings
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings
 
 
 def with_sending_application(raw: bytes, application: str) -> bytes:

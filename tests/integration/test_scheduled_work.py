@@ -35,9 +35,9 @@ from tests.integration.conftest import (
     worker_with_channels,
 )
 from workers.api import create_app
-from workers.schedules import DIGEST_SCHEDULE, SWEEP_SCHEDULE, ensure_schedules
-from workers.services import Services
-from workers.settings import Settings
+from workers.runtime.schedules import DIGEST_SCHEDULE, SWEEP_SCHEDULE, ensure_schedules
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings
 from workflows.digest import DigestWorkflow
 from workflows.sweep import SweepWorkflow
 

@@ -26,8 +26,8 @@ from schemas.protocol import DueUnit
 from schemas.protocol_library import load_library
 from tests.conftest import TEST_KEYS
 from tests.helpers import a03, find_free_port, msa
-from workers.embedded import find_binary
-from workers.settings import DEV_KEY_SECRET
+from workers.runtime.embedded import find_binary
+from workers.runtime.settings import DEV_KEY_SECRET
 
 STARTUP_SECONDS = 120
 NY = ZoneInfo("America/New_York")

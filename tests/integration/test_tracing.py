@@ -14,9 +14,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.helpers import a03, assert_eventually
 from tests.integration.conftest import assert_projected
-from workers.services import Services
-from workers.settings import Settings
-from workers.temporal import connect
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings
+from workers.runtime.temporal import connect
 from workers.worker import build_worker
 
 

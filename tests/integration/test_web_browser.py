@@ -21,7 +21,7 @@ from schemas import keys
 from tests.helpers import a03, assert_eventually, with_person_fields
 from tests.integration.conftest import RunningStack
 from tests.integration.test_care_plan import SCREENING
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 
 CHROMIUM = "/usr/bin/chromium"
 DOCS = Path(__file__).resolve().parents[2] / "docs"

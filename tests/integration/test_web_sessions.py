@@ -16,8 +16,8 @@ import pytest_asyncio
 from store import security
 from tests.integration.conftest import RunningStack, discharged_and_planned
 from workers.api import create_app
-from workers.services import Services
-from workers.settings import Settings
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings
 
 TEAM = "SESSTEAM"
 

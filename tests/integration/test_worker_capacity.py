@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncpg
 from temporalio.testing import WorkflowEnvironment
 
-from workers.services import Services
-from workers.settings import Settings
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings
 from workers.worker import build_worker
 
 

@@ -32,8 +32,8 @@ from schemas.transition import (
 from tests.conftest import TEST_KEYS
 from tests.helpers import a03, assert_eventually, with_event
 from tests.integration.conftest import run_cli, start_server, stop_server
-from workers.services import Services
-from workers.settings import Settings
+from workers.runtime.services import Services
+from workers.runtime.settings import Settings
 from workers.worker import build_worker, deployment_config
 from workflows.transition import TransitionWorkflow
 

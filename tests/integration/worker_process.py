@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 
 from store.db import create_pool
-from workers.logs import configure_logging
-from workers.settings import get_settings
-from workers.temporal import connect
+from workers.runtime.logs import configure_logging
+from workers.runtime.settings import get_settings
+from workers.runtime.temporal import connect
 from workers.worker import build_worker
 
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from tests.helpers import FIXTURES, a03
 from workers.cli import app
-from workers.settings import get_settings
+from workers.runtime.settings import get_settings
 
 SHIPPED = Path(__file__).resolve().parents[2] / "protocols"
 

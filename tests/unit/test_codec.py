@@ -12,10 +12,10 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from temporalio.api.common.v1 import Payload
 
-from workers.codec import ENCODING, KEY_ID, EncryptionCodec, Keyring, KeyringError
-from workers.embedded import StackError
-from workers.settings import Settings
-from workers.temporal import keyring_for
+from workers.runtime.codec import ENCODING, KEY_ID, EncryptionCodec, Keyring, KeyringError
+from workers.runtime.embedded import StackError
+from workers.runtime.settings import Settings
+from workers.runtime.temporal import keyring_for
 
 PLAIN = Payload(metadata={"encoding": b"json/plain"}, data=b'{"mrn": "100234"}')
 

@@ -9,7 +9,7 @@ import pytest
 import structlog
 
 from schemas import keys
-from workers.logs import REDACTED, configure_logging, mask_phi
+from workers.runtime.logs import REDACTED, configure_logging, mask_phi
 
 
 def test_encounter_key_is_deterministic_and_reveals_no_visit_number() -> None:

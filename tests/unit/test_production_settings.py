@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from workers.cli import app
-from workers.settings import Settings, get_settings
+from workers.runtime.settings import Settings, get_settings
 
 runner = CliRunner()
 STRONG = "k" * 40

@@ -41,8 +41,8 @@ from schemas.transition import (
     TransitionInput,
     TransitionState,
 )
-from workers.embedded import find_binary
-from workers.temporal import DATA_CONVERTER, ensure_search_attributes
+from workers.runtime.embedded import find_binary
+from workers.runtime.temporal import DATA_CONVERTER, ensure_search_attributes
 from workflows.transition import TransitionWorkflow
 
 NY = ZoneInfo("America/New_York")

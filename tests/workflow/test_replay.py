@@ -12,7 +12,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 import workflows
-from workers.temporal import DATA_CONVERTER
+from workers.runtime.temporal import DATA_CONVERTER
 from workflows.transition import TransitionWorkflow
 
 HISTORIES = sorted((Path(__file__).resolve().parent.parent / "histories").glob("*.json"))

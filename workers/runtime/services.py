@@ -11,9 +11,9 @@ from temporalio.runtime import Runtime
 from ingest.intake import AdtIntake
 from schemas.protocol_library import ProtocolLibrary, load_library
 from store.db import create_pool
-from workers import embedded
-from workers.settings import Settings
-from workers.temporal import connect
+from workers.runtime import embedded
+from workers.runtime.settings import Settings
+from workers.runtime.temporal import connect
 
 
 @dataclass

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from temporalio.client import Interceptor
 from temporalio.contrib.opentelemetry import TracingInterceptor
 
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 
 
 def configure_tracing(settings: Settings, service: str) -> None:

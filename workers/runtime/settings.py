@@ -330,7 +330,7 @@ class Settings(BaseSettings):
 
 def _default_protocols_dir() -> Path:
     """The repository's protocols/ (editable install), else ./protocols."""
-    beside = Path(__file__).resolve().parent.parent / "protocols"
+    beside = Path(__file__).resolve().parents[2] / "protocols"
     return beside if beside.is_dir() else Path("protocols")
 
 

@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 from workflows import search_attributes
 
 SEARCH_ATTRIBUTE_FLAGS = tuple(

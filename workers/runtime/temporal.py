@@ -17,10 +17,10 @@ from temporalio.converter import DataConverter, DefaultFailureConverterWithEncod
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
-from workers.codec import EncryptionCodec, Keyring, KeyringError
-from workers.embedded import StackError
-from workers.settings import Settings
-from workers.tracing import tracing_interceptors
+from workers.runtime.codec import EncryptionCodec, Keyring, KeyringError
+from workers.runtime.embedded import StackError
+from workers.runtime.settings import Settings
+from workers.runtime.tracing import tracing_interceptors
 from workflows import search_attributes
 
 # Plain converter: replaying committed histories and time-skipping workflow tests. Everything
