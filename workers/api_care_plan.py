@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from schemas.care_plan import CarePlan, build_care_plan
 from schemas.person import PersonProfile
 from schemas.social_needs import HrsnAnswers, HrsnDomain, Referral, ReferralOutcome, Screening
 from schemas.transition import (
@@ -27,7 +28,6 @@ from workers.api_transitions import (
     update_transition,
 )
 from workers.auth import require
-from workers.care_plan import CarePlan, build_care_plan
 
 router = APIRouter(tags=["care plan"])
 

@@ -15,6 +15,7 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from schemas import keys
+from schemas.care_plan import build_care_plan
 from schemas.protocol import RiskTier
 from schemas.protocol_library import load_library
 from schemas.transition import (
@@ -32,7 +33,6 @@ from schemas.transition import (
 from schemas.worklist import TransitionQuery
 from store import projection, reports
 from store.db import create_pool
-from workers.care_plan import build_care_plan
 from workers.cli_app import app, console, err_console, run_command, site_config, site_zone
 from workers.cli_audit import audited
 from workers.runtime import embedded

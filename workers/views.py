@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 from rich.table import Table
 
+from schemas.care_plan import CarePlan
 from schemas.protocol import DueRule, Protocol
 from schemas.risk import RiskAssessment
 from schemas.site import SiteConfig
 from schemas.transition import TransitionPlan, TransitionState
-from workers.care_plan import CarePlan
 
 
 def local(value: datetime | None, zone: ZoneInfo) -> str:

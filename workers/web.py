@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from schemas.care_plan import build_care_plan, reach_of
 from schemas.social_needs import QUESTIONS, HrsnAnswers, HrsnDomain
 from schemas.transition import TransitionStatus
 from schemas.worklist import TransitionQuery
@@ -21,7 +22,6 @@ from store import dashboard, projection, sessions
 from workers.api_common import services
 from workers.api_transitions import live_state
 from workers.auth import SESSION_COOKIE, Role, principal_of_credential, require
-from workers.care_plan import build_care_plan, reach_of
 from workers.charts import bar_chart
 from workers.runtime.services import Services
 
