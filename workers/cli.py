@@ -12,7 +12,7 @@ from store.db import create_pool
 from store.grants import grant_application_role
 from store.migrate import migrate as apply_migrations
 from workers.cli_app import app, console, run_command, until_signalled
-from workers.health import listener_health
+from workers.http_server import listener_health
 from workers.listener import listener_for
 from workers.runtime import embedded
 from workers.runtime.embedded import StackError
@@ -112,7 +112,7 @@ def listener() -> None:
 @app.command()
 def api() -> None:
     """Run the HTTP API alone."""
-    from workers.api import create_app
+    from workers.http_server import create_app
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)

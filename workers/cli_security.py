@@ -11,7 +11,7 @@ from rich.table import Table
 
 from store import security
 from store.db import create_pool
-from workers.auth import Role
+from workers.api.auth import Role
 from workers.cli_app import app, console, err_console, run_command
 from workers.cli_audit import audited
 from workers.runtime import embedded

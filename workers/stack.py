@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Generator
 
 import structlog
 import uvicorn
@@ -19,7 +18,7 @@ from temporalio.client import Client
 
 from store.db import create_pool
 from store.migrate import migrate
-from workers.api import create_app
+from workers.http_server import EmbeddedUvicorn, create_app
 from workers.listener import listener_for
 from workers.runtime import embedded
 from workers.runtime.embedded import StackError
@@ -31,14 +30,6 @@ from workers.worker import build_worker
 
 log = structlog.get_logger(__name__)
 TEMPORAL_START_TIMEOUT = 60.0
-
-
-class EmbeddedUvicorn(uvicorn.Server):
-    """uvicorn without its own signal handling: the stack owns SIGINT/SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 async def _wait_for_temporal(

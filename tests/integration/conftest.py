@@ -34,14 +34,13 @@ from typer.testing import CliRunner, Result
 from schemas import keys
 from tests.conftest import TEST_KEYS
 from tests.helpers import MllpClient, a03, assert_eventually, database_dsn, find_free_port, msa
-from workers.api import create_app
 from workers.cli import app
+from workers.http_server import EmbeddedUvicorn, create_app
 from workers.listener import MllpListener, listener_for
 from workers.runtime import embedded
 from workers.runtime.services import Services
 from workers.runtime.settings import Settings, get_settings
 from workers.runtime.temporal import connect, ensure_search_attributes
-from workers.stack import EmbeddedUvicorn
 from workers.worker import build_worker
 
 

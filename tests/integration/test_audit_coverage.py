@@ -18,7 +18,7 @@ from schemas import keys
 from store import security
 from tests.conftest import TEST_KEYS
 from tests.integration.conftest import RunningStack, discharged_and_planned, run_cli
-from workers.api import create_app
+from workers.http_server import create_app
 from workers.runtime.services import Services
 from workers.runtime.settings import Settings
 

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from store import security
 from tests.helpers import a03, find_free_port
 from tests.integration.conftest import RunningStack, discharged_and_planned
-from workers.api import create_app
-from workers.auth import Role
+from workers.api.auth import Role
+from workers.http_server import create_app
 from workers.runtime.services import Services
 from workers.runtime.settings import Settings
 
@@ -43,7 +43,7 @@ OPEN = {
 
 def every_route(app: Any) -> set[tuple[str, str]]:
     """Every (method, path template) the app serves: the OpenAPI paths and the web pages."""
-    from workers.web import router as web_router
+    from workers.web.pages import router as web_router
 
     found = {(m.upper(), p) for p, ops in app.openapi()["paths"].items() for m in ops}
     found |= {
@@ -233,7 +233,7 @@ async def test_oidc_jwt_from_the_configured_issuer(stack: RunningStack, settings
     import uvicorn
     from fastapi import FastAPI
 
-    from workers.stack import EmbeddedUvicorn
+    from workers.http_server import EmbeddedUvicorn
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True) | {"kid": "k1"}

@@ -19,7 +19,7 @@ async def chunks(total: int, size: int = 1024) -> AsyncIterator[bytes]:
 
 
 async def limited_client(stack: RunningStack) -> httpx.AsyncClient:
-    from workers.api import create_app
+    from workers.http_server import create_app
     from workers.runtime.services import Services
 
     settings = stack.services.settings.model_copy(update={"max_message_bytes": LIMIT})

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from tests.integration.conftest import RunningStack
-from workers.api import create_app
+from workers.http_server import create_app
 from workers.runtime.services import Services
 from workers.runtime.settings import Settings
 

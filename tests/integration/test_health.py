@@ -24,7 +24,7 @@ from tests.integration.conftest import (
     stop_server,
     wait_for_pollers,
 )
-from workers.api import create_app
+from workers.http_server import create_app
 from workers.runtime.services import Services
 from workers.runtime.settings import Settings
 from workflows.transition import TransitionWorkflow

@@ -24,7 +24,7 @@ from schemas.transition import (
 )
 from tests.helpers import a03, assert_eventually, with_event
 from tests.integration.conftest import start_server, stop_server
-from workers.api import create_app
+from workers.http_server import create_app
 from workers.runtime.services import Services
 from workers.runtime.settings import Settings
 from workers.runtime.temporal import DATA_CONVERTER

@@ -34,7 +34,7 @@ from tests.integration.conftest import (
     stop_server,
     worker_with_channels,
 )
-from workers.api import create_app
+from workers.http_server import create_app
 from workers.runtime.schedules import DIGEST_SCHEDULE, SWEEP_SCHEDULE, ensure_schedules
 from workers.runtime.services import Services
 from workers.runtime.settings import Settings

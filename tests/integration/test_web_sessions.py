@@ -15,7 +15,7 @@ import pytest_asyncio
 
 from store import security
 from tests.integration.conftest import RunningStack, discharged_and_planned
-from workers.api import create_app
+from workers.http_server import create_app
 from workers.runtime.services import Services
 from workers.runtime.settings import Settings
 

@@ -4,7 +4,6 @@ what an operator sends from the UI). Same JSON shape as Temporal's reference cod
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from google.protobuf import json_format
@@ -12,8 +11,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payload, Payloads
 
-from workers.api_common import problem, services
-from workers.auth import Role, require
+from workers.api.auth import Role, require
+from workers.api.common import Svc, problem
 from workers.runtime.codec import BOUND_TO, EncryptionCodec
 from workers.runtime.services import Services
 from workers.runtime.settings import Settings
@@ -23,7 +22,6 @@ router = APIRouter(
     tags=["codec"],
     dependencies=[Depends(require(Role.OPERATOR, Role.SUPERVISOR))],
 )
-Svc = Annotated[Services, Depends(services)]
 
 
 def codec_origins(settings: Settings) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from workers.api_common import problem
+from workers.api.common import problem
 
 
 class _TooLarge(Exception):

@@ -1,6 +1,6 @@
 """The audit trail's rows for HTTP calls (DESIGN invariant 6): who, the route, the resource
 and its patient key, the client's address (through trusted proxies only), the outcome. A
-state-changing call gets its row before it acts ("attempt", see workers/auth.require) and
+state-changing call gets its row before it acts ("attempt", see workers/api/auth.require) and
 another with its outcome; a read, and a refusal (401, 403), one after."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import Request
 
 from store import security
-from workers.api_common import services
+from workers.api.common import services
 
 AUDITED = {
     "transitions": "transition",

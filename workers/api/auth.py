@@ -25,8 +25,8 @@ import jwt
 from fastapi import HTTPException, Request
 
 from store import security, sessions
-from workers.api_common import services
-from workers.audit_trail import is_audited, record_call
+from workers.api.audit_trail import is_audited, record_call
+from workers.api.common import services
 from workers.runtime.settings import Settings
 
 
@@ -40,6 +40,7 @@ class Role(StrEnum):
 
 
 CLINICAL = (Role.CARE_MANAGER, Role.SUPERVISOR)
+READERS = (*CLINICAL, Role.OPERATOR)  # who reads a transition, its care plan, the protocols
 SESSION_COOKIE = "cb_session"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -1,10 +1,10 @@
 """Transitions over HTTP: worklists from the projection, live state from the workflow, and
-step actions through the workflow's validated Updates."""
+step actions through the workflow's validated Updates (`update_transition`, which the care
+plan routes use too)."""
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
@@ -27,19 +27,17 @@ from schemas.transition import (
     TransitionState,
 )
 from schemas.worklist import TransitionQuery
-from store import projection, reports
-from workers.api_common import IdempotencyKey, describe_errors, problem, services
-from workers.auth import CLINICAL, Principal, Role, require
+from store import projection
+from workers.api.auth import CLINICAL, READERS, Principal, Role, require
+from workers.api.common import IdempotencyKey, Svc, describe_errors, problem
 from workers.runtime.services import Services
 from workers.runtime.temporal import update_id
 from workflows.transition import TransitionWorkflow
 
 router = APIRouter(tags=["transitions"])
-Svc = Annotated[Services, Depends(services)]
 Clinical = Annotated[Principal, Depends(require(*CLINICAL))]
 R = TypeVar("R")
 Supervisor = Annotated[Principal, Depends(require(Role.SUPERVISOR))]
-READERS = (*CLINICAL, Role.OPERATOR)
 
 
 class Actor(BaseModel):
@@ -303,38 +301,3 @@ async def add_note(
     return await update_transition(
         svc, principal, transition_id, "add_note", NoteRequest, body, Note, key
     )
-
-
-@router.get("/reports/{kind}", response_model=None)
-async def get_report(
-    svc: Svc,
-    principal: Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.OPERATOR, Role.AUDITOR))],
-    kind: reports.ReportKind,
-    start: Annotated[date, Query(alias="from")],
-    end: Annotated[date, Query(alias="to")],
-    facility: str | None = None,
-    format: Literal["json", "csv"] = "json",
-) -> dict[str, Any] | Response:
-    """TCM, HEDIS TRC or 30-day readmissions for discharges between two site dates."""
-    if end < start:
-        return problem(422, "Invalid request", "'to' is before 'from'")
-    if principal.role == Role.SUPERVISOR:  # a supervisor reads their own team's figures
-        if not principal.team:
-            return problem(403, "Forbidden", "this supervisor token names no team")
-        if facility not in (None, principal.team):
-            return problem(403, "Forbidden", f"the report of {facility} is not your team's")
-        facility = principal.team
-    result = await reports.report(svc.pool, svc.library, kind, start, end, facility)
-    if format == "csv":
-        return Response(
-            reports.to_csv(kind, result["rows"]),
-            media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{kind}-{start}-{end}.csv"'},
-        )
-    return result
-
-
-@router.get("/protocols", dependencies=[Depends(require(*READERS, Role.AUDITOR))])
-async def list_protocols(svc: Svc) -> list[dict[str, Any]]:
-    """Every protocol (latest version) and the site's selection table."""
-    return [p.model_dump(mode="json") for p in svc.library.all_latest()]

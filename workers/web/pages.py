@@ -19,16 +19,15 @@ from schemas.social_needs import QUESTIONS, HrsnAnswers, HrsnDomain
 from schemas.transition import TransitionStatus
 from schemas.worklist import TransitionQuery
 from store import dashboard, projection, sessions
-from workers.api_common import services
-from workers.api_transitions import live_state
-from workers.auth import SESSION_COOKIE, Role, principal_of_credential, require
-from workers.charts import bar_chart
+from workers.api.auth import SESSION_COOKIE, Role, principal_of_credential, require
+from workers.api.common import Svc
+from workers.api.transitions import live_state
 from workers.runtime.services import Services
+from workers.web.charts import bar_chart
 
 router = APIRouter(include_in_schema=False)
 Viewer = Depends(require(Role.CARE_MANAGER, Role.SUPERVISOR, Role.OPERATOR))
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
-Svc = Annotated[Services, Depends(services)]
 VIEWS = {"open", "overdue", "today", "all"}
 
 

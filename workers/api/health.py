@@ -1,22 +1,19 @@
-"""Health, readiness and Prometheus metrics, shared by the API and the MLLP listener's health
-port. The API also reads transition gauges from PostgreSQL at scrape time (no identifiers:
-status, protocol and step ids only)."""
+"""Health, readiness and Prometheus metrics routes, shared by the API and the MLLP listener's
+health port (workers/http_server.py serves both). The API also reads transition gauges from
+PostgreSQL at scrape time (no identifiers: status, protocol and step ids only)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 import asyncpg
-import uvicorn
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 from store import notifications
 from workers.runtime.services import Services
-from workers.runtime.settings import Settings
 
 READY_TIMEOUT_SECONDS = 2.0
 
@@ -73,36 +70,6 @@ async def refresh_database_gauges(pool: asyncpg.Pool) -> None:
         STEPS_OVERDUE.labels(protocol=row["protocol_id"], step=row["step"]).set(row["n"])
     INBOX_UNSETTLED.set(unsettled)
     NOTIFICATIONS_UNDELIVERED.set(await notifications.count_undelivered(pool))
-
-
-@asynccontextmanager
-async def listener_health(services: Services, settings: Settings) -> AsyncIterator[None]:
-    """The listener's health port (Kubernetes probes, Prometheus) while the block runs."""
-    if not settings.listener_health_port:
-        yield
-        return
-    from workers.runtime.embedded import ensure_port_free
-    from workers.stack import EmbeddedUvicorn
-
-    ensure_port_free(
-        settings.mllp_host,
-        settings.listener_health_port,
-        "listener's health endpoint",
-        "CAREBRIDGE_LISTENER_HEALTH_PORT",
-    )
-    app = FastAPI(title="carebridge listener health", docs_url=None, redoc_url=None)
-    app.include_router(health_router(lambda _: services, database_gauges=False))
-    server = EmbeddedUvicorn(
-        uvicorn.Config(
-            app, host=settings.mllp_host, port=settings.listener_health_port, log_config=None
-        )
-    )
-    serving = asyncio.create_task(server.serve())
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        await serving
 
 
 def health_router(

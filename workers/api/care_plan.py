@@ -18,16 +18,9 @@ from schemas.transition import (
     ReferralRequest,
     ScreeningRequest,
 )
-from workers.api_common import IdempotencyKey, problem
-from workers.api_transitions import (
-    READERS,
-    Actor,
-    Clinical,
-    Svc,
-    live_state,
-    update_transition,
-)
-from workers.auth import require
+from workers.api.auth import READERS, require
+from workers.api.common import IdempotencyKey, Svc, problem
+from workers.api.transitions import Actor, Clinical, live_state, update_transition
 
 router = APIRouter(tags=["care plan"])
 

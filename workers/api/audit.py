@@ -13,9 +13,9 @@ import structlog
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from store import security
-from workers.api_common import problem, services
-from workers.audit_trail import AUDITED, record_call
-from workers.auth import SAFE_METHODS, Principal, Role, require
+from workers.api.audit_trail import AUDITED, record_call
+from workers.api.auth import SAFE_METHODS, Principal, Role, require
+from workers.api.common import problem, services
 
 router = APIRouter(tags=["audit"])
 log = structlog.get_logger(__name__)

@@ -1,11 +1,12 @@
-"""Shared pieces of the HTTP API: the services dependency and RFC 9457 problem bodies."""
+"""What every HTTP route uses: the services dependency (`Svc`), the Idempotency-Key header and
+RFC 9457 problem bodies."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import Header, Request
+from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 
 from workers.runtime.services import Services
@@ -24,6 +25,9 @@ IdempotencyKey = Annotated[
 def services(request: Request) -> Services:
     found: Services = request.app.state.services
     return found
+
+
+Svc = Annotated[Services, Depends(services)]
 
 
 def describe_errors(errors: Sequence[Any]) -> str:

@@ -1,0 +1,61 @@
+"""The ADT inbox over HTTP (the operators' message browser): list, one message raw and
+parsed with what it caused, and reprocessing a stored message after a fix."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
+
+from ingest.browser import describe
+from store import inbox
+from workers.api.auth import Role, require
+from workers.api.common import services
+
+MessageId = Annotated[int, Path(ge=1, le=2**63 - 1, description="inbox id")]
+
+router = APIRouter(dependencies=[Depends(require(Role.OPERATOR))])
+
+
+@router.get("/messages")
+async def list_messages(
+    request: Request,
+    status: str | None = None,
+    type: str | None = None,
+    since: datetime | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """The ADT inbox, newest first (operators' message browser)."""
+    return await inbox.list_messages(
+        services(request).pool,
+        status=status,
+        message_type=type,
+        since=since,
+        limit=min(max(limit, 1), 500),
+    )
+
+
+@router.get("/messages/{message_id}")
+async def get_message(request: Request, message_id: MessageId) -> dict[str, Any]:
+    """One message: raw, parsed, and what it caused."""
+    row = await inbox.get_message(services(request).pool, message_id)
+    if row is None:
+        raise HTTPException(404, f"no message {message_id}")
+    return describe(row, services(request).library.site)
+
+
+@router.post("/messages/{message_id}/reprocess")
+async def reprocess_message(request: Request, message_id: MessageId) -> dict[str, Any]:
+    """Run a stored message again after a fix; the new row links to the original."""
+    try:
+        result = await services(request).intake.reprocess(message_id)
+    except LookupError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return {
+        "inbox_id": result.inbox_id,
+        "reprocessed_from": message_id,
+        "ack_code": result.code.value,
+        "status": result.status,
+        "transition_id": result.transition_id,
+    }
