@@ -34,7 +34,7 @@ from typer.testing import CliRunner, Result
 from schemas import keys
 from tests.conftest import TEST_KEYS
 from tests.helpers import MllpClient, a03, assert_eventually, database_dsn, find_free_port, msa
-from workers.cli import app
+from workers.cli.main import app
 from workers.http_server import EmbeddedUvicorn, create_app
 from workers.listener import MllpListener, listener_for
 from workers.runtime import embedded

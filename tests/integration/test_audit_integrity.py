@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from store import security
 from store.db import create_pool
 from store.migrate import migrate
-from workers.cli import app
+from workers.cli.main import app
 from workers.runtime.settings import get_settings
 
 KEY = b"k" * 32

@@ -297,7 +297,7 @@ async def audit_verify_cli(database_url: str) -> Any:
     """`carebridge audit verify`, in a thread (it runs its own event loop)."""
     from typer.testing import CliRunner
 
-    from workers.cli import app
+    from workers.cli.main import app
     from workers.runtime.settings import get_settings
 
     def invoke() -> Any:

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from ingest import er7, mapping
 from schemas.adt import AdtEvent
-from workers.cli import app
+from workers.cli.main import app
 from workers.listener import END_BLOCK, frame
 
 NY = ZoneInfo("America/New_York")

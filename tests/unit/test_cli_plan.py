@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from tests.helpers import FIXTURES, a03
-from workers.cli import app
+from workers.cli.main import app
 from workers.runtime.settings import get_settings
 
 SHIPPED = Path(__file__).resolve().parents[2] / "protocols"

@@ -23,7 +23,7 @@ from ingest.errors import HL7Error
 from ingest.routing import AdtRouter
 from schemas.adt import AckCode, AdtEvent
 from schemas.protocol_library import load_library
-from workers.cli import app
+from workers.cli.main import app
 
 NY = ZoneInfo("America/New_York")
 PROTOCOLS = Path(__file__).resolve().parents[2] / "protocols"

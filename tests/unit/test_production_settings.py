@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from workers.cli import app
+from workers.cli.main import app
 from workers.runtime.settings import Settings, get_settings
 
 runner = CliRunner()

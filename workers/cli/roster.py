@@ -17,8 +17,8 @@ from ingest.roster_import import (
 from store import roster
 from store.db import create_pool
 from store.roster import RosterSummary
-from workers.cli_app import app, console, err_console, run_command
-from workers.cli_audit import audited
+from workers.cli.app import app, console, err_console, run_command
+from workers.cli.audit_trail import audited
 from workers.runtime import embedded
 from workers.runtime.settings import Settings
 

@@ -1,4 +1,5 @@
-"""The `carebridge` command line (typer + rich)."""
+"""The console entry point, `carebridge`: the commands that run a process (up, migrate, worker,
+listener, api), then every command group of workers/cli/, which registers itself on the app."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import uvicorn
 from store.db import create_pool
 from store.grants import grant_application_role
 from store.migrate import migrate as apply_migrations
-from workers.cli_app import app, console, run_command, until_signalled
+from workers.cli.app import app, console, run_command, until_signalled
 from workers.http_server import listener_health
 from workers.listener import listener_for
 from workers.runtime import embedded
@@ -121,13 +122,13 @@ def api() -> None:
 
 
 # The other command groups register themselves on `app` when imported.
-from workers import (  # noqa: E402, F401
-    cli_deployment,
-    cli_example,
-    cli_ingest,
-    cli_roster,
-    cli_security,
-    cli_transitions,
+from workers.cli import (  # noqa: E402, F401
+    deployment,
+    example,
+    ingest,
+    roster,
+    security,
+    transitions,
 )
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,19 +25,14 @@ from schemas.protocol_library import ProtocolError, load_library
 from schemas.transition import PlanRequest
 from store import inbox, notifications
 from store.db import create_pool
-from workers.cli_app import app, console, err_console, run_command, site_config, site_zone
-from workers.cli_audit import audited
+from workers.cli.app import app, console, err_console, run_command, site_config, site_zone
+from workers.cli.audit_trail import audited
+from workers.cli.views import local, messages_table, print_plan, protocols_table
 from workers.listener import END_BLOCK, frame
 from workers.runtime import embedded
 from workers.runtime.embedded import StackError
 from workers.runtime.services import Services
 from workers.runtime.settings import Settings, get_settings
-from workers.views import (
-    local,
-    messages_table,
-    print_plan,
-    protocols_table,
-)
 
 messages_app = typer.Typer(help="The ADT message browser: list, show, reprocess.")
 app.add_typer(messages_app, name="messages")

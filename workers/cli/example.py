@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import typer
 
 from ingest import example_messages
-from workers.cli_app import app, err_console, site_zone
+from workers.cli.app import app, err_console, site_zone
 
 KIND_HELP = "; ".join(
     f"{name}: {kind.description}" for name, kind in example_messages.KINDS.items()

@@ -12,8 +12,8 @@ from rich.table import Table
 from store import security
 from store.db import create_pool
 from workers.api.auth import Role
-from workers.cli_app import app, console, err_console, run_command
-from workers.cli_audit import audited
+from workers.cli.app import app, console, err_console, run_command
+from workers.cli.audit_trail import audited
 from workers.runtime import embedded
 from workers.runtime.settings import Settings
 

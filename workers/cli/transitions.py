@@ -33,13 +33,13 @@ from schemas.transition import (
 from schemas.worklist import TransitionQuery
 from store import projection, reports
 from store.db import create_pool
-from workers.cli_app import app, console, err_console, run_command, site_config, site_zone
-from workers.cli_audit import audited
+from workers.cli.app import app, console, err_console, run_command, site_config, site_zone
+from workers.cli.audit_trail import audited
+from workers.cli.views import print_care_plan, print_state, timeline_table, transitions_table
 from workers.runtime import embedded
 from workers.runtime.embedded import StackError
 from workers.runtime.settings import Settings
 from workers.runtime.temporal import IDEMPOTENCY_KEY_PATTERN, connect, update_id
-from workers.views import print_care_plan, print_state, timeline_table, transitions_table
 from workflows.transition import TransitionWorkflow
 
 

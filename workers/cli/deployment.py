@@ -32,7 +32,7 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from workers.cli_app import app, console, run_command
+from workers.cli.app import app, console, run_command
 from workers.runtime.embedded import StackError
 from workers.runtime.settings import Settings
 from workers.runtime.temporal import connect
