@@ -1,4 +1,5 @@
-"""The Temporal worker: the transition workflow and its activities on one task queue."""
+"""The Temporal worker: the transition, sweep and digest workflows and their activities on one
+task queue."""
 
 from __future__ import annotations
 

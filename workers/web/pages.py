@@ -1,5 +1,6 @@
-"""The web worklist and dashboard: server-rendered HTML (Jinja2, autoescaped) with a little
-JavaScript that calls the same API the CLI uses."""
+"""The web pages: the worklist, a transition, its printable care plan, the dashboard and the
+login, server-rendered HTML (Jinja2, autoescaped) with a little JavaScript that calls the same
+API the CLI uses."""
 
 from __future__ import annotations
 
