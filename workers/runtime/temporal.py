@@ -39,12 +39,19 @@ def data_converter(keyring: Keyring, *, accept_plaintext: bool = True) -> DataCo
     )
 
 
+# carebridge's own histograms through the SDK's meter record seconds; the SDK's default
+# buckets are for milliseconds (every lag would land in le=50 and p99 would read ~49.5 s).
+SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
+HISTOGRAM_BUCKETS = {"carebridge_projection_lag": SECONDS_BUCKETS}
+
+
 def metrics_runtime(port: int, host: str = "127.0.0.1") -> Runtime:
     """A Temporal runtime that serves the SDK's metrics (workflow and activity task slots,
     poll success, latencies) and carebridge's worker metrics on <host>:<port>/metrics."""
-    return Runtime(
-        telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"{host}:{port}"))
+    prometheus = PrometheusConfig(
+        bind_address=f"{host}:{port}", histogram_bucket_overrides=HISTOGRAM_BUCKETS
     )
+    return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
 
 
 def keyring_for(settings: Settings) -> Keyring:
