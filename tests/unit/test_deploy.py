@@ -19,6 +19,8 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
+from workers.runtime.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
@@ -710,3 +712,26 @@ def test_no_load_balancer_is_public_or_open_to_every_address(directory: Path) ->
         assert INTERNAL_ANNOTATIONS.items() <= annotations.items(), service["metadata"]["name"]
         ranges = service["spec"].get("loadBalancerSourceRanges", [])
         assert ranges and "0.0.0.0/0" not in ranges, service["metadata"]["name"]
+
+
+def test_a_stopping_listener_outlasts_the_load_balancers_deregistration_and_fits_its_grace() -> (
+    None
+):
+    """Issue 19 item 7: preStop was 5 s, shorter than a cloud load balancer's deregistration
+    (AWS NLB: 300 s by default), so senders were cut mid-frame on every rollout."""
+    objects = build(K8S / "overlays" / "production")
+    (service,) = [s for s in find(objects, "Service") if s["metadata"]["name"] == "carebridge-mllp"]
+    attributes = service["metadata"]["annotations"][
+        "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes"
+    ]
+    deregistration = int(attributes.split("deregistration_delay.timeout_seconds=")[1])
+    for workload, container in containers(objects, "Deployment"):
+        if workload["metadata"]["name"] != "carebridge-listener":
+            continue
+        sleep = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+        grace = workload["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        close_grace = Settings().mllp_close_grace_seconds
+        assert deregistration < sleep and sleep + close_grace < grace, (sleep, grace)
+        break
+    else:
+        raise AssertionError("no listener Deployment")

@@ -104,7 +104,8 @@ def listener() -> None:
             async with listener_health(services, settings):
                 await until_signalled()
         finally:
-            await mllp.close()  # graceful: in-flight frames are answered first
+            # graceful: in-flight frames are answered first, for at most the close grace
+            await mllp.close(grace_seconds=settings.mllp_close_grace_seconds)
             await services.close()
 
     run_command(main)

@@ -124,6 +124,12 @@ class Settings(BaseSettings):
         description="a frame once started must end within this (a byte now and then does "
         "not hold the connection: the idle timeout only runs between frames)",
     )
+    mllp_close_grace_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="on stop, how long frames in flight may still be answered before the "
+        "connections are cut (keep the pod's preStop + this under its termination grace)",
+    )
     mllp_keepalive_seconds: int = Field(
         60, ge=1, description="TCP keepalive idle time on MLLP connections (dead peers found)"
     )
