@@ -64,12 +64,16 @@ def stop_gracefully(process: subprocess.Popen[bytes], within: float = 45) -> int
     return process.wait(timeout=within)
 
 
-async def test_ready_when_both_answer_and_503_naming_temporal_when_it_is_down(
+async def test_readiness_names_a_dependency_that_is_down_without_taking_the_pod_away(
     stack: RunningStack, own_temporal: Settings, pool: asyncpg.Pool
 ) -> None:
+    """Issue 19 item 1: with Temporal (or PostgreSQL) away, every endpoint used to turn
+    NotReady at once (503), so senders got refused connections instead of an answer they
+    retry; readiness now says this process can serve, and the gauge says what answers."""
     assert (await stack.http.get("/healthz")).json() == {"status": "ok"}
     ready = await stack.http.get("/readyz")
-    assert ready.status_code == 200 and ready.json() == {"postgres": "ok", "temporal": "ok"}
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "postgres": "ok", "temporal": "ok"}
 
     server, client = await start_server(own_temporal)
     services = Services.build(own_temporal, pool, client)
@@ -80,8 +84,11 @@ async def test_ready_when_both_answer_and_503_naming_temporal_when_it_is_down(
         down = await http.get("/readyz")
         assert asyncio.get_running_loop().time() - started < 6  # bounded, not a hang
         assert (await http.get("/healthz")).status_code == 200
-    assert down.status_code == 503
+        gauges = (await http.get("/metrics")).text
+    assert down.status_code == 200  # still serving: it answers, and says what is down
     assert down.json()["postgres"] == "ok" and down.json()["temporal"] != "ok"
+    assert 'carebridge_dependency_up{dependency="temporal"} 0.0' in gauges
+    assert 'carebridge_dependency_up{dependency="postgres"} 1.0' in gauges
 
 
 async def test_api_metrics_show_transitions_by_status_and_the_unsettled_inbox(

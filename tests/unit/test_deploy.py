@@ -47,6 +47,7 @@ KNOWN_SERIES = frozenset(
         "carebridge_transitions",
         "carebridge_steps_overdue",
         "carebridge_inbox_unsettled",
+        "carebridge_dependency_up",
         "carebridge_notifications_undelivered",
         "carebridge_escalations",
         "carebridge_projection_lag_bucket",

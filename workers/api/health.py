@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import asyncpg
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 from store import notifications
@@ -28,6 +28,11 @@ STEPS_OVERDUE = Gauge(
 INBOX_UNSETTLED = Gauge(
     "carebridge_inbox_unsettled", "ADT messages stored but not answered (received, no ACK yet)"
 )
+DEPENDENCY_UP = Gauge(
+    "carebridge_dependency_up",
+    "Whether this process reached a dependency at its last readiness check (1) or not (0)",
+    ["dependency"],
+)
 NOTIFICATIONS_UNDELIVERED = Gauge(
     "carebridge_notifications_undelivered",
     "E-mails and pages recorded in the outbox, and team digests of the last week, that did "
@@ -36,7 +41,8 @@ NOTIFICATIONS_UNDELIVERED = Gauge(
 
 
 async def readiness(services: Services) -> dict[str, str]:
-    """Each dependency as "ok" or the kind of failure, each bounded by READY_TIMEOUT_SECONDS."""
+    """Each dependency as "ok" or the kind of failure, each bounded by READY_TIMEOUT_SECONDS;
+    the carebridge_dependency_up gauge follows (the alert is on it, not on readiness)."""
     checks = {}
     try:
         await asyncio.wait_for(services.pool.fetchval("SELECT 1"), READY_TIMEOUT_SECONDS)
@@ -48,6 +54,8 @@ async def readiness(services: Services) -> dict[str, str]:
         checks["temporal"] = "ok"
     except Exception as exc:
         checks["temporal"] = type(exc).__name__
+    for dependency, state in checks.items():
+        DEPENDENCY_UP.labels(dependency=dependency).set(1 if state == "ok" else 0)
     return checks
 
 
@@ -75,7 +83,8 @@ async def refresh_database_gauges(pool: asyncpg.Pool) -> None:
 def health_router(
     services_of: Callable[[Request], Services], *, database_gauges: bool
 ) -> APIRouter:
-    """/healthz (the process is up), /readyz (503 naming what does not answer), /metrics."""
+    """/healthz (the process is up), /readyz (this process can serve; dependencies in the
+    body and a gauge), /metrics."""
     router = APIRouter()
 
     @router.get("/healthz")
@@ -84,12 +93,13 @@ def health_router(
         return {"status": "ok"}
 
     @router.get("/readyz", response_model=None)
-    async def readyz(request: Request) -> dict[str, str] | JSONResponse:
-        """PostgreSQL and Temporal answer (within 2 s each); 503 names what does not."""
-        checks = await readiness(services_of(request))
-        if all(v == "ok" for v in checks.values()):
-            return checks
-        return JSONResponse(checks, status_code=503)
+    async def readyz(request: Request) -> dict[str, str]:
+        """Whether this process can serve: 200 while it runs, also when PostgreSQL or
+        Temporal is away (the API and the listener then answer 503 / AR themselves, which a
+        sender retries; a NotReady fleet would refuse connections instead, and a database
+        failover would take every endpoint away at once). The body and the
+        carebridge_dependency_up gauge say what answers."""
+        return {"status": "ready", **await readiness(services_of(request))}
 
     @router.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
