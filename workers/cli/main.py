@@ -21,7 +21,12 @@ from workers.runtime.logs import configure_logging
 from workers.runtime.schedules import ensure_schedules
 from workers.runtime.services import Services
 from workers.runtime.settings import Settings, get_settings
-from workers.runtime.temporal import metrics_runtime
+from workers.runtime.temporal import (
+    connect,
+    ensure_search_attributes,
+    metrics_runtime,
+    missing_search_attributes,
+)
 from workers.runtime.tracing import configure_tracing, shutdown_tracing
 from workers.stack import run_stack
 from workers.worker import build_worker
@@ -60,6 +65,32 @@ def migrate(
     run_command(main)
 
 
+async def require_search_attributes(services: Services, settings: Settings) -> None:
+    """A worker on a namespace without carebridge's search attributes would fail every
+    workflow task that publishes them: refuse to start, naming them and the fix."""
+    missing = await missing_search_attributes(services.client, settings.temporal_namespace)
+    if missing:
+        raise StackError(
+            f"namespace {settings.temporal_namespace} lacks the search attributes "
+            f"{', '.join(missing)}: run `carebridge temporal setup` (operator rights) first"
+        )
+
+
+temporal_app = typer.Typer(help="The Temporal namespace carebridge runs in.")
+app.add_typer(temporal_app, name="temporal")
+
+
+@temporal_app.command("setup")
+def temporal_setup() -> None:
+    """Register carebridge's search attributes in the namespace (idempotent)."""
+
+    async def main(settings: Settings) -> list[str]:
+        return await ensure_search_attributes(await connect(settings), settings.temporal_namespace)
+
+    added = run_command(main)
+    console.print(f"added: {', '.join(added)}" if added else "search attributes are in place")
+
+
 @app.command()
 def worker() -> None:
     """Run a Temporal worker (against CAREBRIDGE_TEMPORAL_ADDRESS or the local dev server)."""
@@ -73,6 +104,7 @@ def worker() -> None:
         )
         services = await Services.connect(settings, runtime)
         try:
+            await require_search_attributes(services, settings)
             await ensure_schedules(services.client, services.library.site, settings.task_queue)
             async with build_worker(services.client, services.pool, settings):
                 console.print(f"worker polling task queue {settings.task_queue}")

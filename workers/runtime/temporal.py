@@ -122,27 +122,36 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
         raise StackError(f"cannot reach Temporal at {settings.temporal_target}: {hint}") from exc
 
 
-async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
-    """Register carebridge's custom search attributes that the namespace lacks (idempotent)."""
+async def missing_search_attributes(client: Client, namespace: str) -> list[str] | None:
+    """carebridge's custom search attributes the namespace lacks; None when the server
+    cannot list them (the time-skipping test server can add but not list)."""
     try:
         listed = await client.operator_service.list_search_attributes(
             ListSearchAttributesRequest(namespace=namespace)
         )
-        existing = set(listed.custom_attributes)
-    except RPCError as exc:  # the time-skipping test server can add but not list
+    except RPCError as exc:
         if exc.status != RPCStatusCode.UNIMPLEMENTED:
             raise
-        existing = set()
-    missing = {
+        return None
+    existing = set(listed.custom_attributes)
+    return sorted(key.name for key in search_attributes.ALL if key.name not in existing)
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
+    """Register carebridge's custom search attributes that the namespace lacks (idempotent);
+    needs operator rights on the namespace (`carebridge temporal setup`)."""
+    missing = await missing_search_attributes(client, namespace)
+    wanted = set(missing) if missing is not None else {key.name for key in search_attributes.ALL}
+    to_add = {
         key.name: _INDEXED_TYPES[key.indexed_value_type]
         for key in search_attributes.ALL
-        if key.name not in existing
+        if key.name in wanted
     }
-    if missing:
+    if to_add:
         await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=to_add)
         )
-    return sorted(missing)
+    return sorted(to_add)
 
 
 # An operator's idempotency key (HTTP `Idempotency-Key`, CLI `--idempotency-key`): letters,
