@@ -736,3 +736,14 @@ def test_a_stopping_listener_outlasts_the_load_balancers_deregistration_and_fits
         break
     else:
         raise AssertionError("no listener Deployment")
+
+
+def test_every_alert_names_a_runbook_that_exists() -> None:
+    """Issue 19 item 8: alerts had no runbook_url; each now names its page in deploy/runbooks,
+    which says what to check, how to fix and when to escalate."""
+    for rule in alert_rules():
+        url = rule["annotations"].get("runbook_url", "")
+        assert url == f"deploy/runbooks/{rule['alert']}.md", rule["alert"]
+        page = (ROOT / url).read_text()
+        for section in ("## Check", "## Fix", "## Escalate"):
+            assert section in page, (url, section)
