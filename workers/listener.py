@@ -331,7 +331,8 @@ class MllpListener:
 
     async def _keep_aborted(self, payload: bytes) -> None:
         """A dead letter of the abandoned bytes, for the record; the sender is owed nothing
-        and is not told (a failure to store it does not cost the connection)."""
+        and is not told (a failure to store it does not cost the connection: refuse answers
+        a transient failure instead of raising, and that answer is dropped here)."""
         error = HL7Error(
             AckCode.REJECT,
             "frame aborted by a new start block before its end block: the sender never "
@@ -340,10 +341,9 @@ class MllpListener:
             0,
             SEGMENT_SEQUENCE_ERROR,
         )
-        try:
-            result = await self._intake.refuse(payload, error)
-        except Exception as exc:  # the database may be away: nothing is owed on the wire
-            log.warning("mllp.frame_aborted_not_kept", error_type=type(exc).__name__)
+        result = await self._intake.refuse(payload, error)
+        if result.status != "rejected":  # the database may be away: nothing is owed
+            log.warning("mllp.frame_aborted_not_kept", aborted_bytes=len(payload))
             return
         log.warning("mllp.frame_aborted", inbox_id=result.inbox_id, aborted_bytes=len(payload))
 

@@ -158,9 +158,9 @@ def require(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
         if principal.via == "session":  # the pages put it in their state-changing calls
             request.state.csrf_token = principal.csrf_token
             request.state.signed_in = True
-        if principal.via == "session" and request.method not in SAFE_METHODS:
             sent = request.headers.get(CSRF_HEADER, "")
-            if not (principal.csrf_token and hmac.compare_digest(sent, principal.csrf_token)):
+            forged = not (principal.csrf_token and hmac.compare_digest(sent, principal.csrf_token))
+            if request.method not in SAFE_METHODS and forged:
                 raise HTTPException(403, "the page's CSRF token is missing or wrong: reload it")
         if principal.role not in admitted:
             raise HTTPException(403, f"the {principal.role.value} role may not do this")
