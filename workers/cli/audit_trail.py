@@ -10,6 +10,8 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
+
 from store import security
 from store.db import create_pool
 from workers.runtime import embedded
@@ -32,15 +34,16 @@ async def audited(
     resource_id: str | None,
     by: str | None = None,
     changes: bool = True,
-) -> AsyncIterator[None]:
-    """Wrap one CLI action in its audit rows."""
-    pool = await create_pool(await embedded.database_url(settings), max_size=1)
+) -> AsyncIterator[asyncpg.Pool]:
+    """Wrap one CLI action in its audit rows; the action uses the pool it yields."""
+    pool = await create_pool(await embedded.database_url(settings), max_size=2)
     actor = by or getpass.getuser()
     key = settings.audit_chain_key
+    patient: str | None = None
 
     async def record(outcome: str) -> None:
-        patient = None
-        if resource_type == "transition" and resource_id:
+        nonlocal patient
+        if patient is None and resource_type == "transition" and resource_id:
             patient = await security.patient_key_of(pool, resource_id)
         await security.record(
             pool,
@@ -64,7 +67,7 @@ async def audited(
                     f"the audit log cannot be written ({type(exc).__name__}): nothing was done"
                 ) from None
         try:
-            yield
+            yield pool
         except BaseException as exc:
             await record(f"failed: {type(exc).__name__}")
             raise

@@ -79,12 +79,8 @@ def messages_show(message_id: int) -> None:
             resource_type="message",
             resource_id=str(message_id),
             changes=False,
-        ):
-            pool = await create_pool(await embedded.database_url(settings), max_size=2)
-            try:
-                return await inbox.get_message(pool, message_id)
-            finally:
-                await pool.close()
+        ) as pool:
+            return await inbox.get_message(pool, message_id)
 
     row = run_command(main)
     if row is None:
@@ -174,8 +170,7 @@ def redeliver(notification_id: int = typer.Argument(..., min=1)) -> None:
             action="redeliver",
             resource_type="notification",
             resource_id=str(notification_id),
-        ):
-            pool = await create_pool(await embedded.database_url(settings), max_size=2)
+        ) as pool:
             try:
                 return await redeliver_notification(
                     pool,
@@ -186,8 +181,6 @@ def redeliver(notification_id: int = typer.Argument(..., min=1)) -> None:
                 )
             except RedeliveryBusy as exc:
                 raise StackError(str(exc)) from None
-            finally:
-                await pool.close()
 
     result = run_command(main)
     if result is None:

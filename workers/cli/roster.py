@@ -42,17 +42,13 @@ def roster_import(
     async def main(settings: Settings) -> ImportResult:
         async with audited(
             settings, action="roster import", resource_type="roster", resource_id=file.name
-        ):
-            pool = await create_pool(await embedded.database_url(settings), max_size=2)
-            try:
-                return await import_roster(
-                    pool,
-                    parsed,
-                    source_file=file.name,
-                    key_secret=settings.key_secret.get_secret_value(),
-                )
-            finally:
-                await pool.close()
+        ) as pool:
+            return await import_roster(
+                pool,
+                parsed,
+                source_file=file.name,
+                key_secret=settings.key_secret.get_secret_value(),
+            )
 
     result = run_command(main)
     if result.rejected:

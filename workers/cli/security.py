@@ -54,14 +54,10 @@ def tokens_create(
             action=f"tokens create {role} {subject}",
             resource_type="token",
             resource_id=name,
-        ):
-            created: tuple[int, str] = await _with_pool(
-                settings,
-                lambda pool: security.create_token(
-                    pool, name=name, subject=subject, role=role, team=team, expires_in=lifetime
-                ),
+        ) as pool:
+            return await security.create_token(
+                pool, name=name, subject=subject, role=role, team=team, expires_in=lifetime
             )
-            return created
 
     token_id, token = run_command(main)
     console.print(f"token {token_id} for {subject} ({role}); shown once, keep it safe:")
@@ -75,11 +71,8 @@ def tokens_revoke(token_id: int) -> None:
     async def main(settings: Settings) -> bool:
         async with audited(
             settings, action="tokens revoke", resource_type="token", resource_id=str(token_id)
-        ):
-            revoked: bool = await _with_pool(
-                settings, lambda pool: security.revoke_token(pool, token_id)
-            )
-            return revoked
+        ) as pool:
+            return await security.revoke_token(pool, token_id)
 
     done = run_command(main)
     if not done:

@@ -126,13 +126,9 @@ def show(
             resource_type="transition",
             resource_id=transition_id,
             changes=False,
-        ):
+        ) as pool:
             state = await _state(settings, transition_id)
-            pool = await create_pool(await embedded.database_url(settings), max_size=2)
-            try:
-                return state, await projection.timeline(pool, transition_id)
-            finally:
-                await pool.close()
+            return state, await projection.timeline(pool, transition_id)
 
     state, events = run_command(main)
     if as_json:
