@@ -11,9 +11,10 @@ from temporalio.runtime import Runtime
 from ingest.intake import AdtIntake
 from schemas.protocol_library import ProtocolLibrary, load_library
 from store.db import create_pool
+from store.encryption import BlindIndex, FieldCipher
 from workers.runtime import embedded
 from workers.runtime.settings import Settings
-from workers.runtime.temporal import connect
+from workers.runtime.temporal import connect, keyring_for
 
 
 @dataclass
@@ -23,6 +24,8 @@ class Services:
     client: Client
     intake: AdtIntake
     library: ProtocolLibrary
+    field_cipher: FieldCipher  # PHI at rest in PostgreSQL (store/encryption.py)
+    blind_index: BlindIndex
 
     @classmethod
     def build(cls, settings: Settings, pool: asyncpg.Pool, client: Client) -> Services:
@@ -37,7 +40,16 @@ class Services:
             allowed_facilities=settings.allowed_facility_set,
             production=settings.environment == "production",
         )
-        return cls(settings=settings, pool=pool, client=client, intake=intake, library=library)
+        keyring = keyring_for(settings)
+        return cls(
+            settings=settings,
+            pool=pool,
+            client=client,
+            intake=intake,
+            library=library,
+            field_cipher=FieldCipher(keyring.keys, keyring.current),
+            blind_index=BlindIndex(settings.key_secret.get_secret_value()),
+        )
 
     @classmethod
     async def connect(cls, settings: Settings, runtime: Runtime | None = None) -> Services:
