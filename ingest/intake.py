@@ -39,6 +39,7 @@ from schemas.adt import AckCode, MessageHeader
 from schemas.protocol_library import ProtocolLibrary
 from schemas.site import ApplicationAckRoute, ReusedControlIds, UnmatchedPatientIdentifier
 from store import inbox
+from store.encryption import BlindIndex, FieldCipher
 
 log = structlog.get_logger(__name__)
 tracer = trace.get_tracer("carebridge.ingest")  # a no-op unless tracing is configured
@@ -108,13 +109,21 @@ class AdtIntake:
         key_secret: str,
         library: ProtocolLibrary,
         timeout_seconds: float,
+        field_cipher: FieldCipher,
+        blind_index: BlindIndex,
         allowed_facilities: frozenset[str] = frozenset(),
         production: bool = False,
         application_acks: ApplicationAckDelivery | None = None,
     ) -> None:
         self._pool = pool
         self._router = AdtRouter(
-            pool, client, library=library, key_secret=key_secret, task_queue=task_queue
+            pool,
+            client,
+            library=library,
+            key_secret=key_secret,
+            task_queue=task_queue,
+            field_cipher=field_cipher,
+            blind_index=blind_index,
         )
         self._site = library.site
         self._zone = library.site.calendar_zone()  # the ACK's own timestamp

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import hl7
@@ -300,6 +300,7 @@ def to_event(
         raise HL7Error(AckCode.ERROR, "A03 needs a discharge time (PV1-45 or MSH-7)", "PV1", 45)
 
     phones = _phones(message)
+    diagnosis = _principal_diagnosis(message)
     return AdtEvent(
         header=head,
         event_type=head.trigger_event,
@@ -319,12 +320,23 @@ def to_event(
         discharged_at=discharged_at,
         death_indicator=_deceased(message),
         diagnosis_codes=_diagnoses(message),
+        family_name=er7.value(message, "PID", 5, 1, 1),
+        given_name=er7.value(message, "PID", 5, 1, 2),
+        middle_name=er7.value(message, "PID", 5, 1, 3),
+        birth_date=_birth_date(message, zone),
+        sex=er7.value(message, "PID", 8),
+        address=_address(message),
+        cleared=_cleared(message),
+        principal_diagnosis=er7.value(message, "DG1", 3, occurrence=diagnosis),
+        principal_diagnosis_text=er7.value(message, "DG1", 3, 1, 2, occurrence=diagnosis),
+        unit=er7.value(message, "PV1", 3),
         contact_numbers=phones,
         contact_numbers_cleared=not phones
         and any(er7.is_null(message, "PID", field) for field in (13, 14)),
         language=er7.value(message, "PID", 15, 1, 1) or er7.value(message, "PID", 15, 1, 2),
         next_of_kin=_next_of_kin(message),
         pcp_ids=_pcp_ids(message),
+        pcp_name=_pcp_name(message),
         occurred_at=occurred_at,
     )
 
@@ -351,6 +363,45 @@ def _diagnoses(message: hl7.Message) -> tuple[str, ...]:
         for n in range(1, er7.occurrences(message, "DG1") + 1)
     )
     return tuple(code for code in codes if code)
+
+
+def _principal_diagnosis(message: hl7.Message) -> int:
+    """The occurrence of the principal DG1: DG1-15 priority 1, else the first (0: none)."""
+    count = er7.occurrences(message, "DG1")
+    ranked = (n for n in range(1, count + 1) if er7.value(message, "DG1", 15, occurrence=n) == "1")
+    return next(ranked, 1 if count else 0)
+
+
+def _birth_date(message: hl7.Message, zone: ZoneInfo) -> date | None:
+    """PID-7's date as written (a time or offset after it is ignored); None when it gives
+    less than a day (a year alone is no birth date). Not a DTM at all: AE, field named."""
+    raw = er7.value(message, "PID", 7)
+    born = er7.parse_timestamp(raw, zone, segment="PID", field=7)
+    return born.date() if born is not None and len(raw) >= 8 else None
+
+
+# PID-5 components and the other PID fields whose explicit null "" clears the registry's value.
+_NULLABLE_NAME = (("family_name", 1), ("given_name", 2), ("middle_name", 3))
+_NULLABLE_FIELDS = (("birth_date", 7), ("sex", 8), ("address", 11), ("language", 15))
+
+
+def _cleared(message: hl7.Message) -> tuple[str, ...]:
+    cleared = [name for name, part in _NULLABLE_NAME if er7.is_null(message, "PID", 5, 1, part)]
+    cleared += [name for name, field in _NULLABLE_FIELDS if er7.is_null(message, "PID", field)]
+    if er7.is_null(message, "PD1", 4):
+        cleared.append("pcp")
+    return tuple(cleared)
+
+
+def _address(message: hl7.Message) -> str:
+    """PID-11's first repetition on one line: "street, other, city, state zip, country"."""
+
+    def part(component: int, subcomponent: int = 1) -> str:
+        return er7.value(message, "PID", 11, 1, component, subcomponent)
+
+    street = " ".join(p for p in (part(1, 1), part(1, 2), part(1, 3)) if p)
+    state_zip = " ".join(p for p in (part(4), part(5)) if p)
+    return ", ".join(p for p in (street, part(2), part(3), state_zip, part(6)) if p)
 
 
 def _phones(message: hl7.Message) -> tuple[str, ...]:
@@ -389,6 +440,22 @@ def _ids(message: hl7.Message, segment: str, field: int, occurrence: int) -> lis
         er7.value(message, segment, field, rep, occurrence=occurrence)
         for rep in range(1, count + 1)
     ]
+
+
+def _pcp_name(message: hl7.Message) -> str:
+    """The first PD1-4 (else ROL PP/PCP) provider's name as "Given Family"."""
+    sources = [("PD1", n) for n in range(1, er7.occurrences(message, "PD1") + 1)]
+    sources += [
+        ("ROL", n)
+        for n in range(1, er7.occurrences(message, "ROL") + 1)
+        if er7.value(message, "ROL", 3, occurrence=n).upper() in PCP_ROLES
+    ]
+    for segment, n in sources:
+        family = er7.value(message, segment, 4, 1, 2, occurrence=n)
+        given = er7.value(message, segment, 4, 1, 3, occurrence=n)
+        if family or given:
+            return " ".join(p for p in (given, family) if p)
+    return ""
 
 
 def _pcp_ids(message: hl7.Message) -> tuple[str, ...]:

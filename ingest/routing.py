@@ -33,7 +33,8 @@ from schemas.protocol_library import ProtocolLibrary, Selection
 from schemas.risk import RiskAssessment
 from schemas.site import Attribution
 from schemas.transition import AdtSignal, TransitionInput, TransitionState, TransitionStatus
-from store import aliases, encounters, roster, visit_events
+from store import aliases, encounters, registry, roster, visit_events
+from store.encryption import BlindIndex, FieldCipher
 from store.visit_events import Outcome, PendingEvent
 from workflows import search_attributes
 from workflows.transition import TransitionWorkflow
@@ -110,12 +111,18 @@ class AdtRouter:
         library: ProtocolLibrary,
         key_secret: str,
         task_queue: str,
+        field_cipher: FieldCipher | None = None,
+        blind_index: BlindIndex | None = None,
     ) -> None:
+        """Without a cipher and blind index (a plan, a unit test) the patient registry is
+        not written."""
         self.library = library
         self._pool = pool
         self._client = client
         self._key_secret = key_secret
         self._task_queue = task_queue
+        self._cipher = field_cipher
+        self._index = blind_index
 
     def _matching(self, identifiers: tuple[PatientIdentifier, ...]) -> PatientIdentifier | None:
         """The first identifier the site's rule (assigning authority / type) names."""
@@ -298,10 +305,44 @@ class AdtRouter:
         self, event: AdtEvent, received_at: datetime, *, inbox_id: int | None = None
     ) -> Routed:
         """The routing table (README): every event is recorded; these ones act. `inbox_id`
-        is the message's inbox row (found by its MSH fields when not given)."""
+        is the message's inbox row (found by its MSH fields when not given). Then the
+        patient registry takes what the event says about its patient (and about the visit's
+        transition, for a discharge and the updates delivered to it): a failure to write it
+        fails the message like any database failure (not AA, the sender resends)."""
+        patient = await self.patient_key(event)
+        routed = await self._route(event, received_at, patient, inbox_id)
+        await self._register(event, received_at, patient, self._own_transition(event, routed))
+        return routed
+
+    def _own_transition(self, event: AdtEvent, routed: Routed) -> str | None:
+        """The transition of the event's own visit, when the event is its discharge or an
+        update delivered to it (a readmission's Routed names an earlier visit's)."""
+        if not event.visit_number or event.event_type not in ("A03", *VISIT_SIGNALS):
+            return None
+        own = keys.transition_id(self.encounter_key(event))
+        return own if routed.transition_id == own else None
+
+    async def _register(
+        self, event: AdtEvent, received_at: datetime, patient: str, transition: str | None
+    ) -> None:
+        if self._pool is None or self._cipher is None or self._index is None or not patient:
+            return
+        if event.occurred_at is None:  # the routing's event time: when it arrived
+            event = event.model_copy(update={"occurred_at": received_at})
+        await registry.record_event(
+            self._pool,
+            self._cipher,
+            self._index,
+            patient_key=patient,
+            event=event,
+            transition_id=transition,
+        )
+
+    async def _route(
+        self, event: AdtEvent, received_at: datetime, patient: str, inbox_id: int | None
+    ) -> Routed:
         assert self._pool is not None
         at = event.occurred_at or received_at
-        patient = await self.patient_key(event)
         if patient:
             if event.patient_class == "E":
                 await self._record(event, patient, encounters.ED_VISIT, event.admitted_at or at)
@@ -479,6 +520,8 @@ class AdtRouter:
         if event is None:
             return Outcome.UNREADABLE, "kept, but its message no longer maps: not applied"
         if await self._send(transition, self._signal_of(event, pending.occurred_at)):
+            patient = await self.patient_key(event)
+            await self._register(event, pending.received_at, patient, transition)
             return (
                 Outcome.DELIVERED,
                 f"{kind} delivered to the transition (kept until the discharge arrived)",
@@ -562,6 +605,14 @@ class AdtRouter:
             moved += await encounters.merge_patient(
                 self._pool, source=source, target=target, event_type=kind
             )
+            if self._cipher is not None and self._index is not None:
+                await registry.merge(
+                    self._pool,
+                    self._cipher,
+                    self._index,
+                    merged_key=source,
+                    surviving_key=target,
+                )
             survivors.append(target)
         if not survivors:
             return Routed(

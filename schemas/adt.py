@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -124,6 +125,29 @@ class AdtEvent(BaseModel):
     discharged_at: AwareDatetime | None = None
     death_indicator: bool = False
     diagnosis_codes: tuple[str, ...] = Field(default=(), description="DG1-3 codes (ICD-10)")
+    # The demographics the feed carries, for the patient registry (store/registry.py). PHI
+    # all of them: never logged, never in ids, search attributes, metrics or errors.
+    family_name: str = Field(default="", description="PID-5.1 of the first repetition. PHI")
+    given_name: str = Field(default="", description="PID-5.2 of the first repetition. PHI")
+    middle_name: str = Field(default="", description="PID-5.3 of the first repetition. PHI")
+    birth_date: date | None = Field(default=None, description="PID-7, its date. PHI")
+    sex: str = Field(default="", description="PID-8 as sent (HL7 table 0001). PHI")
+    address: str = Field(
+        default="", description="PID-11 first repetition on one line (street, city ...). PHI"
+    )
+    cleared: tuple[str, ...] = Field(
+        default=(),
+        description='the demographic fields sent as the HL7 null "" (family_name, given_name, '
+        "middle_name, birth_date, sex, address, language, pcp): delete the value kept; an "
+        "empty field only means not sent",
+    )
+    principal_diagnosis: str = Field(
+        default="", description="DG1-3.1 of the DG1 with DG1-15 priority 1, else the first. PHI"
+    )
+    principal_diagnosis_text: str = Field(
+        default="", description="DG1-3.2 of that DG1, as sent. PHI"
+    )
+    unit: str = Field(default="", description="PV1-3.1, the point of care (the unit)")
     contact_numbers: tuple[str, ...] = Field(default=(), description="PID-13/14. PHI")
     contact_numbers_cleared: bool = Field(
         default=False,
@@ -134,5 +158,8 @@ class AdtEvent(BaseModel):
     next_of_kin: tuple[NextOfKin, ...] = Field(default=(), description="NK1 segments. PHI")
     pcp_ids: tuple[str, ...] = Field(
         default=(), description="PD1-4 ids and ROL-4 ids of ROL-3 role PP/PCP (attribution)"
+    )
+    pcp_name: str = Field(
+        default="", description='the first of those providers as "Given Family" (the registry)'
     )
     occurred_at: AwareDatetime | None = Field(default=None, description="EVN-6, EVN-2 or MSH-7")

@@ -235,6 +235,8 @@ async def test_temporal_unavailable_gets_ae_and_the_retransmission_succeeds(
         key_secret=settings.key_secret.get_secret_value(),
         library=stack.services.library,
         timeout_seconds=2.0,
+        field_cipher=stack.services.field_cipher,
+        blind_index=stack.services.blind_index,
     )
     raw = a03(facility="GENHOSP6", visit="V6", control_id="DOWN-1")
 

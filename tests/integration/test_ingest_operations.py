@@ -67,6 +67,8 @@ async def test_message_browser_lists_shows_and_reprocesses_after_the_fix(
         key_secret=settings.key_secret.get_secret_value(),
         library=stack.services.library,
         timeout_seconds=5,
+        field_cipher=stack.services.field_cipher,
+        blind_index=stack.services.blind_index,
         allowed_facilities=frozenset({"GENHOSP"}),
     )
     refused = await strict.handle(a03(facility=facility, control_id="ALLOW-1"))

@@ -30,6 +30,9 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, pool: asyncpg.Pool, client: Client) -> Services:
         library = load_library(settings.protocols_dir)
+        keyring = keyring_for(settings)
+        field_cipher = FieldCipher(keyring.keys, keyring.current)
+        blind_index = BlindIndex(settings.key_secret.get_secret_value())
         intake = AdtIntake(
             pool,
             client,
@@ -39,16 +42,17 @@ class Services:
             timeout_seconds=settings.ack_timeout_seconds,
             allowed_facilities=settings.allowed_facility_set,
             production=settings.environment == "production",
+            field_cipher=field_cipher,
+            blind_index=blind_index,
         )
-        keyring = keyring_for(settings)
         return cls(
             settings=settings,
             pool=pool,
             client=client,
             intake=intake,
             library=library,
-            field_cipher=FieldCipher(keyring.keys, keyring.current),
-            blind_index=BlindIndex(settings.key_secret.get_secret_value()),
+            field_cipher=field_cipher,
+            blind_index=blind_index,
         )
 
     @classmethod

@@ -1,0 +1,385 @@
+"""The protected patient registry: who each opaque patient key is, sealed at rest.
+
+One sealed JSON document per row (store/encryption.py FieldCipher, bound to the row by its
+context), updated by every ADT event that carries a PID (store/registry_rules.py says how),
+merged by A40 and the other patient merges (the merged row keeps `merged_into`, the survivor
+gains `merged_from`), found by keyed blind indexes that are rewritten with every update: a
+search never decrypts the table. Encounter facts (principal diagnosis, unit, stay) are kept
+per transition the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from schemas.adt import AdtEvent
+from store.encryption import BlindIndex, FieldCipher, SealError, key_id_of
+from store.registry_rules import (
+    ENCOUNTER_FIELDS,
+    PATIENT_FIELDS,
+    EncounterDetails,
+    PatientRecord,
+    apply,
+    encounter_document,
+    encounter_of,
+    encounter_update,
+    fill_gaps,
+    index_terms,
+    is_newer,
+    latest,
+    parse_query,
+    patient_document,
+    patient_of,
+    patient_update,
+)
+
+__all__ = [
+    "EncounterDetails",
+    "PatientRecord",
+    "get_encounters",
+    "get_patient",
+    "get_patients",
+    "merge",
+    "record_event",
+    "reencrypt",
+    "search",
+]
+
+# A pool, or a connection (then the caller's transaction holds the registry's writes).
+Db = Any
+MAX_HOPS = 16  # merges followed to a survivor (store/aliases.py has the same bound)
+REENCRYPT_BATCH = 500
+_LOCK_CLASS = 0x0CB5  # the registry's advisory locks (pg_advisory_xact_lock(class, hash))
+
+
+def patient_context(patient_key: str) -> str:
+    return f"patients\x1f{patient_key}"
+
+
+def encounter_context(transition_id: str) -> str:
+    return f"encounter_details\x1f{transition_id}"
+
+
+@asynccontextmanager
+async def _transaction(db: Db) -> AsyncIterator[Any]:
+    """A transaction on the pool's connection, or a savepoint in the caller's one."""
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn, conn.transaction():
+            yield conn
+    else:
+        async with db.transaction():
+            yield db
+
+
+async def _lock(conn: Any, *keys: str) -> None:
+    """Serialise writers of these rows (two events of one patient, a merge), in key order."""
+    for key in sorted(set(keys)):
+        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _LOCK_CLASS, key)
+
+
+_SURVIVORS = """
+WITH RECURSIVE edges (merged_key, surviving_key) AS (
+    SELECT merged_key, surviving_key FROM patient_aliases
+    UNION ALL
+    SELECT patient_key, merged_into FROM patients WHERE merged_into IS NOT NULL
+), chain (start, key, hops, seen) AS (
+    SELECT k, k, 0, ARRAY[k] FROM unnest($1::text[]) AS k
+    UNION ALL
+    SELECT c.start, e.surviving_key, c.hops + 1, c.seen || e.surviving_key
+    FROM chain c JOIN edges e ON e.merged_key = c.key
+    WHERE c.hops < $2 AND NOT e.surviving_key = ANY (c.seen)
+)
+SELECT DISTINCT ON (start) start, key FROM chain ORDER BY start, hops DESC
+"""
+
+
+async def _survivors(db: Db, keys: Iterable[str]) -> dict[str, str]:
+    """Each key's surviving key, through the merges (store/aliases.py) and the registry's
+    own merged_into: itself unless merged away."""
+    wanted = list(dict.fromkeys(k for k in keys if k))
+    if not wanted:
+        return {}
+    rows = await db.fetch(_SURVIVORS, wanted, MAX_HOPS)
+    return {row["start"]: row["key"] for row in rows}
+
+
+async def _patient_row(conn: Any, cipher: FieldCipher, key: str) -> tuple[PatientRecord, Any]:
+    row = await conn.fetchrow(
+        "SELECT sealed, as_of, merged_into, updated_at FROM patients WHERE patient_key = $1", key
+    )
+    if row is None:
+        return PatientRecord(patient_key=key), None
+    document = cipher.open_json(bytes(row["sealed"]), patient_context(key))
+    return patient_of(document, key, row["merged_into"], row["updated_at"]), row
+
+
+async def _write_patient(
+    conn: Any,
+    cipher: FieldCipher,
+    index: BlindIndex,
+    record: PatientRecord,
+    as_of: datetime | None,
+) -> None:
+    """Seal the record into its row and rewrite its blind indexes."""
+    key = record.patient_key
+    sealed = cipher.seal_json(patient_document(record), patient_context(key))
+    await conn.execute(
+        """
+        INSERT INTO patients (patient_key, sealed, key_id, as_of)
+        VALUES ($1, $2, $3, $4)
+        ON CONFLICT (patient_key) DO UPDATE
+            SET sealed = EXCLUDED.sealed, key_id = EXCLUDED.key_id, as_of = EXCLUDED.as_of,
+                updated_at = now()
+        """,
+        key,
+        sealed,
+        cipher.current,
+        as_of,
+    )
+    terms = index_terms(record)
+    await conn.execute("DELETE FROM patient_search WHERE patient_key = $1", key)
+    await conn.execute(
+        """
+        INSERT INTO patient_search (kind, digest, patient_key)
+        SELECT kind, digest, $3 FROM unnest($1::text[], $2::bytea[]) AS t (kind, digest)
+        ON CONFLICT DO NOTHING
+        """,
+        [kind for kind, _ in terms],
+        [index.digest(kind, value) for kind, value in terms],
+        key,
+    )
+
+
+async def record_event(
+    conn_or_pool: Db,
+    cipher: FieldCipher,
+    index: BlindIndex,
+    *,
+    patient_key: str,
+    event: AdtEvent,
+    transition_id: str | None,
+) -> None:
+    """Apply what an event says about its patient (and, with `transition_id`, about that
+    transition's encounter). Newer than the record: replaces what it sends, clears its
+    HL7 nulls; older (a message a week late): only fills gaps. Repeating it changes nothing."""
+    if not patient_key:
+        return
+    at = event.occurred_at
+    async with _transaction(conn_or_pool) as conn:
+        key = (await _survivors(conn, [patient_key])).get(patient_key, patient_key)
+        await _lock(conn, key)
+        current, row = await _patient_row(conn, cipher, key)
+        as_of = row["as_of"] if row is not None else None
+        sent, cleared = patient_update(event, key)
+        newer = row is None or is_newer(at, as_of)
+        updated = apply(current, sent, cleared, newer=newer, names=PATIENT_FIELDS)
+        if row is None or updated != current or latest(as_of, at) != as_of:
+            await _write_patient(conn, cipher, index, updated, latest(as_of, at))
+        if transition_id:
+            await _record_encounter(conn, cipher, event, transition_id, key)
+
+
+async def _record_encounter(
+    conn: Any, cipher: FieldCipher, event: AdtEvent, transition_id: str, patient_key: str
+) -> None:
+    await _lock(conn, f"encounter\x1f{transition_id}")
+    row = await conn.fetchrow(
+        "SELECT sealed FROM encounter_details WHERE transition_id = $1", transition_id
+    )
+    context = encounter_context(transition_id)
+    current, as_of = EncounterDetails(transition_id, patient_key), None
+    if row is not None:
+        current, as_of = encounter_of(
+            cipher.open_json(bytes(row["sealed"]), context), transition_id, patient_key
+        )
+    sent, cleared = encounter_update(event, transition_id, patient_key)
+    newer = row is None or is_newer(event.occurred_at, as_of)
+    updated = apply(current, sent, cleared, newer=newer, names=ENCOUNTER_FIELDS)
+    if row is not None and updated == current and latest(as_of, event.occurred_at) == as_of:
+        return
+    document = encounter_document(updated, latest(as_of, event.occurred_at))
+    await conn.execute(
+        """
+        INSERT INTO encounter_details (transition_id, patient_key, sealed, key_id)
+        VALUES ($1, $2, $3, $4)
+        ON CONFLICT (transition_id) DO UPDATE
+            SET patient_key = EXCLUDED.patient_key, sealed = EXCLUDED.sealed,
+                key_id = EXCLUDED.key_id, updated_at = now()
+        """,
+        transition_id,
+        patient_key,
+        cipher.seal_json(document, context),
+        cipher.current,
+    )
+
+
+async def get_patient(pool: Db, cipher: FieldCipher, patient_key: str) -> PatientRecord | None:
+    """The record of a patient key, or of the patient it was merged into; None if unknown."""
+    return (await get_patients(pool, cipher, [patient_key])).get(patient_key)
+
+
+async def get_patients(
+    pool: Db, cipher: FieldCipher, patient_keys: Iterable[str]
+) -> dict[str, PatientRecord]:
+    """The records of these keys (each followed to its survivor), keyed by the key asked
+    for; unknown keys are left out."""
+    survivors = await _survivors(pool, patient_keys)
+    rows = await pool.fetch(
+        "SELECT patient_key, sealed, merged_into, updated_at FROM patients "
+        "WHERE patient_key = ANY ($1::text[])",
+        list(set(survivors.values())),
+    )
+    records = {
+        row["patient_key"]: patient_of(
+            cipher.open_json(bytes(row["sealed"]), patient_context(row["patient_key"])),
+            row["patient_key"],
+            row["merged_into"],
+            row["updated_at"],
+        )
+        for row in rows
+    }
+    return {asked: records[found] for asked, found in survivors.items() if found in records}
+
+
+async def get_encounters(
+    pool: Db, cipher: FieldCipher, transition_ids: Iterable[str]
+) -> dict[str, EncounterDetails]:
+    """The encounter facts of these transitions; those without any are left out."""
+    rows = await pool.fetch(
+        "SELECT transition_id, patient_key, sealed FROM encounter_details "
+        "WHERE transition_id = ANY ($1::text[])",
+        list(dict.fromkeys(transition_ids)),
+    )
+    found = {}
+    for row in rows:
+        tid = row["transition_id"]
+        document = cipher.open_json(bytes(row["sealed"]), encounter_context(tid))
+        found[tid] = encounter_of(document, tid, row["patient_key"])[0]
+    return found
+
+
+_MATCHES = """
+SELECT s.patient_key
+FROM patient_search s
+JOIN unnest($1::text[], $2::bytea[]) AS wanted (kind, digest)
+  ON s.kind = wanted.kind AND s.digest = wanted.digest
+GROUP BY s.patient_key
+HAVING count(*) = $3
+"""
+
+
+async def search(pool: Db, index: BlindIndex, query: str, *, limit: int = 50) -> list[str]:
+    """The surviving patient keys a query finds through the blind indexes (by birth date,
+    phone, MRN or name prefixes: store/registry_rules.parse_query), most recently updated
+    first. A match on a merged-away record finds its survivor."""
+    matched: set[str] = set()
+    for alternative in parse_query(query):
+        rows = await pool.fetch(
+            _MATCHES,
+            [kind for kind, _ in alternative],
+            [index.digest(kind, value) for kind, value in alternative],
+            len(alternative),
+        )
+        matched.update(row["patient_key"] for row in rows)
+    if not matched:
+        return []
+    survivors = await _survivors(pool, matched)
+    rows = await pool.fetch(
+        "SELECT patient_key FROM patients "
+        "WHERE patient_key = ANY ($1::text[]) AND merged_into IS NULL "
+        "ORDER BY updated_at DESC, patient_key LIMIT $2",
+        list(set(survivors.values())),
+        limit,
+    )
+    return [row["patient_key"] for row in rows]
+
+
+async def merge(
+    conn_or_pool: Db,
+    cipher: FieldCipher,
+    index: BlindIndex,
+    *,
+    merged_key: str,
+    surviving_key: str,
+) -> None:
+    """The merged patient into the survivor: the survivor keeps its values, fills its gaps
+    from the merged record and names it in merged_from; the merged row keeps
+    merged_into (its blind indexes stay, so a search by the old MRN finds the survivor);
+    the merged patient's encounters move. The first merge of a key stands (as in
+    store/aliases.py): repeating one, or merging the key elsewhere later, changes nothing."""
+    if not merged_key or not surviving_key or merged_key == surviving_key:
+        return
+    async with _transaction(conn_or_pool) as conn:
+        await _lock(conn, merged_key, surviving_key)
+        merged, merged_row = await _patient_row(conn, cipher, merged_key)
+        if merged_row is not None and merged_row["merged_into"] is not None:
+            return  # merged before (into this survivor or another): the first merge stands
+        survivor, survivor_row = await _patient_row(conn, cipher, surviving_key)
+        filled = fill_gaps(survivor, merged if merged_row is not None else None)
+        if survivor_row is None or filled != survivor:
+            as_of = latest(
+                survivor_row["as_of"] if survivor_row is not None else None,
+                merged_row["as_of"] if merged_row is not None else None,
+            )
+            await _write_patient(conn, cipher, index, filled, as_of)
+        if merged_row is not None:
+            await conn.execute(
+                "UPDATE patients SET merged_into = $2, updated_at = now() WHERE patient_key = $1",
+                merged_key,
+                surviving_key,
+            )
+        await conn.execute(
+            "UPDATE encounter_details SET patient_key = $2, updated_at = now() "
+            "WHERE patient_key = $1",
+            merged_key,
+            surviving_key,
+        )
+
+
+async def reencrypt(pool: asyncpg.Pool, cipher: FieldCipher) -> int:
+    """Reseal every patients and encounter_details row not under the current key, in
+    batches (each its own transaction); returns how many were resealed. A row written
+    meanwhile is already current and is left alone; run again, it finds nothing to do."""
+    total = 0
+    for table, key_column, context in (
+        ("patients", "patient_key", patient_context),
+        ("encounter_details", "transition_id", encounter_context),
+    ):
+        after = ""
+        while True:
+            async with pool.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(
+                    f"SELECT {key_column} AS key, sealed, key_id FROM {table} "
+                    f"WHERE key_id <> $1 AND {key_column} > $2 "
+                    f"ORDER BY {key_column} LIMIT $3 FOR UPDATE",
+                    cipher.current,
+                    after,
+                    REENCRYPT_BATCH,
+                )
+                for row in rows:
+                    await conn.execute(
+                        f"UPDATE {table} SET sealed = $2, key_id = $3 WHERE {key_column} = $1",
+                        row["key"],
+                        _resealed(cipher, bytes(row["sealed"]), context(row["key"]), table),
+                        cipher.current,
+                    )
+            total += len(rows)
+            if len(rows) < REENCRYPT_BATCH:
+                break
+            after = rows[-1]["key"]
+    return total
+
+
+def _resealed(cipher: FieldCipher, sealed: bytes, context: str, table: str) -> bytes:
+    try:
+        return cipher.reseal(sealed, context)
+    except SealError:
+        raise SealError(
+            f"a {table} row sealed with key {key_id_of(sealed)!r} does not open: add that key "
+            "to the keyring (CAREBRIDGE_CODEC_KEYS) and run it again"
+        ) from None
