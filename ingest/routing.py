@@ -1,7 +1,8 @@
 """What an accepted ADT event does: check attribution, pick a protocol, assess risk and start
 a transition (A03), signal the visit's running transition (A08/A11/A13), merge patients
 (A34/A36/A39/A40/A47), or record it. A patient key is always resolved through the aliases
-that merges leave, so a late message under a merged-away identifier reaches the survivor."""
+that merges leave, so a late message under a merged-away identifier reaches the survivor.
+Every event with a PID also updates the patient registry (store/registry.py)."""
 
 from __future__ import annotations
 
