@@ -176,7 +176,7 @@ async def record_event(
         current, row = await _patient_row(conn, cipher, key)
         as_of = row["as_of"] if row is not None else None
         sent, cleared = patient_update(event, key)
-        newer = row is None or is_newer(at, as_of)
+        newer = is_newer(at, as_of)  # a new row takes everything sent
         updated = apply(current, sent, cleared, newer=newer, names=PATIENT_FIELDS)
         if row is None or updated != current or latest(as_of, at) != as_of:
             await _write_patient(conn, cipher, index, updated, latest(as_of, at))
@@ -198,7 +198,7 @@ async def _record_encounter(
             cipher.open_json(bytes(row["sealed"]), context), transition_id, patient_key
         )
     sent, cleared = encounter_update(event, transition_id, patient_key)
-    newer = row is None or is_newer(event.occurred_at, as_of)
+    newer = is_newer(event.occurred_at, as_of)
     updated = apply(current, sent, cleared, newer=newer, names=ENCOUNTER_FIELDS)
     if row is not None and updated == current and latest(as_of, event.occurred_at) == as_of:
         return
