@@ -211,11 +211,13 @@ def fill_gaps(survivor: PatientRecord, merged: PatientRecord | None) -> PatientR
 
 def index_terms(record: PatientRecord) -> list[tuple[str, str]]:
     """The (kind, normalised value) pairs a record is found by: every identifier, the birth
-    date, every phone, every prefix of the family and given names."""
+    date, every phone (whole, and its local 7 digits: a caller reads "555-0142"), every
+    prefix of the family and given names."""
     terms = [("mrn", normalise_identifier(i.id)) for i in record.identifiers]
     if record.birth_date is not None:
         terms.append(("birth_date", normalise_birth_date(record.birth_date)))
     terms += [("phone", normalise_phone(p)) for p in record.phones]
+    terms += [("phone_local", normalise_phone(p)[-LOCAL_DIGITS:]) for p in record.phones]
     for name in (record.family_name, record.given_name):
         terms += [("name", prefix) for prefix in name_prefixes(name)]
     return list(dict.fromkeys((kind, value) for kind, value in terms if value))
@@ -229,15 +231,12 @@ _COMPACT_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _DATE_FORMS = ((_ISO_DATE, (0, 1, 2)), (_US_DATE, (2, 0, 1)), (_COMPACT_DATE, (0, 1, 2)))
 _PHONE_LIKE = re.compile(r"\+?[\d\s().\-]+")
 MIN_PHONE_DIGITS = 7
+LOCAL_DIGITS = 7  # a number without its area code
 
 
 def _as_date(text: str) -> date | None:
     """YYYY-MM-DD, MM/DD/YYYY or YYYYMMDD that names a real day."""
-    for pattern, order in (
-        (_ISO_DATE, (0, 1, 2)),
-        (_US_DATE, (2, 0, 1)),
-        (_COMPACT_DATE, (0, 1, 2)),
-    ):
+    for pattern, order in _DATE_FORMS:
         if match := pattern.fullmatch(text):
             parts = [int(match.group(n + 1)) for n in order]
             try:
@@ -260,7 +259,10 @@ def parse_query(query: str) -> list[Alternative]:
         by_date: Alternative = (("birth_date", normalise_birth_date(born)),)
         return [by_date, mrn] if text.isdigit() else [by_date]
     phone = normalise_phone(text)
-    if _PHONE_LIKE.fullmatch(text) and len(re.sub(r"\D", "", text)) >= MIN_PHONE_DIGITS:
+    digits = re.sub(r"\D", "", text)
+    if _PHONE_LIKE.fullmatch(text) and len(digits) >= MIN_PHONE_DIGITS:
+        if len(digits) == LOCAL_DIGITS:
+            return [(("phone_local", digits),), mrn]
         return [(("phone", phone),), mrn]
     tokens = name_tokens(text)
     long_enough = [t[:MAX_PREFIX] for t in tokens if len(t) >= MIN_PREFIX]

@@ -140,9 +140,10 @@ def test_a_diagnosis_code_sent_without_its_text_drops_the_old_text() -> None:
 def test_index_terms_cover_every_identifier_phone_the_birth_date_and_name_prefixes() -> None:
     terms = set(index_terms(KEPT))
     assert {("mrn", "100234"), ("phone", "4135550142"), ("birth_date", "1948-03-12")} <= terms
+    assert ("phone_local", "5550142") in terms  # found by the number without its area code
     assert {("name", "DO"), ("name", "DOE"), ("name", "JA"), ("name", "JANE")} <= terms
     assert ("name", "Q") not in terms  # the middle name is not searched
-    assert not any(kind == "phone" and "4135550143" in value for kind, value in terms)
+    assert not any(kind.startswith("phone") and "5550143" in value for kind, value in terms)
 
 
 @pytest.mark.parametrize(
@@ -153,7 +154,8 @@ def test_index_terms_cover_every_identifier_phone_the_birth_date_and_name_prefix
         ("19480312", [(("birth_date", "1948-03-12"),), (("mrn", "19480312"),)]),
         ("(413) 555-0142", [(("phone", "4135550142"),), (("mrn", "(413)555-0142"),)]),
         ("1-413-555-0142", [(("phone", "4135550142"),), (("mrn", "1-413-555-0142"),)]),
-        ("1002345", [(("phone", "1002345"),), (("mrn", "1002345"),)]),
+        ("1002345", [(("phone_local", "1002345"),), (("mrn", "1002345"),)]),
+        ("555-0142", [(("phone_local", "5550142"),), (("mrn", "555-0142"),)]),
         ("garc", [(("name", "GARC"),), (("mrn", "GARC"),)]),
         ("Doe Jane", [(("name", "DOE"), ("name", "JANE")), (("mrn", "DOEJANE"),)]),
         ("Doe J", [(("name", "DOE"),), (("mrn", "DOEJ"),)]),
