@@ -67,7 +67,7 @@ async def log_audit_anchors(svc: Services) -> None:
 
 
 def _signed_in_docs(app: FastAPI) -> None:
-    """/openapi.json and /docs for any signed-in role, when authentication is required."""
+    """/openapi.json and /docs for any signed-in role."""
     signed_in = [Depends(require(*Role))]
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=signed_in)
@@ -98,19 +98,18 @@ def create_app(services: Services | None = None) -> FastAPI:
             await owned.close()
 
     settings = services.settings if services is not None else get_settings()
-    docs_open = not settings.auth_required  # else the API's description follows its auth
+    # The API's description follows its auth: /docs and /openapi.json need a credential.
     app = FastAPI(
         title="carebridge",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/docs" if docs_open else None,
-        redoc_url="/redoc" if docs_open else None,
-        openapi_url="/openapi.json" if docs_open else None,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     if services is not None:  # also without a lifespan (in-process test transports)
         app.state.services = services
-    if not docs_open:
-        _signed_in_docs(app)
+    _signed_in_docs(app)
     app.add_middleware(BodyLimit, limit=settings.max_message_bytes)  # inside the headers
     app.add_middleware(codec_server.CodecCors, settings=settings)
     app.middleware("http")(audit.audit_and_harden)
@@ -126,6 +125,8 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.include_router(adt.router)
     app.include_router(notifications.router)
     app.include_router(messages.router)
+
+    app.add_exception_handler(pages.SignInRequired, pages.sign_in_page)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:

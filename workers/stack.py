@@ -2,13 +2,15 @@
 
 Starts (unless configured to use existing servers) the Temporal dev server and the embedded
 PostgreSQL, applies migrations, starts the worker(s) as processes, and runs the MLLP listener
-and the HTTP API in this process.
+and the HTTP API in this process. In development it then prints a one-time sign-in URL for the
+web pages and writes the development administrator's API token file (no anonymous access).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 import signal
 
 import structlog
@@ -16,8 +18,11 @@ import uvicorn
 from rich.console import Console
 from temporalio.client import Client
 
+from store import login_codes
 from store.db import create_pool
 from store.migrate import migrate
+from workers.api import dev_access
+from workers.api.dev_access import DevelopmentAccess
 from workers.http_server import EmbeddedUvicorn, create_app
 from workers.listener import listener_for
 from workers.runtime import embedded
@@ -72,7 +77,8 @@ def _check_ports(settings: Settings) -> None:
         embedded.ensure_port_free(host, port, what, setting)
 
 
-def _banner(console: Console, settings: Settings) -> None:
+def banner(console: Console, settings: Settings, access: DevelopmentAccess | None) -> None:
+    """What `up` prints once it serves: where everything is, and how to sign in."""
     temporal_ui = (
         f"http://127.0.0.1:{settings.temporal_ui_port}"
         if not settings.temporal_address
@@ -89,18 +95,25 @@ def _banner(console: Console, settings: Settings) -> None:
     console.print(f"  MLLP listener    {settings.mllp_host}:{settings.mllp_port}")
     console.print(f"  PostgreSQL       {database}")
     console.print(f"  Codec server     {settings.api_url}/codec  (payloads AES-256-GCM encrypted)")
-    console.print(
-        "  Authentication   "
-        + (
-            "bearer tokens required (carebridge tokens create)"
-            if settings.auth_required
-            else "off for local development (CAREBRIDGE_REQUIRE_AUTH=1 turns it on)"
+    bearer = ""
+    if access is None:
+        console.print("  Authentication   bearer tokens required (carebridge tokens create)")
+    else:
+        minutes = int(login_codes.CODE_LIFETIME.total_seconds() // 60)
+        console.print(
+            "  Authentication   required; you are the development administrator (dev-admin)"
         )
-    )
+        console.print(f"  Web pages        {access.login_url}")
+        console.print(
+            f"                   (signs you in once, within {minutes} min; "
+            "`carebridge login-url` prints a new one)"
+        )
+        console.print(f"  API token        {access.token_file}  (mode 0600)")
+        bearer = f' -H "Authorization: Bearer $(cat {shlex.quote(str(access.token_file))})"'
     console.print("Send a sample discharge:")
     console.print(
         f"  carebridge example a03 | curl --data-binary @- "
-        f"-H 'Content-Type: x-application/hl7-v2+er7' {settings.api_url}/adt"
+        f"-H 'Content-Type: x-application/hl7-v2+er7'{bearer} {settings.api_url}/adt"
     )
     console.print("  carebridge example a03 | carebridge send -      (over MLLP)")
     console.print("Then: carebridge list, carebridge show <transition-id>.  Ctrl-C stops.")
@@ -159,7 +172,12 @@ async def run_stack(settings: Settings, console: Console) -> None:
                 await asyncio.sleep(0.05)
             if api_task.done():
                 raise StackError(f"the HTTP API could not start on {settings.api_url}")
-            _banner(console, settings)
+            access = (
+                await dev_access.prepare(pool, settings)
+                if settings.environment == "development"
+                else None
+            )
+            banner(console, settings, access)
             await stop.wait()
             console.print("stopping ...")
             api.should_exit = True

@@ -5,9 +5,9 @@ tokens`, with an expiry) or, when an issuer is configured, an OIDC JWT checked a
 issuer's JWKS. A browser presents a session cookie instead, issued by POST /login once the
 credential is checked (store/sessions.py): its state-changing calls must carry the
 session's CSRF token (X-CSRF-Token), since a cookie travels with requests other sites make.
-Every route states the roles it admits (`require(...)`). In development, unless
-CAREBRIDGE_REQUIRE_AUTH is set, a request without credentials is served as the local
-developer (so `make run` and the curl example work); production always requires a token.
+Every route states the roles it admits (`require(...)`). A request without credentials is
+refused in every environment: on a laptop, `carebridge up` gives the development
+administrator a token file and a one-time sign-in URL (workers/api/dev_access.py).
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ class Role(StrEnum):
     OPERATOR = "operator"  # message browser, reprocess, codec; no clinical edits
     INTEGRATION = "integration"  # POST /adt only
     AUDITOR = "auditor"  # reads the audit log
-    DEVELOPER = "developer"  # unauthenticated local development only
+    # The development administrator (`carebridge up`'s dev-token and sign-in URL): admitted
+    # wherever any role is, in development only; its credentials are refused in production.
+    DEVELOPER = "developer"
 
 
 CLINICAL = (Role.CARE_MANAGER, Role.SUPERVISOR)
@@ -51,12 +53,8 @@ class Principal:
     subject: str
     role: Role
     team: str | None = None
-    via: str = "token"  # token, jwt, session, open
+    via: str = "token"  # token, jwt, session; code: a one-time sign-in code, at /login only
     csrf_token: str | None = None  # a session's: its state-changing calls must send it
-
-    @property
-    def is_open_development(self) -> bool:
-        return self.via == "open"
 
 
 # A JWT without an expiry would be a password that never changes; without an audience, a
@@ -76,14 +74,21 @@ def _bearer(request: Request) -> str | None:
     return None
 
 
+def admissible(role: str, settings: Settings) -> bool:
+    """The development administrator's credentials count in development only."""
+    return role != Role.DEVELOPER or settings.environment == "development"
+
+
 async def principal_of_credential(request: Request, token: str) -> Principal | None:
-    """Who an API token or a JWT names, or None (unknown, revoked, expired, invalid)."""
+    """Who an API token or a JWT names, or None (unknown, revoked, expired, invalid, or a
+    development administrator's in production)."""
+    settings = services(request).settings
     if token.startswith(security.TOKEN_PREFIX):
         found = await security.find_token(services(request).pool, token)
-        if found is None:
+        if found is None or not admissible(found.role, settings):
             return None
         return Principal(subject=found.subject, role=Role(found.role), team=found.team)
-    return await asyncio.to_thread(_from_jwt, token, services(request).settings)
+    return await asyncio.to_thread(_from_jwt, token, settings)
 
 
 def _from_jwt(token: str, settings: Settings) -> Principal | None:
@@ -111,26 +116,26 @@ def _from_jwt(token: str, settings: Settings) -> Principal | None:
 
 
 async def authenticate(request: Request) -> Principal | None:
+    """Who the request's bearer token or session cookie names; None without either, or when
+    it names nobody (anonymous callers are refused in development too)."""
     token = _bearer(request)
     if token is not None:
         return await principal_of_credential(request, token)
     session_id = request.cookies.get(SESSION_COOKIE)
+    if not session_id:
+        return None
     settings = services(request).settings
-    if session_id:
-        idle = timedelta(minutes=settings.session_idle_minutes)
-        found = await sessions.find_session(services(request).pool, session_id, idle)
-        if found is None:
-            return None
-        return Principal(
-            subject=found.subject,
-            role=Role(found.role),
-            team=found.team,
-            via="session",
-            csrf_token=found.csrf_token,
-        )
-    if not settings.auth_required:
-        return Principal(subject="developer", role=Role.DEVELOPER, via="open")
-    return None
+    idle = timedelta(minutes=settings.session_idle_minutes)
+    found = await sessions.find_session(services(request).pool, session_id, idle)
+    if found is None or not admissible(found.role, settings):
+        return None
+    return Principal(
+        subject=found.subject,
+        role=Role(found.role),
+        team=found.team,
+        via="session",
+        csrf_token=found.csrf_token,
+    )
 
 
 async def _audit_attempt(request: Request, principal: Principal) -> None:

@@ -44,7 +44,8 @@ class Actor(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     by: str | None = Field(
-        default=None, description="who acts; with authentication, the token's subject"
+        default=None,
+        description="ignored: the actor is the subject of the token or session that calls",
     )
 
 
@@ -98,8 +99,7 @@ async def update_transition(
     """Check who may act, validate with the workflow's own model (422), then run the Update
     (409 when the workflow refuses); the Update's result, or a problem response."""
     fields = body.model_dump()
-    if not principal.is_open_development:
-        fields["by"] = principal.subject  # the actor is who the token says, not the body
+    fields["by"] = principal.subject  # the actor is who the credential says, not the body
     try:
         request = build(**fields, **extra)
     except ValidationError as exc:

@@ -11,17 +11,18 @@ from rich.table import Table
 
 from store import security
 from store.db import create_pool
+from workers.api import dev_access
 from workers.api.auth import Role
 from workers.cli.app import app, console, err_console, run_command
 from workers.cli.audit_trail import audited
 from workers.runtime import embedded
-from workers.runtime.settings import Settings
+from workers.runtime.settings import Settings, get_settings
 
 tokens_app = typer.Typer(help="API tokens: create (shown once), revoke, list.")
 audit_app = typer.Typer(help="The audit log: search it, verify its hash chain.")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(audit_app, name="audit")
-ROLES = [r.value for r in Role if r != Role.DEVELOPER]
+ROLES = [r.value for r in Role if r != Role.DEVELOPER]  # developer: in development only
 
 
 async def _with_pool(settings: Settings, work: Any) -> Any:
@@ -36,14 +37,22 @@ async def _with_pool(settings: Settings, work: Any) -> Any:
 def tokens_create(
     name: str = typer.Option(..., "--name", help="what the token is for"),
     subject: str = typer.Option(..., "--subject", help="the user or system acting with it"),
-    role: str = typer.Option(..., "--role", help=", ".join(ROLES)),
+    role: str = typer.Option(
+        ..., "--role", help=", ".join(ROLES) + "; developer in development only"
+    ),
     team: str | None = typer.Option(None, "--team", help="limit a supervisor to a facility"),
     expires_in_days: int = typer.Option(
         90, "--expires-in-days", min=0, help="days until it stops working; 0: never"
     ),
 ) -> None:
     """Create a token and print it once (only its hash is stored)."""
-    if role not in ROLES:
+    if role == Role.DEVELOPER and get_settings().environment != "development":
+        err_console.print(
+            "[red]error:[/] the developer role (the development administrator) exists in "
+            "development only: give a production token one of " + ", ".join(ROLES)
+        )
+        raise typer.Exit(1)
+    if role not in (*ROLES, Role.DEVELOPER):
         err_console.print(f"[red]error:[/] unknown role {role!r}: use one of {', '.join(ROLES)}")
         raise typer.Exit(1)
     lifetime = timedelta(days=expires_in_days) if expires_in_days else None
@@ -62,6 +71,21 @@ def tokens_create(
     token_id, token = run_command(main)
     console.print(f"token {token_id} for {subject} ({role}); shown once, keep it safe:")
     console.print(token, soft_wrap=True)
+
+
+@app.command("login-url")
+def login_url() -> None:
+    """Print a new one-time sign-in URL for the web pages of the running development stack
+    (it signs the development administrator in once, within 15 minutes)."""
+
+    async def main(settings: Settings) -> str:
+        async def issue(pool: Any) -> str:
+            return await dev_access.issue_login_url(pool, settings, by="login-url")
+
+        result: str = await _with_pool(settings, issue)
+        return result
+
+    console.print(run_command(main), soft_wrap=True)
 
 
 @tokens_app.command("revoke")

@@ -205,9 +205,6 @@ class Settings(BaseSettings):
         30.0, gt=0, description="a web session unused this long ends (log in again)"
     )
     session_hours: float = Field(12.0, gt=0, description="a web session ends this long after login")
-    require_auth: bool = Field(
-        False, description="Require tokens in development too (production always does)"
-    )
     oidc_issuer: str | None = Field(None, description="OIDC issuer accepted for JWTs")
     oidc_audience: str | None = Field(None, description="Expected JWT audience")
     oidc_jwks_url: str | None = Field(None, description="The issuer's JWKS URL")
@@ -277,10 +274,6 @@ class Settings(BaseSettings):
             return self.audit_key.get_secret_value().encode()
         secret = self.key_secret.get_secret_value().encode()
         return hmac.new(secret, b"carebridge audit chain", hashlib.sha256).digest()
-
-    @property
-    def auth_required(self) -> bool:
-        return self.require_auth or self.environment == "production"
 
     @property
     def cors_origins_list(self) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, get_args, get_origin
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -19,17 +19,43 @@ from schemas.care_plan import build_care_plan, reach_of
 from schemas.social_needs import QUESTIONS, HrsnAnswers, HrsnDomain
 from schemas.transition import TransitionStatus
 from schemas.worklist import TransitionQuery
-from store import dashboard, projection, sessions
-from workers.api.auth import SESSION_COOKIE, Role, principal_of_credential, require
-from workers.api.common import Svc
+from store import dashboard, login_codes, projection, sessions
+from workers.api.auth import (
+    SESSION_COOKIE,
+    Principal,
+    Role,
+    admissible,
+    principal_of_credential,
+    require,
+)
+from workers.api.common import Svc, services
 from workers.api.transitions import live_state
 from workers.runtime.services import Services
 from workers.web.charts import bar_chart
 
 router = APIRouter(include_in_schema=False)
-Viewer = Depends(require(Role.CARE_MANAGER, Role.SUPERVISOR, Role.OPERATOR))
+_may_view = require(Role.CARE_MANAGER, Role.SUPERVISOR, Role.OPERATOR)
+
+
+class SignInRequired(Exception):
+    """A page asked for without a session (or token): answered with the login page."""
+
+
+async def _viewer(request: Request) -> Principal:
+    try:
+        return await _may_view(request)
+    except HTTPException as exc:
+        if exc.status_code == 401:
+            raise SignInRequired from None
+        raise
+
+
+Viewer = Depends(_viewer)
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
 VIEWS = {"open", "overdue", "today", "all"}
+USED_CODE = (
+    "that sign-in link was used already or has expired: `carebridge login-url` prints a new one"
+)
 
 
 def _screening_questions() -> list[dict[str, Any]]:
@@ -70,9 +96,25 @@ def _render(
     return templates.TemplateResponse(request, name, context)
 
 
+async def sign_in_page(request: Request, _: Exception) -> HTMLResponse:
+    """The login page in place of a page that shows patients, 401 (the app's handler for
+    SignInRequired): nothing of the page is rendered without a session."""
+    return _login_page(request, services(request), "sign in to see this page", 401)
+
+
 @router.get("/login", response_class=HTMLResponse)
-async def login_form(request: Request, svc: Svc) -> HTMLResponse:
-    return _login_page(request, svc)
+async def login_form(
+    request: Request, svc: Svc, code: Annotated[str | None, Query(max_length=200)] = None
+) -> Response:
+    """The login form; with `?code=` (the one-time URL `carebridge up` prints) the code is
+    used up and exchanged for a session at once."""
+    if code is None:
+        return _login_page(request, svc)
+    grant = await login_codes.redeem_code(svc.pool, code)
+    if grant is None or not admissible(grant.role, svc.settings):
+        return _login_page(request, svc, USED_CODE, 401)
+    principal = Principal(grant.subject, Role(grant.role), grant.team, via="code")
+    return await _signed_in(request, svc, principal)
 
 
 def _login_page(
@@ -86,6 +128,7 @@ def _login_page(
         error=error,
         idle=int(settings.session_idle_minutes),
         hours=int(settings.session_hours),
+        development=settings.environment == "development",
     )
     page.status_code = status
     return page
@@ -111,8 +154,13 @@ async def login(request: Request, svc: Svc) -> Response:
         return _login_page(request, svc, "sign in from carebridge's own page", 403)
     token = (await _form(request)).get("token", "").strip()
     principal = await principal_of_credential(request, token) if token else None
-    if principal is None or principal.role == Role.DEVELOPER:
+    if principal is None:
         return _login_page(request, svc, "that token is unknown, revoked or expired", 401)
+    return await _signed_in(request, svc, principal)
+
+
+async def _signed_in(request: Request, svc: Services, principal: Principal) -> Response:
+    """A new server-side session for whom the credential names, and its cookie."""
     settings = svc.settings
     session_id, _ = await sessions.open_session(
         svc.pool,
@@ -187,9 +235,7 @@ async def worklist(
 
 
 @router.get("/ui/transitions/{transition_id}", response_class=HTMLResponse, dependencies=[Viewer])
-async def transition_page(
-    request: Request, svc: Svc, transition_id: str, actor: str = ""
-) -> HTMLResponse:
+async def transition_page(request: Request, svc: Svc, transition_id: str) -> HTMLResponse:
     state = await live_state(svc, transition_id)
     timeline = await projection.timeline(svc.pool, transition_id)
     return _render(
@@ -201,7 +247,6 @@ async def transition_page(
         state=state,
         reach=reach_of(state),
         timeline=timeline,
-        actor=actor,
     )
 
 
