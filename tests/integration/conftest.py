@@ -32,8 +32,10 @@ from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
 from schemas import keys
+from store import login_codes, security
 from tests.conftest import TEST_KEYS
 from tests.helpers import MllpClient, a03, assert_eventually, database_dsn, find_free_port, msa
+from workers.api.dev_access import DEV_ADMIN
 from workers.cli.main import app
 from workers.http_server import EmbeddedUvicorn, create_app
 from workers.listener import MllpListener, listener_for
@@ -46,14 +48,45 @@ from workers.worker import build_worker
 
 @dataclass
 class RunningStack:
+    """`http` calls the API as the development administrator (a developer-role token: every
+    route admits it); `anonymous` calls it without credentials."""
+
     services: Services
     http: httpx.AsyncClient
+    anonymous: httpx.AsyncClient
     mllp_port: int
 
     async def post_adt(self, raw: bytes) -> httpx.Response:
         return await self.http.post(
             "/adt", content=raw, headers={"Content-Type": "x-application/hl7-v2+er7"}
         )
+
+    async def as_person(
+        self, subject: str, role: str = "developer", team: str | None = None
+    ) -> dict[str, str]:
+        """Headers that call the API as `subject` (a fresh token of that role): actions are
+        recorded under the credential's subject, whatever the body says."""
+        return await bearer(self.services.pool, subject, role, team)
+
+    async def login_url(
+        self, subject: str = DEV_ADMIN, role: str = "developer", team: str | None = None
+    ) -> str:
+        """A one-time sign-in URL (as `carebridge up` prints) that opens a session for
+        `subject` in a browser."""
+        code = await login_codes.issue_code(
+            self.services.pool, subject=subject, role=role, team=team
+        )
+        return f"{str(self.http.base_url).rstrip('/')}/login?code={code}"
+
+
+async def bearer(
+    pool: asyncpg.Pool, subject: str, role: str = "developer", team: str | None = None
+) -> dict[str, str]:
+    """The Authorization header of a new API token for `subject` with `role`."""
+    _, token = await security.create_token(
+        pool, name=f"test {subject}", subject=subject, role=role, team=team
+    )
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest_asyncio.fixture
@@ -66,12 +99,17 @@ async def stack(
     api = EmbeddedUvicorn(
         uvicorn.Config(create_app(services), host="127.0.0.1", port=api_port, log_config=None)
     )
+    admin = await bearer(pool, DEV_ADMIN)
+    base_url = f"http://127.0.0.1:{api_port}"
     async with build_worker(temporal_env.client, pool, settings):
         serving = asyncio.create_task(api.serve())
         while not api.started:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=30) as http:
-            yield RunningStack(services=services, http=http, mllp_port=mllp_port)
+        async with (
+            httpx.AsyncClient(base_url=base_url, timeout=30, headers=admin) as http,
+            httpx.AsyncClient(base_url=base_url, timeout=30) as anonymous,
+        ):
+            yield RunningStack(services, http, anonymous, mllp_port)
         api.should_exit = True
         await serving
     await listener.close()

@@ -174,13 +174,15 @@ async def test_steps_complete_through_the_api_and_a_repeat_is_a_409(
     tid = transition_of(settings, "GENHOSP5", "V5")
     url = f"/transitions/{tid}/steps/interactive_contact/complete"
 
-    done = await stack.http.post(url, json={"by": "rn.alvarez", "outcome": "reached patient"})
+    nurse = await stack.as_person("rn.alvarez")
+    done = await stack.http.post(url, headers=nurse, json={"outcome": "reached patient"})
     assert done.status_code == 200, done.text
     assert done.json()["status"] == "completed"
-    again = await stack.http.post(url, json={"by": "rn.alvarez"})
+    assert done.json()["completed_by"] == "rn.alvarez"
+    again = await stack.http.post(url, headers=nurse, json={})
     assert again.status_code == 409
     assert "already completed" in again.json()["detail"]
-    blank = await stack.http.post(url, json={"by": "  "})
+    blank = await stack.http.post(url, headers=nurse, json={"outcome": ""})
     assert blank.status_code == 422
 
     async def projected() -> None:

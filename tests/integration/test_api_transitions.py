@@ -87,55 +87,62 @@ async def test_every_step_action_and_the_timeline(stack: RunningStack, settings:
     base = f"/transitions/{tid}"
     state = (await stack.http.get(base)).json()
     steps = {s["step_id"]: s for s in state["steps"]}
+    rn_a, sup_k = await stack.as_person("rn.a"), await stack.as_person("sup.k")
 
     attempt = await stack.http.post(
-        f"{base}/steps/interactive_contact/attempts", json={"by": "rn.a", "result": "no_answer"}
+        f"{base}/steps/interactive_contact/attempts", headers=rn_a, json={"result": "no_answer"}
     )
     assert attempt.status_code == 200 and attempt.json()["attempts"][0]["result"] == "no_answer"
     moved = await stack.http.post(
-        f"{base}/steps/follow_up_visit/reassign", json={"by": "sup.k", "to": "rn.b"}
+        f"{base}/steps/follow_up_visit/reassign", headers=sup_k, json={"to": "rn.b"}
     )
     assert moved.json()["assignee"] == "rn.b"
     limit = datetime.fromisoformat(steps["medication_reconciliation"]["limit_at"])
     due = datetime.fromisoformat(steps["medication_reconciliation"]["due_at"])
     snoozed = await stack.http.post(
         f"{base}/steps/medication_reconciliation/snooze",
-        json={"by": "rn.a", "until": (due + timedelta(days=2)).isoformat(), "reason": "pharmacy"},
+        headers=rn_a,
+        json={"until": (due + timedelta(days=2)).isoformat(), "reason": "pharmacy"},
     )
     assert snoozed.status_code == 200, snoozed.text
     too_far = await stack.http.post(
         f"{base}/steps/medication_reconciliation/snooze",
-        json={"by": "rn.a", "until": (limit + timedelta(days=1)).isoformat(), "reason": "x"},
+        headers=rn_a,
+        json={"until": (limit + timedelta(days=1)).isoformat(), "reason": "x"},
     )
     assert too_far.status_code == 409 and "past its deadline" in too_far.json()["detail"]
     cancelled = await stack.http.post(
-        f"{base}/steps/follow_up_visit/cancel", json={"by": "sup.k", "reason": "seen at home"}
+        f"{base}/steps/follow_up_visit/cancel", headers=sup_k, json={"reason": "seen at home"}
     )
     assert cancelled.json()["status"] == "cancelled"
-    note = await stack.http.post(f"{base}/notes", json={"by": "rn.a", "text": "call after 5"})
+    note = await stack.http.post(f"{base}/notes", headers=rn_a, json={"text": "call after 5"})
     assert note.status_code == 200 and note.json()["text"] == "call after 5"
     reached = await stack.http.post(
-        f"{base}/steps/interactive_contact/attempts", json={"by": "rn.a", "result": "reached"}
+        f"{base}/steps/interactive_contact/attempts", headers=rn_a, json={"result": "reached"}
     )
     assert reached.json()["status"] == "completed"
-    unknown = await stack.http.post(f"{base}/steps/dance/complete", json={"by": "rn.a"})
+    unknown = await stack.http.post(f"{base}/steps/dance/complete", headers=rn_a, json={})
     assert unknown.status_code == 409 and "unknown step 'dance'" in unknown.json()["detail"]
-    no_actor = await stack.http.post(f"{base}/notes", json={"text": "anonymous"})
-    assert no_actor.status_code == 422
+    impostor = await stack.http.post(f"{base}/notes", headers=rn_a, json={"by": "x", "text": "y"})
+    assert impostor.json()["by"] == "rn.a"  # the credential's subject, not the body's
+    blank = await stack.http.post(f"{base}/notes", headers=rn_a, json={"text": ""})
+    assert blank.status_code == 422
     bad_result = await stack.http.post(
-        f"{base}/steps/interactive_contact/attempts", json={"by": "rn.a", "result": "maybe"}
+        f"{base}/steps/interactive_contact/attempts", headers=rn_a, json={"result": "maybe"}
     )
     assert bad_result.status_code == 422
     gone = await stack.http.post(
-        "/transitions/ffffffffffffffffffffffff/notes", json={"by": "rn.a", "text": "x"}
+        "/transitions/ffffffffffffffffffffffff/notes", headers=rn_a, json={"text": "x"}
     )
     assert gone.status_code == 404
 
     async def timeline_complete() -> None:
-        kinds = [e["kind"] for e in (await stack.http.get(f"{base}/timeline")).json()]
+        events = (await stack.http.get(f"{base}/timeline")).json()
+        kinds = [e["kind"] for e in events]
         for expected in ("started", "attempt", "reassigned", "snoozed", "cancelled", "note"):
             assert expected in kinds
         assert kinds.count("completed") == 1
+        assert {"rn.a", "sup.k"} <= {e["actor"] for e in events}  # who called, each time
 
     await assert_eventually(timeline_complete)
     mine = await stack.http.get("/transitions", params={"assignee": "rn.b"})
@@ -154,7 +161,7 @@ async def test_a_retried_action_with_the_same_idempotency_key_acts_once(
 ) -> None:
     tid = await discharge(stack, settings, f"IDEM{uuid.uuid4().hex[:5].upper()}")
     url = f"/transitions/{tid}/steps/interactive_contact/attempts"
-    body = {"by": "rn.alvarez", "result": "no_answer"}
+    body = {"result": "no_answer"}
     headers = {"Idempotency-Key": f"call-{uuid.uuid4().hex}"}
     first = await stack.http.post(url, json=body, headers=headers)
     again = await stack.http.post(url, json=body, headers=headers)  # the client's retry

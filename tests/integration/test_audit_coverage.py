@@ -40,7 +40,7 @@ class Audited:
 @pytest_asyncio.fixture
 async def audited(stack: RunningStack, settings: Settings) -> AsyncIterator[Audited]:
     facility = f"AUD{uuid.uuid4().hex[:5].upper()}"
-    strict = settings.model_copy(update={"require_auth": True, "trusted_proxies": "127.0.0.0/8"})
+    strict = settings.model_copy(update={"trusted_proxies": "127.0.0.0/8"})
     services = Services.build(strict, stack.services.pool, stack.services.client)
     _, token = await security.create_token(
         services.pool, name="sup", subject="sup.audit", role="supervisor", team=facility

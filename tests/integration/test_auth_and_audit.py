@@ -1,6 +1,8 @@
-"""Every route with authentication required: no token -> 401, a role the route does not admit
--> 403, an admitted role -> served; care managers only on their steps; OIDC JWTs; the audit
-log records reads and changes, is append-only, and `verify` finds an edited row."""
+"""Every route, in development too (no setting turns authentication off): no token -> 401, a
+role the route does not admit -> 403, an admitted role -> served (the development
+administrator everywhere; test_secure_by_default: never in production); care
+managers only on their steps; OIDC JWTs; the audit log records reads and changes, is
+append-only, and `verify` finds an edited row."""
 
 from __future__ import annotations
 
@@ -69,10 +71,12 @@ class Secured:
 
 @pytest_asyncio.fixture
 async def secured(stack: RunningStack, settings: Settings) -> AsyncIterator[Secured]:
-    strict = settings.model_copy(update={"require_auth": True})
-    services = Services.build(strict, stack.services.pool, stack.services.client)
+    """An app of the test's (development) settings, called without default credentials, and
+    a token of every role (the development administrator's too)."""
+    assert settings.environment == "development"  # no setting turns authentication off
+    services = Services.build(settings, stack.services.pool, stack.services.client)
     tokens = {}
-    for role in ROLES:
+    for role in Role:
         _, token = await security.create_token(
             services.pool,
             name=f"test {role}",
@@ -182,11 +186,11 @@ async def test_every_route_admits_exactly_its_roles(secured: Secured) -> None:
         request = {k: v for k, v in extra.items() if k != "headers"}
         anonymous = await secured.http.request(method, path, headers=headers, **request)
         assert anonymous.status_code == 401, (method, path, anonymous.status_code)
-        for role in ROLES:
+        for role in Role:
             response = await secured.http.request(
                 method, path, headers={**headers, **secured.as_(role)}, **request
             )
-            if role in admitted:
+            if role in admitted or role == Role.DEVELOPER:
                 assert response.status_code not in (401, 403), (method, path, role, response.text)
             else:
                 assert response.status_code == 403, (method, path, role, response.status_code)
@@ -250,7 +254,6 @@ async def test_oidc_jwt_from_the_configured_issuer(stack: RunningStack, settings
         await asyncio.sleep(0.02)
     oidc = settings.model_copy(
         update={
-            "require_auth": True,
             "oidc_issuer": "https://idp.example.test",
             "oidc_audience": "carebridge",
             "oidc_jwks_url": f"http://127.0.0.1:{port}/jwks",

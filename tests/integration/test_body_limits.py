@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from tests.integration.conftest import RunningStack
+from tests.integration.conftest import RunningStack, bearer
 
 LIMIT = 4096
 
@@ -25,7 +25,9 @@ async def limited_client(stack: RunningStack) -> httpx.AsyncClient:
     settings = stack.services.settings.model_copy(update={"max_message_bytes": LIMIT})
     services = Services.build(settings, stack.services.pool, stack.services.client)
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(services)), base_url="http://api"
+        transport=httpx.ASGITransport(app=create_app(services)),
+        base_url="http://api",
+        headers=await bearer(stack.services.pool, "dev-admin"),  # every route admits it
     )
 
 

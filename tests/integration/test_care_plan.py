@@ -46,7 +46,7 @@ NEEDS_AT_ONCE = Protocol(
         referral(HrsnDomain.HOUSING, "housing"),
     ),
 )
-SCREENING = {"by": "rn.alvarez", "answers": FOOD_AND_TRANSPORT.model_dump(mode="json")}
+SCREENING = {"answers": FOOD_AND_TRANSPORT.model_dump(mode="json")}
 
 
 async def test_language_and_caregiver_from_the_adt_reach_the_care_plan(
@@ -77,14 +77,11 @@ async def test_language_and_caregiver_from_the_adt_reach_the_care_plan(
         "goals_of_care": "be home for my granddaughter's wedding",
         "interpreter_needed": True,
     }
-    saved = await stack.http.put(
-        f"/transitions/{tid}/profile", json={"by": "rn.alvarez", "profile": profile}
-    )
+    saved = await stack.http.put(f"/transitions/{tid}/profile", json={"profile": profile})
     assert saved.status_code == 200, saved.text
     bad = await stack.http.put(
         f"/transitions/{tid}/profile",
         json={
-            "by": "rn.alvarez",
             "profile": {"contact_window": {"start": "10:00", "end": "09:00"}},
         },
     )
@@ -100,7 +97,7 @@ async def test_language_and_caregiver_from_the_adt_reach_the_care_plan(
     # An attempt outside the preferred hours is recorded, and flagged on the plan.
     attempt = await stack.http.post(
         f"/transitions/{tid}/steps/interactive_contact/attempts",
-        json={"by": "rn.alvarez", "result": "no_answer"},
+        json={"result": "no_answer"},
     )
     assert attempt.status_code == 200
     plan = (await stack.http.get(f"/transitions/{tid}/care-plan")).json()
@@ -147,17 +144,17 @@ async def test_two_positive_domains_open_two_referrals_that_escalate_and_close_w
 
     wrong = await stack.http.post(
         f"{base}/steps/referral_transportation/referral",
-        json={"by": "rn.alvarez", "resource_id": "food-bank-home-delivery", "outcome": "connected"},
+        json={"resource_id": "food-bank-home-delivery", "outcome": "connected"},
     )
     assert wrong.status_code == 409 and "serves food_insecurity" in wrong.json()["detail"]
     unknown = await stack.http.post(
         f"{base}/steps/referral_food/referral",
-        json={"by": "rn.alvarez", "resource_id": "no-such-place", "outcome": "connected"},
+        json={"resource_id": "no-such-place", "outcome": "connected"},
     )
     assert unknown.status_code == 422
     closed = await stack.http.post(
         f"{base}/steps/referral_food/referral",
-        json={"by": "rn.alvarez", "resource_id": "food-bank-home-delivery", "outcome": "connected"},
+        json={"resource_id": "food-bank-home-delivery", "outcome": "connected"},
     )
     assert closed.status_code == 200, closed.text
     plan = (await stack.http.get(f"{base}/care-plan")).json()
@@ -189,7 +186,7 @@ async def test_social_needs_report_counts_found_and_connected_by_domain(
     assert (
         await stack.http.post(
             f"{base}/steps/referral_food/referral",
-            json={"by": "rn.a", "resource_id": "food-bank-home-delivery", "outcome": "connected"},
+            json={"resource_id": "food-bank-home-delivery", "outcome": "connected"},
         )
     ).status_code == 200
 

@@ -20,10 +20,10 @@ async def test_typed_outcomes_and_reasons_reach_the_page_but_not_the_projection(
     steps = f"/transitions/{tid}/steps"
     done = await stack.http.post(
         f"{steps}/interactive_contact/complete",
-        json={"by": "rn.a", "outcome": f"spoke with {NAME}"},
+        json={"outcome": f"spoke with {NAME}"},
     )
     cancelled = await stack.http.post(
-        f"{steps}/follow_up_visit/cancel", json={"by": "rn.a", "reason": f"{NAME} seen elsewhere"}
+        f"{steps}/follow_up_visit/cancel", json={"reason": f"{NAME} seen elsewhere"}
     )
     assert (done.status_code, cancelled.status_code) == (200, 200), (done.text, cancelled.text)
     pool = stack.services.pool

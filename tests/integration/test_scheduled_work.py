@@ -29,6 +29,7 @@ from tests.integration.conftest import (
     WEBHOOK_SECRET,
     Hooks,
     Mailbox,
+    bearer,
     copy_protocols,
     start_server,
     stop_server,
@@ -297,7 +298,10 @@ async def test_a_page_the_webhook_refuses_is_recorded_undelivered_and_the_ladder
     # The receiving side is fixed; the operator redelivers it, twice (a retried request).
     harness.hooks.status = 204
     transport = httpx.ASGITransport(app=create_app(harness.services))
-    async with httpx.AsyncClient(transport=transport, base_url="http://carebridge") as api:
+    operator = await bearer(harness.services.pool, "ops.on.call", "operator")
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://carebridge", headers=operator
+    ) as api:
         listed = (await api.get("/notifications/undelivered", params={"limit": 500})).json()
         mine = [n for n in listed if n["transition_id"] == tid]
         assert [n["failure"] for n in mine] == ["webhook answered 410"]

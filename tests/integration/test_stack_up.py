@@ -1,6 +1,6 @@
-"""`carebridge up` as a user runs it: embedded Temporal and PostgreSQL, a discharge from
-`carebridge example` over HTTP, `carebridge list`/`show`, a second stack refused, clean stop,
-state reused."""
+"""`carebridge up` as a user runs it: embedded Temporal and PostgreSQL, a sign-in URL and a
+token file printed, a discharge from `carebridge example` over HTTP with that token (none:
+401), `carebridge list`/`show`, a second stack refused, clean stop, state reused."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from workers.runtime.settings import DEV_KEY_SECRET
 STARTUP_SECONDS = 120
 NY = ZoneInfo("America/New_York")
 PROTOCOLS = Path(__file__).resolve().parents[2] / "protocols"
+ER7 = {"Content-Type": "x-application/hl7-v2+er7"}
 
 
 class Stack:
@@ -87,6 +88,12 @@ def stack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     yield env
 
 
+def dev_token(env: dict[str, str]) -> dict[str, str]:
+    """The Authorization header of the token `up` wrote, as the README's curl line sends it."""
+    token = (Path(env["CAREBRIDGE_STATE_DIR"]) / "dev-token").read_text().strip()
+    return {"Authorization": f"Bearer {token}"}
+
+
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [find_binary("carebridge"), *args], env=env, capture_output=True, text=True, timeout=60
@@ -108,11 +115,12 @@ def test_up_serves_the_example_discharge_and_stops_cleanly(stack_env: dict[str, 
     first = Stack(stack_env)
     try:
         first.wait_for("Ctrl-C stops")
+        banner = "".join(first.output)
+        assert f"{api}/login?code=" in banner and "$(cat " in banner
+        anonymous = httpx.post(f"{api}/adt", content=raw, headers=ER7, timeout=30)
+        assert anonymous.status_code == 401  # development too
         response = httpx.post(
-            f"{api}/adt",
-            content=raw,
-            headers={"Content-Type": "x-application/hl7-v2+er7"},
-            timeout=30,
+            f"{api}/adt", content=raw, headers={**ER7, **dev_token(stack_env)}, timeout=30
         )
         assert msa(response.text)[1:3] == ["AA", event.header.control_id]
 
@@ -138,11 +146,13 @@ def test_up_serves_the_example_discharge_and_stops_cleanly(stack_env: dict[str, 
     first.wait_for("stopped.", seconds=5)
     assert code == 0
 
+    token = dev_token(stack_env)
     again = Stack(stack_env)
     try:
         again.wait_for("Ctrl-C stops")
         listed = cli(stack_env, "list", "--json")
         assert tid in listed.stdout, "state under CAREBRIDGE_STATE_DIR was not reused"
+        assert dev_token(stack_env) == token  # still valid: reused, not replaced
     finally:
         assert again.stop() == 0
 
@@ -166,7 +176,7 @@ def test_up_uses_the_configured_temporal_and_database_instead_of_its_own(
         response = httpx.post(
             f"http://127.0.0.1:{stack_env['CAREBRIDGE_API_PORT']}/adt",
             content=a03(control_id="EXTERNAL-1"),
-            headers={"Content-Type": "text/plain"},
+            headers={"Content-Type": "text/plain", **dev_token(stack_env)},
             timeout=30,
         )
         assert msa(response.text)[1:3] == ["AA", "EXTERNAL-1"]

@@ -31,8 +31,7 @@ class Site:
 
 @pytest_asyncio.fixture
 async def site(stack: RunningStack, settings: Settings) -> AsyncIterator[Site]:
-    strict = settings.model_copy(update={"require_auth": True})
-    services = Services.build(strict, stack.services.pool, stack.services.client)
+    services = Services.build(settings, stack.services.pool, stack.services.client)
     _, token = await security.create_token(
         services.pool, name="cm", subject="nurse.session", role="care_manager", team=TEAM
     )
