@@ -1,10 +1,11 @@
 """Scheduled work: the daily digest per care team, and the consistency sweep that repairs the
-projection from Temporal (the source of truth) and reports the drift it found."""
+projection from Temporal (the source of truth), reports the drift it found, and then removes
+the inbox's raw messages past retention (store/inbox_retention.py), in bounded batches."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -20,6 +21,7 @@ from schemas import keys
 from schemas.maintenance import DIGEST_FAILED, DigestResult, SweepReport
 from schemas.site import NotificationConfig
 from schemas.transition import TransitionState, TransitionStatus
+from store.inbox_retention import purge_expired
 
 log = structlog.get_logger(__name__)
 
@@ -33,8 +35,10 @@ class MaintenanceActivities:
         config: NotificationConfig,
         zone: ZoneInfo,
         base_url: str,
+        inbox_retention_days: int = 90,
     ) -> None:
         self._pool = pool
+        self._inbox_retention_days = inbox_retention_days
         self._client = client
         self._channels = channels
         self._config = config
@@ -194,14 +198,26 @@ class MaintenanceActivities:
                 status.value,
             )
             closed.append(transition)
+        # After the repair, so a transition just found closed counts from its closure.
+        purge = await purge_expired(
+            self._pool, retention_days=self._inbox_retention_days, now=datetime.now(UTC)
+        )
         report = SweepReport(
             checked_at=datetime.now(self._zone),
             running_in_temporal=len(running),
             active_in_projection=len(active),
             republished=republished,
             closed=closed,
+            inbox_raw_removed=purge.removed,
+            inbox_raw_due=purge.more,
         )
-        log.info("sweep.done", republished=len(republished), closed=len(closed))
+        log.info(
+            "sweep.done",
+            republished=len(republished),
+            closed=len(closed),
+            inbox_raw_removed=purge.removed,
+            inbox_raw_due=purge.more,
+        )
         return report
 
 

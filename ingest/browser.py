@@ -7,13 +7,21 @@ from typing import Any
 from ingest import er7, mapping
 from ingest.errors import HL7Error
 from schemas.site import SiteConfig
+from store.inbox import removal_notice
 
 
 def describe(row: dict[str, Any], site: SiteConfig) -> dict[str, Any]:
-    """The row as the browser shows it: text, the parse (or why it fails), the decision.
-    Times without an offset are read in the sending facility's zone, as the intake did."""
-    raw = bytes(row["raw"])
+    """The row (from store/inbox.get_message, its raw bytes opened) as the browser shows it:
+    text, the parse (or why it fails), the decision; once retention removed the bytes, a
+    line saying so instead. Times without an offset are read in the sending facility's zone,
+    as the intake did."""
+    raw: bytes | None = row["raw"]
     view = {key: value for key, value in row.items() if key != "raw"}
+    if raw is None:
+        view["raw"] = None
+        view["parsed"] = None
+        view["raw_removed"] = removal_notice(row["raw_removed_at"], site.calendar_zone())
+        return view
     view["raw"] = er7.normalise(er7.decode(raw, site.character_sets)).replace("\r", "\n")
     try:
         view["parsed"] = mapping.to_event(

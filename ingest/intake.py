@@ -115,7 +115,10 @@ class AdtIntake:
         production: bool = False,
         application_acks: ApplicationAckDelivery | None = None,
     ) -> None:
+        """`field_cipher` seals each message's raw bytes before they reach the inbox (and
+        opens them again to reprocess one); with `blind_index` it writes the registry."""
         self._pool = pool
+        self._cipher = field_cipher
         self._router = AdtRouter(
             pool,
             client,
@@ -218,6 +221,7 @@ class AdtIntake:
             structlog.contextvars.bind_contextvars(message_control_id=header.control_id)
             entry = await inbox.receive(
                 self._pool,
+                self._cipher,
                 raw=raw,
                 sending_application=header.sending_application or None,
                 sending_facility=header.sending_facility or None,
@@ -287,11 +291,15 @@ class AdtIntake:
         )
 
     async def reprocess(self, entry_id: int) -> IntakeResult:
-        """Run a stored message again (after a fix), as a new inbox row linked to the first."""
-        original = await inbox.get_message(self._pool, entry_id)
+        """Run a stored message again (after a fix), as a new inbox row linked to the first.
+        LookupError: no such message; RawRemoved: retention removed its bytes."""
+        original = await inbox.get_message(self._pool, self._cipher, entry_id)
         if original is None:
             raise LookupError(f"no message {entry_id}")
-        return await self.handle(bytes(original["raw"]), reprocess_of=entry_id)
+        if original["raw"] is None:
+            notice = inbox.removal_notice(original["raw_removed_at"], self._zone)
+            raise inbox.RawRemoved(f"message {entry_id} cannot be reprocessed: {notice}")
+        return await self.handle(original["raw"], reprocess_of=entry_id)
 
     async def reject_oversized(self, head: bytes, limit: int) -> IntakeResult:
         """A frame over the size limit: its first bytes are kept as a dead letter, AR sent."""
@@ -432,6 +440,7 @@ class AdtIntake:
         ack = build_ack(header, error.ack_code, error=error, now=self.now())
         entry = await inbox.receive(
             self._pool,
+            self._cipher,
             raw=raw,
             sending_facility=None,
             control_id=None,

@@ -34,7 +34,7 @@ from schemas.protocol_library import ProtocolLibrary, Selection
 from schemas.risk import RiskAssessment
 from schemas.site import Attribution
 from schemas.transition import AdtSignal, TransitionInput, TransitionState, TransitionStatus
-from store import aliases, encounters, registry, roster, visit_events
+from store import aliases, encounters, inbox, registry, roster, visit_events
 from store.encryption import BlindIndex, FieldCipher
 from store.visit_events import Outcome, PendingEvent
 from workflows import search_attributes
@@ -116,7 +116,8 @@ class AdtRouter:
         blind_index: BlindIndex | None = None,
     ) -> None:
         """Without a cipher and blind index (a plan, a unit test) the patient registry is
-        not written."""
+        not written; the cipher also opens the inbox's sealed messages (a kept visit event is
+        read again)."""
         self.library = library
         self._pool = pool
         self._client = client
@@ -531,9 +532,9 @@ class AdtRouter:
 
     async def _kept_event(self, pending: PendingEvent) -> AdtEvent | None:
         """A kept message read again from the inbox and mapped as the intake maps it."""
-        assert self._pool is not None
-        raw = await visit_events.raw_message(self._pool, pending.inbox_id)
-        if raw is None:
+        assert self._pool is not None and self._cipher is not None
+        raw = await inbox.read_raw(self._pool, self._cipher, pending.inbox_id)
+        if raw is None:  # retention keeps a pending row's bytes: not expected
             return None
         site = self.library.site
         try:

@@ -30,3 +30,5 @@ class SweepReport(BaseModel):
     active_in_projection: int
     republished: list[str] = []  # running, but the projection row was missing or stale
     closed: list[str] = []  # projection said active, the workflow had ended
+    inbox_raw_removed: int = 0  # raw messages past retention removed (their rows stay)
+    inbox_raw_due: bool = False  # more were due than one run removes: the next run continues

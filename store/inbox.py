@@ -1,14 +1,24 @@
-"""The ADT inbox: a message is committed here before anything else happens to it, and stays
-(never deleted) with what it caused."""
+"""The ADT inbox: a message is committed here before anything else happens to it, and its row
+stays (never deleted) with what it caused.
+
+The raw bytes are stored only sealed (store/encryption.py, bound to the row's id) and read
+through `open_raw`, the one place that opens them. Retention (`purge_expired`) removes them
+once they are no longer needed; the row keeps its metadata, content hash, decision and ACK.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 import asyncpg
+
+from store.encryption import FieldCipher, SealError
+
+Row = Mapping[str, Any] | asyncpg.Record  # a row as fetched, or as a dict of its columns
 
 
 @dataclass(frozen=True)
@@ -27,10 +37,30 @@ def content_key(raw: bytes) -> bytes:
     return hashlib.sha256(body.strip()).digest()
 
 
+def _context(entry_id: int) -> str:
+    """What a sealed message is bound to: its row (a value copied to another row won't open)."""
+    return f"adt_inbox\x1f{entry_id}"
+
+
+def open_raw(cipher: FieldCipher, row: Row) -> bytes | None:
+    """The raw message of an inbox row (its `id`, `raw_sealed` and `raw` columns): opened, or
+    the plaintext of a row written before sealing and not sealed yet; None once retention
+    removed it."""
+    if row["raw_sealed"] is not None:
+        return cipher.open(bytes(row["raw_sealed"]), _context(row["id"]))
+    return bytes(row["raw"]) if row["raw"] is not None else None
+
+
+async def read_raw(pool: asyncpg.Pool, cipher: FieldCipher, entry_id: int) -> bytes | None:
+    """The raw message of row `entry_id`, or None (no such row, or removed by retention)."""
+    row = await pool.fetchrow("SELECT id, raw, raw_sealed FROM adt_inbox WHERE id = $1", entry_id)
+    return open_raw(cipher, row) if row is not None else None
+
+
 _INSERT = """
-INSERT INTO adt_inbox (raw, sending_application, sending_facility, control_id, message_type,
-                       reprocessed_from, content_hash)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO adt_inbox (id, raw_sealed, raw_key_id, sending_application, sending_facility,
+                       control_id, message_type, reprocessed_from, content_hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT ((coalesce(sending_application, '')), (coalesce(sending_facility, '')), control_id,
              content_hash)
     WHERE reprocessed_from IS NULL AND control_id IS NOT NULL AND content_hash IS NOT NULL
@@ -39,8 +69,29 @@ RETURNING id, status, ack
 """
 
 
+# The bytes only of rows stored before content keys existed (compared by their bytes).
+_EARLIER = """
+SELECT id, status, ack, content_hash, sending_application,
+       CASE WHEN content_hash IS NULL THEN raw END AS raw,
+       CASE WHEN content_hash IS NULL THEN raw_sealed END AS raw_sealed
+FROM adt_inbox
+WHERE coalesce(sending_facility, '') = coalesce($1::text, '') AND control_id = $2
+  AND reprocessed_from IS NULL
+ORDER BY id
+"""
+_NEXT_ID = "SELECT nextval(pg_get_serial_sequence('adt_inbox', 'id'))"
+
+
+def _content_key_of(cipher: FieldCipher, stored: Row) -> bytes | None:
+    if stored["content_hash"] is not None:
+        return bytes(stored["content_hash"])
+    raw = open_raw(cipher, stored)
+    return content_key(raw) if raw is not None else None
+
+
 async def receive(
     pool: asyncpg.Pool,
+    cipher: FieldCipher,
     *,
     raw: bytes,
     sending_application: str | None = None,
@@ -51,28 +102,23 @@ async def receive(
 ) -> InboxEntry:
     """Commit the raw message. A retransmission (same MSH-3, MSH-4, MSH-10 and content)
     returns the row already there; a different message with a control id seen before is
-    a new row, flagged `reused_control_id`."""
+    a new row, flagged `reused_control_id`. The bytes are sealed before they are sent."""
     key = content_key(raw)
     earlier: list[asyncpg.Record] = []
     if control_id is not None and reprocessed_from is None:
-        earlier = await pool.fetch(
-            "SELECT id, status, ack, raw, content_hash, sending_application FROM adt_inbox "
-            "WHERE coalesce(sending_facility, '') = coalesce($1::text, '') AND control_id = $2 "
-            "AND reprocessed_from IS NULL ORDER BY id",
-            sending_facility,
-            control_id,
-        )
+        earlier = await pool.fetch(_EARLIER, sending_facility, control_id)
         for stored in earlier:
             same_sender = stored["sending_application"] in (None, sending_application)
-            # rows stored before content keys existed are compared by their bytes
-            same_content = (stored["content_hash"] or content_key(bytes(stored["raw"]))) == key
-            if same_sender and same_content:
+            if same_sender and _content_key_of(cipher, stored) == key:
                 return InboxEntry(
                     id=stored["id"], status=stored["status"], ack=stored["ack"], is_new=False
                 )
+    entry_id: int = await pool.fetchval(_NEXT_ID)
     row = await pool.fetchrow(
         _INSERT,
-        raw,
+        entry_id,
+        cipher.seal(raw, _context(entry_id)),
+        cipher.current,
         sending_application,
         sending_facility,
         control_id,
@@ -163,12 +209,17 @@ async def list_messages(
     return [dict(row) for row in rows]
 
 
-async def get_message(pool: asyncpg.Pool, entry_id: int) -> dict[str, Any] | None:
+async def get_message(
+    pool: asyncpg.Pool, cipher: FieldCipher, entry_id: int
+) -> dict[str, Any] | None:
+    """The row with its raw message opened (`raw`: None once retention removed it)."""
     row = await pool.fetchrow("SELECT * FROM adt_inbox WHERE id = $1", entry_id)
     if row is None:
         return None
     message = dict(row)
-    message.pop("content_hash", None)  # the retransmission key: nothing for a reader
+    message["raw"] = open_raw(cipher, row)
+    for hidden in ("content_hash", "raw_sealed"):  # nothing for a reader
+        message.pop(hidden, None)
     message["reprocessed_by"] = [
         r["id"]
         for r in await pool.fetch(
@@ -198,3 +249,102 @@ async def record_application_ack(
         attempts,
         error,
     )
+
+
+def removal_notice(removed_at: datetime, zone: tzinfo) -> str:
+    """What the browser shows instead of bytes that retention removed."""
+    return f"raw message removed on {removed_at.astimezone(zone).date().isoformat()} (retention)"
+
+
+class RawRemoved(Exception):
+    """The message's raw bytes were removed by retention: it cannot be read or run again."""
+
+
+BATCH = 500  # rows per transaction when sealing or re-encrypting
+
+_PLAINTEXT = """
+SELECT id, raw FROM adt_inbox WHERE raw IS NOT NULL AND raw_sealed IS NULL
+ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+"""
+# A row stored before content keys existed gets its key with its seal (so a retransmission of
+# it is recognised after retention removed the bytes), unless another row already has the
+# same retransmission key (then it keeps none, as before).
+_SEAL = """
+UPDATE adt_inbox AS i
+SET raw_sealed = v.sealed, raw_key_id = $3, raw = NULL,
+    content_hash = CASE
+        WHEN i.content_hash IS NOT NULL THEN i.content_hash
+        WHEN i.control_id IS NULL OR i.reprocessed_from IS NOT NULL OR NOT EXISTS (
+            SELECT 1 FROM adt_inbox o
+            WHERE o.id <> i.id AND o.reprocessed_from IS NULL AND o.control_id = i.control_id
+              AND coalesce(o.sending_application, '') = coalesce(i.sending_application, '')
+              AND coalesce(o.sending_facility, '') = coalesce(i.sending_facility, '')
+              AND o.content_hash = v.content_hash)
+        THEN v.content_hash
+    END
+FROM unnest($1::bigint[], $2::bytea[], $4::bytea[]) AS v(id, sealed, content_hash)
+WHERE i.id = v.id
+"""
+
+
+async def seal_plaintext(pool: asyncpg.Pool, cipher: FieldCipher, *, batch: int = BATCH) -> int:
+    """Seal the rows written before the inbox was sealed and clear their plaintext, `batch`
+    rows per transaction. Idempotent (a sealed row is not selected again); returns how many
+    rows it sealed. The old bytes stay in dead tuples until `VACUUM FULL adt_inbox`."""
+    sealed = 0
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(_PLAINTEXT, batch)
+            if not rows:
+                return sealed
+            plain = [bytes(row["raw"]) for row in rows]
+            await conn.execute(
+                _SEAL,
+                [row["id"] for row in rows],
+                [
+                    cipher.seal(raw, _context(row["id"]))
+                    for row, raw in zip(rows, plain, strict=True)
+                ],
+                cipher.current,
+                [content_key(raw) for raw in plain],
+            )
+        sealed += len(rows)
+
+
+_NOT_CURRENT = """
+SELECT id, raw_sealed FROM adt_inbox
+WHERE raw_sealed IS NOT NULL AND raw_key_id IS DISTINCT FROM $1
+ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+"""
+_RESEAL = """
+UPDATE adt_inbox AS i SET raw_sealed = v.sealed, raw_key_id = $3
+FROM unnest($1::bigint[], $2::bytea[]) AS v(id, sealed)
+WHERE i.id = v.id
+"""
+
+
+async def reencrypt(pool: asyncpg.Pool, cipher: FieldCipher, *, batch: int = BATCH) -> int:
+    """Reseal every raw message not sealed under the current key, `batch` rows per
+    transaction; idempotent. Returns how many it resealed. A value under a key the keyring
+    does not hold stops it with a SealError naming the row (the batch's rows stay as they
+    were)."""
+    resealed = 0
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(_NOT_CURRENT, cipher.current, batch)
+            if not rows:
+                return resealed
+            await conn.execute(
+                _RESEAL,
+                [row["id"] for row in rows],
+                [_resealed(cipher, row) for row in rows],
+                cipher.current,
+            )
+        resealed += len(rows)
+
+
+def _resealed(cipher: FieldCipher, row: Row) -> bytes:
+    try:
+        return cipher.reseal(bytes(row["raw_sealed"]), _context(row["id"]))
+    except SealError as exc:  # e.g. "sealed with unknown key 'a'": the keyring lacks it
+        raise SealError(f"inbox message {row['id']} cannot be re-encrypted: {exc}") from None

@@ -1,7 +1,9 @@
 """Ordered SQL migrations from store/migrations, applied once each and recorded.
 
 Each file runs in its own transaction under an advisory lock, so concurrent starters (two
-workers, a listener and the API) apply each migration exactly once.
+workers, a listener and the API) apply each migration exactly once. Given the field cipher,
+the data steps SQL cannot do follow: sealing the inbox rows written in plaintext before 0015
+(idempotent, in batches that skip rows another starter is sealing, so no lock is needed).
 """
 
 from __future__ import annotations
@@ -11,6 +13,12 @@ from importlib import resources
 from typing import Any
 
 import asyncpg
+import structlog
+
+from store import inbox
+from store.encryption import FieldCipher
+
+log = structlog.get_logger(__name__)
 
 _LOCK_KEY = 0x0CA8EB81D6E  # any constant; only carebridge takes it
 
@@ -37,10 +45,14 @@ def available_migrations() -> list[Migration]:
     return [Migration(version=f.name.removesuffix(".sql"), sql=f.read_text()) for f in files]
 
 
-async def migrate(pool: asyncpg.Pool) -> list[str]:
-    """Apply the migrations not yet recorded; return the versions applied now."""
+async def migrate(pool: asyncpg.Pool, cipher: FieldCipher | None = None) -> list[str]:
+    """Apply the migrations not yet recorded, then (given the cipher) the data steps; return
+    the versions applied now, and a line per data step that changed rows."""
     async with pool.acquire() as conn:
-        return await _migrate(conn)
+        applied = await _migrate(conn)
+    if cipher is not None:
+        applied += await _data_steps(pool, cipher)
+    return applied
 
 
 async def _migrate(conn: Any) -> list[str]:
@@ -61,3 +73,11 @@ async def _migrate(conn: Any) -> list[str]:
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     return applied_now
+
+
+async def _data_steps(pool: asyncpg.Pool, cipher: FieldCipher) -> list[str]:
+    done: list[str] = []
+    if sealed := await inbox.seal_plaintext(pool, cipher):
+        log.info("migrations.inbox_sealed", rows=sealed)
+        done.append(f"inbox: {sealed} plaintext message(s) sealed")
+    return done

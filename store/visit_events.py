@@ -1,9 +1,10 @@
 """Visit events kept until their discharge arrives (out-of-order delivery).
 
 An A02/A07/A08/A12/A13 for a visit whose transition has not started yet is kept by encounter
-key, pointing at its inbox row (no patient data is copied: the raw message is read again from
-adt_inbox when the discharge's transition starts). Settling one records what became of it
-both here and on its inbox row (status and decision), in one transaction.
+key, pointing at its inbox row (no patient data is copied: the sealed raw message is read
+again from adt_inbox, store/inbox.read_raw, when the discharge's transition starts). Settling
+one records what became of it both here and on its inbox row (status and decision), in one
+transaction.
 """
 
 from __future__ import annotations
@@ -101,8 +102,3 @@ async def settle(
             decision,
             transition_id,
         )
-
-
-async def raw_message(pool: asyncpg.Pool, inbox_id: int) -> bytes | None:
-    raw = await pool.fetchval("SELECT raw FROM adt_inbox WHERE id = $1", inbox_id)
-    return bytes(raw) if raw is not None else None

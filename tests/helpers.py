@@ -10,8 +10,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import asyncpg
 from temporalio.client import Client, WorkflowHandle
 
 from ingest import example_messages
@@ -19,6 +20,8 @@ from ingest.example_messages import Stamp
 from schemas import keys
 from schemas.protocol import Protocol
 from schemas.transition import TransitionInput, TransitionState
+from store import inbox
+from store.encryption import FieldCipher
 from workers.runtime.settings import Settings
 from workflows.transition import TransitionWorkflow
 
@@ -204,3 +207,23 @@ async def start_direct(
         id=keys.workflow_id(tid),
         task_queue=task_queue,
     )
+
+
+async def inbox_rows_with_raw(
+    pool: asyncpg.Pool, cipher: FieldCipher, raw: bytes
+) -> list[dict[str, Any]]:
+    """The inbox rows whose stored message is exactly `raw`, oldest first (the bytes are
+    sealed: found by their content key, then compared opened)."""
+    rows = await pool.fetch(
+        "SELECT * FROM adt_inbox WHERE content_hash = $1 ORDER BY id", inbox.content_key(raw)
+    )
+    return [dict(row) for row in rows if inbox.open_raw(cipher, row) == raw]
+
+
+async def inbox_rows_containing(
+    pool: asyncpg.Pool, cipher: FieldCipher, needle: bytes
+) -> list[dict[str, Any]]:
+    """The inbox rows whose stored message contains `needle`, oldest first (a scan: sealed
+    bytes cannot be searched in SQL)."""
+    rows = await pool.fetch("SELECT * FROM adt_inbox WHERE raw_removed_at IS NULL ORDER BY id")
+    return [dict(row) for row in rows if needle in (inbox.open_raw(cipher, row) or b"")]

@@ -28,7 +28,7 @@ from workers.listener import listener_for
 from workers.runtime import embedded
 from workers.runtime.embedded import StackError
 from workers.runtime.schedules import ensure_schedules
-from workers.runtime.services import Services
+from workers.runtime.services import Services, field_cipher_for
 from workers.runtime.settings import Settings
 from workers.runtime.temporal import connect, ensure_search_attributes
 from workers.worker import build_worker
@@ -145,7 +145,7 @@ async def run_stack(settings: Settings, console: Console) -> None:
             max_size=settings.database_pool_size,
             acquire_timeout=settings.database_acquire_timeout_seconds,
         )
-        applied = await migrate(pool)
+        applied = await migrate(pool, field_cipher_for(settings))
         log.info("migrations.applied", versions=applied)
         services = Services.build(settings, pool, client)
 

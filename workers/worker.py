@@ -79,6 +79,7 @@ def build_worker(
         library.site.notifications,
         library.site.calendar_zone(),
         settings.public_url,
+        inbox_retention_days=settings.inbox_retention_days,
     )
     versioning = deployment_config(settings)
     if versioning is not None:  # it runs nothing until its build is current: say which

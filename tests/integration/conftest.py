@@ -15,6 +15,7 @@ from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -33,6 +34,8 @@ from typer.testing import CliRunner, Result
 
 from schemas import keys
 from store import login_codes, security
+from store.db import create_pool
+from store.migrate import migrate
 from tests.conftest import TEST_KEYS
 from tests.helpers import MllpClient, a03, assert_eventually, database_dsn, find_free_port, msa
 from workers.api.dev_access import DEV_ADMIN
@@ -113,6 +116,29 @@ async def stack(
         api.should_exit = True
         await serving
     await listener.close()
+
+
+@pytest_asyncio.fixture
+async def own_database(pool: asyncpg.Pool, database_url: str) -> AsyncIterator[str]:
+    """A database of this test's own on the same server, migrated: for a test that changes
+    what the other tests read whole (the audit chain, every row's key)."""
+    name = f"own_{uuid.uuid4().hex[:8]}"
+    await pool.execute(f"CREATE DATABASE {name}")
+    parts = urlsplit(database_url)
+    url = urlunsplit(parts._replace(path=f"/{name}"))
+    own = await create_pool(url, max_size=2)
+    try:
+        await migrate(own)
+    finally:
+        await own.close()
+    yield url
+
+
+@pytest_asyncio.fixture
+async def own_pool(own_database: str) -> AsyncIterator[asyncpg.Pool]:
+    own = await create_pool(own_database, max_size=4)
+    yield own
+    await own.close()
 
 
 @pytest_asyncio.fixture

@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from ingest.intake import AdtIntake
 from schemas import keys
 from schemas.transition import TransitionState
-from tests.helpers import a03, assert_eventually, msa, segment
+from tests.helpers import a03, assert_eventually, inbox_rows_containing, msa, segment
 from tests.integration.conftest import RunningStack
 from workers.listener import END_BLOCK, frame
 from workers.runtime.embedded import find_binary
@@ -141,10 +141,7 @@ async def test_garbage_gets_an_ar_ack_not_a_500_and_is_kept(stack: RunningStack)
     assert response.status_code == 200
     assert msa(response.text)[1] == "AR"
     assert segment(response.text, "ERR") is not None
-    row = await stack.services.pool.fetchrow(
-        "SELECT status, error FROM adt_inbox WHERE position($1 in raw) > 0", marker
-    )
-    assert row is not None
+    [row] = await inbox_rows_containing(stack.services.pool, stack.services.field_cipher, marker)
     assert row["status"] == "rejected"
     assert "MSH" in row["error"]
 

@@ -10,45 +10,19 @@ import asyncio
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-import pytest_asyncio
 from typer.testing import CliRunner
 
 from store import security
 from store.db import create_pool
-from store.migrate import migrate
 from workers.cli.main import app
 from workers.runtime.settings import get_settings
 
 KEY = b"k" * 32
-
-
-@pytest_asyncio.fixture
-async def own_database(pool: asyncpg.Pool, database_url: str) -> AsyncIterator[str]:
-    """A database of this test's own on the same server, migrated: the test tampers with its
-    audit log, which the other tests verify whole."""
-    name = f"audit_{uuid.uuid4().hex[:8]}"
-    await pool.execute(f"CREATE DATABASE {name}")
-    parts = urlsplit(database_url)
-    url = urlunsplit(parts._replace(path=f"/{name}"))
-    own = await create_pool(url, max_size=2)
-    try:
-        await migrate(own)
-    finally:
-        await own.close()
-    yield url
-
-
-@pytest_asyncio.fixture
-async def own_pool(own_database: str) -> AsyncIterator[asyncpg.Pool]:
-    own = await create_pool(own_database, max_size=4)
-    yield own
-    await own.close()
 
 
 async def append(pool: asyncpg.Pool, count: int, actor: str) -> None:

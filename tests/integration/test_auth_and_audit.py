@@ -112,8 +112,8 @@ async def test_every_route_admits_exactly_its_roles(secured: Secured) -> None:
     report = f"/reports/tcm?from={today - timedelta(days=30)}&to={today}"
     routes: list[tuple[str, str, dict[str, Any], set[Role]]] = [
         ("POST", "/adt", {"content": a03(), "headers": ER7}, {Role.INTEGRATION}),
-        ("GET", "/messages", {}, {Role.OPERATOR}),
-        ("GET", f"/messages/{message_id}", {}, {Role.OPERATOR}),
+        ("GET", "/messages", {}, {Role.OPERATOR, Role.SUPERVISOR}),
+        ("GET", f"/messages/{message_id}", {}, {Role.OPERATOR, Role.SUPERVISOR}),
         ("POST", f"/messages/{message_id}/reprocess", {}, {Role.OPERATOR}),
         ("GET", "/transitions", {}, readers),
         ("GET", f"/transitions/{tid}", {}, readers),

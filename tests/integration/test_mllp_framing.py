@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import asyncpg
 import pytest
 
-from tests.helpers import MllpClient, a03, msa, segment
+from tests.helpers import MllpClient, a03, inbox_rows_with_raw, msa, segment
 from tests.integration.conftest import RunningStack
 
 SB, EB, CR = b"\x0b", b"\x1c", b"\x0d"
@@ -44,10 +45,8 @@ async def status_of(pool: asyncpg.Pool, control_id: str) -> list[str]:
     return [row["status"] for row in rows]
 
 
-async def rows_with_raw(pool: asyncpg.Pool, raw: bytes) -> list[asyncpg.Record]:
-    return await pool.fetch(
-        "SELECT status, ack_code, control_id FROM adt_inbox WHERE raw = $1 ORDER BY id", raw
-    )
+async def rows_with_raw(stack: RunningStack, raw: bytes) -> list[dict[str, Any]]:
+    return await inbox_rows_with_raw(stack.services.pool, stack.services.field_cipher, raw)
 
 
 def segments(text: str, name: str) -> list[list[str]]:
@@ -74,7 +73,7 @@ async def test_a_frame_aborted_by_a_new_start_block_is_kept_and_the_full_one_ans
     pool = stack.services.pool
     assert await status_of(pool, full) == ["processed"]
     assert await status_of(pool, cut) == []  # nothing of the aborted message was processed
-    kept = await rows_with_raw(pool, aborted)
+    kept = await rows_with_raw(stack, aborted)
     assert [(row["status"], row["ack_code"]) for row in kept] == [("rejected", "AR")]
 
 
@@ -135,7 +134,7 @@ async def test_two_messages_in_one_frame_are_refused_together(
     err = segment(answer, "ERR")
     assert err is not None and "MSH^2^" in err and "100" in err
     pool = stack.services.pool
-    assert [row["status"] for row in await rows_with_raw(pool, both)] == ["rejected"]
+    assert [row["status"] for row in await rows_with_raw(stack, both)] == ["rejected"]
     assert await status_of(pool, first) == [] and await status_of(pool, second) == []
 
 
@@ -210,7 +209,7 @@ async def test_a_batch_with_an_unreadable_header_is_refused_and_kept(stack: Runn
         await client.close()
     assert msa(answer)[1] == "AR"
     assert "BHS" in (segment(answer, "ERR") or "")
-    assert [row["status"] for row in await rows_with_raw(stack.services.pool, raw)] == ["rejected"]
+    assert [row["status"] for row in await rows_with_raw(stack, raw)] == ["rejected"]
     assert await status_of(stack.services.pool, marker) == []
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.helpers import MllpClient, a03, msa
+from tests.helpers import MllpClient, a03, inbox_rows_with_raw, msa
 from tests.integration.conftest import RunningStack
 
 STANDARD = b"MSH|^~\\&|"
@@ -28,16 +28,12 @@ async def test_a_doubled_backslash_is_read_and_an_invalid_msh_2_still_gets_its_m
     assert read.startswith(STANDARD.decode())  # answered in the delimiters it meant
     assert msa(refused)[1:3] == ["AR", invalid], refused
     assert "|EPIC|" in refused.split("\r")[0]  # addressed back to the sender (MSH-5)
-    pool = stack.services.pool
-    stored = [
-        await pool.fetchval("SELECT status FROM adt_inbox WHERE raw = $1", raw)
-        for raw in (from_source_code, three_characters)
-    ]
-    assert stored == ["processed", "rejected"]  # the refused one kept as a dead letter
-    decision = await pool.fetchval(
-        "SELECT decision FROM adt_inbox WHERE raw = $1", from_source_code
-    )
-    assert "doubled backslash" in decision  # read leniently, and the row says so
+    pool, cipher = stack.services.pool, stack.services.field_cipher
+    [read_row] = await inbox_rows_with_raw(pool, cipher, from_source_code)
+    [refused_row] = await inbox_rows_with_raw(pool, cipher, three_characters)
+    assert read_row["status"] == "processed"
+    assert refused_row["status"] == "rejected"  # the refused one kept as a dead letter
+    assert "doubled backslash" in read_row["decision"]  # read leniently, and the row says so
     assert "doubled backslash" in msa(read)[3]
 
 

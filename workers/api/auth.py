@@ -43,6 +43,7 @@ class Role(StrEnum):
 
 CLINICAL = (Role.CARE_MANAGER, Role.SUPERVISOR)
 READERS = (*CLINICAL, Role.OPERATOR)  # who reads a transition, its care plan, the protocols
+MESSAGE_READERS = (Role.OPERATOR, Role.SUPERVISOR)  # who sees raw ADT messages (PHI), as /codec
 SESSION_COOKIE = "cb_session"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

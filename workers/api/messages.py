@@ -1,5 +1,8 @@
 """The ADT inbox over HTTP (the operators' message browser): list, one message raw and
-parsed with what it caused, and reprocessing a stored message after a fix."""
+parsed with what it caused, and reprocessing a stored message after a fix.
+
+A message's raw bytes are PHI: opened (store/inbox.py) only for the roles that may see them
+(MESSAGE_READERS: operators and supervisors), each read audited like every /messages call."""
 
 from __future__ import annotations
 
@@ -10,15 +13,15 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request
 
 from ingest.browser import describe
 from store import inbox
-from workers.api.auth import Role, require
+from workers.api.auth import MESSAGE_READERS, Role, require
 from workers.api.common import services
 
 MessageId = Annotated[int, Path(ge=1, le=2**63 - 1, description="inbox id")]
 
-router = APIRouter(dependencies=[Depends(require(Role.OPERATOR))])
+router = APIRouter()
 
 
-@router.get("/messages")
+@router.get("/messages", dependencies=[Depends(require(*MESSAGE_READERS))])
 async def list_messages(
     request: Request,
     status: str | None = None,
@@ -36,22 +39,25 @@ async def list_messages(
     )
 
 
-@router.get("/messages/{message_id}")
+@router.get("/messages/{message_id}", dependencies=[Depends(require(*MESSAGE_READERS))])
 async def get_message(request: Request, message_id: MessageId) -> dict[str, Any]:
-    """One message: raw, parsed, and what it caused."""
-    row = await inbox.get_message(services(request).pool, message_id)
+    """One message: raw, parsed, and what it caused (or when retention removed the bytes)."""
+    svc = services(request)
+    row = await inbox.get_message(svc.pool, svc.field_cipher, message_id)
     if row is None:
         raise HTTPException(404, f"no message {message_id}")
-    return describe(row, services(request).library.site)
+    return describe(row, svc.library.site)
 
 
-@router.post("/messages/{message_id}/reprocess")
+@router.post("/messages/{message_id}/reprocess", dependencies=[Depends(require(Role.OPERATOR))])
 async def reprocess_message(request: Request, message_id: MessageId) -> dict[str, Any]:
     """Run a stored message again after a fix; the new row links to the original."""
     try:
         result = await services(request).intake.reprocess(message_id)
     except LookupError as exc:
         raise HTTPException(404, str(exc)) from exc
+    except inbox.RawRemoved as exc:
+        raise HTTPException(410, str(exc)) from exc
     return {
         "inbox_id": result.inbox_id,
         "reprocessed_from": message_id,

@@ -25,16 +25,17 @@ from schemas.protocol_library import ProtocolError, load_library
 from schemas.transition import PlanRequest
 from store import inbox, notifications
 from store.db import create_pool
+from store.inbox_retention import Purge, purge_expired
 from workers.cli.app import app, console, err_console, run_command, site_config, site_zone
 from workers.cli.audit_trail import audited
 from workers.cli.views import local, messages_table, print_plan, protocols_table
 from workers.listener import END_BLOCK, frame
 from workers.runtime import embedded
 from workers.runtime.embedded import StackError
-from workers.runtime.services import Services
+from workers.runtime.services import Services, field_cipher_for
 from workers.runtime.settings import Settings, get_settings
 
-messages_app = typer.Typer(help="The ADT message browser: list, show, reprocess.")
+messages_app = typer.Typer(help="The ADT message browser: list, show, reprocess, purge.")
 app.add_typer(messages_app, name="messages")
 
 
@@ -80,7 +81,7 @@ def messages_show(message_id: int) -> None:
             resource_id=str(message_id),
             changes=False,
         ) as pool:
-            return await inbox.get_message(pool, message_id)
+            return await inbox.get_message(pool, field_cipher_for(settings), message_id)
 
     row = run_command(main)
     if row is None:
@@ -103,7 +104,7 @@ def messages_reprocess(message_id: int) -> None:
             services = await Services.connect(settings)
             try:
                 result = await services.intake.reprocess(message_id)
-            except LookupError as exc:
+            except (LookupError, inbox.RawRemoved) as exc:
                 raise StackError(str(exc)) from None
             finally:
                 await services.close()
@@ -113,6 +114,34 @@ def messages_reprocess(message_id: int) -> None:
         )
 
     run_command(main)
+
+
+@messages_app.command("purge")
+def messages_purge(
+    dry_run: bool = typer.Option(False, "--dry-run", help="count, remove nothing"),
+) -> None:
+    """Remove the raw bytes retention no longer keeps (CAREBRIDGE_INBOX_RETENTION_DAYS after
+    the message's transition closed, or after it was received when it has none); the rows
+    keep their metadata, decision and ACK. The nightly sweep does the same in bounded runs."""
+    days = get_settings().inbox_retention_days
+
+    async def main(settings: Settings) -> Purge:
+        async with audited(
+            settings,
+            action="messages purge" + (" --dry-run" if dry_run else ""),
+            resource_type="message",
+            resource_id=None,
+            changes=not dry_run,
+        ) as pool:
+            return await purge_expired(
+                pool, retention_days=days, now=datetime.now(UTC), dry_run=dry_run, max_batches=None
+            )
+
+    purge = run_command(main)
+    if dry_run:
+        console.print(f"{purge.removed} raw message(s) past retention ({days} days): none removed")
+    else:
+        console.print(f"removed the raw bytes of {purge.removed} message(s) ({days}-day retention)")
 
 
 @app.command()

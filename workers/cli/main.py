@@ -19,7 +19,7 @@ from workers.runtime import embedded
 from workers.runtime.embedded import StackError
 from workers.runtime.logs import configure_logging
 from workers.runtime.schedules import ensure_schedules
-from workers.runtime.services import Services
+from workers.runtime.services import Services, field_cipher_for
 from workers.runtime.settings import Settings, get_settings
 from workers.runtime.temporal import (
     connect,
@@ -46,12 +46,14 @@ def migrate(
         "the audit log, no DDL (run as the owner role)",
     ),
 ) -> None:
-    """Apply pending database migrations (idempotent)."""
+    """Apply pending database migrations, then seal inbox messages stored in plaintext by
+    earlier versions (idempotent)."""
 
     async def main(settings: Settings) -> None:
+        cipher = field_cipher_for(settings)
         pool = await create_pool(await embedded.database_url(settings))
         try:
-            applied = await apply_migrations(pool)
+            applied = await apply_migrations(pool, cipher)
             if grant_to:
                 await grant_application_role(pool, grant_to)
         except LookupError as exc:

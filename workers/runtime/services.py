@@ -17,6 +17,13 @@ from workers.runtime.settings import Settings
 from workers.runtime.temporal import connect, keyring_for
 
 
+def field_cipher_for(settings: Settings) -> FieldCipher:
+    """The cipher of PHI at rest, under the payload keyring (also for `migrate`, which seals
+    what earlier versions stored in plaintext)."""
+    keyring = keyring_for(settings)
+    return FieldCipher(keyring.keys, keyring.current)
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -30,8 +37,7 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, pool: asyncpg.Pool, client: Client) -> Services:
         library = load_library(settings.protocols_dir)
-        keyring = keyring_for(settings)
-        field_cipher = FieldCipher(keyring.keys, keyring.current)
+        field_cipher = field_cipher_for(settings)
         blind_index = BlindIndex(settings.key_secret.get_secret_value())
         intake = AdtIntake(
             pool,

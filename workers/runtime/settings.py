@@ -175,6 +175,12 @@ class Settings(BaseSettings):
     ack_timeout_seconds: float = Field(
         10.0, description="Longest wait for inbox + Temporal before answering AE"
     )
+    inbox_retention_days: int = Field(
+        90,
+        ge=1,
+        description="an inbox message's raw bytes are removed this many days after its "
+        "transition closed (after it was received when it has none); the row stays",
+    )
     smtp_host: str | None = Field(None, description="SMTP server for the email channel")
     smtp_port: int = 25
     smtp_sender: str = "carebridge@localhost"
