@@ -381,3 +381,25 @@ async def test_retention_removes_a_closed_transitions_raw_and_keeps_an_open_ones
         )
         == 1
     )
+
+
+async def test_a_message_under_a_key_the_keyring_lacks_is_refused_in_a_sentence(
+    stack: RunningStack, bearer: Bearer
+) -> None:
+    elsewhere = FieldCipher({"retired": os.urandom(32)}, "retired")
+    entry = await inbox.receive(
+        stack.services.pool,
+        elsewhere,
+        raw=Patient().a03(),
+        sending_facility="RETIRED",
+        control_id=uuid.uuid4().hex[:20],
+        message_type="ADT^A03",
+    )
+    try:
+        shown = await stack.http.get(f"/messages/{entry.id}", headers=await bearer(Role.OPERATOR))
+        assert shown.status_code == 500
+        assert shown.json()["detail"] == (
+            f"message {entry.id} does not open: sealed with unknown key 'retired'"
+        )
+    finally:  # the other tests open every row of the shared inbox
+        await stack.services.pool.execute("DELETE FROM adt_inbox WHERE id = $1", entry.id)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request
 
 from ingest.browser import describe
 from store import inbox
+from store.encryption import SealError
 from workers.api.auth import MESSAGE_READERS, Role, require
 from workers.api.common import services
 
@@ -43,7 +44,10 @@ async def list_messages(
 async def get_message(request: Request, message_id: MessageId) -> dict[str, Any]:
     """One message: raw, parsed, and what it caused (or when retention removed the bytes)."""
     svc = services(request)
-    row = await inbox.get_message(svc.pool, svc.field_cipher, message_id)
+    try:
+        row = await inbox.get_message(svc.pool, svc.field_cipher, message_id)
+    except SealError as exc:  # a key taken out of the keyring too early: say so
+        raise HTTPException(500, f"message {message_id} does not open: {exc}") from None
     if row is None:
         raise HTTPException(404, f"no message {message_id}")
     return describe(row, svc.library.site)

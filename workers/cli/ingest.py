@@ -25,6 +25,7 @@ from schemas.protocol_library import ProtocolError, load_library
 from schemas.transition import PlanRequest
 from store import inbox, notifications
 from store.db import create_pool
+from store.encryption import SealError
 from store.inbox_retention import Purge, purge_expired
 from workers.cli.app import app, console, err_console, run_command, site_config, site_zone
 from workers.cli.audit_trail import audited
@@ -81,7 +82,10 @@ def messages_show(message_id: int) -> None:
             resource_id=str(message_id),
             changes=False,
         ) as pool:
-            return await inbox.get_message(pool, field_cipher_for(settings), message_id)
+            try:
+                return await inbox.get_message(pool, field_cipher_for(settings), message_id)
+            except SealError as exc:
+                raise StackError(f"message {message_id} does not open: {exc}") from None
 
     row = run_command(main)
     if row is None:
