@@ -13,14 +13,15 @@ from store.inbox import removal_notice
 def describe(row: dict[str, Any], site: SiteConfig) -> dict[str, Any]:
     """The row (from store/inbox.get_message, its raw bytes opened) as the browser shows it:
     text, the parse (or why it fails), the decision; once retention removed the bytes, a
-    line saying so instead. Times without an offset are read in the sending facility's zone,
-    as the intake did."""
+    line saying so instead (and `raw_unreadable` when they do not open). Times without an
+    offset are read in the sending facility's zone, as the intake did."""
     raw: bytes | None = row["raw"]
     view = {key: value for key, value in row.items() if key != "raw"}
     if raw is None:
         view["raw"] = None
         view["parsed"] = None
-        view["raw_removed"] = removal_notice(row["raw_removed_at"], site.calendar_zone())
+        if row["raw_removed_at"] is not None:
+            view["raw_removed"] = removal_notice(row["raw_removed_at"], site.calendar_zone())
         return view
     view["raw"] = er7.normalise(er7.decode(raw, site.character_sets)).replace("\r", "\n")
     try:

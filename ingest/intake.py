@@ -292,13 +292,20 @@ class AdtIntake:
 
     async def reprocess(self, entry_id: int) -> IntakeResult:
         """Run a stored message again (after a fix), as a new inbox row linked to the first.
-        LookupError: no such message; RawRemoved: retention removed its bytes."""
+        LookupError: no such message; RawUnavailable: its bytes are removed or do not open."""
         original = await inbox.get_message(self._pool, self._cipher, entry_id)
         if original is None:
             raise LookupError(f"no message {entry_id}")
         if original["raw"] is None:
-            notice = inbox.removal_notice(original["raw_removed_at"], self._zone)
-            raise inbox.RawRemoved(f"message {entry_id} cannot be reprocessed: {notice}")
+            removed = original["raw_removed_at"] is not None
+            reason = (
+                inbox.removal_notice(original["raw_removed_at"], self._zone)
+                if removed
+                else original["raw_unreadable"]
+            )
+            raise inbox.RawUnavailable(
+                f"message {entry_id} cannot be reprocessed: {reason}", removed=removed
+            )
         return await self.handle(original["raw"], reprocess_of=entry_id)
 
     async def reject_oversized(self, head: bytes, limit: int) -> IntakeResult:

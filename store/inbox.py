@@ -212,12 +212,17 @@ async def list_messages(
 async def get_message(
     pool: asyncpg.Pool, cipher: FieldCipher, entry_id: int
 ) -> dict[str, Any] | None:
-    """The row with its raw message opened (`raw`: None once retention removed it)."""
+    """The row with its raw message opened (`raw`: None once retention removed it, or when
+    it does not open: `raw_unreadable` then says why)."""
     row = await pool.fetchrow("SELECT * FROM adt_inbox WHERE id = $1", entry_id)
     if row is None:
         return None
     message = dict(row)
-    message["raw"] = open_raw(cipher, row)
+    try:
+        message["raw"] = open_raw(cipher, row)
+    except SealError as exc:  # its key was taken out of the keyring too early
+        message["raw"] = None
+        message["raw_unreadable"] = f"the raw message does not open: {exc}"
     for hidden in ("content_hash", "raw_sealed"):  # nothing for a reader
         message.pop(hidden, None)
     message["reprocessed_by"] = [
@@ -256,8 +261,13 @@ def removal_notice(removed_at: datetime, zone: tzinfo) -> str:
     return f"raw message removed on {removed_at.astimezone(zone).date().isoformat()} (retention)"
 
 
-class RawRemoved(Exception):
-    """The message's raw bytes were removed by retention: it cannot be read or run again."""
+class RawUnavailable(Exception):
+    """A message that cannot be run again: retention removed its raw bytes (`removed`), or
+    they do not open under the keyring."""
+
+    def __init__(self, reason: str, *, removed: bool) -> None:
+        super().__init__(reason)
+        self.removed = removed
 
 
 BATCH = 500  # rows per transaction when sealing or re-encrypting

@@ -383,7 +383,7 @@ async def test_retention_removes_a_closed_transitions_raw_and_keeps_an_open_ones
     )
 
 
-async def test_a_message_under_a_key_the_keyring_lacks_is_refused_in_a_sentence(
+async def test_a_message_under_a_key_the_keyring_lacks_shows_why_and_is_not_reprocessed(
     stack: RunningStack, bearer: Bearer
 ) -> None:
     elsewhere = FieldCipher({"retired": os.urandom(32)}, "retired")
@@ -395,11 +395,12 @@ async def test_a_message_under_a_key_the_keyring_lacks_is_refused_in_a_sentence(
         control_id=uuid.uuid4().hex[:20],
         message_type="ADT^A03",
     )
-    try:
-        shown = await stack.http.get(f"/messages/{entry.id}", headers=await bearer(Role.OPERATOR))
-        assert shown.status_code == 500
-        assert shown.json()["detail"] == (
-            f"message {entry.id} does not open: sealed with unknown key 'retired'"
-        )
-    finally:  # the other tests open every row of the shared inbox
-        await stack.services.pool.execute("DELETE FROM adt_inbox WHERE id = $1", entry.id)
+    operator = await bearer(Role.OPERATOR)
+    shown = await stack.http.get(f"/messages/{entry.id}", headers=operator)
+    assert shown.status_code == 200
+    reason = "the raw message does not open: sealed with unknown key 'retired'"
+    assert (shown.json()["raw"], shown.json()["raw_unreadable"]) == (None, reason)
+    assert shown.json()["sending_facility"] == "RETIRED"  # the metadata still shows
+    redo = await stack.http.post(f"/messages/{entry.id}/reprocess", headers=operator)
+    assert redo.status_code == 409
+    assert redo.json()["detail"] == f"message {entry.id} cannot be reprocessed: {reason}"

@@ -13,7 +13,6 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request
 
 from ingest.browser import describe
 from store import inbox
-from store.encryption import SealError
 from workers.api.auth import MESSAGE_READERS, Role, require
 from workers.api.common import services
 
@@ -44,10 +43,7 @@ async def list_messages(
 async def get_message(request: Request, message_id: MessageId) -> dict[str, Any]:
     """One message: raw, parsed, and what it caused (or when retention removed the bytes)."""
     svc = services(request)
-    try:
-        row = await inbox.get_message(svc.pool, svc.field_cipher, message_id)
-    except SealError as exc:  # a key taken out of the keyring too early: say so
-        raise HTTPException(500, f"message {message_id} does not open: {exc}") from None
+    row = await inbox.get_message(svc.pool, svc.field_cipher, message_id)
     if row is None:
         raise HTTPException(404, f"no message {message_id}")
     return describe(row, svc.library.site)
@@ -60,8 +56,8 @@ async def reprocess_message(request: Request, message_id: MessageId) -> dict[str
         result = await services(request).intake.reprocess(message_id)
     except LookupError as exc:
         raise HTTPException(404, str(exc)) from exc
-    except inbox.RawRemoved as exc:
-        raise HTTPException(410, str(exc)) from exc
+    except inbox.RawUnavailable as exc:  # 410: removed by retention; 409: does not open
+        raise HTTPException(410 if exc.removed else 409, str(exc)) from exc
     return {
         "inbox_id": result.inbox_id,
         "reprocessed_from": message_id,

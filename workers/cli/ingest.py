@@ -25,7 +25,6 @@ from schemas.protocol_library import ProtocolError, load_library
 from schemas.transition import PlanRequest
 from store import inbox, notifications
 from store.db import create_pool
-from store.encryption import SealError
 from store.inbox_retention import Purge, purge_expired
 from workers.cli.app import app, console, err_console, run_command, site_config, site_zone
 from workers.cli.audit_trail import audited
@@ -82,10 +81,7 @@ def messages_show(message_id: int) -> None:
             resource_id=str(message_id),
             changes=False,
         ) as pool:
-            try:
-                return await inbox.get_message(pool, field_cipher_for(settings), message_id)
-            except SealError as exc:
-                raise StackError(f"message {message_id} does not open: {exc}") from None
+            return await inbox.get_message(pool, field_cipher_for(settings), message_id)
 
     row = run_command(main)
     if row is None:
@@ -108,7 +104,7 @@ def messages_reprocess(message_id: int) -> None:
             services = await Services.connect(settings)
             try:
                 result = await services.intake.reprocess(message_id)
-            except (LookupError, inbox.RawRemoved) as exc:
+            except (LookupError, inbox.RawUnavailable) as exc:
                 raise StackError(str(exc)) from None
             finally:
                 await services.close()
