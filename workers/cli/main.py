@@ -161,6 +161,7 @@ from workers.cli import (  # noqa: E402, F401
     deployment,
     example,
     ingest,
+    keys,
     roster,
     security,
     transitions,
