@@ -234,3 +234,27 @@ def _opened(cipher: FieldCipher, row: asyncpg.Record) -> bytes:
         return inbox.open_raw(cipher, row) or b""
     except SealError:
         return b""
+
+
+def files_holding(folder: Path, needles: list[bytes]) -> dict[str, list[str]]:
+    """Which files under `folder` contain which of the needles (files that vanish while
+    read, a recycled WAL segment say, are skipped)."""
+    found: dict[str, list[str]] = {}
+    for path in folder.rglob("*"):
+        try:
+            data = path.read_bytes() if path.is_file() else b""
+        except (FileNotFoundError, PermissionError):
+            continue
+        hits = [needle.decode() for needle in needles if needle in data]
+        if hits:
+            found[str(path.relative_to(folder))] = hits
+    return found
+
+
+def postgres_files_holding(data: Path, needles: list[bytes]) -> dict[str, list[str]] | None:
+    """Which of PostgreSQL's table and WAL files hold which needles (after a CHECKPOINT);
+    None when the data directory is not on this machine (CAREBRIDGE_DATABASE_URL elsewhere)."""
+    if not data.is_dir():
+        return None
+    wal = files_holding(data / "pg_wal", needles)
+    return {**files_holding(data / "base", needles), **{f"pg_wal/{k}": v for k, v in wal.items()}}

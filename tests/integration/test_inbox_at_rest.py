@@ -28,6 +28,7 @@ from tests.conftest import TEST_KEYS
 from tests.helpers import (
     a03,
     assert_eventually,
+    files_holding,
     inbox_rows_containing,
     msa,
     with_event,
@@ -115,21 +116,6 @@ async def row_of(pool: asyncpg.Pool, control_id: str) -> asyncpg.Record:
 
 def control_id_of(raw: bytes) -> str:
     return raw.split(b"\r")[0].split(b"|")[9].decode()
-
-
-def files_holding(folder: Path, needles: list[bytes]) -> dict[str, list[str]]:
-    """Which files under `folder` contain which of the needles (files that vanish while
-    read, a recycled WAL segment say, are skipped)."""
-    found: dict[str, list[str]] = {}
-    for path in folder.rglob("*"):
-        try:
-            data = path.read_bytes() if path.is_file() else b""
-        except (FileNotFoundError, PermissionError):
-            continue
-        hits = [needle.decode() for needle in needles if needle in data]
-        if hits:
-            found[str(path.relative_to(folder))] = hits
-    return found
 
 
 def scan_data_directory(data: Path, patient: Patient) -> tuple[bool, dict[str, list[str]]]:

@@ -1,7 +1,8 @@
 """No patient data where it does not belong (DESIGN invariant 6): after a whole transition on
 a real dev server, the raw Temporal history (read without the codec), the dev server's SQLite
-files, every log line and the metrics page hold none of the patient's name, MRN, birth date or
-phone numbers; with the codec the same history decodes and they are there."""
+files, PostgreSQL's data directory (tables and WAL: the registry and the inbox hold them sealed),
+every log line and the metrics page hold none of the patient's name, MRN, birth date or phone
+numbers; with the codec the same history decodes and they are there."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from schemas.transition import (
     ProfileRequest,
     TransitionStatus,
 )
-from tests.helpers import a03, assert_eventually, with_event
+from tests.helpers import a03, assert_eventually, postgres_files_holding, with_event
 from tests.integration.conftest import start_server, stop_server
 from workers.http_server import create_app
 from workers.runtime.services import Services
@@ -140,6 +141,12 @@ async def test_a_whole_transition_leaves_no_phi_outside_encrypted_payloads(
     captured = capfd.readouterr()
     assert leaks(captured.out + captured.err + server_log) == [], "PHI in log output"
     assert leaks(metrics) == [], "PHI on the metrics page"
+    await pool.execute("CHECKPOINT")  # the tables' pages on disk, beside the WAL
+    data = Path(await pool.fetchval("SHOW data_directory"))
+    needles = [value.encode() for value in PHI]
+    on_disk = await asyncio.to_thread(postgres_files_holding, data, needles)
+    if on_disk is not None:  # None: the server is on another machine
+        assert on_disk == {}, f"PHI in plain text in PostgreSQL's files: {on_disk}"
     assert any(PHONES[1] in text for text in decoded_payloads), "the codec should decode it"
 
 
