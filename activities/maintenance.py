@@ -47,24 +47,33 @@ class MaintenanceActivities:
 
     @activity.defn(name="send_digests")
     async def send_digests(self) -> DigestResult:
-        """One message per care team (facility): its overdue and due-today transitions."""
+        """One message per care team (the practice's, else the facility): its transitions
+        with an overdue step, then those with a step due today (each step, not only the
+        next one due)."""
         today = datetime.now(self._zone).date()
         start = datetime.combine(today, time(0), tzinfo=self._zone)
         rows = await self._pool.fetch(
             """
-            SELECT facility, transition_id, current_step, next_due_at, overdue_steps,
-                   escalation_level
-            FROM transitions
-            WHERE status = 'active'
-              AND (cardinality(overdue_steps) > 0 OR (next_due_at >= $1 AND next_due_at < $2))
-            ORDER BY facility, escalation_level DESC, next_due_at
+            SELECT * FROM (
+                SELECT COALESCE(ct.team, t.facility) AS team, t.transition_id, t.next_due_at,
+                       t.overdue_steps, t.escalation_level,
+                       ARRAY(SELECT e ->> 'step_id' FROM jsonb_array_elements(t.steps) AS e
+                             WHERE e ->> 'status' = 'open' AND e ->> 'overdue_since' IS NULL
+                               AND (e ->> 'due_at')::timestamptz >= $1
+                               AND (e ->> 'due_at')::timestamptz < $2) AS due_today_steps
+                FROM transitions t
+                LEFT JOIN care_teams ct ON ct.transition_id = t.transition_id
+                WHERE t.status = 'active'
+            ) AS active
+            WHERE cardinality(overdue_steps) > 0 OR cardinality(due_today_steps) > 0
+            ORDER BY team, escalation_level DESC, next_due_at
             """,
             start,
             start + timedelta(days=1),
         )
         teams: dict[str, list[asyncpg.Record]] = defaultdict(list)
         for row in rows:
-            teams[row["facility"]].append(row)
+            teams[row["team"]].append(row)
         delivered = overdue_total = today_total = 0
         failed: list[str] = []
         sent_before = {
@@ -76,7 +85,7 @@ class MaintenanceActivities:
         }
         for team, entries in teams.items():
             overdue = [r for r in entries if r["overdue_steps"]]
-            due_today = [r for r in entries if not r["overdue_steps"]]
+            due_today = [r for r in entries if r["due_today_steps"]]  # also if one is overdue
             overdue_total += len(overdue)
             today_total += len(due_today)
             if team in sent_before:  # this activity's earlier attempt, or an earlier run today
@@ -126,10 +135,13 @@ class MaintenanceActivities:
         due_today: list[asyncpg.Record],
     ) -> Message:
         lines = [f"carebridge digest for {team}, {today.isoformat()}", ""]
-        for title, group in (("Overdue", overdue), ("Due today", due_today)):
+        for title, group, steps in (
+            ("Overdue", overdue, "overdue_steps"),
+            ("Due today", due_today, "due_today_steps"),
+        ):
             lines.append(f"{title}: {len(group)}")
             lines += [
-                f"  {r['transition_id']}  {r['current_step'] or ''}  level "
+                f"  {r['transition_id']}  {', '.join(r[steps])}  level "
                 f"{r['escalation_level']}  {self._base_url}/ui/transitions/{r['transition_id']}"
                 for r in group
             ]

@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.channels import Channels, Message
 from schemas.maintenance import Redelivery
-from schemas.site import NotificationConfig, Transport
+from schemas.site import NotificationConfig, Shift, SiteConfig, Transport
 from schemas.transition import EscalationNotice
 
 log = structlog.get_logger(__name__)
@@ -31,12 +31,28 @@ class RedeliveryBusy(Exception):
 
 class NotificationActivities:
     def __init__(
-        self, pool: asyncpg.Pool, channels: Channels, config: NotificationConfig, base_url: str
+        self, pool: asyncpg.Pool, channels: Channels, site: SiteConfig, base_url: str
     ) -> None:
         self._pool = pool
         self._channels = channels
-        self._config = config
+        self._site = site
+        self._config = site.notifications
         self._base_url = base_url.rstrip("/")
+
+    async def _on_duty(self, notice: EscalationNotice) -> Shift | None:
+        """Who is on duty for the notice's role when it fired (site.yaml on_call), in the
+        facility's zone, for the transition's care team; None when the site does not say."""
+        if notice.missed_before_arrival or not self._config.on_call.get(notice.role):
+            return None
+        row = await self._pool.fetchrow(
+            "SELECT (SELECT facility FROM transitions WHERE transition_id = $1) AS facility, "
+            "(SELECT team FROM care_teams WHERE transition_id = $1) AS team",
+            notice.transition_id,
+        )
+        facility = row["facility"] if row is not None else None
+        team = (row["team"] if row is not None else None) or facility
+        zone = self._site.zone_for(facility) if facility else self._site.calendar_zone()
+        return self._config.on_duty(notice.role, notice.scheduled_at, zone, team)
 
     @activity.defn(name="notify")
     async def notify(self, notice: EscalationNotice) -> bool:
@@ -44,14 +60,16 @@ class NotificationActivities:
         transport = notice.transport or self._config.channels.get(
             notice.channel, Transport.WORKLIST
         )
+        on_duty = await self._on_duty(notice)
         row = await self._pool.fetchrow(
             """
-            INSERT INTO notifications
-                (transition_id, step_id, level, role, channel, due_at, scheduled_at, transport)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            INSERT INTO notifications (transition_id, step_id, level, role, channel, due_at,
+                                       scheduled_at, transport, on_duty)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
             ON CONFLICT (transition_id, step_id, level, due_at)
-                DO UPDATE SET role = EXCLUDED.role
-            RETURNING id, delivered_at
+                DO UPDATE SET role = EXCLUDED.role,
+                              on_duty = COALESCE(notifications.on_duty, EXCLUDED.on_duty)
+            RETURNING id, delivered_at, on_duty
             """,
             notice.transition_id,
             notice.step_id,
@@ -61,11 +79,13 @@ class NotificationActivities:
             notice.due_at,
             notice.scheduled_at,
             transport.value,
+            on_duty.name if on_duty else None,
         )
         assert row is not None
         if row["delivered_at"] is not None:
             return True
-        message = notice_message(notice, self._config, self._base_url)
+        on_duty = shift_named(self._config, notice.role, row["on_duty"])  # the first try's
+        message = notice_message(notice, self._config, self._base_url, on_duty)
         try:
             delivered = await self._channels.deliver(transport, message)
         except Exception as exc:
@@ -88,8 +108,23 @@ class NotificationActivities:
         return delivered
 
 
-def notice_message(notice: EscalationNotice, config: NotificationConfig, base_url: str) -> Message:
-    """The e-mail or webhook body of a notice: ids, steps, levels, times and a link."""
+def shift_named(config: NotificationConfig, role: str, name: str | None) -> Shift | None:
+    """The on-call shift a notification row names (its e-mail, for a redelivery); a name no
+    longer in site.yaml is still named, without an address."""
+    if name is None:
+        return None
+    found = next((s for s in config.on_call.get(role, ()) if s.name == name), None)
+    return found or Shift(name=name)
+
+
+def notice_message(
+    notice: EscalationNotice,
+    config: NotificationConfig,
+    base_url: str,
+    on_duty: Shift | None = None,
+) -> Message:
+    """The e-mail or webhook body of a notice: ids, steps, levels, times and a link, and who
+    is on duty for the role when the site says (also sent it, with an address)."""
     due = notice.due_at.astimezone(UTC).isoformat()  # the same key from a row read back
     key = f"{notice.transition_id}:{notice.step_id}:{notice.level}:{due}"
     link = f"{base_url.rstrip('/')}/ui/transitions/{notice.transition_id}"
@@ -102,18 +137,27 @@ def notice_message(notice: EscalationNotice, config: NotificationConfig, base_ur
         )
     else:
         subject = f"[carebridge] {notice.step_id} overdue: level {notice.level}"
+        duty = f" (on duty: {on_duty.name})" if on_duty else ""
         text = (
             f"Step {notice.step_id} of transition {notice.transition_id} was due "
             f"{notice.due_at.isoformat()} and is not done.\nEscalation level "
-            f"{notice.level} to {notice.role}.\n{link}\n"
+            f"{notice.level} to {notice.role}{duty}.\n{link}\n"
         )
     kind = "arrived_late" if notice.missed_before_arrival else "escalation"
+    recipients = config.recipients.get(notice.role, ())
+    if on_duty and on_duty.email and on_duty.email not in recipients:
+        recipients = (*recipients, on_duty.email)
     return Message(
         subject=subject,
         text=text,
-        payload={"type": kind, **notice.model_dump(mode="json"), "link": link},
+        payload={
+            "type": kind,
+            **notice.model_dump(mode="json"),
+            "on_duty": on_duty.name if on_duty else None,
+            "link": link,
+        },
         idempotency_key=key,
-        recipients=config.recipients.get(notice.role, ()),
+        recipients=recipients,
     )
 
 
@@ -166,9 +210,11 @@ async def redeliver(
         notice = notice_from_row(row)
         transport = Transport(row["transport"]) if row["transport"] else None
         transport = transport or config.channels.get(notice.channel, Transport.WORKLIST)
+        on_duty = shift_named(config, notice.role, row["on_duty"])
         failure: str | None = None
         try:
-            delivered = await channels.deliver(transport, notice_message(notice, config, base_url))
+            message = notice_message(notice, config, base_url, on_duty)
+            delivered = await channels.deliver(transport, message)
         except Exception as exc:
             delivered, failure = False, describe_failure(exc)
         await record_delivery(connection, notification_id, delivered, failure)

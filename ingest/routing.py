@@ -34,7 +34,7 @@ from schemas.protocol_library import ProtocolLibrary, Selection
 from schemas.risk import RiskAssessment
 from schemas.site import Attribution
 from schemas.transition import AdtSignal, TransitionInput, TransitionState, TransitionStatus
-from store import aliases, encounters, inbox, registry, roster, visit_events
+from store import aliases, care_teams, encounters, inbox, registry, roster, visit_events
 from store.encryption import BlindIndex, FieldCipher
 from store.visit_events import Outcome, PendingEvent
 from workflows import search_attributes
@@ -302,6 +302,17 @@ class AdtRouter:
             if (entry := await roster.lookup(self._pool, key)) is not None:
                 return entry
         return None
+
+    async def care_team(self, event: AdtEvent, patient: str) -> tuple[str, str]:
+        """The transition's care team and what decided it (site.yaml care_teams): the
+        roster's practice, else a listed PCP (the roster row's, then the message's)."""
+        entry = await self._roster_entry(event, patient)
+        pcps = [entry.pcp_id] if entry is not None and entry.pcp_id else []
+        return self.library.site.care_teams.team_for(
+            practice=entry.practice if entry is not None else "",
+            pcp_ids=[*pcps, *event.pcp_ids],
+            facility=event.facility,
+        )
 
     async def route(
         self, event: AdtEvent, received_at: datetime, *, inbox_id: int | None = None
@@ -670,6 +681,8 @@ class AdtRouter:
                 at=event.discharged_at,
                 transition_id=transition,
             )
+        team, decided_by = await self.care_team(event, patient)
+        await care_teams.assign(self._pool, transition, team, decided_by)
         structlog.contextvars.bind_contextvars(
             transition_id=transition, workflow_id=keys.workflow_id(transition)
         )

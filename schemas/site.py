@@ -7,6 +7,7 @@ rules are here, with the documented default, so a site can change them.
 from __future__ import annotations
 
 import codecs
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -125,6 +126,56 @@ class Transport(StrEnum):
     WEBHOOK = "webhook"
 
 
+class Weekday(StrEnum):
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
+
+
+WEEKDAYS = tuple(Weekday)  # in date.weekday() order
+
+
+class Shift(BaseModel):
+    """One person on duty for a role: on these weekdays from `start` to `end`, in the
+    facility's local time. An end at or before the start runs into the next day (a night
+    shift belongs to the day it starts); 00:00 to 00:00 is the whole day. Staff names only:
+    no patient data."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=120, description="who is on duty")
+    email: str | None = Field(
+        default=None, max_length=254, description="also sent the escalation (e-mail channel)"
+    )
+    days: tuple[Weekday, ...] = WEEKDAYS
+    start: time = time(0)
+    end: time = time(0)
+    team: str | None = Field(
+        default=None, description="only this care team's escalations; absent: any team's"
+    )
+
+    @field_validator("days", mode="before")
+    @classmethod
+    def _days(cls, value: object) -> object:
+        """Day names in any case ("Mon", "mon")."""
+        if isinstance(value, list | tuple):
+            return tuple(str(day).strip().lower()[:3] for day in value)
+        return value
+
+    def covers(self, local: datetime, team: str | None) -> bool:
+        if self.team is not None and self.team != team:
+            return False
+        day, previous = WEEKDAYS[local.weekday()], WEEKDAYS[(local.weekday() - 1) % 7]
+        at = local.time().replace(tzinfo=None)
+        if self.start < self.end:
+            return day in self.days and self.start <= at < self.end
+        return (day in self.days and at >= self.start) or (previous in self.days and at < self.end)
+
+
 class NotificationConfig(BaseModel):
     """How each channel named in the protocols is delivered, and to whom (no PHI here)."""
 
@@ -144,6 +195,54 @@ class NotificationConfig(BaseModel):
     digest_time: time = Field(default=time(7, 30), description="daily digest, site time")
     digest_transport: Transport = Transport.EMAIL
     sweep_time: time = Field(default=time(2, 15), description="nightly consistency sweep")
+    on_call: dict[str, tuple[Shift, ...]] = Field(
+        default_factory=dict,
+        description="role -> who is on duty when (first matching shift): an escalation to "
+        "the role names that person",
+    )
+
+    def on_duty(
+        self, role: str, at: datetime, zone: ZoneInfo, team: str | None = None
+    ) -> Shift | None:
+        """Who is on duty for the role at that instant (the facility's zone), if the site
+        says; the first shift that covers it wins."""
+        local = at.astimezone(zone)
+        return next((s for s in self.on_call.get(role, ()) if s.covers(local, team)), None)
+
+
+class CareTeams(BaseModel):
+    """Which care team a transition belongs to, decided when its discharge arrives (like
+    attribution: later roster changes do not move running transitions). The practice the
+    roster attributes the patient to (a practice listed under `practices` is that team,
+    another practice is a team of its own), else the first PCP listed under `pcps` (the
+    roster row's, then PD1-4 / ROL-4), else `default`, else the discharging facility."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    practices: dict[str, str] = Field(default_factory=dict, description="roster practice -> team")
+    pcps: dict[str, str] = Field(default_factory=dict, description="PCP id (XCN id) -> team")
+    default: str | None = Field(
+        default=None, description="no practice, no listed PCP: this team; absent: the facility"
+    )
+
+    @field_validator("practices", "pcps", mode="before")
+    @classmethod
+    def _keys_are_text(cls, value: object) -> object:
+        """YAML reads an unquoted NPI as a number; an id is text."""
+        if isinstance(value, dict):
+            return {str(k).strip(): str(v).strip() for k, v in value.items()}
+        return value
+
+    def team_for(self, *, practice: str, pcp_ids: Sequence[str], facility: str) -> tuple[str, str]:
+        """The team, and what decided it (roster practice, pcp, site default, facility)."""
+        if practice:
+            return self.practices.get(practice, practice), "roster practice"
+        for pcp in pcp_ids:
+            if pcp in self.pcps:
+                return self.pcps[pcp], "pcp"
+        if self.default:
+            return self.default, "site default"
+        return facility, "facility"
 
 
 class UnmatchedPatientIdentifier(StrEnum):
@@ -303,6 +402,7 @@ class SiteConfig(BaseModel):
         default=(), description="PCP ids (XCN id) whose patients are ours under `pcp`"
     )
     notifications: NotificationConfig = NotificationConfig()
+    care_teams: CareTeams = CareTeams()
     selection: tuple[SelectionRule, ...] = ()
 
     @field_validator("attributed_pcp_ids", mode="before")

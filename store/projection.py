@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from schemas.site import Transport
+from schemas.site import SiteConfig, Transport
 from schemas.social_needs import ReferralOutcome
 from schemas.transition import ProjectionRecord, StepStatus, TimelineEvent, UndeliveredNotice
-from schemas.worklist import TransitionQuery
+from schemas.worklist import TCM_WORK, TransitionQuery
 
 LIVE = (StepStatus.OPEN, StepStatus.PENDING)
 
@@ -146,24 +146,97 @@ def _undelivered_row(undelivered: UndeliveredNotice) -> tuple[Any, ...]:
 
 
 _SORTS = {
-    "next_due": "next_due_at ASC NULLS LAST, discharged_at DESC",
-    "discharged": "discharged_at DESC",
-    "escalation": "escalation_level DESC, next_due_at ASC NULLS LAST",
+    "next_due": "t.next_due_at ASC NULLS LAST, t.discharged_at DESC",
+    "discharged": "t.discharged_at DESC",
+    # the most escalated first; at the same level, TCM work due now above other work
+    "escalation": "t.escalation_level DESC, w.tcm_due DESC, t.next_due_at ASC NULLS LAST",
 }
-_COLUMNS = """transition_id, facility, protocol_id, protocol_version, status, discharged_at,
-    risk_tier, lace, current_step, next_due_at, overdue_steps, escalation_level, assignees,
-    readmitted_at, updated_at, version,
-    ARRAY(SELECT s ->> 'step_id' FROM jsonb_array_elements(steps) AS s
+_COLUMNS = """t.transition_id, t.facility, COALESCE(ct.team, t.facility) AS team, t.protocol_id,
+    t.protocol_version, t.status, t.discharged_at, t.risk_tier, t.lace, t.current_step,
+    t.next_due_at, t.overdue_steps, t.escalation_level, t.assignees, t.readmitted_at,
+    t.updated_at, t.version, w.due_steps,
+    ARRAY(SELECT s ->> 'step_id' FROM jsonb_array_elements(t.steps) AS s
           WHERE (s ->> 'missed_before_arrival')::boolean) AS missed_steps"""
+# Every open step with a due time, bucketed on the worklist's day ($1 now; $2-$4 each listed
+# facility's day in its own zone, $5-$6 the site's day for the others; $7 the TCM elements):
+# overdue, due on the day, later. A row lists them all, so a step due today shows although
+# another step of the same transition is overdue.
+_FROM = """transitions t
+LEFT JOIN care_teams ct ON ct.transition_id = t.transition_id
+LEFT JOIN unnest($2::text[], $3::timestamptz[], $4::timestamptz[])
+    AS own_day (facility, day_start, day_end) ON own_day.facility = t.facility
+CROSS JOIN LATERAL (
+    SELECT COALESCE(jsonb_agg(jsonb_build_object(
+               'step_id', s.step_id, 'bucket', s.bucket, 'due_at', s.due_text,
+               'escalation_level', s.level, 'tcm', s.tcm, 'assignee', s.assignee,
+               'missed_before_arrival', s.missed)
+             ORDER BY s.rank, s.level DESC, s.tcm DESC, s.due_at), '[]'::jsonb) AS due_steps,
+           COALESCE(bool_or(s.rank = 0), false) AS has_overdue,
+           COALESCE(bool_or(s.rank = 1), false) AS has_due_today,
+           COALESCE(bool_or(s.tcm AND s.rank < 2), false) AS tcm_due
+    FROM (
+        SELECT e ->> 'step_id' AS step_id, e ->> 'due_at' AS due_text, d.due_at,
+               COALESCE((e ->> 'escalation_level')::integer, 0) AS level,
+               COALESCE(e ->> 'tcm_element' = ANY($7::text[]), false) AS tcm,
+               e ->> 'assignee' AS assignee,
+               COALESCE((e ->> 'missed_before_arrival')::boolean, false) AS missed,
+               r.rank, (ARRAY['overdue', 'due_today', 'later'])[r.rank + 1] AS bucket
+        FROM jsonb_array_elements(t.steps) AS e
+        CROSS JOIN LATERAL (SELECT (e ->> 'due_at')::timestamptz AS due_at) AS d
+        CROSS JOIN LATERAL (SELECT CASE
+            WHEN e ->> 'overdue_since' IS NOT NULL OR d.due_at < $1 THEN 0
+            WHEN d.due_at >= COALESCE(own_day.day_start, $5)
+                 AND d.due_at < COALESCE(own_day.day_end, $6) THEN 1
+            ELSE 2 END AS rank) AS r
+        WHERE e ->> 'status' = 'open' AND e ->> 'due_at' IS NOT NULL
+    ) AS s
+) AS w"""
+
+
+def _day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(0), tzinfo=zone)
+    return start, datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+
+
+def _bucket_params(query: TransitionQuery, site: SiteConfig, now: datetime) -> list[Any]:
+    """$1-$7 of _FROM: now, each listed facility's day, the site's day, the TCM elements.
+    The day is due_on, else today in each zone (a facility's own today)."""
+
+    def day_in(zone: ZoneInfo) -> date:
+        return query.due_on or now.astimezone(zone).date()
+
+    facilities = sorted(site.facilities)
+    bounds = [_day_bounds(day_in(site.zone_for(f)), site.zone_for(f)) for f in facilities]
+    site_start, site_end = _day_bounds(day_in(site.calendar_zone()), site.calendar_zone())
+    return [
+        now,
+        facilities,
+        [b[0] for b in bounds],
+        [b[1] for b in bounds],
+        site_start,
+        site_end,
+        sorted(element.value for element in TCM_WORK),
+    ]
+
+
+def _due_steps(raw: str) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = json.loads(raw)
+    for step in steps:
+        step["due_at"] = datetime.fromisoformat(step["due_at"])
+    return steps
 
 
 async def search(
-    pool: asyncpg.Pool, query: TransitionQuery, zone: ZoneInfo
+    pool: asyncpg.Pool,
+    query: TransitionQuery,
+    site: SiteConfig,
+    now: datetime | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """One page of transitions matching the query, and how many match in all. Every value is
-    a bind parameter; only fixed clauses are put together."""
+    """One page of transitions matching the query, and how many match in all; each row with
+    its open steps bucketed (`due_steps`: overdue, due on the day, later). Every value is a
+    bind parameter; only fixed clauses are put together."""
+    params: list[Any] = _bucket_params(query, site, now or datetime.now(UTC))
     clauses: list[str] = []
-    params: list[Any] = []
 
     def where(clause: str, *values: Any) -> None:
         for value in values:
@@ -172,36 +245,38 @@ async def search(
         clauses.append(clause)
 
     if query.status:
-        where("status = ?", query.status.value)
+        where("t.status = ?", query.status.value)
     if query.protocol:
-        where("protocol_id = ?", query.protocol)
+        where("t.protocol_id = ?", query.protocol)
     if query.facility:
-        where("facility = ?", query.facility)
+        where("t.facility = ?", query.facility)
+    if query.team:
+        where("COALESCE(ct.team, t.facility) = ?", query.team)
     if query.assignee:
-        where("? = ANY(assignees)", query.assignee)
+        where("? = ANY(t.assignees)", query.assignee)
     if query.overdue is not None:
-        where(
-            "cardinality(overdue_steps) > 0" if query.overdue else "cardinality(overdue_steps) = 0"
-        )
+        where("w.has_overdue" if query.overdue else "NOT w.has_overdue")
     if query.due_today:
-        today = datetime.now(zone).date()
-        start = datetime.combine(today, time(0, 0), tzinfo=zone)
-        where("next_due_at >= ? AND next_due_at < ?", start, start + timedelta(days=1))
+        where("w.has_due_today")
+    zone = site.calendar_zone()
     if query.discharged_from:
-        where("discharged_at >= ?", datetime.combine(query.discharged_from, time(0), tzinfo=zone))
+        where("t.discharged_at >= ?", datetime.combine(query.discharged_from, time(0), tzinfo=zone))
     if query.discharged_to:
         end = datetime.combine(query.discharged_to + timedelta(days=1), time(0), tzinfo=zone)
-        where("discharged_at < ?", end)
+        where("t.discharged_at < ?", end)
     if query.risk_tier:
-        where("risk_tier = ?", query.risk_tier.value)
+        where("t.risk_tier = ?", query.risk_tier.value)
     condition = " AND ".join(clauses) or "TRUE"
-    total = await pool.fetchval(f"SELECT count(*) FROM transitions WHERE {condition}", *params)
+    # $1-$7 are used by _FROM's lateral part, which the count needs for the bucket filters
+    total = await pool.fetchval(f"SELECT count(*) FROM {_FROM} WHERE {condition}", *params)
     rows = await pool.fetch(
-        f"SELECT {_COLUMNS} FROM transitions WHERE {condition} ORDER BY {_SORTS[query.sort]} "
+        f"SELECT {_COLUMNS} FROM {_FROM} WHERE {condition} ORDER BY {_SORTS[query.sort]} "
         f"LIMIT {query.page_size} OFFSET {(query.page - 1) * query.page_size}",
         *params,
     )
-    return [dict(row) for row in rows], int(total or 0)
+    return [dict(row) | {"due_steps": _due_steps(row["due_steps"])} for row in rows], int(
+        total or 0
+    )
 
 
 async def timeline(pool: asyncpg.Pool, transition_id: str) -> list[dict[str, Any]]:

@@ -69,9 +69,7 @@ def build_worker(
     channels = Channels(settings.channel_settings)
     planning = PlanningActivities()
     projection = ProjectionActivities(pool)
-    notifications = NotificationActivities(
-        pool, channels, library.site.notifications, settings.public_url
-    )
+    notifications = NotificationActivities(pool, channels, library.site, settings.public_url)
     maintenance = MaintenanceActivities(
         pool,
         client,

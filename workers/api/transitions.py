@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
+import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -27,7 +28,7 @@ from schemas.transition import (
     TransitionState,
 )
 from schemas.worklist import TransitionQuery
-from store import projection
+from store import care_teams, projection
 from workers.api.auth import CLINICAL, READERS, Principal, Role, require
 from workers.api.common import IdempotencyKey, Svc, describe_errors, problem
 from workers.runtime.services import Services
@@ -36,6 +37,7 @@ from workflows.transition import TransitionWorkflow
 
 router = APIRouter(tags=["transitions"])
 Clinical = Annotated[Principal, Depends(require(*CLINICAL))]
+Reader = Annotated[Principal, Depends(require(*READERS))]
 R = TypeVar("R")
 Supervisor = Annotated[Principal, Depends(require(Role.SUPERVISOR))]
 
@@ -106,7 +108,7 @@ async def update_transition(
         return problem(422, "Invalid request", describe_errors(exc.errors()))
     handle = workflow_handle(svc, transition_id)
     try:
-        refusal = await _scope_refusal(handle, principal, extra.get("step_id"))
+        refusal = await _scope_refusal(handle, svc.pool, principal, extra.get("step_id"))
         if refusal:
             return problem(403, "Forbidden", refusal)
         result: R = await handle.execute_update(
@@ -122,17 +124,23 @@ async def update_transition(
 
 
 async def _scope_refusal(
-    handle: WorkflowHandle[Any, Any], principal: Principal, step_id: str | None
+    handle: WorkflowHandle[Any, Any],
+    pool: asyncpg.Pool,
+    principal: Principal,
+    step_id: str | None,
 ) -> str | None:
-    """Who may act on this transition. A token with a team acts on that team's (facility's)
-    transitions only, and a supervisor must have one. A care manager acts on the steps
-    assigned to them or to nobody, and on the transition as a whole (notes, profile,
-    screening, referrals) only when one of its steps is theirs or nobody's."""
+    """Who may act on this transition. A token with a team acts on that care team's
+    transitions only (the practice's, store/care_teams.py; else the facility's), and a
+    supervisor must have one. A care manager acts on the steps assigned to them or to
+    nobody, and on the transition as a whole (notes, profile, screening, referrals) only
+    when one of its steps is theirs or nobody's."""
     if principal.role not in CLINICAL:
         return None
     state: TransitionState = await handle.query(TransitionWorkflow.get_state)
-    if principal.team and state.facility != principal.team:
-        return f"the transition belongs to team {state.facility}"
+    if principal.team:
+        team = await care_teams.team_of(pool, state.transition_id) or state.facility
+        if team != principal.team:
+            return f"the transition belongs to team {team}, not {principal.team}"
     if principal.role == Role.SUPERVISOR and not principal.team:
         return "a supervisor acts on their team's transitions, and this token names no team"
     if principal.role != Role.CARE_MANAGER:
@@ -148,13 +156,15 @@ async def _scope_refusal(
     return None
 
 
-@router.get("/transitions", dependencies=[Depends(require(*READERS))])
+@router.get("/transitions")
 async def search_transitions(
-    svc: Svc, response: Response, query: Annotated[TransitionQuery, Query()]
+    svc: Svc, principal: Reader, response: Response, query: Annotated[TransitionQuery, Query()]
 ) -> list[dict[str, Any]]:
-    """Worklist search over the Postgres projection (never scans Temporal). The total number
-    of matches is in the X-Total-Count header."""
-    rows, total = await projection.search(svc.pool, query, svc.library.site.calendar_zone())
+    """Worklist search over the Postgres projection (never scans Temporal); `assignee=me` is
+    the caller. Each row lists its open steps bucketed (`due_steps`: overdue, due on the day,
+    later). The total number of matches is in the X-Total-Count header."""
+    query = query.for_caller(principal.subject)
+    rows, total = await projection.search(svc.pool, query, svc.library.site)
     response.headers["X-Total-Count"] = str(total)
     return rows
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 import sys
@@ -18,6 +19,7 @@ from schemas import keys
 from schemas.care_plan import build_care_plan
 from schemas.protocol import RiskTier
 from schemas.protocol_library import load_library
+from schemas.site import SiteConfig
 from schemas.transition import (
     AttemptRequest,
     AttemptResult,
@@ -30,10 +32,10 @@ from schemas.transition import (
     TransitionState,
     TransitionStatus,
 )
-from schemas.worklist import TransitionQuery
+from schemas.worklist import ME, TransitionQuery
 from store import projection, reports
 from store.db import create_pool
-from workers.cli.app import app, console, err_console, run_command, site_config, site_zone
+from workers.cli.app import app, console, err_console, run_command, site_zone
 from workers.cli.audit_trail import audited
 from workers.cli.views import print_care_plan, print_state, timeline_table, transitions_table
 from workers.runtime import embedded
@@ -48,50 +50,63 @@ def list_transitions(
     status: TransitionStatus | None = typer.Option(None),
     protocol: str | None = typer.Option(None),
     facility: str | None = typer.Option(None),
-    assignee: str | None = typer.Option(None, help="has an open step assigned to"),
+    team: str | None = typer.Option(None, help="the care team (site.yaml care_teams)"),
+    assignee: str | None = typer.Option(
+        None, help=f"has an open step assigned to ('{ME}': --by, else your user name)"
+    ),
     overdue: bool | None = typer.Option(None, "--overdue/--not-overdue"),
-    due_today: bool = typer.Option(False, "--due-today"),
+    due_today: bool = typer.Option(
+        False, "--due-today", help="has a step due today, whatever its other steps"
+    ),
+    due_on: datetime | None = typer.Option(
+        None, "--due-on", formats=["%Y-%m-%d"], help="the day 'due today' means"
+    ),
     discharged_from: datetime | None = typer.Option(None, "--from", formats=["%Y-%m-%d"]),
     discharged_to: datetime | None = typer.Option(None, "--to", formats=["%Y-%m-%d"]),
     risk: RiskTier | None = typer.Option(None),
     sort: str = typer.Option("next_due", help="next_due, discharged or escalation"),
     page: int = typer.Option(1, min=1),
     page_size: int = typer.Option(50, min=1, max=500),
+    by: str | None = typer.Option(None, "--by", help="who asks (default: your user name)"),
     as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table"),
 ) -> None:
-    """Transitions from the projection (the same filters as GET /transitions)."""
+    """Transitions from the projection (the same filters as GET /transitions); each row
+    lists every step that is overdue or due today."""
     try:
         query = TransitionQuery(
             status=status,
             protocol=protocol,
             facility=facility,
+            team=team,
             assignee=assignee,
             overdue=overdue,
             due_today=due_today,
+            due_on=due_on.date() if due_on else None,
             discharged_from=discharged_from.date() if discharged_from else None,
             discharged_to=discharged_to.date() if discharged_to else None,
             risk_tier=risk,
             sort=sort,
             page=page,
             page_size=page_size,
-        )
+        ).for_caller(by or getpass.getuser())
     except ValidationError as exc:
         err_console.print(f"[red]error:[/] {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
         raise typer.Exit(1) from None
 
-    async def main(settings: Settings) -> tuple[list[dict[str, Any]], int]:
+    async def main(settings: Settings) -> tuple[list[dict[str, Any]], int, SiteConfig]:
+        site = load_library(settings.protocols_dir).site
         pool = await create_pool(await embedded.database_url(settings), max_size=2)
         try:
-            return await projection.search(pool, query, site_zone())
+            return *(await projection.search(pool, query, site)), site
         finally:
             await pool.close()
 
-    rows, total = run_command(main)
+    rows, total, site = run_command(main)
     if as_json:
         for row in rows:
             console.print_json(json.dumps(row, default=str), indent=None)
         return
-    table = transitions_table(rows, site_config())
+    table = transitions_table(rows, site)
     table.title = f"{len(rows)} of {total} transition(s)"
     console.print(table)
 

@@ -36,39 +36,54 @@ def risk_line(risk: RiskAssessment) -> str:
     return f"risk {risk.tier.value}: LACE {risk.lace} = {parts}{notes}"
 
 
+def due_now(row: dict[str, Any], zone: ZoneInfo) -> str:
+    """Every step of a worklist row that is overdue or due on the day, most urgent first."""
+    shown = []
+    for step in row.get("due_steps") or ():
+        if step["bucket"] == "later":
+            continue
+        if step["missed_before_arrival"]:
+            text = f"{step['step_id']} (missed before arrival)"
+        elif step["bucket"] == "overdue":
+            text = f"{step['step_id']} (overdue)"
+        else:
+            text = f"{step['step_id']} (today {step['due_at'].astimezone(zone):%H:%M})"
+        if step["escalation_level"]:
+            text += f" L{step['escalation_level']}"
+        shown.append(text + (" TCM" if step["tcm"] else ""))
+    return ", ".join(shown)
+
+
 def transitions_table(rows: list[dict[str, Any]], site: SiteConfig) -> Table:
     """One row per transition, its times in its facility's zone."""
     table = Table(title=f"{len(rows)} transition(s)")
     for column in (
         "transition",
+        "team",
         "facility",
         "protocol",
         "risk",
         "status",
         "discharged",
-        "current step",
-        "next due",
-        "level",
     ):
         table.add_column(column)
-    table.add_column("overdue", style="red")
+    table.add_column("due now", style="red")
+    for column in ("next step", "next due", "level"):
+        table.add_column(column)
     for row in rows:
         zone = site.zone_for(row["facility"])
-        missed = set(row.get("missed_steps") or ())
         table.add_row(
             row["transition_id"],
+            row.get("team") or row["facility"],
             row["facility"],
             row["protocol_id"],
             f"{row['risk_tier']} ({row['lace']})",
             row["status"],
             local(row["discharged_at"], zone),
+            due_now(row, zone),
             row["current_step"] or "",
             local(row["next_due_at"], zone),
             str(row["escalation_level"] or ""),
-            ", ".join(
-                f"{step} (missed before arrival)" if step in missed else step
-                for step in row["overdue_steps"]
-            ),
         )
     return table
 

@@ -5,7 +5,7 @@ API the CLI uses."""
 from __future__ import annotations
 
 import hmac
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, get_args, get_origin
 from urllib.parse import parse_qs
@@ -208,20 +208,28 @@ async def worklist(
     request: Request,
     svc: Svc,
     assignee: Annotated[str | None, Query(max_length=200)] = None,
+    team: Annotated[str | None, Query(max_length=200)] = None,
     facility: Annotated[str | None, Query(max_length=200)] = None,
     view: str = "open",
+    day: date | None = None,
 ) -> HTMLResponse:
+    """Each row lists every open step that is due (overdue, due on the day: today unless
+    `day` says) with its level; the most escalated first and, at the same level, TCM work
+    first. `assignee=me`: the viewer."""
     view = view if view in VIEWS else "open"
     query = TransitionQuery(
         status=None if view == "all" else TransitionStatus.ACTIVE,
         assignee=assignee or None,
+        team=team or None,
         facility=facility or None,
         overdue=True if view == "overdue" else None,
         due_today=view == "today",
+        due_on=day,
         sort="escalation",
         page_size=200,
     )
-    rows, total = await projection.search(svc.pool, query, svc.library.site.calendar_zone())
+    query = query.for_caller(request.state.principal.subject)
+    rows, total = await projection.search(svc.pool, query, svc.library.site)
     return _render(
         request,
         svc,
@@ -231,6 +239,7 @@ async def worklist(
         total=total,
         query=query,
         view=view,
+        me=request.state.principal.subject,
     )
 
 
