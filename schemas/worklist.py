@@ -1,6 +1,7 @@
-"""What a worklist asks of the projection: filters, sort and page; and how each step of a
+"""What a worklist asks of the projection: filters, sort and page; how each step of a
 transition is bucketed (overdue, due on the day, later), so a row shows every step that is
-due, not one "current step"."""
+due, not one "current step"; and who the patient is (PatientSummary: PHI, for the people who
+may see it, from the protected registry)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.protocol import RiskTier, TcmElement
-from schemas.transition import TransitionStatus
+from schemas.transition import TransitionState, TransitionStatus
 
 ME = "me"  # `assignee=me`: the caller (the token's subject, the CLI's --by or user)
 
@@ -61,6 +62,12 @@ class TransitionQuery(BaseModel):
     discharged_from: date | None = None
     discharged_to: date | None = None
     risk_tier: RiskTier | None = None
+    q: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="find the patient: name (word prefixes), MRN, birth date or phone",
+    )
     sort: Literal["next_due", "discharged", "escalation"] = "next_due"
     page: int = Field(default=1, ge=1)
     page_size: int = Field(default=50, ge=1, le=500)
@@ -70,3 +77,35 @@ class TransitionQuery(BaseModel):
         if self.assignee != ME:
             return self
         return self.model_copy(update={"assignee": subject})
+
+
+class PatientSummary(BaseModel):
+    """Who a transition's patient is and the facts of the stay, as a care manager reads them.
+    PHI: in responses to authenticated people only, each one audited with the patient key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    patient_key: str
+    name: str = ""
+    family_name: str = ""
+    given_name: str = ""
+    birth_date: date | None = None
+    age: int | None = Field(default=None, description="completed years, today")
+    sex: str = Field(default="", description="PID-8 as sent")
+    mrn: str = ""
+    phone: str = Field(default="", description="the preferred number (PID-13 first)")
+    pcp: str = ""
+    diagnosis: str = Field(default="", description="principal discharge diagnosis (ICD-10)")
+    diagnosis_text: str = ""
+    unit: str = Field(default="", description="the discharging unit (PV1-3.1)")
+    length_of_stay_days: int | None = None
+
+    @property
+    def age_and_sex(self) -> str:
+        return " ".join(p for p in (str(self.age) if self.age is not None else "", self.sex) if p)
+
+
+class TransitionView(TransitionState):
+    """A transition's live state (the workflow query) and who its patient is."""
+
+    patient: PatientSummary | None = None

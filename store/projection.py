@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -231,10 +232,13 @@ async def search(
     query: TransitionQuery,
     site: SiteConfig,
     now: datetime | None = None,
+    *,
+    patients: Sequence[str] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """One page of transitions matching the query, and how many match in all; each row with
-    its open steps bucketed (`due_steps`: overdue, due on the day, later). Every value is a
-    bind parameter; only fixed clauses are put together."""
+    """One page of transitions matching the query (and, given `patients`, of those patient
+    keys: what a registry search found), and how many match in all; each row with its open
+    steps bucketed (`due_steps`: overdue, due on the day, later). Every value is a bind
+    parameter; only fixed clauses are put together."""
     params: list[Any] = _bucket_params(query, site, now or datetime.now(UTC))
     clauses: list[str] = []
 
@@ -266,6 +270,14 @@ async def search(
         where("t.discharged_at < ?", end)
     if query.risk_tier:
         where("t.risk_tier = ?", query.risk_tier.value)
+    if patients is not None:
+        where(
+            "(EXISTS (SELECT 1 FROM encounter_details d WHERE d.transition_id = t.transition_id "
+            "AND d.patient_key = ANY(?::text[])) OR EXISTS (SELECT 1 FROM encounters e "
+            "WHERE e.transition_id = t.transition_id AND e.patient_key = ANY(?::text[])))",
+            list(patients),
+            list(patients),
+        )
     condition = " AND ".join(clauses) or "TRUE"
     # $1-$7 are used by _FROM's lateral part, which the count needs for the bucket filters
     total = await pool.fetchval(f"SELECT count(*) FROM {_FROM} WHERE {condition}", *params)

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -143,31 +144,61 @@ async def record(
     patient_key: str | None = None,
 ) -> None:
     """Append one row, chained to the previous one (serialised by an advisory lock)."""
+    await record_each(
+        pool,
+        key=key,
+        actor=actor,
+        role=role,
+        action=action,
+        resource_type=resource_type,
+        shown=[(resource_id, patient_key)],
+        outcome=outcome,
+        source=source,
+    )
+
+
+async def record_each(
+    pool: asyncpg.Pool,
+    *,
+    key: bytes,
+    actor: str,
+    role: str,
+    action: str,
+    resource_type: str,
+    shown: Sequence[tuple[str | None, str | None]],
+    outcome: str,
+    source: str | None = None,
+) -> None:
+    """Append one row per (resource id, patient key) shown, e.g. each patient of a worklist
+    page, chained in order in one transaction (one lock, however long the page)."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _AUDIT_LOCK)
         prev = await conn.fetchval("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
         at = await conn.fetchval("SELECT date_trunc('milliseconds', clock_timestamp())")
-        row = {
-            "at": at,
-            "actor": actor,
-            "role": role,
-            "action": action,
-            "resource_type": resource_type,
-            "resource_id": resource_id,
-            "patient_key": patient_key,
-            "source": source,
-            "outcome": outcome,
-        }
         prev_hash = prev or GENESIS
-        await conn.execute(
-            "INSERT INTO audit_log (at, actor, role, action, resource_type, resource_id, "
-            "patient_key, source, outcome, prev_hash, hash, hash_kind) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            *(row[k] for k in _FIELDS),
-            prev_hash,
-            _digest(prev_hash, row, key),
-            KEYED,
-        )
+        for resource_id, patient_key in shown:
+            row = {
+                "at": at,
+                "actor": actor,
+                "role": role,
+                "action": action,
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "patient_key": patient_key,
+                "source": source,
+                "outcome": outcome,
+            }
+            digest = _digest(prev_hash, row, key)
+            await conn.execute(
+                "INSERT INTO audit_log (at, actor, role, action, resource_type, resource_id, "
+                "patient_key, source, outcome, prev_hash, hash, hash_kind) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                *(row[k] for k in _FIELDS),
+                prev_hash,
+                digest,
+                KEYED,
+            )
+            prev_hash = digest
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,9 @@ def is_audited(request: Request) -> bool:
 
 
 async def record_call(request: Request, actor: str, role: str, outcome: str) -> None:
-    """One audit row for this request: who (or "anonymous"), the route, the resource and its
-    patient key, the client's address (through trusted proxies), the outcome."""
+    """The audit row for this request: who (or "anonymous"), the route, the resource and its
+    patient key, the client's address (through trusted proxies), the outcome; a list that
+    showed patients writes one such row per patient (`audit_shown`)."""
     first = request.url.path.strip("/").split("/")[0]
     template, params = _route_of(request)
     resource = (
@@ -55,18 +56,29 @@ async def record_call(request: Request, actor: str, role: str, outcome: str) -> 
     patient = None
     if params.get("transition_id"):
         patient = await security.patient_key_of(svc.pool, params["transition_id"])
-    await security.record(
+    # a list that showed patients (a worklist page): one row per patient shown
+    shown: list[tuple[str | None, str | None]] = getattr(request.state, "audit_shown", None) or [
+        (str(resource)[:500] if resource is not None else None, patient)
+    ]
+    await security.record_each(
         svc.pool,
         key=svc.settings.audit_chain_key,
         actor=actor,
         role=role,
         action=f"{request.method} {template}",
         resource_type=AUDITED.get(first, first),
-        resource_id=str(resource)[:500] if resource is not None else None,
-        patient_key=patient,
+        shown=shown,
         source=client_address(request, svc.settings.trusted_proxy_networks),
         outcome=outcome,
     )
+
+
+def audit_shown(request: Request, rows: list[dict[str, Any]]) -> None:
+    """Have this request's audit row name each patient a list shows (transition id and
+    patient key per row with a patient), instead of one row for the list."""
+    request.state.audit_shown = [
+        (row["transition_id"], row["patient_key"]) for row in rows if row.get("patient")
+    ]
 
 
 def client_address(request: Request, trusted: tuple[IPv4Network | IPv6Network, ...]) -> str | None:

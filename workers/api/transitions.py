@@ -4,10 +4,11 @@ plan routes use too)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import asyncpg
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
@@ -27,8 +28,9 @@ from schemas.transition import (
     StepState,
     TransitionState,
 )
-from schemas.worklist import TransitionQuery
-from store import care_teams, projection
+from schemas.worklist import PatientSummary, TransitionQuery, TransitionView
+from store import care_teams, people, projection, worklist
+from workers.api.audit_trail import audit_shown
 from workers.api.auth import CLINICAL, READERS, Principal, Role, require
 from workers.api.common import IdempotencyKey, Svc, describe_errors, problem
 from workers.runtime.services import Services
@@ -158,13 +160,22 @@ async def _scope_refusal(
 
 @router.get("/transitions")
 async def search_transitions(
-    svc: Svc, principal: Reader, response: Response, query: Annotated[TransitionQuery, Query()]
+    request: Request,
+    svc: Svc,
+    principal: Reader,
+    response: Response,
+    query: Annotated[TransitionQuery, Query()],
 ) -> list[dict[str, Any]]:
     """Worklist search over the Postgres projection (never scans Temporal); `assignee=me` is
-    the caller. Each row lists its open steps bucketed (`due_steps`: overdue, due on the day,
-    later). The total number of matches is in the X-Total-Count header."""
+    the caller; `q` finds the patient by name, MRN, birth date or phone (blind indexes).
+    Each row says who the patient is (`patient`) and lists its open steps bucketed
+    (`due_steps`: overdue, due on the day, later); each patient shown is audited. The total
+    number of matches is in the X-Total-Count header."""
     query = query.for_caller(principal.subject)
-    rows, total = await projection.search(svc.pool, query, svc.library.site)
+    rows, total = await worklist.page(
+        svc.pool, svc.field_cipher, svc.blind_index, query, svc.library.site
+    )
+    audit_shown(request, rows)
     response.headers["X-Total-Count"] = str(total)
     return rows
 
@@ -182,10 +193,21 @@ async def live_state(svc: Services, transition_id: str) -> TransitionState:
         raise
 
 
+async def patient_of(svc: Services, state: TransitionState) -> PatientSummary | None:
+    """Who the transition's patient is (the registry), aged on its facility's today."""
+    keys = await people.patient_keys(svc.pool, [state.transition_id])
+    today = datetime.now(svc.library.site.zone_for(state.facility)).date()
+    found = await people.of_transitions(
+        svc.pool, svc.field_cipher, keys, {state.transition_id: today}
+    )
+    return found.get(state.transition_id)
+
+
 @router.get("/transitions/{transition_id}", dependencies=[Depends(require(*READERS))])
-async def get_transition(svc: Svc, transition_id: str) -> TransitionState:
-    """Live state: a workflow query."""
-    return await live_state(svc, transition_id)
+async def get_transition(svc: Svc, transition_id: str) -> TransitionView:
+    """Live state (a workflow query) and who the patient is (the registry)."""
+    state = await live_state(svc, transition_id)
+    return TransitionView(**dict(state), patient=await patient_of(svc, state))
 
 
 @router.get("/transitions/{transition_id}/timeline", dependencies=[Depends(require(*READERS))])

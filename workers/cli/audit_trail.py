@@ -34,8 +34,11 @@ async def audited(
     resource_id: str | None,
     by: str | None = None,
     changes: bool = True,
+    shown: list[tuple[str | None, str | None]] | None = None,
 ) -> AsyncIterator[asyncpg.Pool]:
-    """Wrap one CLI action in its audit rows; the action uses the pool it yields."""
+    """Wrap one CLI action in its audit rows; the action uses the pool it yields. A list
+    that shows patients fills `shown` (transition id, patient key): its outcome is then
+    one row per patient shown."""
     pool = await create_pool(await embedded.database_url(settings), max_size=2)
     actor = by or getpass.getuser()
     key = settings.audit_chain_key
@@ -45,15 +48,14 @@ async def audited(
         nonlocal patient
         if patient is None and resource_type == "transition" and resource_id:
             patient = await security.patient_key_of(pool, resource_id)
-        await security.record(
+        await security.record_each(
             pool,
             key=key,
             actor=actor,
             role=ROLE,
             action=f"cli {action}",
             resource_type=resource_type,
-            resource_id=resource_id,
-            patient_key=patient,
+            shown=shown or [(resource_id, patient)],
             source=_source(),
             outcome=outcome,
         )

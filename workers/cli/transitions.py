@@ -9,6 +9,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.table import Table
@@ -32,16 +33,23 @@ from schemas.transition import (
     TransitionState,
     TransitionStatus,
 )
-from schemas.worklist import ME, TransitionQuery
-from store import projection, reports
+from schemas.worklist import ME, PatientSummary, TransitionQuery
+from store import people, projection, reports, worklist
 from store.db import create_pool
+from store.encryption import BlindIndex, FieldCipher
 from workers.cli.app import app, console, err_console, run_command, site_zone
 from workers.cli.audit_trail import audited
-from workers.cli.views import print_care_plan, print_state, timeline_table, transitions_table
+from workers.cli.views import (
+    print_care_plan,
+    print_patient,
+    print_state,
+    timeline_table,
+    transitions_table,
+)
 from workers.runtime import embedded
 from workers.runtime.embedded import StackError
 from workers.runtime.settings import Settings
-from workers.runtime.temporal import IDEMPOTENCY_KEY_PATTERN, connect, update_id
+from workers.runtime.temporal import IDEMPOTENCY_KEY_PATTERN, connect, keyring_for, update_id
 from workflows.transition import TransitionWorkflow
 
 
@@ -64,14 +72,18 @@ def list_transitions(
     discharged_from: datetime | None = typer.Option(None, "--from", formats=["%Y-%m-%d"]),
     discharged_to: datetime | None = typer.Option(None, "--to", formats=["%Y-%m-%d"]),
     risk: RiskTier | None = typer.Option(None),
+    patient: str | None = typer.Option(
+        None, "--patient", help="find the patient: name, MRN, birth date or phone"
+    ),
     sort: str = typer.Option("next_due", help="next_due, discharged or escalation"),
     page: int = typer.Option(1, min=1),
     page_size: int = typer.Option(50, min=1, max=500),
     by: str | None = typer.Option(None, "--by", help="who asks (default: your user name)"),
     as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table"),
 ) -> None:
-    """Transitions from the projection (the same filters as GET /transitions); each row
-    lists every step that is overdue or due today."""
+    """Transitions from the projection (the same filters as GET /transitions), each with
+    who the patient is and every step that is overdue or due today; every patient shown is
+    in the audit log under --by (or your user name)."""
     try:
         query = TransitionQuery(
             status=status,
@@ -85,6 +97,7 @@ def list_transitions(
             discharged_from=discharged_from.date() if discharged_from else None,
             discharged_to=discharged_to.date() if discharged_to else None,
             risk_tier=risk,
+            q=patient.strip() if patient and patient.strip() else None,
             sort=sort,
             page=page,
             page_size=page_size,
@@ -95,20 +108,50 @@ def list_transitions(
 
     async def main(settings: Settings) -> tuple[list[dict[str, Any]], int, SiteConfig]:
         site = load_library(settings.protocols_dir).site
-        pool = await create_pool(await embedded.database_url(settings), max_size=2)
-        try:
-            return *(await projection.search(pool, query, site)), site
-        finally:
-            await pool.close()
+        cipher, index = phi_keys(settings)
+        shown: list[tuple[str | None, str | None]] = []
+        async with audited(
+            settings,
+            action="list",
+            resource_type="transition",
+            resource_id=None,
+            by=by,
+            changes=False,
+            shown=shown,
+        ) as pool:
+            rows, total = await worklist.page(pool, cipher, index, query, site)
+            shown.extend((r["transition_id"], r["patient_key"]) for r in rows if r["patient"])
+        return rows, total, site
 
     rows, total, site = run_command(main)
     if as_json:
         for row in rows:
-            console.print_json(json.dumps(row, default=str), indent=None)
+            patient = row["patient"].model_dump(mode="json") if row["patient"] else None
+            console.print_json(json.dumps(row | {"patient": patient}, default=str), indent=None)
         return
     table = transitions_table(rows, site)
     table.title = f"{len(rows)} of {total} transition(s)"
     console.print(table)
+
+
+def phi_keys(settings: Settings) -> tuple[FieldCipher, BlindIndex]:
+    """What opens the registry and searches it: the payload keyring, the key secret."""
+    keyring = keyring_for(settings)
+    return FieldCipher(keyring.keys, keyring.current), BlindIndex(
+        settings.key_secret.get_secret_value()
+    )
+
+
+async def _patient(
+    pool: asyncpg.Pool, settings: Settings, state: TransitionState
+) -> PatientSummary | None:
+    """Who the transition's patient is (the registry), aged on its facility's today."""
+    keys_ = await people.patient_keys(pool, [state.transition_id])
+    today = datetime.now(load_library(settings.protocols_dir).site.zone_for(state.facility))
+    found = await people.of_transitions(
+        pool, phi_keys(settings)[0], keys_, {state.transition_id: today.date()}
+    )
+    return found.get(state.transition_id)
 
 
 async def _handle(settings: Settings, transition_id: str) -> WorkflowHandle[Any, Any]:
@@ -134,7 +177,9 @@ def show(
 ) -> None:
     """One transition: steps, due times in local time, escalation level, and its timeline."""
 
-    async def main(settings: Settings) -> tuple[TransitionState, list[dict[str, Any]]]:
+    async def main(
+        settings: Settings,
+    ) -> tuple[TransitionState, PatientSummary | None, list[dict[str, Any]]]:
         async with audited(
             settings,
             action="show",
@@ -143,14 +188,20 @@ def show(
             changes=False,
         ) as pool:
             state = await _state(settings, transition_id)
-            return state, await projection.timeline(pool, transition_id)
+            patient = await _patient(pool, settings, state)
+            return state, patient, await projection.timeline(pool, transition_id)
 
-    state, events = run_command(main)
+    state, patient, events = run_command(main)
     if as_json:
+        shown = patient.model_dump(mode="json") if patient else None
         console.print_json(
-            json.dumps(state.model_dump(mode="json") | {"timeline": events}, default=str)
+            json.dumps(
+                state.model_dump(mode="json") | {"patient": shown, "timeline": events},
+                default=str,
+            )
         )
         return
+    print_patient(console, patient)
     print_state(console, state)
     print_care_plan(console, build_care_plan(state))
     console.print(timeline_table(events, site_zone()))

@@ -14,6 +14,7 @@ from schemas.protocol import DueRule, Protocol
 from schemas.risk import RiskAssessment
 from schemas.site import SiteConfig
 from schemas.transition import TransitionPlan, TransitionState
+from schemas.worklist import PatientSummary
 
 
 def local(value: datetime | None, zone: ZoneInfo) -> str:
@@ -54,31 +55,47 @@ def due_now(row: dict[str, Any], zone: ZoneInfo) -> str:
     return ", ".join(shown)
 
 
+def who(patient: PatientSummary | None) -> str:
+    """A worklist cell: name, age and sex; MRN and phone; PCP."""
+    if patient is None:
+        return "(not in the registry)"
+    lines = [", ".join(p for p in (patient.name or "(no name)", patient.age_and_sex) if p)]
+    lines.append(
+        " · ".join(p for p in (f"MRN {patient.mrn}" if patient.mrn else "", patient.phone) if p)
+    )
+    if patient.pcp:
+        lines.append(f"PCP {patient.pcp}")
+    return "\n".join(line for line in lines if line)
+
+
+def stay(patient: PatientSummary | None) -> str:
+    """A worklist cell: the principal diagnosis, the unit and the length of stay."""
+    if patient is None:
+        return ""
+    diagnosis = " ".join(p for p in (patient.diagnosis, patient.diagnosis_text) if p)
+    days = patient.length_of_stay_days
+    where = " · ".join(p for p in (patient.unit, f"{days} day(s)" if days is not None else "") if p)
+    return "\n".join(line for line in (diagnosis, where) if line)
+
+
 def transitions_table(rows: list[dict[str, Any]], site: SiteConfig) -> Table:
-    """One row per transition, its times in its facility's zone."""
+    """One row per transition: who the patient is, the stay, the transition's facts, the
+    steps due now; times in its facility's zone."""
     table = Table(title=f"{len(rows)} transition(s)")
-    for column in (
-        "transition",
-        "team",
-        "facility",
-        "protocol",
-        "risk",
-        "status",
-        "discharged",
-    ):
+    for column in ("patient", "stay", "transition", "team", "risk", "discharged"):
         table.add_column(column)
     table.add_column("due now", style="red")
     for column in ("next step", "next due", "level"):
         table.add_column(column)
     for row in rows:
         zone = site.zone_for(row["facility"])
+        patient = row.get("patient")
         table.add_row(
-            row["transition_id"],
+            who(patient),
+            stay(patient),
+            f"{row['transition_id']}\n{row['facility']} {row['protocol_id']} {row['status']}",
             row.get("team") or row["facility"],
-            row["facility"],
-            row["protocol_id"],
             f"{row['risk_tier']} ({row['lace']})",
-            row["status"],
             local(row["discharged_at"], zone),
             due_now(row, zone),
             row["current_step"] or "",
@@ -86,6 +103,16 @@ def transitions_table(rows: list[dict[str, Any]], site: SiteConfig) -> Table:
             str(row["escalation_level"] or ""),
         )
     return table
+
+
+def print_patient(console: Console, patient: PatientSummary | None) -> None:
+    """Who the transition's patient is, above its state (PHI: `show` is audited)."""
+    if patient is None:
+        console.print("patient: not in the registry")
+        return
+    console.print(f"[bold]{who(patient).replace(chr(10), '  ')}[/]")
+    if facts := stay(patient):
+        console.print(facts.replace("\n", "  "))
 
 
 def print_state(console: Console, state: TransitionState) -> None:

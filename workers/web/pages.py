@@ -20,6 +20,8 @@ from schemas.social_needs import QUESTIONS, HrsnAnswers, HrsnDomain
 from schemas.transition import TransitionStatus
 from schemas.worklist import TransitionQuery
 from store import dashboard, login_codes, projection, sessions
+from store.worklist import page as worklist_page
+from workers.api.audit_trail import audit_shown
 from workers.api.auth import (
     SESSION_COOKIE,
     Principal,
@@ -29,7 +31,7 @@ from workers.api.auth import (
     require,
 )
 from workers.api.common import Svc, services
-from workers.api.transitions import live_state
+from workers.api.transitions import live_state, patient_of
 from workers.runtime.services import Services
 from workers.web.charts import bar_chart
 
@@ -212,10 +214,12 @@ async def worklist(
     facility: Annotated[str | None, Query(max_length=200)] = None,
     view: str = "open",
     day: date | None = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
 ) -> HTMLResponse:
     """Each row lists every open step that is due (overdue, due on the day: today unless
     `day` says) with its level; the most escalated first and, at the same level, TCM work
-    first. `assignee=me`: the viewer."""
+    first. `assignee=me`: the viewer; `q` finds the patient (name, MRN, birth date, phone).
+    Each patient shown is audited."""
     view = view if view in VIEWS else "open"
     query = TransitionQuery(
         status=None if view == "all" else TransitionStatus.ACTIVE,
@@ -225,11 +229,15 @@ async def worklist(
         overdue=True if view == "overdue" else None,
         due_today=view == "today",
         due_on=day,
+        q=q.strip() if q and q.strip() else None,
         sort="escalation",
         page_size=200,
     )
     query = query.for_caller(request.state.principal.subject)
-    rows, total = await projection.search(svc.pool, query, svc.library.site)
+    rows, total = await worklist_page(
+        svc.pool, svc.field_cipher, svc.blind_index, query, svc.library.site
+    )
+    audit_shown(request, rows)
     return _render(
         request,
         svc,
@@ -254,6 +262,7 @@ async def transition_page(request: Request, svc: Svc, transition_id: str) -> HTM
         zone=ZoneInfo(state.timezone) if state.timezone else None,
         page="transition",
         state=state,
+        patient=await patient_of(svc, state),
         reach=reach_of(state),
         timeline=timeline,
     )
@@ -271,6 +280,7 @@ async def care_plan_page(request: Request, svc: Svc, transition_id: str) -> HTML
         "care_plan.html",
         zone=ZoneInfo(state.timezone) if state.timezone else None,
         page="care_plan",
+        patient=await patient_of(svc, state),
         plan=build_care_plan(state),
         questions=SCREENING_QUESTIONS,
         resources={domain: svc.library.resources_for(domain) for domain in HrsnDomain},
