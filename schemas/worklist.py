@@ -69,7 +69,7 @@ class TransitionQuery(BaseModel):
         description="find the patient: name (word prefixes), MRN, birth date or phone",
     )
     sort: Literal["next_due", "discharged", "escalation"] = "next_due"
-    page: int = Field(default=1, ge=1)
+    page: int = Field(default=1, ge=1, le=1_000_000)  # OFFSET stays within bigint
     page_size: int = Field(default=50, ge=1, le=500)
 
     def for_caller(self, subject: str) -> TransitionQuery:
