@@ -1,8 +1,8 @@
 """A care manager's morning on the real stack: every due step shows (a step due on the day
 although another step of the same transition is overdue), TCM work sorts above a handoff at
 the same escalation level, care teams are the practice's (the roster's practice, the site's
-PCP table) for the worklist and for token teams, `assignee=me` is the caller (API, CLI), and
-an escalation names the person on duty for its role in the facility's zone.
+PCP table) for the worklist, token teams and the daily digest, `assignee=me` is the caller
+(API, CLI), and an escalation names the person on duty for its role in the facility's zone.
 
 Every call sends an API token (no anonymous development access is relied on)."""
 
@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from schemas import keys
 from schemas.protocol import DueRule, DueUnit, EscalationLevel, Protocol, StepRule, TcmElement
 from schemas.transition import ReassignRequest
-from store import roster, security
+from store import care_teams, roster, security
 from tests.conftest import TEST_KEYS
 from tests.helpers import a03, assert_eventually, database_dsn, start_direct
 from tests.integration.conftest import (
@@ -34,6 +34,7 @@ from tests.integration.conftest import (
     worker_with_channels,
 )
 from workers.runtime.settings import Settings
+from workflows.digest import DigestWorkflow
 
 RUN = uuid.uuid4().hex[:5].upper()
 HONOLULU = ZoneInfo("Pacific/Honolulu")  # the test facilities' zone, not the site's
@@ -42,6 +43,7 @@ RIVERSIDE, HILLTOP = f"riverside-{RUN}", f"hilltop-{RUN}"
 PRACTICE, PCP = f"RIVER{RUN}", f"D{RUN}"
 ON_DUTY, OFF_DUTY = "Dana Reyes", "Sam Off-Shift"
 ON_DUTY_MAIL, OFF_DUTY_MAIL = "dana.reyes@example.test", "sam.off@example.test"
+RIVERSIDE_MAIL = "riverside-team@example.test"
 
 
 def hours(amount: int) -> DueRule:
@@ -144,6 +146,7 @@ def settings(settings: Settings, tmp_path: Path, duty_instant: datetime) -> Sett
         site["facilities"] = {code: {"timezone": HONOLULU.key} for code in FACILITIES.values()}
         site["care_teams"] = {"practices": {PRACTICE: RIVERSIDE}, "pcps": {PCP: HILLTOP}}
         site["notifications"]["on_call"] = {"supervisor": shifts_around(duty_instant)}
+        site["notifications"]["recipients"] = {RIVERSIDE: [RIVERSIDE_MAIL]}
 
     protocols = copy_protocols(tmp_path, edit)
     return settings.model_copy(update={"protocols_dir": protocols})
@@ -433,3 +436,36 @@ async def test_an_escalation_names_the_person_on_duty_in_the_facilitys_zone(
     assert [m["To"] for m in mails] == [ON_DUTY_MAIL]
     assert f"to supervisor (on duty: {ON_DUTY})" in mails[0].get_payload()
     assert OFF_DUTY not in mails[0].get_payload()
+
+
+async def test_the_daily_digest_goes_to_the_care_team_and_names_each_due_step(
+    temporal_env: WorkflowEnvironment, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    facility = FACILITIES["DUTY"]
+    tid = uuid.uuid4().hex[:24]
+    await care_teams.assign(pool, tid, RIVERSIDE, "roster practice")  # as the intake decides
+    protocols = settings.protocols_dir
+    async with worker_with_channels(temporal_env.client, pool, settings, protocols) as running:
+        mailbox = running[1]
+        await start_direct(
+            temporal_env.client,
+            settings.task_queue,
+            DUE_STEPS,
+            facility=facility,
+            discharged_at=datetime.now(UTC) - timedelta(hours=2),
+            tid=tid,
+        )
+
+        async def overdue() -> None:
+            steps = await pool.fetchval(
+                "SELECT overdue_steps FROM transitions WHERE transition_id = $1", tid
+            )
+            assert steps == ["medication_review"]
+
+        await assert_eventually(overdue, within=30)
+        await temporal_env.client.execute_workflow(
+            DigestWorkflow.run, id=f"digest-{uuid.uuid4()}", task_queue=settings.task_queue
+        )
+    [digest] = [m for m in mailbox.messages if m["To"] == RIVERSIDE_MAIL]
+    assert digest["Subject"].startswith(f"[carebridge] {RIVERSIDE}: 1 overdue")
+    assert f"{tid}  medication_review  level 0" in digest.get_payload()
