@@ -1,4 +1,4 @@
-"""Worklists that show people, on the real stack with authentication required: an A03 with
+"""Worklists that show people, on the real stack, every call with a person's token: an A03 with
 a name, MRN, birth date, phone, PCP and a principal diagnosis arrives; GET /transitions,
 GET /transitions/{id}, the worklist, transition and care plan pages, `carebridge list` and
 `show` say who the patient is; a search by surname prefix, MRN, birth date or phone finds the
@@ -25,7 +25,6 @@ from store import security
 from tests.conftest import TEST_KEYS
 from tests.helpers import assert_eventually, database_dsn, msa
 from tests.integration.conftest import RunningStack, run_cli
-from workers.http_server import create_app
 from workers.runtime.services import Services
 from workers.runtime.settings import Settings
 
@@ -36,7 +35,7 @@ NURSE = "cm.people"
 
 @dataclass
 class Strict:
-    """The app with authentication required, and a token per person."""
+    """The stack called without default credentials, and a token per person."""
 
     http: httpx.AsyncClient
     services: Services
@@ -47,21 +46,12 @@ class Strict:
 
 
 @pytest_asyncio.fixture
-async def strict(stack: RunningStack, settings: Settings) -> AsyncIterator[Strict]:
-    services = Services.build(
-        settings.model_copy(update={"require_auth": True}),
-        stack.services.pool,
-        stack.services.client,
-    )
-    headers = {}
-    for subject, role in (("feed.people", "integration"), (NURSE, "care_manager")):
-        _, token = await security.create_token(
-            services.pool, name=f"people {subject}", subject=subject, role=role
-        )
-        headers[subject] = {"Authorization": f"Bearer {token}"}
-    transport = httpx.ASGITransport(app=create_app(services))
-    async with httpx.AsyncClient(transport=transport, base_url="http://carebridge") as http:
-        yield Strict(http, services, headers)
+async def strict(stack: RunningStack) -> AsyncIterator[Strict]:
+    headers = {
+        subject: await stack.as_person(subject, role)
+        for subject, role in (("feed.people", "integration"), (NURSE, "care_manager"))
+    }
+    yield Strict(stack.anonymous, stack.services, headers)
 
 
 def letters(n: int) -> str:
