@@ -9,6 +9,7 @@ from asyncpg.pool import PoolAcquireContext
 
 ACQUIRE_TIMEOUT_SECONDS = 10.0
 CONNECT_TIMEOUT_SECONDS = 10.0
+STATEMENT_CACHE_SIZE = 100  # asyncpg's default
 
 
 class BoundedPool(asyncpg.Pool):
@@ -31,9 +32,14 @@ async def create_pool(
     min_size: int = 1,
     max_size: int = 10,
     acquire_timeout: float = ACQUIRE_TIMEOUT_SECONDS,
+    statement_cache_size: int = STATEMENT_CACHE_SIZE,
 ) -> asyncpg.Pool:
+    """A pool of at most `max_size` connections; `statement_cache_size=0` for PgBouncer in
+    transaction pooling, where consecutive statements of a connection can reach different
+    server connections (asyncpg then uses unnamed statements, which live for one query)."""
     pool = BoundedPool(
         dsn,
+        statement_cache_size=statement_cache_size,
         acquire_timeout=acquire_timeout,
         connection_class=asyncpg.Connection,
         record_class=asyncpg.Record,

@@ -81,3 +81,29 @@ async def _data_steps(pool: asyncpg.Pool, cipher: FieldCipher) -> list[str]:
         log.info("migrations.inbox_sealed", rows=sealed)
         done.append(f"inbox: {sealed} plaintext message(s) sealed")
     return done
+
+
+async def schema_problem(pool: asyncpg.Pool, *, accept_newer: bool = False) -> str | None:
+    """Why this code must not run on the database's schema, or None: migrations of this
+    release the database lacks (behind), or migrations it has that this release does not
+    know (ahead: a newer release migrated it). Both are read from the files present."""
+    known = [migration.version for migration in available_migrations()]
+    applied: set[str] = set()
+    if await pool.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
+        rows = await pool.fetch("SELECT version FROM schema_migrations")
+        applied = {row["version"] for row in rows}
+    missing = [version for version in known if version not in applied]
+    if missing:
+        return (
+            f"the database schema is behind this release: it lacks {', '.join(missing)}; "
+            "run `carebridge migrate` (as the owner role) before starting it"
+        )
+    unknown = sorted(applied - set(known))
+    if unknown and not accept_newer:
+        return (
+            f"the database schema is ahead of this release: it has {', '.join(unknown)}, "
+            "which a newer release applied; deploy that release, or set "
+            "CAREBRIDGE_ACCEPT_NEWER_SCHEMA=true to run this one on it (a rollback over "
+            "expand-only migrations)"
+        )
+    return None

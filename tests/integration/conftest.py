@@ -176,10 +176,16 @@ async def stop_server(process: asyncio.subprocess.Process) -> None:
 
 
 def carebridge_process(
-    command: str, temporal: WorkflowEnvironment | str, settings: Settings, **extra: str
+    command: str,
+    temporal: WorkflowEnvironment | str,
+    settings: Settings,
+    *,
+    log_path: Path | None = None,
+    **extra: str,
 ) -> subprocess.Popen[bytes]:
     """A `carebridge <command>` process against a Temporal server (the session's environment
-    or a host:port) and the settings' database."""
+    or a host:port) and the settings' database; its output goes to `log_path` (else a
+    temporary file)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBRIDGE_")}
     address = (
         temporal if isinstance(temporal, str) else temporal.client.service_client.config.target_host
@@ -192,7 +198,7 @@ def carebridge_process(
         CAREBRIDGE_LOG_LEVEL="WARNING",
         **extra,
     )
-    log = Path(tempfile.mkdtemp(prefix="cb-proc-")) / f"{command}.log"
+    log = log_path or Path(tempfile.mkdtemp(prefix="cb-proc-")) / f"{command}.log"
     with log.open("wb") as output:  # kept for a failing test's post-mortem
         return subprocess.Popen(
             [embedded.find_binary("carebridge"), command],

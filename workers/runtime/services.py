@@ -12,8 +12,11 @@ from ingest.intake import AdtIntake
 from schemas.protocol_library import ProtocolLibrary, load_library
 from store.db import create_pool
 from store.encryption import BlindIndex, FieldCipher
+from store.migrate import schema_problem
 from workers.runtime import embedded
+from workers.runtime.embedded import StackError
 from workers.runtime.settings import Settings
+from workers.runtime.startup import POSTGRES_TRANSIENT, TemporalUnreachable, retrying
 from workers.runtime.temporal import connect, keyring_for
 
 
@@ -63,13 +66,40 @@ class Services:
 
     @classmethod
     async def connect(cls, settings: Settings, runtime: Runtime | None = None) -> Services:
-        pool = await create_pool(
-            await embedded.database_url(settings),
-            max_size=settings.database_pool_size,
-            acquire_timeout=settings.database_acquire_timeout_seconds,
-        )
-        return cls.build(settings, pool, await connect(settings, runtime))
+        """PostgreSQL, then Temporal, each retried for CAREBRIDGE_STARTUP_WAIT_SECONDS; a
+        schema this release does not know is refused."""
+        pool = await open_pool(settings)
+        try:
+            if problem := await schema_problem(pool, accept_newer=settings.accept_newer_schema):
+                raise StackError(problem)
+            client = await retrying(
+                "Temporal",
+                lambda: connect(settings, runtime),
+                transient=(TemporalUnreachable,),
+                wait_seconds=settings.startup_wait_seconds,
+            )
+        except BaseException:
+            await pool.close()
+            raise
+        return cls.build(settings, pool, client)
 
     async def close(self) -> None:
         await self.intake.close()
         await self.pool.close()
+
+
+async def open_pool(settings: Settings) -> asyncpg.Pool:
+    """The process's pool as configured (size, acquire timeout, statement cache), its first
+    connection retried for CAREBRIDGE_STARTUP_WAIT_SECONDS."""
+    dsn = await embedded.database_url(settings)
+    return await retrying(
+        "PostgreSQL",
+        lambda: create_pool(
+            dsn,
+            max_size=settings.database_pool_size,
+            acquire_timeout=settings.database_acquire_timeout_seconds,
+            statement_cache_size=settings.database_statement_cache_size,
+        ),
+        transient=POSTGRES_TRANSIENT,
+        wait_seconds=settings.startup_wait_seconds,
+    )

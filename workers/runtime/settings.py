@@ -104,6 +104,24 @@ class Settings(BaseSettings):
         description="longest wait for a free pool connection before the caller fails (and "
         "its bounded retry takes over) instead of queueing past its own timeout",
     )
+    database_statement_cache_size: int = Field(
+        100,
+        ge=0,
+        description="prepared statements asyncpg keeps per connection; 0 behind PgBouncer in "
+        "transaction pooling (a statement prepared on one server connection does not exist on "
+        "the next)",
+    )
+    startup_wait_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="at start, how long a process retries PostgreSQL and Temporal (backoff "
+        "0.5 s doubling to 15 s, each wait logged) before it gives up; 0 = one try",
+    )
+    accept_newer_schema: bool = Field(
+        False,
+        description="start on a database migrated past this release (a rollback over "
+        "expand-only migrations); otherwise such a schema is refused",
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     mllp_host: str = "127.0.0.1"

@@ -20,6 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 from workers.runtime.codec import EncryptionCodec, Keyring, KeyringError
 from workers.runtime.embedded import StackError
 from workers.runtime.settings import Settings
+from workers.runtime.startup import TemporalUnreachable
 from workers.runtime.tracing import tracing_interceptors
 from workflows import search_attributes
 
@@ -119,7 +120,9 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
         )
     except RuntimeError as exc:
         hint = "is `carebridge up` running?" if not settings.temporal_address else str(exc)
-        raise StackError(f"cannot reach Temporal at {settings.temporal_target}: {hint}") from exc
+        raise TemporalUnreachable(
+            f"cannot reach Temporal at {settings.temporal_target}: {hint}"
+        ) from exc
 
 
 async def missing_search_attributes(client: Client, namespace: str) -> list[str] | None:
