@@ -3,6 +3,7 @@ task queue."""
 
 from __future__ import annotations
 
+import asyncio
 import compileall
 import contextlib
 from datetime import timedelta
@@ -10,6 +11,9 @@ from pathlib import Path
 
 import asyncpg
 import structlog
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.worker import Worker, WorkerDeploymentConfig
@@ -107,3 +111,19 @@ def build_worker(
             maintenance.sweep_projection,
         ],
     )
+
+
+async def until_polling(client: Client, task_queue: str, *, interval: float = 1.0) -> None:
+    """Return once Temporal lists this client's identity among the task queue's workflow
+    pollers: the worker has connected and polls (its readiness)."""
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    )
+    while True:
+        with contextlib.suppress(Exception):  # Temporal away: not polling either, try again
+            response = await client.workflow_service.describe_task_queue(request)
+            if any(poller.identity == client.identity for poller in response.pollers):
+                return
+        await asyncio.sleep(interval)

@@ -231,12 +231,15 @@ def build(directory: Path) -> list[Obj]:
             assert targets, f"JSON patch {patch} matches nothing"
             for obj in targets:
                 json_patch(obj, body)
+        elif body.get("$patch") == "delete":
+            (obj,) = find(objects, body["kind"], body["metadata"]["name"])
+            objects.remove(obj)
         else:
             (obj,) = find(objects, body["kind"], body["metadata"]["name"])
             deep_merge(obj, body)
     for image in kustomization.get("images", []):
         for kind in ("Deployment", "Job"):
-            for _, container in containers(objects, kind):
+            for _, container in containers(objects, kind, init=True):
                 if container["image"].split(":")[0] == image["name"]:
                     container["image"] = f"{image['name']}:{image['newTag']}"
     for replicas in kustomization.get("replicas", []):
@@ -263,11 +266,14 @@ def pod_labels(obj: Obj) -> dict[str, str]:
     return labels
 
 
-def containers(objects: list[Obj], kind: str = "Deployment") -> Iterator[tuple[Obj, Obj]]:
+def containers(
+    objects: list[Obj], kind: str = "Deployment", *, init: bool = False
+) -> Iterator[tuple[Obj, Obj]]:
+    """Each workload's containers (and, with `init`, its init containers first)."""
     for obj in find(objects, kind):
         spec = pod_spec(obj)
         assert spec is not None
-        for container in spec["containers"]:
+        for container in [*(spec.get("initContainers", []) if init else []), *spec["containers"]]:
             yield obj, container
 
 
@@ -360,18 +366,36 @@ def test_every_yaml_under_k8s_parses() -> None:
         assert load_docs(path), f"{path} is empty"
 
 
+# Custom resources kubernetes-validate has no schema for: the operator's API group and the
+# fields each needs (KEDA, Prometheus Operator).
+CUSTOM_RESOURCES = {
+    "ScaledObject": ("keda.sh/v1alpha1", {"scaleTargetRef", "triggers"}),
+    "ServiceMonitor": ("monitoring.coreos.com/v1", {"selector", "endpoints"}),
+    "PrometheusRule": ("monitoring.coreos.com/v1", {"groups"}),
+}
+
+
+def validate(obj: Obj) -> None:
+    if obj["kind"] in CUSTOM_RESOURCES:
+        api_version, required = CUSTOM_RESOURCES[obj["kind"]]
+        assert obj["apiVersion"] == api_version, obj["metadata"]["name"]
+        assert obj["metadata"]["name"] and required <= obj["spec"].keys(), obj["metadata"]
+        return
+    kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
 @pytest.mark.parametrize(
     "path, obj",
     [pytest.param(p, o, id=f"{p.relative_to(K8S)}:{o['kind']}") for p, o in manifest_objects()],
 )
 def test_every_kubernetes_object_validates_against_the_schema(path: Path, obj: Obj) -> None:
-    kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    validate(obj)
 
 
 @pytest.mark.parametrize("overlay", sorted(p.name for p in OVERLAYS.iterdir()))
 def test_every_built_overlay_object_validates_against_the_schema(overlay: str) -> None:
     for obj in build(OVERLAYS / overlay):
-        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+        validate(obj)
 
 
 @pytest.mark.parametrize("directory", kustomization_dirs(), ids=lambda p: str(p.relative_to(K8S)))
@@ -394,7 +418,7 @@ def test_production_overlay_ships_every_workload_in_the_carebridge_namespace() -
         assert ("Deployment", f"carebridge-{role}") in shipped
         assert ("PodDisruptionBudget", f"carebridge-{role}") in shipped
     assert ("HorizontalPodAutoscaler", "carebridge-worker") in shipped
-    assert ("Job", "carebridge-migrate") in shipped
+    assert not find(objects, "Job"), "migrations run in each pod's init container"
     assert {"carebridge-api", "carebridge-mllp", "carebridge-worker-metrics"} <= {
         o["metadata"]["name"] for o in find(objects, "Service")
     }
@@ -482,9 +506,9 @@ def test_hpa_scales_the_worker_deployment_on_cpu() -> None:
 
 
 def test_pods_read_the_secret_documented_in_secret_example() -> None:
-    """The application reads the application role's Secret; the migration Job alone also
-    reads the owner's, last (its DSN wins), and runs `migrate --grant-to` the application
-    role: the application never holds the owner's password (issue 18 item 2)."""
+    """The application reads the application role's Secret; the migration init container
+    alone also reads the owner's, last (its DSN wins), and runs `migrate --grant-to` the
+    application role: the application never holds the owner's password (issue 18 item 2)."""
     example, migration = load_docs(BASE / "secret.example.yaml")
     assert example["kind"] == "Secret" and set(example["stringData"]) == SECRET_KEYS
     assert set(migration["stringData"]) == {"CAREBRIDGE_DATABASE_URL"}
@@ -492,17 +516,38 @@ def test_pods_read_the_secret_documented_in_secret_example() -> None:
     objects = build(BASE)
     assert not find(objects, "Secret"), "the base must not ship a Secret"
     (config,) = find(objects, "ConfigMap")
-    for kind in ("Deployment", "Job"):
-        for workload, container in containers(objects, kind):
-            refs = container["envFrom"]
-            secrets = [r["secretRef"]["name"] for r in refs if "secretRef" in r]
-            configs = {r["configMapRef"]["name"] for r in refs if "configMapRef" in r}
-            expected = [example["metadata"]["name"]]
-            if kind == "Job":
-                expected.append(migration["metadata"]["name"])
-                assert container["args"] == ["migrate", "--grant-to", "carebridge"]
-            assert secrets == expected, workload["metadata"]["name"]
-            assert configs == {config["metadata"]["name"]}, workload["metadata"]["name"]
+    for workload, container in containers(objects, init=True):
+        refs = container["envFrom"]
+        secrets = [r["secretRef"]["name"] for r in refs if "secretRef" in r]
+        configs = {r["configMapRef"]["name"] for r in refs if "configMapRef" in r}
+        expected = [example["metadata"]["name"]]
+        if container["name"] == "migrate":
+            expected.append(migration["metadata"]["name"])
+            assert container["args"] == ["migrate", "--grant-to", "carebridge"]
+        assert secrets == expected, workload["metadata"]["name"]
+        assert configs == {config["metadata"]["name"]}, workload["metadata"]["name"]
+
+
+@pytest.mark.parametrize("directory", kustomization_dirs(), ids=lambda p: str(p.relative_to(K8S)))
+def test_migrations_run_before_the_application_containers_with_the_owners_secret(
+    directory: Path,
+) -> None:
+    """Issue 19 item 6: the migration Job started together with the Deployments (new code
+    could run on the old schema), its immutable pod template failed the second release's
+    apply, and it read the application's Secret only. Now every pod's first init container
+    migrates as the owner, with the pod's own image, before its application container."""
+    objects = build(directory)
+    assert not find(objects, "Job")
+    for deployment in find(objects, "Deployment"):
+        spec = deployment["spec"]["template"]["spec"]
+        first = spec["initContainers"][0]
+        assert first["args"] == ["migrate", "--grant-to", "carebridge"]
+        secrets = [r["secretRef"]["name"] for r in first["envFrom"] if "secretRef" in r]
+        assert secrets[-1] == "carebridge-migration-secrets", deployment["metadata"]["name"]
+        assert {c["image"] for c in spec["containers"]} == {first["image"]}
+        for container in spec["containers"]:
+            names = [r.get("secretRef", {}).get("name") for r in container["envFrom"]]
+            assert "carebridge-migration-secrets" not in names
 
 
 @pytest.mark.parametrize("directory", kustomization_dirs(), ids=lambda p: str(p.relative_to(K8S)))

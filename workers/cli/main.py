@@ -3,8 +3,11 @@ listener, api), then every command group of workers/cli/, which registers itself
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import sys
+from collections.abc import AsyncIterator
 
 import typer
 import uvicorn
@@ -18,9 +21,11 @@ from workers.listener import listener_for
 from workers.runtime import embedded
 from workers.runtime.embedded import StackError
 from workers.runtime.logs import configure_logging
+from workers.runtime.probes import Probes, serving_probes
 from workers.runtime.schedules import ensure_schedules
 from workers.runtime.services import Services, field_cipher_for
 from workers.runtime.settings import Settings, get_settings
+from workers.runtime.startup import POSTGRES_TRANSIENT, retrying
 from workers.runtime.temporal import (
     connect,
     ensure_search_attributes,
@@ -29,7 +34,7 @@ from workers.runtime.temporal import (
 )
 from workers.runtime.tracing import configure_tracing, shutdown_tracing
 from workers.stack import run_stack
-from workers.worker import build_worker
+from workers.worker import build_worker, until_polling
 
 
 @app.command()
@@ -51,7 +56,13 @@ def migrate(
 
     async def main(settings: Settings) -> None:
         cipher = field_cipher_for(settings)
-        pool = await create_pool(await embedded.database_url(settings))
+        dsn = await embedded.database_url(settings)
+        pool = await retrying(  # an init container may start before the database answers
+            "PostgreSQL",
+            lambda: create_pool(dsn, max_size=2),
+            transient=POSTGRES_TRANSIENT,
+            wait_seconds=settings.startup_wait_seconds,
+        )
         try:
             applied = await apply_migrations(pool, cipher)
             if grant_to:
@@ -93,6 +104,36 @@ def temporal_setup() -> None:
     console.print(f"added: {', '.join(added)}" if added else "search attributes are in place")
 
 
+@contextlib.asynccontextmanager
+async def worker_probes(settings: Settings) -> AsyncIterator[Probes | None]:
+    """The worker's /healthz and /readyz (CAREBRIDGE_WORKER_HEALTH_PORT), from its start:
+    alive while it waits for its dependencies, ready once it polls."""
+    if not settings.worker_health_port:
+        yield None
+        return
+    async with serving_probes(
+        settings.worker_metrics_host, settings.worker_health_port, settings.worker_stall_seconds
+    ) as probes:
+        yield probes
+
+
+async def mark_ready(probes: Probes | None, services: Services, settings: Settings) -> None:
+    """Ready once Temporal lists this worker's pollers (in the background: a slow answer
+    delays readiness, never the work)."""
+    if probes is None:
+        return
+
+    async def when_polling() -> None:
+        await until_polling(services.client, settings.task_queue)
+        probes.ready = True
+
+    READINESS_TASKS.add(task := asyncio.create_task(when_polling()))
+    task.add_done_callback(READINESS_TASKS.discard)
+
+
+READINESS_TASKS: set[asyncio.Task[None]] = set()
+
+
 @app.command()
 def worker() -> None:
     """Run a Temporal worker (against CAREBRIDGE_TEMPORAL_ADDRESS or the local dev server)."""
@@ -104,16 +145,18 @@ def worker() -> None:
             if settings.worker_metrics_port
             else None
         )
-        services = await Services.connect(settings, runtime)
-        try:
-            await require_search_attributes(services, settings)
-            await ensure_schedules(services.client, services.library.site, settings.task_queue)
-            async with build_worker(services.client, services.pool, settings):
-                console.print(f"worker polling task queue {settings.task_queue}")
-                await until_signalled()
-        finally:
-            await services.close()
-            shutdown_tracing()
+        async with worker_probes(settings) as probes:
+            services = await Services.connect(settings, runtime)
+            try:
+                await require_search_attributes(services, settings)
+                await ensure_schedules(services.client, services.library.site, settings.task_queue)
+                async with build_worker(services.client, services.pool, settings):
+                    console.print(f"worker polling task queue {settings.task_queue}")
+                    await mark_ready(probes, services, settings)
+                    await until_signalled()
+            finally:
+                await services.close()
+                shutdown_tracing()
 
     run_command(main)
     # The worker has drained and shut down. Temporal Core's threads can still call into

@@ -49,6 +49,14 @@ class Settings(BaseSettings):
     worker_metrics_host: str = Field(
         "127.0.0.1", description="Interface for the worker's metrics (0.0.0.0 in a container)"
     )
+    worker_health_port: int | None = Field(
+        None,
+        description="`carebridge worker` serves /healthz (its event loop keeps time) and "
+        "/readyz (its pollers are on the task queue) here, on CAREBRIDGE_WORKER_METRICS_HOST",
+    )
+    worker_stall_seconds: float = Field(
+        30.0, gt=0, description="/healthz of a worker answers 503 once its event loop is this late"
+    )
     worker_processes: int = Field(
         1, ge=0, le=16, description="Workers `carebridge up` starts as processes; 0 = in-process"
     )
