@@ -47,6 +47,10 @@ KNOWN_SERIES = frozenset(
         "carebridge_transitions",
         "carebridge_steps_overdue",
         "carebridge_inbox_unsettled",
+        "carebridge_inbox_oldest_unsettled_seconds",
+        "carebridge_feed_silence_seconds",
+        "carebridge_feed_usual_gap_seconds",
+        "carebridge_certificate_expiry_timestamp_seconds",
         "carebridge_dependency_up",
         "carebridge_notifications_undelivered",
         "carebridge_escalations",
@@ -58,6 +62,10 @@ KNOWN_SERIES = frozenset(
         "temporal_sticky_cache_size",
         "temporal_worker_task_slots_available",
         "temporal_request_failure",
+        "temporal_workflow_task_execution_failed",
+        # kube-state-metrics, not carebridge: the OOM-kill alert
+        "kube_pod_container_status_last_terminated_reason",
+        "kube_pod_container_status_restarts_total",
     }
 )
 REQUIRED_ALERTS = {

@@ -4,9 +4,11 @@ workers scaled on Temporal's backlog (the KEDA overlay)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from tests.unit.test_deploy import BASE, OVERLAYS, Obj, build, containers, find
+from tests.unit.test_deploy import BASE, DEPLOY, OVERLAYS, Obj, build, compose, containers, find
 from workers.runtime.settings import Settings
 
 POSTGRES_MAX_CONNECTIONS = 100  # PostgreSQL's default
@@ -123,3 +125,28 @@ def test_the_keda_overlay_scales_workers_on_their_task_queue_backlog_alone() -> 
     assert temporal["workerDeploymentBuildId"] == env_of(worker)["CAREBRIDGE_WORKER_BUILD_ID"]
     assert temporal["workerDeploymentBuildId"] and int(temporal["targetQueueSize"]) > 0
     assert int(triggers["cron"]["desiredReplicas"]) > scaled["spec"]["minReplicaCount"]
+
+
+def test_compose_images_carry_patch_tags() -> None:
+    """Issue 19 item 9: `auto-setup:1.25` and `admin-tools:1.25` moved under the cluster."""
+    for name, service in compose()["services"].items():
+        image = service.get("image", "")
+        if image.startswith("${"):
+            continue  # carebridge's own, built here
+        repository, tag = image.rsplit(":", 1)
+        # PostgreSQL's releases are major.minor (16.4); everything else's major.minor.patch
+        release = r"\d+\.\d+" if repository == "postgres" else r"v?\d+\.\d+\.\d+"
+        assert re.match(release + r"($|-)", tag), f"{name}: {image}"
+
+
+def test_compose_waits_for_the_namespace_before_creating_search_attributes() -> None:
+    """Issue 19 item 9: the admin-tools step could run before auto-setup had created the
+    namespace (its frontend is healthy first), and the attributes went nowhere."""
+    services = compose()["services"]
+    script = services["temporal-admin-tools"]["command"][0]
+    wait = script.index("until temporal operator namespace describe")
+    assert wait < script.index("search-attribute create")
+    namespace = services["temporal-admin-tools"]["environment"]["TEMPORAL_NAMESPACE"]
+    assert services["temporal"]["environment"]["DEFAULT_NAMESPACE"] == namespace
+    example = (DEPLOY / "compose" / "carebridge.env.example").read_text()
+    assert f"CAREBRIDGE_TEMPORAL_NAMESPACE={namespace}\n" in example

@@ -1,42 +1,26 @@
 """Health, readiness and Prometheus metrics routes, shared by the API and the MLLP listener's
-health port (workers/http_server.py serves both). The API also reads transition gauges from
-PostgreSQL at scrape time (no identifiers: status, protocol and step ids only)."""
+health port (workers/http_server.py serves both). The API also serves the gauges it reads
+from PostgreSQL at scrape time (workers/api/database_gauges.py), the listener never."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 
-import asyncpg
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
-from store import notifications
+from workers.api import database_gauges as database_gauges_of
+from workers.runtime.certificates import refresh_certificate_gauges
 from workers.runtime.services import Services
 
 READY_TIMEOUT_SECONDS = 2.0
 
-TRANSITIONS = Gauge(
-    "carebridge_transitions", "Transitions in the projection, by status", ["status"]
-)
-STEPS_OVERDUE = Gauge(
-    "carebridge_steps_overdue",
-    "Overdue steps of active transitions, by protocol and step",
-    ["protocol", "step"],
-)
-INBOX_UNSETTLED = Gauge(
-    "carebridge_inbox_unsettled", "ADT messages stored but not answered (received, no ACK yet)"
-)
 DEPENDENCY_UP = Gauge(
     "carebridge_dependency_up",
     "Whether this process reached a dependency at its last readiness check (1) or not (0)",
     ["dependency"],
-)
-NOTIFICATIONS_UNDELIVERED = Gauge(
-    "carebridge_notifications_undelivered",
-    "E-mails and pages recorded in the outbox, and team digests of the last week, that did "
-    "not go out",
 )
 
 
@@ -57,27 +41,6 @@ async def readiness(services: Services) -> dict[str, str]:
     for dependency, state in checks.items():
         DEPENDENCY_UP.labels(dependency=dependency).set(1 if state == "ok" else 0)
     return checks
-
-
-async def refresh_database_gauges(pool: asyncpg.Pool) -> None:
-    by_status = await pool.fetch("SELECT status, count(*) AS n FROM transitions GROUP BY status")
-    overdue = await pool.fetch(
-        """
-        SELECT protocol_id, step, count(*) AS n
-        FROM transitions, unnest(overdue_steps) AS step
-        WHERE status = 'active'
-        GROUP BY protocol_id, step
-        """
-    )
-    unsettled = await pool.fetchval("SELECT count(*) FROM adt_inbox WHERE status = 'received'")
-    TRANSITIONS.clear()
-    for row in by_status:
-        TRANSITIONS.labels(status=row["status"]).set(row["n"])
-    STEPS_OVERDUE.clear()
-    for row in overdue:
-        STEPS_OVERDUE.labels(protocol=row["protocol_id"], step=row["step"]).set(row["n"])
-    INBOX_UNSETTLED.set(unsettled)
-    NOTIFICATIONS_UNDELIVERED.set(await notifications.count_undelivered(pool))
 
 
 def health_router(
@@ -103,14 +66,16 @@ def health_router(
 
     @router.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
+        refresh_certificate_gauges(services_of(request).settings)
+        body = generate_latest()
         if database_gauges:
             try:
                 await asyncio.wait_for(
-                    refresh_database_gauges(services_of(request).pool), READY_TIMEOUT_SECONDS
+                    database_gauges_of.refresh(services_of(request).pool), READY_TIMEOUT_SECONDS
                 )
-            except Exception:  # the ADT series still matter when the database is down
-                TRANSITIONS.clear()
-                STEPS_OVERDUE.clear()
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+                body += database_gauges_of.exposition()
+            except Exception:  # left out, not stale: the ADT series still matter
+                pass
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return router
