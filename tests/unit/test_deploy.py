@@ -699,7 +699,7 @@ def test_dockerfile_final_stage_is_non_root_with_a_healthcheck() -> None:
     assert users and users[-1].split(":")[0] not in {"root", "0"}
     healthchecks = [args for op, args in final if op == "HEALTHCHECK"]
     assert healthchecks and not healthchecks[-1].upper().startswith("NONE")
-    assert ("ENTRYPOINT", '["carebridge"]') in final
+    assert ("ENTRYPOINT", '["/usr/bin/tini", "--", "carebridge"]') in final
 
 
 def test_dockerignore_keeps_local_state_out_of_the_context() -> None:

