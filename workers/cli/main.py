@@ -205,6 +205,7 @@ from workers.cli import (  # noqa: E402, F401
     example,
     ingest,
     keys,
+    replay,
     roster,
     security,
     transitions,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
+import structlog
 from temporalio.client import Client
 from temporalio.runtime import Runtime
 
@@ -18,6 +19,8 @@ from workers.runtime.embedded import StackError
 from workers.runtime.settings import Settings
 from workers.runtime.startup import POSTGRES_TRANSIENT, TemporalUnreachable, retrying
 from workers.runtime.temporal import connect, keyring_for
+
+log = structlog.get_logger(__name__)
 
 
 def field_cipher_for(settings: Settings) -> FieldCipher:
@@ -81,7 +84,10 @@ class Services:
         except BaseException:
             await pool.close()
             raise
-        return cls.build(settings, pool, client)
+        services = cls.build(settings, pool, client)
+        keyring = keyring_for(settings)  # which key ids this pod holds (key rotation)
+        log.info("payload_keys.loaded", key_ids=sorted(keyring.keys), current=keyring.current)
+        return services
 
     async def close(self) -> None:
         await self.intake.close()
