@@ -217,3 +217,27 @@ def test_the_image_pins_its_base_by_digest_and_runs_an_init_as_pid_1() -> None:
     assert re.search(r"@sha256:[0-9a-f]{64}$", base), base
     entrypoint = [args for op, args in steps if op == "ENTRYPOINT"][-1]
     assert entrypoint.startswith('["/usr/bin/tini", "--"')
+
+
+# bench/cache_memory.py (300 transitions of discharge-home-health, 20 days into their
+# period, 83-104 history events each): the worker process's resident memory before the
+# transitions and with all of them cached.
+WORKER_BASE_MIB = 125
+MIB_PER_CACHED_TRANSITION = 741 / 1024
+HEADROOM = 1.25  # replays of evicted workflows, activity bursts
+
+
+def mebibytes(quantity: str) -> float:
+    units = {"Mi": 1, "Gi": 1024}
+    return float(quantity[:-2]) * units[quantity[-2:]]
+
+
+def test_the_worker_memory_limit_holds_its_cache_of_measured_transitions() -> None:
+    """Issue 19 item 4: the cache was the default 1,000 and the limit 1536Mi; 2,500 measured
+    transitions would pass that limit (an OOM kill, and every cached workflow replayed)."""
+    objects = build(BASE)
+    cache = int(config_data(objects)["CAREBRIDGE_WORKER_CACHED_WORKFLOWS"])
+    ((_, worker),) = [(d, c) for d, c in containers(objects) if c["name"] == "worker"]
+    needed = (WORKER_BASE_MIB + cache * MIB_PER_CACHED_TRANSITION) * HEADROOM
+    assert mebibytes(worker["resources"]["limits"]["memory"]) >= needed, needed
+    assert mebibytes(worker["resources"]["requests"]["memory"]) >= needed / HEADROOM
