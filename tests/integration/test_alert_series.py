@@ -80,9 +80,7 @@ async def api_with_a_certificate(
     temporal_env: WorkflowEnvironment, pool: asyncpg.Pool, settings: Settings, tmp_path: Path
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Services, dict[str, str]]]:
     issued = CertificateAuthority(tmp_path).issue("mllp.carebridge.test", server=True)
-    mine = settings.model_copy(
-        update={"require_auth": True, "mllp_tls_cert": issued.cert, "mllp_tls_key": issued.key}
-    )
+    mine = settings.model_copy(update={"mllp_tls_cert": issued.cert, "mllp_tls_key": issued.key})
     services = Services.build(mine, pool, temporal_env.client)
     tokens = {}
     for role in ("integration", "operator"):
