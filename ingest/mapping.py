@@ -314,6 +314,7 @@ def to_event(
         patient_class=er7.value(message, "PV1", 2),
         admission_type=er7.value(message, "PV1", 4),
         discharge_disposition=er7.value(message, "PV1", 36),
+        discharged_to=er7.value(message, "PV1", 37),
         admitted_at=er7.parse_timestamp(
             er7.value(message, "PV1", 44), zone, segment="PV1", field=44
         ),

@@ -232,4 +232,5 @@ def lace(
         ed_visits=visits,
         ed_points=e_points,
         notes=tuple(notes),
+        diagnosis_codes=tuple(codes),
     )

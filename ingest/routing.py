@@ -27,7 +27,7 @@ from ingest import er7, mapping, risk
 from ingest.errors import HL7Error
 from ingest.mapping import ACCOUNT_MERGES, PATIENT_MERGES
 from schemas import keys
-from schemas.adt import AdtEvent, PatientIdentifier
+from schemas.adt import FACILITY_DISPOSITIONS, AdtEvent, PatientIdentifier
 from schemas.person import Caregiver, PersonProfile
 from schemas.protocol import Protocol
 from schemas.protocol_library import ProtocolLibrary, Selection
@@ -80,8 +80,12 @@ def person_profile(event: AdtEvent) -> PersonProfile:
         for kin in event.next_of_kin
         if kin.name
     )
+    facility = event.discharged_to if event.discharge_disposition in FACILITY_DISPOSITIONS else ""
     return PersonProfile(
-        language=_fits(event.language, 60), phones=event.contact_numbers, caregivers=caregivers
+        language=_fits(event.language, 60),
+        phones=event.contact_numbers,
+        caregivers=caregivers,
+        discharged_to=_fits(facility, 120),
     )
 
 

@@ -7,6 +7,14 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+# PV1-36 (table 0112, the UB-04 patient status codes) that send the patient to another
+# facility: a hospital, a skilled nursing, intermediate care, rehabilitation, long-term care
+# or psychiatric facility, a swing bed (82-95: the same with a planned readmission).
+FACILITY_DISPOSITIONS = frozenset(
+    {"02", "03", "04", "05", "61", "62", "63", "64", "65", "66", "70"}
+    | {str(n) for n in (*range(82, 86), *range(88, 96))}
+)
+
 
 class AckCode(StrEnum):
     """MSA-1 (HL7 table 0008)."""
@@ -121,6 +129,9 @@ class AdtEvent(BaseModel):
     patient_class: str = Field(default="", description="PV1-2, HL7 table 0004")
     admission_type: str = Field(default="", description="PV1-4 (E = emergency)")
     discharge_disposition: str = Field(default="", description="PV1-36, HL7 table 0112")
+    discharged_to: str = Field(
+        default="", description="PV1-37.1 discharged to location: the receiving facility"
+    )
     admitted_at: AwareDatetime | None = None
     discharged_at: AwareDatetime | None = None
     death_indicator: bool = False

@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from schemas.languages import language_name
 from schemas.person import Caregiver, PersonProfile
 from schemas.protocol import StepKind
 from schemas.social_needs import DOMAIN_TITLES, HrsnDomain, Referral
@@ -27,9 +28,13 @@ class Reach(BaseModel):
 
     numbers: list[str]
     language: str
+    language_name: str = Field(default="", description="the language in words: Spanish")
     interpreter_needed: bool
     window: str | None
     caregivers: list[Caregiver]
+    discharged_to: str = Field(
+        default="", description="discharged to a facility (PV1-37): reached there, not at home"
+    )
 
 
 class PlannedStep(BaseModel):
@@ -56,9 +61,11 @@ def reach_of(state: TransitionState) -> Reach:
         # an A08's numbers are newer than the discharge's
         numbers=list(state.contact_numbers or profile.phones),
         language=profile.language,
+        language_name=language_name(profile.language),
         interpreter_needed=profile.interpreter_needed,
         window=f"{window.start:%H:%M}-{window.end:%H:%M}" if window else None,
         caregivers=list(profile.contactable_caregivers),
+        discharged_to=profile.discharged_to,
     )
 
 
@@ -82,6 +89,7 @@ class CarePlan(BaseModel):
     resources_connected: list[Referral]
     profile: PersonProfile
     caregivers: list[Caregiver]
+    phones: list[str] = Field(default=[], description="the patient's own numbers, newest first")
 
 
 def _planned_step(
@@ -155,4 +163,5 @@ def build_care_plan(state: TransitionState) -> CarePlan:
         resources_connected=list(state.referrals),
         profile=profile,
         caregivers=list(profile.caregivers),
+        phones=reach.numbers,
     )

@@ -9,6 +9,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.social_needs import HrsnDomain
+
 PHONE_PATTERN = r"^\+?[0-9 ()\-.]{7,25}$"
 
 
@@ -65,6 +67,17 @@ class PersonProfile(BaseModel):
     contact_window: ContactWindow | None = None
     goals_of_care: str = Field(
         default="", max_length=2000, description="what the patient said matters to them"
+    )
+    discharged_to: str = Field(
+        default="",
+        max_length=120,
+        description="PV1-37 of a discharge to a facility (SNF, rehabilitation, ...): where the "
+        "patient is now, reached there rather than at home",
+    )
+    needs_shared_on_plan: tuple[HrsnDomain, ...] = Field(
+        default=(),
+        description="social-needs domains the patient agreed may be printed on their care "
+        "plan (a domain also needs a positive screening to be printed)",
     )
 
     @property

@@ -20,6 +20,9 @@ class RiskAssessment(BaseModel):
     ed_visits: int = 0
     ed_points: int = 0
     notes: tuple[str, ...] = Field(default=(), description="what was missing or assumed")
+    diagnosis_codes: tuple[str, ...] = Field(
+        default=(), description="the DG1-3 codes (ICD-10) the C points were counted from. PHI"
+    )
 
 
 STANDARD_RISK = RiskAssessment(lace=0, tier=RiskTier.STANDARD, notes=("not assessed",))

@@ -360,6 +360,18 @@ class ReusedControlIds(StrEnum):
     REFUSE = "refuse"  # AE with ERR 205 (duplicate key identifier): the sender must fix it
 
 
+class Practice(BaseModel):
+    """The practice the patient calls with questions: printed on their care plan."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(default="", max_length=120, description="as the patient knows it")
+    phone: str = Field(default="", max_length=40, description="answered in business hours")
+    after_hours_phone: str = Field(
+        default="", max_length=40, description="a nurse line for nights and weekends"
+    )
+
+
 class SiteConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -403,6 +415,7 @@ class SiteConfig(BaseModel):
     )
     notifications: NotificationConfig = NotificationConfig()
     care_teams: CareTeams = CareTeams()
+    practice: Practice = Practice()
     selection: tuple[SelectionRule, ...] = ()
 
     @field_validator("attributed_pcp_ids", mode="before")

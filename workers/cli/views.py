@@ -10,7 +10,10 @@ from rich.console import Console
 from rich.table import Table
 
 from schemas.care_plan import CarePlan
+from schemas.diagnoses import diagnosis_title
+from schemas.languages import language_name
 from schemas.protocol import DueRule, Protocol
+from schemas.relationships import relationship_name
 from schemas.risk import RiskAssessment
 from schemas.site import SiteConfig
 from schemas.transition import TransitionPlan, TransitionState
@@ -125,6 +128,11 @@ def print_state(console: Console, state: TransitionState) -> None:
         f"discharged {local(state.discharged_at, zone)} ({zone.key}); period ends "
         f"{local(state.period_ends_at, zone)}; {risk_line(state.risk)}"
     )
+    if state.risk.diagnosis_codes:
+        console.print(
+            "diagnoses: "
+            + "; ".join(f"{diagnosis_title(c)} ({c})" for c in state.risk.diagnosis_codes)
+        )
     if state.received_at and any(step.missed_before_arrival for step in state.steps):
         console.print(f"arrived late: received {local(state.received_at, zone)}")
     table = Table()
@@ -264,10 +272,14 @@ def print_care_plan(console: Console, plan: CarePlan) -> None:
     """The care plan section of `carebridge show`: what the patient or caregiver is told."""
     console.print("\n[bold]Care plan[/]")
     profile = plan.profile
-    language = profile.language or "not recorded"
+    language = language_name(profile.language) or "not recorded"
     if profile.interpreter_needed:
         language += " (interpreter needed)"
     console.print(f"  language: {language}")
+    if profile.discharged_to:
+        console.print(f"  staying at: {profile.discharged_to} (discharged there)")
+    elif plan.phones:
+        console.print(f"  phone: {', '.join(plan.phones)}")
     if profile.preferred_channel or profile.contact_window:
         window = profile.contact_window
         console.print(
@@ -277,7 +289,8 @@ def print_care_plan(console: Console, plan: CarePlan) -> None:
     for caregiver in plan.caregivers:
         consent = "may be contacted" if caregiver.consent_to_contact else "no consent recorded"
         console.print(
-            f"  caregiver: {caregiver.name} ({caregiver.relationship or 'relationship ?'}) "
+            f"  caregiver: {caregiver.name} "
+            f"({relationship_name(caregiver.relationship) or 'relationship ?'}) "
             f"{caregiver.phone} - {consent}"
         )
     if plan.what_matters:

@@ -4,8 +4,9 @@ API the CLI uses."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, get_args, get_origin
 from urllib.parse import parse_qs
@@ -16,6 +17,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from schemas.care_plan import build_care_plan, reach_of
+from schemas.diagnoses import diagnosis_titles
+from schemas.languages import PLAN_LANGUAGES, language_name
+from schemas.patient_plan import build_patient_plan
+from schemas.relationships import relationship_name
 from schemas.social_needs import QUESTIONS, HrsnAnswers, HrsnDomain
 from schemas.transition import TransitionStatus
 from schemas.worklist import TransitionQuery
@@ -30,10 +35,11 @@ from workers.api.auth import (
     principal_of_credential,
     require,
 )
-from workers.api.common import Svc, services
+from workers.api.common import Svc, problem, services
 from workers.api.transitions import live_state, patient_of
 from workers.runtime.services import Services
 from workers.web.charts import bar_chart
+from workers.web.patient_print import render_patient_plan
 
 router = APIRouter(include_in_schema=False)
 _may_view = require(Role.CARE_MANAGER, Role.SUPERVISOR, Role.OPERATOR)
@@ -54,6 +60,9 @@ async def _viewer(request: Request) -> Principal:
 
 Viewer = Depends(_viewer)
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
+# Codes as words on every page: PID-15 languages and NK1-3 relationships.
+templates.env.filters["language"] = language_name
+templates.env.filters["relationship"] = relationship_name
 VIEWS = {"open", "overdue", "today", "all"}
 USED_CODE = (
     "that sign-in link was used already or has expired: `carebridge login-url` prints a new one"
@@ -255,6 +264,8 @@ async def worklist(
 async def transition_page(request: Request, svc: Svc, transition_id: str) -> HTMLResponse:
     state = await live_state(svc, transition_id)
     timeline = await projection.timeline(svc.pool, transition_id)
+    # the ICD-10-CM table is read on first use: off the event loop
+    diagnoses = await asyncio.to_thread(diagnosis_titles, state.risk.diagnosis_codes)
     return _render(
         request,
         svc,
@@ -265,6 +276,7 @@ async def transition_page(request: Request, svc: Svc, transition_id: str) -> HTM
         patient=await patient_of(svc, state),
         reach=reach_of(state),
         timeline=timeline,
+        diagnoses=diagnoses,
     )
 
 
@@ -285,6 +297,27 @@ async def care_plan_page(request: Request, svc: Svc, transition_id: str) -> HTML
         questions=SCREENING_QUESTIONS,
         resources={domain: svc.library.resources_for(domain) for domain in HrsnDomain},
     )
+
+
+@router.get(
+    "/ui/transitions/{transition_id}/care-plan/print",
+    response_class=HTMLResponse,
+    dependencies=[Viewer],
+)
+async def printable_care_plan(
+    request: Request,
+    svc: Svc,
+    transition_id: str,
+    lang: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    """The plan the patient takes home: plain words, in the profile's language (`?lang=es`
+    overrides), nothing for the staff only."""
+    if lang is not None and lang not in PLAN_LANGUAGES:
+        known = " or ".join(PLAN_LANGUAGES)
+        return problem(422, "Invalid request", f"The plan is printed in {known}, not in {lang}.")
+    state = await live_state(svc, transition_id)
+    plan = build_patient_plan(state, svc.library.site, now=datetime.now(UTC), language=lang)
+    return HTMLResponse(render_patient_plan(plan, request.state.csp_nonce))
 
 
 @router.get("/dashboard", response_class=HTMLResponse, dependencies=[Viewer])
