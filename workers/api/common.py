@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 
+from schemas.sentences import field_errors
 from workers.runtime.services import Services
 from workers.runtime.temporal import IDEMPOTENCY_KEY_PATTERN
 
@@ -31,8 +32,8 @@ Svc = Annotated[Services, Depends(services)]
 
 
 def describe_errors(errors: Sequence[Any]) -> str:
-    """pydantic / FastAPI validation errors as one line: `field.path: message; ...`."""
-    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+    """pydantic / FastAPI validation errors as sentences: `field.path: message.`"""
+    return field_errors(errors)
 
 
 def problem(status: int, title: str, detail: str) -> JSONResponse:

@@ -15,6 +15,7 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from schemas import keys
+from schemas.sentences import refusal as refusal_of
 from schemas.transition import (
     AttemptRequest,
     AttemptResult,
@@ -118,7 +119,7 @@ async def update_transition(
         )
         return result
     except WorkflowUpdateFailedError as exc:
-        return problem(409, "Action refused", str(exc.cause or exc))
+        return problem(409, "Action refused", refusal_of(exc))
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             return problem(404, "Not Found", f"no running transition {transition_id}")

@@ -15,6 +15,7 @@ from temporalio.service import RPCError
 
 from ingest.errors import HL7Error
 from schemas.protocol_library import ProtocolError, load_library
+from schemas.sentences import sentence
 from schemas.site import SiteConfig
 from workers.runtime.embedded import StackError
 from workers.runtime.logs import configure_logging
@@ -50,7 +51,7 @@ def run_command(main: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
         err_console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
     except (OSError, RuntimeError, RPCError) as exc:
-        err_console.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
+        err_console.print(f"[red]error:[/] {sentence(str(exc))}")
         raise typer.Exit(1) from None
 
 

@@ -8,6 +8,7 @@ import re
 import sys
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import typer
@@ -18,8 +19,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from schemas import keys
 from schemas.care_plan import build_care_plan
+from schemas.local_time import parse_instant
 from schemas.protocol import RiskTier
 from schemas.protocol_library import load_library
+from schemas.sentences import field_errors, refusal
 from schemas.site import SiteConfig
 from schemas.transition import (
     AttemptRequest,
@@ -103,7 +106,7 @@ def list_transitions(
             page_size=page_size,
         ).for_caller(by or getpass.getuser())
     except ValidationError as exc:
-        err_console.print(f"[red]error:[/] {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
+        err_console.print(f"[red]error:[/] {field_errors(exc.errors()[:1])}")
         raise typer.Exit(1) from None
 
     async def main(settings: Settings) -> tuple[list[dict[str, Any]], int, SiteConfig]:
@@ -219,7 +222,7 @@ def _act(transition_id: str, update: str, request: BaseModel, done: str, key: st
             try:
                 await handle.execute_update(update, request, id=update_id(update, key))
             except WorkflowUpdateFailedError as exc:
-                raise StackError(f"refused: {exc.cause or exc}") from None
+                raise StackError(f"refused: {refusal(exc)}") from None
             except RPCError as exc:
                 if exc.status == RPCStatusCode.NOT_FOUND:
                     raise StackError(f"no running transition {transition_id}") from None
@@ -233,8 +236,7 @@ def _request(model: type[BaseModel], **fields: Any) -> BaseModel:
     try:
         return model(**fields)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        err_console.print(f"[red]error:[/] {'.'.join(map(str, first['loc']))}: {first['msg']}")
+        err_console.print(f"[red]error:[/] {field_errors(exc.errors()[:1])}")
         raise typer.Exit(1) from None
 
 
@@ -299,20 +301,48 @@ def attempt(
 def snooze(
     transition_id: str,
     step: str,
-    until: datetime = typer.Option(..., "--until", help="ISO time with offset"),
+    until: str = typer.Option(
+        ...,
+        "--until",
+        help="ISO time, e.g. 2026-03-02T09:00: local to the transition's facility, or with "
+        "an offset (-05:00)",
+    ),
     by: str = BY,
     reason: str = typer.Option(..., "--reason"),
     idempotency_key: str | None = KEY,
 ) -> None:
     """Move a step's due time later, within the protocol's limit."""
-    request = _request(SnoozeRequest, step_id=step, by=by, until=until, reason=reason)
+    key = _key(idempotency_key)
+    at = _instant(transition_id, until)
+    request = _request(SnoozeRequest, step_id=step, by=by, until=at, reason=reason)
     _act(
         transition_id,
         "snooze",
         request,
-        f"{step} snoozed until {until.isoformat()}",
-        _key(idempotency_key),
+        f"{step} snoozed until {at.isoformat()}",
+        key,
     )
+
+
+def _instant(transition_id: str, text: str) -> datetime:
+    """`--until` as an instant: a time without an offset is read in the zone the transition
+    is planned in (its facility's), asked of the workflow only then."""
+    try:
+        written: datetime | None = datetime.fromisoformat(text.strip())
+    except ValueError:
+        written = None  # parse_instant says what is wrong with it
+    if written is not None and written.tzinfo is not None:
+        return written
+
+    async def zone_of(settings: Settings) -> ZoneInfo:
+        state = await _state(settings, transition_id)
+        return ZoneInfo(state.timezone) if state.timezone else site_zone()
+
+    try:
+        return parse_instant(text, run_command(zone_of) if written else ZoneInfo("UTC"))
+    except ValueError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
 
 
 @app.command()
