@@ -6,20 +6,17 @@ import asyncio
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
-from temporalio.service import RPCError
 
-from ingest.errors import HL7Error
-from schemas.protocol_library import ProtocolError, load_library
 from schemas.sentences import sentence
-from schemas.site import SiteConfig
-from workers.runtime.embedded import StackError
-from workers.runtime.logs import configure_logging
 from workers.runtime.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from schemas.site import SiteConfig
 
 app = typer.Typer(
     help="carebridge: one durable Temporal workflow per hospital discharge.",
@@ -43,6 +40,13 @@ def refuse_unsafe_production() -> None:
 
 def run_command(main: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
     """Run a command; a problem the user can fix prints one line and exits 1."""
+    from temporalio.service import RPCError
+
+    from ingest.errors import HL7Error
+    from schemas.protocol_library import ProtocolError
+    from workers.runtime.embedded import StackError
+    from workers.runtime.logs import configure_logging
+
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
     try:
@@ -65,6 +69,8 @@ async def until_signalled() -> None:
 
 def site_config() -> SiteConfig:
     """The site table (site.yaml) of the protocol folder the settings name."""
+    from schemas.protocol_library import load_library
+
     return load_library(get_settings().protocols_dir).site
 
 

@@ -9,14 +9,12 @@ import getpass
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
-import asyncpg
-
-from store import security
-from store.db import create_pool
-from workers.runtime import embedded
-from workers.runtime.embedded import StackError
 from workers.runtime.settings import Settings
+
+if TYPE_CHECKING:  # loaded when a command runs, not when the CLI starts
+    import asyncpg
 
 ROLE = "cli"
 
@@ -39,6 +37,11 @@ async def audited(
     """Wrap one CLI action in its audit rows; the action uses the pool it yields. A list
     that shows patients fills `shown` (transition id, patient key): its outcome is then
     one row per patient shown."""
+    from store import security
+    from store.db import create_pool
+    from workers.runtime import embedded
+    from workers.runtime.embedded import StackError
+
     pool = await create_pool(await embedded.database_url(settings), max_size=2)
     actor = by or getpass.getuser()
     key = settings.audit_chain_key

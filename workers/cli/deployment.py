@@ -14,28 +14,17 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
-from temporalio.api.enums.v1 import (
-    RoutingConfigUpdateState,
-    TaskQueueType,
-    WorkerDeploymentVersionStatus,
-    WorkerVersioningMode,
-)
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import (
-    DescribeTaskQueueRequest,
-    DescribeWorkerDeploymentRequest,
-    SetWorkerDeploymentCurrentVersionRequest,
-)
-from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from workers.cli.app import app, console, run_command
-from workers.runtime.embedded import StackError
 from workers.runtime.settings import Settings
-from workers.runtime.temporal import connect
+
+if TYPE_CHECKING:  # Temporal's client is imported by the commands that call it
+    from temporalio.api.enums.v1 import WorkerDeploymentVersionStatus
+    from temporalio.client import Client
 
 deployment_app = typer.Typer(
     help="Worker Versioning: the current worker build, and promoting a new one."
@@ -44,13 +33,19 @@ app.add_typer(deployment_app, name="deployment")
 
 POLL_INTERVAL = 1.0  # seconds between looks while waiting for pollers or for routing
 ROUTING_WAIT = 30.0  # at least this long for a new current version to reach the task queues
-_STATUS_NAMES = {
-    WorkerDeploymentVersionStatus.WORKER_DEPLOYMENT_VERSION_STATUS_INACTIVE: "inactive",
-    WorkerDeploymentVersionStatus.WORKER_DEPLOYMENT_VERSION_STATUS_CURRENT: "current",
-    WorkerDeploymentVersionStatus.WORKER_DEPLOYMENT_VERSION_STATUS_RAMPING: "ramping",
-    WorkerDeploymentVersionStatus.WORKER_DEPLOYMENT_VERSION_STATUS_DRAINING: "draining",
-    WorkerDeploymentVersionStatus.WORKER_DEPLOYMENT_VERSION_STATUS_DRAINED: "drained",
-}
+
+
+def _status_name(status: WorkerDeploymentVersionStatus.ValueType) -> str:
+    from temporalio.api.enums.v1 import WorkerDeploymentVersionStatus as Status
+
+    names: dict[WorkerDeploymentVersionStatus.ValueType, str] = {
+        Status.WORKER_DEPLOYMENT_VERSION_STATUS_INACTIVE: "inactive",
+        Status.WORKER_DEPLOYMENT_VERSION_STATUS_CURRENT: "current",
+        Status.WORKER_DEPLOYMENT_VERSION_STATUS_RAMPING: "ramping",
+        Status.WORKER_DEPLOYMENT_VERSION_STATUS_DRAINING: "draining",
+        Status.WORKER_DEPLOYMENT_VERSION_STATUS_DRAINED: "drained",
+    }
+    return names.get(status, "unknown")
 
 
 @dataclass(frozen=True)
@@ -81,6 +76,10 @@ class DeploymentStatus:
 async def _pollers(client: Client, task_queue: str, deployment: str) -> tuple[dict[str, int], int]:
     """Workers seen polling the workflow task queue (the server keeps a few minutes of
     pollers): distinct identities per build of this deployment, and unversioned ones."""
+    from temporalio.api.enums.v1 import TaskQueueType, WorkerVersioningMode
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
     response = await client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(
             namespace=client.namespace,
@@ -101,6 +100,10 @@ async def _pollers(client: Client, task_queue: str, deployment: str) -> tuple[di
 
 
 async def deployment_status(client: Client, settings: Settings) -> DeploymentStatus:
+    from temporalio.api.enums.v1 import RoutingConfigUpdateState
+    from temporalio.api.workflowservice.v1 import DescribeWorkerDeploymentRequest
+    from temporalio.service import RPCError, RPCStatusCode
+
     deployment, task_queue = settings.worker_deployment_name, settings.task_queue
     pollers, unversioned = await _pollers(client, task_queue, deployment)
     try:
@@ -118,7 +121,7 @@ async def deployment_status(client: Client, settings: Settings) -> DeploymentSta
     builds = [
         BuildRow(
             build_id=summary.deployment_version.build_id,
-            status=_STATUS_NAMES.get(summary.status, "unknown"),
+            status=_status_name(summary.status),
             created_at=summary.create_time.ToDatetime()
             if summary.HasField("create_time")
             else None,
@@ -158,6 +161,11 @@ async def promote(client: Client, settings: Settings, build_id: str, wait: float
     (waiting up to `wait` seconds for one), then wait for the routing to reach the task
     queues. Returns the build that was current before (None: unversioned workers), which is
     `build_id` itself when it already was (nothing is changed then)."""
+    from temporalio.api.workflowservice.v1 import SetWorkerDeploymentCurrentVersionRequest
+    from temporalio.service import RPCError
+
+    from workers.runtime.embedded import StackError
+
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while True:
@@ -196,6 +204,8 @@ async def promote(client: Client, settings: Settings, build_id: str, wait: float
 
 
 async def _status(settings: Settings) -> DeploymentStatus:
+    from workers.runtime.temporal import connect
+
     client = await connect(settings)
     return await deployment_status(client, settings)
 
@@ -241,6 +251,8 @@ def promote_command(
     """Make a build current: new and running transitions run on it (idempotent)."""
 
     async def main(settings: Settings) -> tuple[str, str | None]:
+        from workers.runtime.temporal import connect
+
         client = await connect(settings)
         return settings.worker_deployment_name, await promote(client, settings, build_id, wait)
 

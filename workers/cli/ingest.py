@@ -7,33 +7,21 @@ import socket
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from activities.channels import Channels
-from activities.notifications import RedeliveryBusy
-from activities.notifications import redeliver as redeliver_notification
-from activities.planning import build_plan
-from ingest import er7, mapping
-from ingest.browser import describe
-from ingest.routing import AdtRouter
-from schemas.maintenance import Redelivery
 from schemas.protocol_library import ProtocolError, load_library
-from schemas.transition import PlanRequest
-from store import inbox, notifications
-from store.db import create_pool
-from store.inbox_retention import Purge, purge_expired
 from workers.cli.app import app, console, err_console, run_command, site_config, site_zone
 from workers.cli.audit_trail import audited
 from workers.cli.views import local, messages_table, print_plan, protocols_table
-from workers.listener import END_BLOCK, frame
-from workers.runtime import embedded
-from workers.runtime.embedded import StackError
-from workers.runtime.services import Services, field_cipher_for
 from workers.runtime.settings import Settings, get_settings
+
+if TYPE_CHECKING:  # each command imports what it runs (the CLI starts without them)
+    from schemas.maintenance import Redelivery
+    from store.inbox_retention import Purge
 
 messages_app = typer.Typer(help="The ADT message browser: list, show, reprocess, purge.")
 app.add_typer(messages_app, name="messages")
@@ -51,6 +39,9 @@ def messages_list(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Inbox messages, newest first."""
+    from store import inbox
+    from store.db import create_pool
+    from workers.runtime import embedded
 
     async def main(settings: Settings) -> list[dict[str, Any]]:
         pool = await create_pool(await embedded.database_url(settings), max_size=2)
@@ -72,6 +63,9 @@ def messages_list(
 @messages_app.command("show")
 def messages_show(message_id: int) -> None:
     """One message: raw, parsed, and what it caused."""
+    from ingest.browser import describe
+    from store import inbox
+    from workers.runtime.services import field_cipher_for
 
     async def main(settings: Settings) -> dict[str, Any] | None:
         async with audited(
@@ -93,6 +87,9 @@ def messages_show(message_id: int) -> None:
 @messages_app.command("reprocess")
 def messages_reprocess(message_id: int) -> None:
     """Run a stored message again (after a fix); the new row links to the original."""
+    from store import inbox
+    from workers.runtime.embedded import StackError
+    from workers.runtime.services import Services
 
     async def main(settings: Settings) -> None:
         async with audited(
@@ -123,6 +120,8 @@ def messages_purge(
     """Remove the raw bytes retention no longer keeps (CAREBRIDGE_INBOX_RETENTION_DAYS after
     the message's transition closed, or after it was received when it has none); the rows
     keep their metadata, decision and ACK. The nightly sweep does the same in bounded runs."""
+    from store.inbox_retention import purge_expired
+
     days = get_settings().inbox_retention_days
 
     async def main(settings: Settings) -> Purge:
@@ -149,6 +148,9 @@ def undelivered(limit: int = typer.Option(100, min=1, max=500)) -> None:
     """E-mails and pages recorded in the outbox that did not go out (refused by the server,
     failed past their retries, or their transport not configured), oldest first, with the
     reason; then the last week's team digests that did not go out."""
+    from store import notifications
+    from store.db import create_pool
+    from workers.runtime import embedded
 
     async def main(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         pool = await create_pool(await embedded.database_url(settings), max_size=2)
@@ -192,6 +194,10 @@ def undelivered(limit: int = typer.Option(100, min=1, max=500)) -> None:
 def redeliver(notification_id: int = typer.Argument(..., min=1)) -> None:
     """Send one undelivered e-mail or page again (after the receiving side is fixed), with
     its original idempotency key. One already delivered is not sent again."""
+    from activities.channels import Channels
+    from activities.notifications import RedeliveryBusy
+    from activities.notifications import redeliver as redeliver_notification
+    from workers.runtime.embedded import StackError
 
     async def main(settings: Settings) -> Redelivery | None:
         async with audited(
@@ -252,6 +258,12 @@ def plan(
     as_json: bool = typer.Option(False, "--json", help="the schedule as JSON"),
 ) -> None:
     """Print the protocol, risk tier and every due instant for a discharge; starts nothing."""
+    from activities.planning import build_plan
+    from ingest import er7, mapping
+    from ingest.routing import AdtRouter
+    from schemas.transition import PlanRequest
+    from workers.runtime.embedded import StackError
+
     raw = file.read_bytes()
 
     async def main(settings: Settings) -> None:
@@ -327,6 +339,8 @@ def send(
 ) -> None:
     """Send ER7 files (- for stdin) over MLLP, one connection, and print each ACK code (exit 1
     if any is not AA/CA). A progress bar shows when there are many messages."""
+    from workers.listener import END_BLOCK, frame
+
     settings = get_settings()
     target = (host or settings.mllp_host, port or settings.mllp_port)
     codes: Counter[str] = Counter()

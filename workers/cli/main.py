@@ -8,38 +8,26 @@ import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import typer
-import uvicorn
 
-from store.db import create_pool
-from store.grants import grant_application_role
-from store.migrate import migrate as apply_migrations
 from workers.cli.app import app, console, run_command, until_signalled
-from workers.http_server import listener_health
-from workers.listener import listener_for
-from workers.runtime import embedded
-from workers.runtime.embedded import StackError
-from workers.runtime.logs import configure_logging
-from workers.runtime.probes import Probes, serving_probes
-from workers.runtime.schedules import ensure_schedules
-from workers.runtime.services import Services, field_cipher_for
-from workers.runtime.settings import Settings, get_settings
-from workers.runtime.startup import POSTGRES_TRANSIENT, retrying
-from workers.runtime.temporal import (
-    connect,
-    ensure_search_attributes,
-    metrics_runtime,
-    missing_search_attributes,
-)
-from workers.runtime.tracing import configure_tracing, shutdown_tracing
-from workers.stack import run_stack
-from workers.worker import build_worker, until_polling
+
+if TYPE_CHECKING:
+    from workers.runtime.probes import Probes
+    from workers.runtime.services import Services
+    from workers.runtime.settings import Settings
+
+# A command imports what it runs (the stack, the worker, the servers) in its own body: the
+# CLI starts without loading Temporal, FastAPI or asyncpg, and `--help` answers at once.
 
 
 @app.command()
 def up() -> None:
     """Start the whole stack: Temporal, PostgreSQL, migrations, worker, listener and API."""
+    from workers.stack import run_stack
+
     run_command(lambda settings: run_stack(settings, console))
 
 
@@ -53,6 +41,13 @@ def migrate(
 ) -> None:
     """Apply pending database migrations, then seal inbox messages stored in plaintext by
     earlier versions (idempotent)."""
+    from store.db import create_pool
+    from store.grants import grant_application_role
+    from store.migrate import migrate as apply_migrations
+    from workers.runtime import embedded
+    from workers.runtime.embedded import StackError
+    from workers.runtime.services import field_cipher_for
+    from workers.runtime.startup import POSTGRES_TRANSIENT, retrying
 
     async def main(settings: Settings) -> None:
         cipher = field_cipher_for(settings)
@@ -81,6 +76,9 @@ def migrate(
 async def require_search_attributes(services: Services, settings: Settings) -> None:
     """A worker on a namespace without carebridge's search attributes would fail every
     workflow task that publishes them: refuse to start, naming them and the fix."""
+    from workers.runtime.embedded import StackError
+    from workers.runtime.temporal import missing_search_attributes
+
     missing = await missing_search_attributes(services.client, settings.temporal_namespace)
     if missing:
         raise StackError(
@@ -96,6 +94,7 @@ app.add_typer(temporal_app, name="temporal")
 @temporal_app.command("setup")
 def temporal_setup() -> None:
     """Register carebridge's search attributes in the namespace (idempotent)."""
+    from workers.runtime.temporal import connect, ensure_search_attributes
 
     async def main(settings: Settings) -> list[str]:
         return await ensure_search_attributes(await connect(settings), settings.temporal_namespace)
@@ -108,6 +107,8 @@ def temporal_setup() -> None:
 async def worker_probes(settings: Settings) -> AsyncIterator[Probes | None]:
     """The worker's /healthz and /readyz (CAREBRIDGE_WORKER_HEALTH_PORT), from its start:
     alive while it waits for its dependencies, ready once it polls."""
+    from workers.runtime.probes import serving_probes
+
     if not settings.worker_health_port:
         yield None
         return
@@ -120,6 +121,8 @@ async def worker_probes(settings: Settings) -> AsyncIterator[Probes | None]:
 async def mark_ready(probes: Probes | None, services: Services, settings: Settings) -> None:
     """Ready once Temporal lists this worker's pollers (in the background: a slow answer
     delays readiness, never the work)."""
+    from workers.worker import until_polling
+
     if probes is None:
         return
 
@@ -137,6 +140,11 @@ READINESS_TASKS: set[asyncio.Task[None]] = set()
 @app.command()
 def worker() -> None:
     """Run a Temporal worker (against CAREBRIDGE_TEMPORAL_ADDRESS or the local dev server)."""
+    from workers.runtime.schedules import ensure_schedules
+    from workers.runtime.services import Services
+    from workers.runtime.temporal import metrics_runtime
+    from workers.runtime.tracing import configure_tracing, shutdown_tracing
+    from workers.worker import build_worker
 
     async def main(settings: Settings) -> None:
         configure_tracing(settings, "worker")
@@ -170,6 +178,10 @@ def worker() -> None:
 @app.command()
 def listener() -> None:
     """Run the MLLP listener alone."""
+    from workers.http_server import listener_health
+    from workers.listener import listener_for
+    from workers.runtime.services import Services
+    from workers.runtime.tracing import configure_tracing
 
     async def main(settings: Settings) -> None:
         configure_tracing(settings, "listener")
@@ -191,7 +203,12 @@ def listener() -> None:
 @app.command()
 def api() -> None:
     """Run the HTTP API alone."""
+    import uvicorn
+
     from workers.http_server import create_app
+    from workers.runtime.logs import configure_logging
+    from workers.runtime.settings import get_settings
+    from workers.runtime.tracing import configure_tracing
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)

@@ -5,14 +5,9 @@ that does not replay is a non-determinism error the release would cause in produ
 from __future__ import annotations
 
 import typer
-from temporalio.worker import Replayer
 
 from workers.cli.app import app, console, err_console, run_command
 from workers.runtime.settings import Settings
-from workers.runtime.temporal import connect
-from workflows.digest import DigestWorkflow
-from workflows.sweep import SweepWorkflow
-from workflows.transition import TransitionWorkflow
 
 RUNNING = "ExecutionStatus = 'Running'"
 
@@ -24,6 +19,12 @@ def replay(
 ) -> None:
     """Replay workflow histories from Temporal against this build's code (exit 1 if any
     does not replay). Read-only: nothing is started, signalled or changed."""
+    from temporalio.worker import Replayer
+
+    from workers.runtime.temporal import connect
+    from workflows.digest import DigestWorkflow
+    from workflows.sweep import SweepWorkflow
+    from workflows.transition import TransitionWorkflow
 
     async def main(settings: Settings) -> tuple[int, dict[str, str]]:
         client = await connect(settings)

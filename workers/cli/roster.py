@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from ingest.roster_import import (
-    ImportResult,
-    RosterFileError,
-    import_roster,
-    parse_roster,
-    read_roster,
-)
-from store import roster
-from store.db import create_pool
-from store.roster import RosterSummary
 from workers.cli.app import app, console, err_console, run_command
 from workers.cli.audit_trail import audited
-from workers.runtime import embedded
 from workers.runtime.settings import Settings
+
+if TYPE_CHECKING:  # asyncpg and the store are loaded by the command that runs
+    from ingest.roster_import import ImportResult
+    from store.roster import RosterSummary
 
 roster_app = typer.Typer(help="The attribution roster (site rule attribution: roster | pcp).")
 app.add_typer(roster_app, name="roster")
@@ -33,6 +27,8 @@ def roster_import(
     ),
 ) -> None:
     """Add or update roster rows (rejects listed by line and reason); idempotent."""
+    from ingest.roster_import import RosterFileError, import_roster, parse_roster, read_roster
+
     try:
         parsed = parse_roster(read_roster(file))
     except RosterFileError as exc:
@@ -69,6 +65,9 @@ def roster_import(
 @roster_app.command("status")
 def roster_status() -> None:
     """How many patients the roster holds, per practice, and the latest import."""
+    from store import roster
+    from store.db import create_pool
+    from workers.runtime import embedded
 
     async def main(settings: Settings) -> RosterSummary:
         pool = await create_pool(await embedded.database_url(settings), max_size=2)

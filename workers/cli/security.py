@@ -9,23 +9,24 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from store import security
-from store.db import create_pool
-from workers.api import dev_access
-from workers.api.auth import Role
 from workers.cli.app import app, console, err_console, run_command
 from workers.cli.audit_trail import audited
-from workers.runtime import embedded
 from workers.runtime.settings import Settings, get_settings
 
 tokens_app = typer.Typer(help="API tokens: create (shown once), revoke, list.")
 audit_app = typer.Typer(help="The audit log: search it, verify its hash chain.")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(audit_app, name="audit")
-ROLES = [r.value for r in Role if r != Role.DEVELOPER]  # developer: in development only
+# workers.api.auth.Role without "developer" (in development only); named here, as
+# tests/unit/test_cli_start_up.py checks, because importing it would load FastAPI first.
+ROLES = ["care_manager", "supervisor", "operator", "integration", "auditor"]
+DEVELOPER = "developer"
 
 
 async def _with_pool(settings: Settings, work: Any) -> Any:
+    from store.db import create_pool
+    from workers.runtime import embedded
+
     pool = await create_pool(await embedded.database_url(settings), max_size=2)
     try:
         return await work(pool)
@@ -46,13 +47,15 @@ def tokens_create(
     ),
 ) -> None:
     """Create a token and print it once (only its hash is stored)."""
-    if role == Role.DEVELOPER and get_settings().environment != "development":
+    from store import security
+
+    if role == DEVELOPER and get_settings().environment != "development":
         err_console.print(
             "[red]error:[/] the developer role (the development administrator) exists in "
             "development only: give a production token one of " + ", ".join(ROLES)
         )
         raise typer.Exit(1)
-    if role not in (*ROLES, Role.DEVELOPER):
+    if role not in (*ROLES, DEVELOPER):
         err_console.print(f"[red]error:[/] unknown role {role!r}: use one of {', '.join(ROLES)}")
         raise typer.Exit(1)
     lifetime = timedelta(days=expires_in_days) if expires_in_days else None
@@ -77,6 +80,7 @@ def tokens_create(
 def login_url() -> None:
     """Print a new one-time sign-in URL for the web pages of the running development stack
     (it signs the development administrator in once, within 15 minutes)."""
+    from workers.api import dev_access
 
     async def main(settings: Settings) -> str:
         async def issue(pool: Any) -> str:
@@ -91,6 +95,7 @@ def login_url() -> None:
 @tokens_app.command("revoke")
 def tokens_revoke(token_id: int) -> None:
     """Revoke a token now."""
+    from store import security
 
     async def main(settings: Settings) -> bool:
         async with audited(
@@ -108,6 +113,8 @@ def tokens_revoke(token_id: int) -> None:
 @tokens_app.command("list")
 def tokens_list() -> None:
     """Every token (never the token itself)."""
+    from store import security
+
     rows = run_command(lambda s: _with_pool(s, security.list_tokens))
     table = Table(title="API tokens")
     for column in ("id", "name", "subject", "role", "team", "created", "expires", "revoked"):
@@ -134,6 +141,8 @@ def audit_search(
     limit: int = typer.Option(100, min=1, max=1000),
 ) -> None:
     """Who read or changed what, newest first (JSON lines)."""
+    from store import security
+
     rows = run_command(
         lambda s: _with_pool(
             s,
@@ -154,6 +163,8 @@ def audit_verify(
 ) -> None:
     """Recompute the keyed hash chain; exit 1 and say where it breaks. With an anchor, the
     anchored row must be there with its hash (rows deleted from the tail show)."""
+    from store import security
+
     pinned = security.Anchor.parse(anchor) if anchor else None
     result = run_command(
         lambda s: _with_pool(s, lambda pool: security.verify(pool, s.audit_chain_key, pinned))
@@ -173,5 +184,7 @@ def audit_verify(
 @audit_app.command("anchor")
 def audit_anchor() -> None:
     """Print the chain's anchor (newest id and hash) to keep outside the database."""
+    from store import security
+
     found = run_command(lambda s: _with_pool(s, security.latest_anchor))
     console.print(str(found) if found else "the audit log is empty")

@@ -7,15 +7,12 @@ import json
 import re
 import sys
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import asyncpg
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.table import Table
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.service import RPCError, RPCStatusCode
 
 from schemas import keys
 from schemas.care_plan import build_care_plan
@@ -37,9 +34,6 @@ from schemas.transition import (
     TransitionStatus,
 )
 from schemas.worklist import ME, PatientSummary, TransitionQuery
-from store import people, projection, reports, worklist
-from store.db import create_pool
-from store.encryption import BlindIndex, FieldCipher
 from workers.cli.app import app, console, err_console, run_command, site_zone
 from workers.cli.audit_trail import audited
 from workers.cli.views import (
@@ -49,11 +43,13 @@ from workers.cli.views import (
     timeline_table,
     transitions_table,
 )
-from workers.runtime import embedded
-from workers.runtime.embedded import StackError
 from workers.runtime.settings import Settings
-from workers.runtime.temporal import IDEMPOTENCY_KEY_PATTERN, connect, keyring_for, update_id
-from workflows.transition import TransitionWorkflow
+
+if TYPE_CHECKING:  # Temporal, asyncpg and the workflow are imported when a command runs
+    import asyncpg
+    from temporalio.client import WorkflowHandle
+
+    from store.encryption import BlindIndex, FieldCipher
 
 
 @app.command("list")
@@ -110,6 +106,8 @@ def list_transitions(
         raise typer.Exit(1) from None
 
     async def main(settings: Settings) -> tuple[list[dict[str, Any]], int, SiteConfig]:
+        from store import worklist
+
         site = load_library(settings.protocols_dir).site
         cipher, index = phi_keys(settings)
         shown: list[tuple[str | None, str | None]] = []
@@ -139,6 +137,9 @@ def list_transitions(
 
 def phi_keys(settings: Settings) -> tuple[FieldCipher, BlindIndex]:
     """What opens the registry and searches it: the payload keyring, the key secret."""
+    from store.encryption import BlindIndex, FieldCipher
+    from workers.runtime.temporal import keyring_for
+
     keyring = keyring_for(settings)
     return FieldCipher(keyring.keys, keyring.current), BlindIndex(
         settings.key_secret.get_secret_value()
@@ -149,6 +150,8 @@ async def _patient(
     pool: asyncpg.Pool, settings: Settings, state: TransitionState
 ) -> PatientSummary | None:
     """Who the transition's patient is (the registry), aged on its facility's today."""
+    from store import people
+
     keys_ = await people.patient_keys(pool, [state.transition_id])
     today = datetime.now(load_library(settings.protocols_dir).site.zone_for(state.facility))
     found = await people.of_transitions(
@@ -158,11 +161,19 @@ async def _patient(
 
 
 async def _handle(settings: Settings, transition_id: str) -> WorkflowHandle[Any, Any]:
+    from workers.runtime.temporal import connect
+    from workflows.transition import TransitionWorkflow
+
     client = await connect(settings)
     return client.get_workflow_handle_for(TransitionWorkflow.run, keys.workflow_id(transition_id))
 
 
 async def _state(settings: Settings, transition_id: str) -> TransitionState:
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from workers.runtime.embedded import StackError
+    from workflows.transition import TransitionWorkflow
+
     handle = await _handle(settings, transition_id)
     try:
         state: TransitionState = await handle.query(TransitionWorkflow.get_state)
@@ -183,6 +194,8 @@ def show(
     async def main(
         settings: Settings,
     ) -> tuple[TransitionState, PatientSummary | None, list[dict[str, Any]]]:
+        from store import projection
+
         async with audited(
             settings,
             action="show",
@@ -212,6 +225,11 @@ def show(
 
 def _act(transition_id: str, update: str, request: BaseModel, done: str, key: str | None) -> None:
     """Run one step action (a workflow Update); a refusal prints the validator's message."""
+    from temporalio.client import WorkflowUpdateFailedError
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from workers.runtime.embedded import StackError
+    from workers.runtime.temporal import update_id
 
     async def main(settings: Settings) -> None:
         by = getattr(request, "by", None)
@@ -249,6 +267,8 @@ KEY = typer.Option(
 
 
 def _key(value: str | None) -> str | None:
+    from workers.runtime.temporal import IDEMPOTENCY_KEY_PATTERN
+
     if value is not None and not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, value):
         raise typer.BadParameter("1-128 of A-Z a-z 0-9 . _ : -", param_hint="--idempotency-key")
     return value
@@ -394,6 +414,10 @@ def report(
     as_csv: bool = typer.Option(False, "--csv", help="rows as CSV on stdout"),
 ) -> None:
     """TCM, HEDIS TRC, 30-day readmissions or social needs for discharges between two dates."""
+    from store import reports
+    from store.db import create_pool
+    from workers.runtime import embedded
+
     if kind not in reports.COLUMNS:
         known = ", ".join(reports.COLUMNS)
         err_console.print(f"[red]error:[/] unknown report {kind!r}: use one of {known}")

@@ -7,13 +7,14 @@ import hmac
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from activities.channels import ChannelSettings
+if TYPE_CHECKING:  # the delivery code (httpx, temporalio) is not needed to read settings
+    from activities.channels import ChannelSettings
 
 DEV_KEY_SECRET = "carebridge-dev-only-secret"
 MIN_KEY_SECRET_LENGTH = 32  # the HMAC keys MRNs and visit numbers: small spaces to brute-force
@@ -276,6 +277,8 @@ class Settings(BaseSettings):
 
     @property
     def channel_settings(self) -> ChannelSettings:
+        from activities.channels import ChannelSettings
+
         secret = self.webhook_secret.get_secret_value() if self.webhook_secret else None
         return ChannelSettings(
             smtp_host=self.smtp_host,
