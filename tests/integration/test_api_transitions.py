@@ -122,7 +122,7 @@ async def test_every_step_action_and_the_timeline(stack: RunningStack, settings:
     )
     assert reached.json()["status"] == "completed"
     unknown = await stack.http.post(f"{base}/steps/dance/complete", headers=rn_a, json={})
-    assert unknown.status_code == 409 and "unknown step 'dance'" in unknown.json()["detail"]
+    assert unknown.status_code == 409 and "Unknown step 'dance'" in unknown.json()["detail"]
     impostor = await stack.http.post(f"{base}/notes", headers=rn_a, json={"by": "x", "text": "y"})
     assert impostor.json()["by"] == "rn.a"  # the credential's subject, not the body's
     blank = await stack.http.post(f"{base}/notes", headers=rn_a, json={"text": ""})

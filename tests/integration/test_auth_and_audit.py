@@ -154,6 +154,7 @@ async def test_every_route_admits_exactly_its_roles(secured: Secured) -> None:
         ("POST", f"/transitions/{tid}/steps/hrsn_screening/screening", {"json": {}}, clinical),
         ("POST", f"/transitions/{tid}/steps/hrsn_screening/referral", {"json": {}}, clinical),
         ("GET", "/resources", {}, readers),
+        ("GET", f"/ui/transitions/{tid}/care-plan/print", {}, readers),
         ("GET", "/notifications/undelivered", {}, {Role.OPERATOR}),
         ("GET", "/digests/undelivered", {}, {Role.OPERATOR}),
         ("POST", "/notifications/1/redeliver", {}, {Role.OPERATOR}),

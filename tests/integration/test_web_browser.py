@@ -178,7 +178,7 @@ async def test_care_plan_page_reads_as_a_plan_and_prints_without_the_chrome(
     await page.goto(await stack.login_url("rn.alvarez", "care_manager"))
     await page.goto(f"{base}/ui/transitions/{tid}")
     reach = await page.locator('#steps tr[data-step="interactive_contact"] .reach').inner_text()
-    assert "SPA (interpreter)" in reach and "caregiver JOHN DOE (SPO) (617)555-0142" in reach
+    assert "Spanish (interpreter)" in reach and "caregiver JOHN DOE (spouse) (617)555-0142" in reach
     await page.click("#care-plan-link")
     await page.wait_for_url(f"**/ui/transitions/{tid}/care-plan")
     assert "Social needs screening not done yet" in await page.locator("#barriers").inner_text()
@@ -201,8 +201,8 @@ async def test_care_plan_page_reads_as_a_plan_and_prints_without_the_chrome(
     assert "Food insecurity — referral completed" in text
     assert "Transportation problems — referral open" in text
     assert "Regional Food Bank home delivery (connected)" in text
-    assert "JOHN DOE (SPO)" in text and "manages medicines" in text
-    assert "Language: SPA (an interpreter will join)" in text
+    assert "JOHN DOE (spouse)" in text and "manages medicines" in text
+    assert "Language: Spanish (an interpreter will join)" in text
     goals = await page.locator("#goals li").all_inner_texts()
     assert any(goal.startswith("Interactive contact") for goal in goals)
     save(tmp_path, "care-plan.png", await page.screenshot(full_page=True))
@@ -210,5 +210,17 @@ async def test_care_plan_page_reads_as_a_plan_and_prints_without_the_chrome(
     await page.emulate_media(media="print")
     assert not await page.locator("header").is_visible()
     assert not await page.locator("button").first.is_visible()
-    assert await page.locator("#care-plan").is_visible()
+    assert not await page.locator("#care-plan").is_visible()  # the staff's view: not printed
+    assert await page.locator("#print-hint").is_visible()
     assert not await page.locator("#record").is_visible()
+
+    # The patient's printable plan: in Spanish (PID-15 SPA), without the chrome when printed.
+    await page.emulate_media(media="screen")
+    await page.click("#print-link")
+    await page.wait_for_url(f"**/ui/transitions/{tid}/care-plan/print")
+    printed = await page.locator("#patient-plan").inner_text()
+    assert "Su plan de cuidado después del hospital" in printed
+    assert "JOHN DOE (cónyuge)" in printed
+    save(tmp_path, "care-plan-print.png", await page.screenshot(full_page=True))
+    await page.emulate_media(media="print")
+    assert not await page.locator("#print").is_visible()
