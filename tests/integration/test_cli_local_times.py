@@ -77,3 +77,7 @@ async def test_a_refused_action_reads_as_a_sentence(
     assert again.exit_code == 1
     assert "refused: Step 'follow_up_visit' is already completed." in again.output
     assert "ValueError" not in again.output
+    shown = await run_cli(cli_env, "show", tid)
+    assert shown.exit_code == 0, shown.output
+    assert "diagnoses: Heart failure, unspecified (I50.9)" in shown.output
+    assert "language: Spanish" in shown.output and "JOHN DOE (spouse)" in shown.output

@@ -58,8 +58,9 @@ async def discharged(stack: RunningStack, tokens: Tokens, raw: bytes, facility: 
 
 
 def spanish_speaker(facility: str, disposition: str = "01") -> bytes:
+    """An A03 (visit V1) with PID-15 SPA, a spouse in NK1, a home phone and a DG1 diagnosis."""
     raw = with_person_fields(a03(facility=facility, visit="V1", disposition=disposition))
-    return with_field(raw, "PID", 13, HOME_PHONE)
+    return with_field(raw, "PID", 13, HOME_PHONE) + b"DG1|1||I50.9^CHF^I10\r"
 
 
 async def printed(stack: RunningStack, tokens: Tokens, tid: str, lang: str = "") -> str:
@@ -122,6 +123,11 @@ async def test_the_printed_plan_is_the_patients_in_spanish_without_staff_words(
             assert staff_words not in page, staff_words
         assert "safe" not in page.lower() and "salvo" not in page.lower()
         assert 'id="needs"' not in page
+
+    # Staff pages show the diagnosis by its ICD-10-CM title, not only the code.
+    page = await stack.http.get(f"/ui/transitions/{tid}", headers=tokens.care_manager)
+    assert "Heart failure, unspecified <small>(I50.9)</small>" in page.text
+    assert "Heart failure" not in spanish  # the paper plan lists no diagnosis
 
     unknown = await stack.http.get(
         f"/ui/transitions/{tid}/care-plan/print?lang=fr", headers=tokens.care_manager
