@@ -111,6 +111,8 @@ async def test_the_printed_plan_is_the_patients_in_spanish_without_staff_words(
     spanish = await printed(stack, tokens, tid)
     assert '<html lang="es">' in spanish
     assert "Su plan de cuidado después del hospital" in spanish
+    # the name and birth date from the registry (PID-5, PID-7 of tests.helpers.a03)
+    assert "<strong>JANE Q DOE</strong>" in spanish and "12 de marzo de 1948" in spanish
     assert "Le llamaremos a más tardar el" in spanish
     practice = stack.services.library.site.practice
     assert f"¿Preguntas? Llame a {practice.name} al {practice.phone}." in spanish

@@ -284,7 +284,7 @@ async def transition_page(request: Request, svc: Svc, transition_id: str) -> HTM
     "/ui/transitions/{transition_id}/care-plan", response_class=HTMLResponse, dependencies=[Viewer]
 )
 async def care_plan_page(request: Request, svc: Svc, transition_id: str) -> HTMLResponse:
-    """The printable care plan, for the patient or caregiver."""
+    """The care plan as the staff work with it (the patient's printed one: .../print)."""
     state = await live_state(svc, transition_id)
     return _render(
         request,
@@ -316,7 +316,16 @@ async def printable_care_plan(
         known = " or ".join(PLAN_LANGUAGES)
         return problem(422, "Invalid request", f"The plan is printed in {known}, not in {lang}.")
     state = await live_state(svc, transition_id)
-    plan = build_patient_plan(state, svc.library.site, now=datetime.now(UTC), language=lang)
+    # who the patient is (the registry); unknown: the name and birth date are lines to fill in
+    patient = await patient_of(svc, state)
+    plan = build_patient_plan(
+        state,
+        svc.library.site,
+        now=datetime.now(UTC),
+        language=lang,
+        patient_name=patient.name if patient else "",
+        birth_date=patient.birth_date if patient else None,
+    )
     return HTMLResponse(render_patient_plan(plan, request.state.csp_nonce))
 
 
