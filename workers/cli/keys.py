@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import typer
 
-from store import inbox, registry
 from workers.cli.app import app, console, run_command
 from workers.cli.audit_trail import audited
-from workers.runtime.services import field_cipher_for
 from workers.runtime.settings import Settings
 
 keys_app = typer.Typer(help="Encryption keys of PHI at rest: reencrypt after a rotation.")
@@ -23,6 +21,8 @@ def keys_reencrypt() -> None:
     """Reseal under the current key every patient registry row, encounter and raw ADT
     message sealed under an older one (batched, idempotent: run it again and it finds
     nothing). Every key the rows were sealed with must still be in the keyring."""
+    from store import inbox, registry
+    from workers.runtime.services import field_cipher_for
 
     async def main(settings: Settings) -> tuple[str, int, int]:
         cipher = field_cipher_for(settings)
