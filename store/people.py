@@ -4,11 +4,13 @@ row, and summed up as a care manager reads them (schemas.worklist.PatientSummary
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from datetime import date
 
 import asyncpg
 
+from schemas.diagnoses import diagnosis_title
 from schemas.worklist import PatientSummary
 from store import registry
 from store.encryption import FieldCipher
@@ -76,4 +78,18 @@ async def of_transitions(
         shown = summary(records.get(key), encounters.get(transition_id), key, today[transition_id])
         if shown is not None:
             found[transition_id] = shown
-    return found
+    # The diagnosis in words: its ICD-10-CM title, else what the feed sent (the table's first
+    # load takes a second or two: off the event loop).
+    titles = await asyncio.to_thread(
+        lambda: {
+            (p.diagnosis, p.diagnosis_text): diagnosis_title(p.diagnosis, p.diagnosis_text)
+            for p in found.values()
+            if p.diagnosis
+        }
+    )
+    return {
+        tid: p.model_copy(update={"diagnosis_text": titles[(p.diagnosis, p.diagnosis_text)]})
+        if p.diagnosis
+        else p
+        for tid, p in found.items()
+    }

@@ -91,7 +91,7 @@ async def discharge(strict: Strict) -> Discharge:
         person=person,
         next_of_kin=(),
         location="5E^512^B",
-        diagnoses=(Diagnosis("I50.9", "Heart failure, unspecified"),),
+        diagnoses=(Diagnosis("I50.9", "CHF"),),
     )
     raw = example_messages.render(message) + "PD1|||RIVERSIDE FM|D77^WELBY^MARCUS\r"
     answer = await strict.http.post(
@@ -120,7 +120,7 @@ def shows_the_patient(patient: dict[str, Any], sent: Discharge) -> None:
     assert patient["pcp"] == "MARCUS WELBY"
     assert (patient["diagnosis"], patient["diagnosis_text"]) == (
         "I50.9",
-        "Heart failure, unspecified",
+        "Heart failure, unspecified",  # its ICD-10-CM title, not the "CHF" sent
     )
     assert patient["unit"] == "5E" and patient["length_of_stay_days"] == 4
     assert patient["patient_key"] == sent.patient_key
