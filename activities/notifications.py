@@ -17,6 +17,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.channels import Channels, Message
+from schemas.call import RED_FLAG_ROLE
 from schemas.maintenance import Redelivery
 from schemas.site import NotificationConfig, Shift, SiteConfig, Transport
 from schemas.transition import EscalationNotice
@@ -128,7 +129,15 @@ def notice_message(
     due = notice.due_at.astimezone(UTC).isoformat()  # the same key from a row read back
     key = f"{notice.transition_id}:{notice.step_id}:{notice.level}:{due}"
     link = f"{base_url.rstrip('/')}/ui/transitions/{notice.transition_id}"
-    if notice.missed_before_arrival:
+    duty = f" (on duty: {on_duty.name})" if on_duty else ""
+    if notice.red_flag:  # which symptoms stays on the transition page: no PHI in a notice
+        subject = f"[carebridge] red flag on a call: transition {notice.transition_id}"
+        text = (
+            f"A call on step {notice.step_id} of transition {notice.transition_id} at "
+            f"{notice.due_at.isoformat()} reported red-flag symptoms.\nA clinician{duty} "
+            f"should call the patient now.\n{link}\n"
+        )
+    elif notice.missed_before_arrival:
         missed = ", ".join(notice.missed_before_arrival)
         subject = f"[carebridge] transition {notice.transition_id} arrived late"
         text = (
@@ -137,13 +146,18 @@ def notice_message(
         )
     else:
         subject = f"[carebridge] {notice.step_id} overdue: level {notice.level}"
-        duty = f" (on duty: {on_duty.name})" if on_duty else ""
         text = (
             f"Step {notice.step_id} of transition {notice.transition_id} was due "
             f"{notice.due_at.isoformat()} and is not done.\nEscalation level "
             f"{notice.level} to {notice.role}{duty}.\n{link}\n"
         )
-    kind = "arrived_late" if notice.missed_before_arrival else "escalation"
+    kind = (
+        "red_flag"
+        if notice.red_flag
+        else "arrived_late"
+        if notice.missed_before_arrival
+        else "escalation"
+    )
     recipients = config.recipients.get(notice.role, ())
     if on_duty and on_duty.email and on_duty.email not in recipients:
         recipients = (*recipients, on_duty.email)
@@ -235,4 +249,5 @@ def notice_from_row(row: Any) -> EscalationNotice:
         channel=row["channel"],
         due_at=row["due_at"],
         scheduled_at=row["scheduled_at"],
+        red_flag=row["level"] == 0 and row["role"] == RED_FLAG_ROLE,  # as the call sent it
     )

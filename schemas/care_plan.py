@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
+from schemas.call import is_call_step
 from schemas.languages import language_name
 from schemas.person import Caregiver, PersonProfile
 from schemas.protocol import StepKind
@@ -49,9 +50,6 @@ class PlannedStep(BaseModel):
     outcome: str | None = None
     attempts: list[PlannedAttempt] = []
     reach: Reach | None = None
-
-
-OUTREACH_ROLE = "care_manager"  # the role that calls the patient in the default protocols
 
 
 def reach_of(state: TransitionState) -> Reach:
@@ -118,9 +116,7 @@ def _planned_step(
             )
             for attempt in step.attempts
         ],
-        reach=reach
-        if step.kind == StepKind.HUMAN_TASK and step.owner_role == OUTREACH_ROLE
-        else None,
+        reach=reach if is_call_step(step.kind, step.owner_role) else None,
     )
 
 

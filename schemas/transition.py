@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from schemas.call import AppointmentStatus, CallFindings, CallRecord, Evidence
 from schemas.person import EMPTY_PROFILE, PersonProfile
 from schemas.protocol import Protocol, RiskTier, StepKind, StepRule
 from schemas.risk import STANDARD_RISK, RiskAssessment
@@ -158,6 +160,17 @@ class Attempt(BaseModel):
     note: str | None = None
 
 
+class Correction(BaseModel):
+    """A supervisor's correction of a completed step: what changed (old -> new) and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: AwareDatetime
+    by: str
+    changes: str
+    reason: str
+
+
 class StepState(BaseModel):
     step_id: str
     title: str
@@ -182,6 +195,14 @@ class StepState(BaseModel):
     cancel_reason: str | None = None
     attempts: list[Attempt] = []
     referral_for: HrsnDomain | None = None
+    evidence: list[Evidence] = Field(
+        default=[], description="what calls found for this step (medicines, social needs)"
+    )
+    appointment_at: AwareDatetime | None = Field(
+        default=None, description="the visit's appointment, booked or confirmed on a call"
+    )
+    appointment_status: AppointmentStatus | None = None
+    corrections: list[Correction] = []
 
     @property
     def is_open(self) -> bool:
@@ -261,6 +282,9 @@ class TransitionState(BaseModel):
     profile: PersonProfile = EMPTY_PROFILE
     screening: Screening | None = None
     referrals: list[Referral] = []
+    owner: str | None = Field(default=None, description="the care manager who owns it")
+    owner_since: AwareDatetime | None = None
+    calls: list[CallRecord] = []
 
 
 def _strip_required(value: str) -> str:
@@ -286,6 +310,64 @@ class CompleteStepRequest(_OperatorAction):
     note: str | None = Field(default=None, max_length=2000)
     complexity: Complexity | None = Field(
         default=None, description="for the face-to-face visit: MDM complexity"
+    )
+    occurred_on: date | None = Field(
+        default=None,
+        description="the day it was done, in the facility's zone (a visit: its date); not "
+        "before the discharge, not in the future; default: now",
+    )
+
+
+class CorrectionRequest(_OperatorAction):
+    """A supervisor corrects a completed step: the day it was done and, for the visit, the
+    provider's medical decision making complexity."""
+
+    step_id: str
+    occurred_on: date | None = None
+    complexity: Complexity | None = None
+    reason: str = Field(min_length=1, max_length=2000)
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str) -> str:
+        return _strip_required(value)
+
+    @model_validator(mode="after")
+    def _something(self) -> CorrectionRequest:
+        if self.occurred_on is None and self.complexity is None:
+            raise ValueError("a correction gives the date, the complexity or both")
+        return self
+
+
+class AssignRequest(_OperatorAction):
+    """Give the transition an owner: a supervisor assigns it to anyone on the team; a care
+    manager claims it for themselves (`to` = `by`)."""
+
+    to: str = Field(min_length=1, max_length=200)
+    supervisor: bool = Field(
+        default=False, description="the caller may assign to others (set from the caller's role)"
+    )
+
+    @field_validator("to")
+    @classmethod
+    def _assignee(cls, value: str) -> str:
+        return _strip_required(value)
+
+
+class Ownership(BaseModel):
+    """Who owns a transition since when; `changed` is False when it already was theirs."""
+
+    owner: str | None
+    since: AwareDatetime | None
+    changed: bool
+
+
+class CallOutcomeRequest(CallFindings, _OperatorAction):
+    """The outreach call's outcome form, on a call step (see schemas/call.py)."""
+
+    step_id: str = "interactive_contact"
+    at: AwareDatetime | None = Field(
+        default=None, description="when the call was made; default: now (not in the future)"
     )
 
 
@@ -382,6 +464,8 @@ class StepSummary(BaseModel):
     outcome: str | None = None
     complexity: Complexity | None = None
     attempts: tuple[tuple[AwareDatetime, AttemptResult], ...] = ()
+    is_call: bool = Field(default=False, description="a call step (schemas/call.py)")
+    appointment_at: AwareDatetime | None = None
 
 
 class ProjectionRecord(BaseModel):
@@ -403,6 +487,7 @@ class ProjectionRecord(BaseModel):
     overdue_steps: tuple[str, ...] = ()
     escalation_level: int = 0
     readmitted_at: AwareDatetime | None = None
+    owner: str | None = None
     steps: tuple[StepSummary, ...] = ()
     outcome: TransitionOutcome | None = None
     events: tuple[TimelineEvent, ...] = ()
@@ -433,6 +518,11 @@ class EscalationNotice(BaseModel):
         default=(),
         description="set on the one 'arrived late' notice (level 0): the steps whose deadlines "
         "had passed when the discharge arrived",
+    )
+    red_flag: bool = Field(
+        default=False,
+        description="a call reported red-flag symptoms (level 0, due_at = the call): a "
+        "clinician is to call back now",
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,6 +47,11 @@ class TransitionQuery(BaseModel):
     assignee: str | None = Field(
         default=None, description=f"has an open step assigned to ('{ME}': the caller)"
     )
+    owner: str | None = Field(
+        default=None,
+        max_length=200,
+        description=f"the transition's owner, a care manager ('{ME}': the caller's patients)",
+    )
     overdue: bool | None = Field(
         default=None, description="has (true) / has no (false) overdue step"
     )
@@ -68,15 +73,16 @@ class TransitionQuery(BaseModel):
         max_length=100,
         description="find the patient: name (word prefixes), MRN, birth date or phone",
     )
-    sort: Literal["next_due", "discharged", "escalation"] = "next_due"
+    sort: Literal["next_due", "discharged", "escalation", "urgency"] = Field(
+        default="next_due", description="urgency: overdue, then due today, then the rest"
+    )
     page: int = Field(default=1, ge=1, le=1_000_000)  # OFFSET stays within bigint
     page_size: int = Field(default=50, ge=1, le=500)
 
     def for_caller(self, subject: str) -> TransitionQuery:
-        """The query with `assignee=me` read as the caller's subject."""
-        if self.assignee != ME:
-            return self
-        return self.model_copy(update={"assignee": subject})
+        """The query with `assignee=me` and `owner=me` read as the caller's subject."""
+        update = {name: subject for name in ("assignee", "owner") if getattr(self, name) == ME}
+        return self.model_copy(update=update) if update else self
 
 
 class PatientSummary(BaseModel):
@@ -109,3 +115,18 @@ class TransitionView(TransitionState):
     """A transition's live state (the workflow query) and who its patient is."""
 
     patient: PatientSummary | None = None
+
+
+class CareManagerLoad(BaseModel):
+    """One care manager's share of a team (the supervisor's view): open transitions, how
+    many are overdue or due today, today's calls (due: open call steps due by the end of
+    today; made: calls and attempts they recorded today), and the rows, most urgent first.
+    `owner` None: the transitions nobody owns yet."""
+
+    owner: str | None
+    open: int = 0
+    overdue: int = 0
+    due_today: int = 0
+    calls_due_today: int = 0
+    calls_made_today: int = 0
+    rows: list[dict[str, Any]] = []

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from schemas.call import Reached
 from schemas.site import SiteConfig, Transport
 from schemas.social_needs import ReferralOutcome
 from schemas.transition import ProjectionRecord, StepStatus, TimelineEvent, UndeliveredNotice
@@ -21,9 +22,9 @@ _UPSERT = """
 INSERT INTO transitions AS t (transition_id, encounter_key, facility, protocol_id,
     protocol_version, status, discharged_at, risk_tier, lace, current_step, next_due_at,
     overdue_steps, escalation_level, outcome, updated_at, version, steps, assignees,
-    readmitted_at)
+    readmitted_at, owner)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, now(), $15,
-        $16::jsonb, $17, $18)
+        $16::jsonb, $17, $18, $19)
 ON CONFLICT (transition_id) DO UPDATE SET
     status = EXCLUDED.status,
     current_step = EXCLUDED.current_step,
@@ -34,6 +35,7 @@ ON CONFLICT (transition_id) DO UPDATE SET
     steps = EXCLUDED.steps,
     assignees = EXCLUDED.assignees,
     readmitted_at = EXCLUDED.readmitted_at,
+    owner = EXCLUDED.owner,
     updated_at = now(),
     version = EXCLUDED.version
 WHERE t.version < EXCLUDED.version
@@ -51,7 +53,14 @@ ON CONFLICT (transition_id, seq) DO NOTHING
 # the workflow (encrypted in Temporal) and the transition page shows it from there; the
 # plain-text projection keeps only the controlled words.
 FREE_TEXT_EVENTS = frozenset({"completed", "cancelled"})
-CONTROLLED_WORDS = frozenset({"done", *(o.value for o in ReferralOutcome)})
+CONTROLLED_WORDS = frozenset(
+    {
+        "done",
+        *(o.value for o in ReferralOutcome),
+        "reached",  # record_attempt's, and record_call's (schemas/call.py)
+        *(f"reached {r.value}" for r in Reached if r != Reached.NOBODY),
+    }
+)
 WITHHELD = "(written by staff: on the transition page)"
 
 
@@ -97,6 +106,7 @@ async def upsert(pool: asyncpg.Pool, record: ProjectionRecord) -> bool:
             ),
             sorted({s.assignee for s in record.steps if s.assignee and s.status in LIVE}),
             record.readmitted_at,
+            record.owner,
         )
         if record.events:
             events = _public_events(record.events)
@@ -151,11 +161,14 @@ _SORTS = {
     "discharged": "t.discharged_at DESC",
     # the most escalated first; at the same level, TCM work due now above other work
     "escalation": "t.escalation_level DESC, w.tcm_due DESC, t.next_due_at ASC NULLS LAST",
+    # "my patients": a step overdue, then one due today, then the rest
+    "urgency": "w.has_overdue DESC, w.has_due_today DESC, t.escalation_level DESC, "
+    "w.tcm_due DESC, t.next_due_at ASC NULLS LAST",
 }
 _COLUMNS = """t.transition_id, t.facility, COALESCE(ct.team, t.facility) AS team, t.protocol_id,
     t.protocol_version, t.status, t.discharged_at, t.risk_tier, t.lace, t.current_step,
     t.next_due_at, t.overdue_steps, t.escalation_level, t.assignees, t.readmitted_at,
-    t.updated_at, t.version, w.due_steps,
+    t.updated_at, t.version, t.owner, w.due_steps,
     ARRAY(SELECT s ->> 'step_id' FROM jsonb_array_elements(t.steps) AS s
           WHERE (s ->> 'missed_before_arrival')::boolean) AS missed_steps"""
 # Every open step with a due time, bucketed on the worklist's day ($1 now; $2-$4 each listed
@@ -258,6 +271,8 @@ async def search(
         where("COALESCE(ct.team, t.facility) = ?", query.team)
     if query.assignee:
         where("? = ANY(t.assignees)", query.assignee)
+    if query.owner:
+        where("t.owner = ?", query.owner)
     if query.overdue is not None:
         where("w.has_overdue" if query.overdue else "NOT w.has_overdue")
     if query.due_today:

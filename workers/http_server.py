@@ -24,10 +24,12 @@ from store import security
 from workers.api import (
     adt,
     audit,
+    calls,
     care_plan,
     codec_server,
     messages,
     notifications,
+    ownership,
     protocols,
     reports,
     transitions,
@@ -118,6 +120,8 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(protocols.router)
     app.include_router(care_plan.router)
+    app.include_router(ownership.router)
+    app.include_router(calls.router)
     app.include_router(audit.router)
     app.include_router(pages.router)
     app.include_router(codec_server.router)

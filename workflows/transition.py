@@ -7,6 +7,8 @@ The class is a composition of one module a concern:
     transition_publishing.py  the state query, the projection row, the search attributes
     transition_steps.py       the step runner and escalation ladder
     transition_updates.py     the operator Updates and their validators
+    transition_calls.py       the outreach call's outcome, mapped onto the steps it informs
+    transition_ownership.py   the transition's owner: assigned by a supervisor, or claimed
     transition_signals.py     ADT signals: deaths, cancels, readmission and its withdrawal
 """
 
@@ -23,9 +25,10 @@ with workflow.unsafe.imports_passed_through():
     from schemas.transition import PlanRequest, TransitionInput, TransitionState, TransitionStatus
 
 from workflows.transition_activities import internal_activity
+from workflows.transition_calls import TransitionCalls
+from workflows.transition_ownership import TransitionOwnership
 from workflows.transition_signals import TransitionSignals
 from workflows.transition_steps import LATE_ARRIVAL_PATCH
-from workflows.transition_updates import TransitionUpdates
 
 __all__ = ["WORKFLOW_TYPE", "TransitionWorkflow"]
 
@@ -33,7 +36,7 @@ WORKFLOW_TYPE = "TransitionWorkflow"
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
-class TransitionWorkflow(TransitionUpdates, TransitionSignals):
+class TransitionWorkflow(TransitionCalls, TransitionOwnership, TransitionSignals):
     """Runs every step of a pinned protocol concurrently: a step waits for its prerequisites,
     then for its completion or its next deadline (`wait_condition` with a timeout), and climbs
     its escalation ladder while it stays open. Operator actions are validated Updates; later

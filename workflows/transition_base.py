@@ -10,6 +10,7 @@ from datetime import datetime
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from schemas.call import CallRecord
     from schemas.protocol import StepRule
     from schemas.social_needs import Referral, Screening
     from schemas.transition import (
@@ -69,6 +70,9 @@ class TransitionBase:
         self._contact_numbers: list[str] = []
         self._information_at: datetime | None = None  # event time of the last A08 applied
         self._notes: list[Note] = []
+        self._calls: list[CallRecord] = []
+        self._owner: str | None = None  # the care manager the transition is assigned to
+        self._owner_since: datetime | None = None
         self._outcome: TransitionOutcome | None = None
         self._profile = input.profile
         self._screening: Screening | None = None

@@ -11,6 +11,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.projection import ProjectionActivities
+    from schemas.call import is_call_step
     from schemas.transition import (
         ProjectionRecord,
         StepState,
@@ -57,6 +58,9 @@ class TransitionPublishing(TransitionBase):
             profile=self._profile,
             screening=self._screening,
             referrals=list(self._referrals),
+            owner=self._owner,
+            owner_since=self._owner_since,
+            calls=list(self._calls),
         )
 
     @workflow.signal
@@ -82,6 +86,7 @@ class TransitionPublishing(TransitionBase):
             overdue_steps=tuple(s.step_id for s in live if s.overdue_since is not None),
             escalation_level=max((s.escalation_level for s in live), default=0),
             readmitted_at=self._readmitted_at,
+            owner=self._owner,
             steps=tuple(self._summary(step) for step in self._steps.values()),
             outcome=self._outcome,
             events=events,
@@ -106,6 +111,8 @@ class TransitionPublishing(TransitionBase):
             outcome=step.outcome,
             complexity=step.complexity,
             attempts=tuple((a.at, a.result) for a in step.attempts),
+            is_call=is_call_step(step.kind, step.owner_role),
+            appointment_at=step.appointment_at,
         )
 
     def _upsert_search_attributes(self, record: ProjectionRecord) -> None:

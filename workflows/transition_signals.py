@@ -39,6 +39,9 @@ ORDERED_UPDATES_PATCH = "ordered-updates-v1"
 # (a change of identifier). Only A40 was delivered before; the router answered the others
 # "has no effect" and never signalled them, so taking them needs no patch.
 MERGE_EVENTS = frozenset({"A34", "A36", "A39", "A40", "A47"})
+# An A08's numbers replace the profile's phones too (the care plan, the profile form), not
+# only the numbers the call line shows. Before this patch the profile kept the discharge's.
+PROFILE_PHONES_PATCH = "a08-profile-phones-v1"
 DECISIVE_EVENTS = READMISSION_EVENTS | CANCEL_EVENTS | MERGE_EVENTS | {"A04"}
 
 
@@ -82,8 +85,8 @@ class TransitionSignals(TransitionSteps):
         await self._publish()
 
     def _update_information(self, signal: AdtSignal, detail: str) -> None:
-        """A08: its contact numbers replace the kept ones, unless an A08 that happened
-        later was applied already (see ORDERED_UPDATES_PATCH)."""
+        """A08: its contact numbers replace the kept ones and the profile's phones, unless
+        an A08 that happened later was applied already (see ORDERED_UPDATES_PATCH)."""
         last = self._information_at
         if (
             last is not None
@@ -94,6 +97,10 @@ class TransitionSignals(TransitionSteps):
             return
         if signal.contact_numbers is not None:
             self._contact_numbers = list(signal.contact_numbers)
+            if workflow.patched(PROFILE_PHONES_PATCH):
+                self._profile = self._profile.model_copy(
+                    update={"phones": tuple(signal.contact_numbers)}
+                )
         self._information_at = signal.occurred_at if last is None else max(last, signal.occurred_at)
         self._event("adt", detail=f"{detail}: patient information updated")
 

@@ -163,8 +163,31 @@ class TransitionSteps(TransitionPublishing):
             due_at=step.due_at,
             scheduled_at=escalation.at,
         )
+        reason = await self._deliver(notice)
+        if reason is not None:
+            self._event(
+                "notification_failed",
+                step.step_id,
+                detail=f"level {escalation.level} via {escalation.channel}: not delivered "
+                f"({reason}); kept in the undelivered list",
+            )
+        if step.is_terminal or self._reschedules[step.step_id] != generation:
+            return  # completed or snoozed while the notification went out
+        step.escalation_level = escalation.level
+        self._event(
+            "escalated",
+            step.step_id,
+            detail=f"level {escalation.level}: {escalation.role} via {escalation.channel}",
+        )
+        await self._publish()
+
+    async def _deliver(self, notice: EscalationNotice) -> str | None:
+        """Record one notice in the outbox and send it (a worklist notice is the outbox row
+        only, in this workflow task; an e-mail or a page a remote activity that may wait).
+        When its delivery gives up it is kept for the outbox with the next projection row,
+        and the reason is returned."""
         try:
-            if self._in_app(escalation.channel):  # an outbox row only
+            if self._in_app(notice.channel):
                 await internal_activity(
                     NotificationActivities.notify, notice, deadline=INTERNAL_DEADLINE
                 )
@@ -178,22 +201,9 @@ class TransitionSteps(TransitionPublishing):
                 )
         except GAVE_UP as failure:
             reason = why(failure)
-            self._event(
-                "notification_failed",
-                step.step_id,
-                detail=f"level {escalation.level} via {escalation.channel}: not delivered "
-                f"({reason}); kept in the undelivered list",
-            )
             self._undelivered.append(UndeliveredNotice(notice=notice, failure=reason))
-        if step.is_terminal or self._reschedules[step.step_id] != generation:
-            return  # completed or snoozed while the notification went out
-        step.escalation_level = escalation.level
-        self._event(
-            "escalated",
-            step.step_id,
-            detail=f"level {escalation.level}: {escalation.role} via {escalation.channel}",
-        )
-        await self._publish()
+            return reason
+        return None
 
     def _transport(self, channel: str) -> Transport | None:
         """The channel's transport as the site mapped it when the transition started (the

@@ -4,12 +4,15 @@ Update may have won meanwhile), changes the step, and publishes before it answer
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from schemas.person import PersonProfile
-    from schemas.protocol import StepKind
+    from schemas.protocol import StepKind, TcmElement
     from schemas.social_needs import Referral, Screening
     from schemas.transition import (
         Attempt,
@@ -17,6 +20,8 @@ with workflow.unsafe.imports_passed_through():
         AttemptResult,
         CancelStepRequest,
         CompleteStepRequest,
+        Correction,
+        CorrectionRequest,
         Note,
         NoteRequest,
         ProfileRequest,
@@ -34,11 +39,14 @@ from workflows.transition_steps import TransitionSteps
 
 MAX_NOTES = 200  # keeps history and state bounded over a 30-day transition
 MAX_ATTEMPTS_PER_STEP = 20
+MAX_CORRECTIONS_PER_STEP = 20
+# A time "now" from a browser or a laptop may run a little ahead of the workflow's clock.
+CLOCK_SKEW = timedelta(minutes=2)
 
 
 class TransitionUpdates(TransitionSteps):
-    """complete_step, update_profile, record_screening, close_referral, record_attempt,
-    reassign, snooze, cancel_step and add_note, each with its validator."""
+    """complete_step, correct_step, update_profile, record_screening, close_referral,
+    record_attempt, reassign, snooze, cancel_step and add_note, each with its validator."""
 
     def _actionable(self, step_id: str, *, allow_pending: bool = False) -> StepState:
         """The shared validator: the transition is active and the step can be acted on."""
@@ -65,10 +73,51 @@ class TransitionUpdates(TransitionSteps):
         except ValueError as exc:
             raise ApplicationError(str(exc), type="StepNotActionable") from None
 
+    def _zone(self) -> ZoneInfo:
+        return ZoneInfo(self._input.calendar.timezone)
+
+    def _local_day(self, instant: datetime) -> date:
+        return instant.astimezone(self._zone()).date()
+
+    def _check_when(self, at: datetime | None, what: str) -> None:
+        """An instant something happened: not before the discharge, not in the future."""
+        if at is None:
+            return
+        if at < self._input.discharged_at:
+            raise ValueError(f"{what} cannot be before the discharge")
+        if at > workflow.now() + CLOCK_SKEW:
+            raise ValueError(f"{what} cannot be in the future")
+
+    def _check_day(self, day: date | None, what: str) -> None:
+        """A day something was done (the facility's calendar): from the discharge day to
+        today."""
+        if day is None:
+            return
+        discharged = self._local_day(self._input.discharged_at)
+        if day < discharged:
+            raise ValueError(f"{what} cannot be before the discharge on {discharged.isoformat()}")
+        if day > self._local_day(workflow.now()):
+            raise ValueError(f"{what} cannot be in the future")
+
+    def _instant_on(self, day: date) -> datetime:
+        """The instant recorded for a day: now when it is today, else that day's noon (never
+        before the discharge). Only the local day counts (TCM's visit day, HEDIS windows)."""
+        if day == self._local_day(workflow.now()):
+            return workflow.now()
+        return max(datetime.combine(day, time(12), tzinfo=self._zone()), self._input.discharged_at)
+
+    def _element_step(self, element: TcmElement) -> StepState | None:
+        """The protocol's step that proves a TCM element (the visit, the reconciliation)."""
+        for step_id, rule in self._rules.items():
+            if rule.tcm_element == element:
+                return self._steps[step_id]
+        return None
+
     @workflow.update
     async def complete_step(self, request: CompleteStepRequest) -> StepState:
         step = await self._ready(request.step_id)
-        self._complete(step, request.by, request.outcome, request.note)
+        at = self._instant_on(request.occurred_on) if request.occurred_on else None
+        self._complete(step, request.by, request.outcome, request.note, at=at)
         step.complexity = request.complexity
         await self._publish()
         return step.model_copy(deep=True)
@@ -80,6 +129,64 @@ class TransitionUpdates(TransitionSteps):
             raise ValueError(f"step {request.step_id!r} is completed by recording the screening")
         if step.kind == StepKind.REFERRAL:
             raise ValueError(f"step {request.step_id!r} is closed with a resource and an outcome")
+        self._check_day(request.occurred_on, "the day it was done")
+
+    @workflow.update
+    async def correct_step(self, request: CorrectionRequest) -> StepState:
+        await workflow.wait_condition(lambda: self._plan is not None)
+        try:
+            step = self._correctable(request)
+        except ValueError as exc:
+            raise ApplicationError(str(exc), type="StepNotActionable") from None
+        changes = []
+        if request.occurred_on is not None and step.completed_at is not None:
+            before = self._local_day(step.completed_at)
+            if request.occurred_on != before:
+                step.completed_at = self._instant_on(request.occurred_on)
+                changes.append(f"date {before.isoformat()} -> {request.occurred_on.isoformat()}")
+        if request.complexity is not None and request.complexity != step.complexity:
+            was = step.complexity.value if step.complexity else "not recorded"
+            changes.append(f"complexity {was} -> {request.complexity.value}")
+            step.complexity = request.complexity
+        change = "; ".join(changes)
+        step.corrections.append(
+            Correction(at=workflow.now(), by=request.by, changes=change, reason=request.reason)
+        )
+        self._event("corrected", step.step_id, actor=request.by, detail=change)
+        await self._publish()
+        return step.model_copy(deep=True)
+
+    @correct_step.validator
+    def validate_correct_step(self, request: CorrectionRequest) -> None:
+        self._correctable(request)
+
+    def _correctable(self, request: CorrectionRequest) -> StepState:
+        """A completed step, a change to make: the day it was done (from the discharge to
+        today), the visit's complexity."""
+        if self._status != TransitionStatus.ACTIVE:
+            raise ValueError(f"the transition is {self._status.value}: it can no longer change")
+        step = self._steps.get(request.step_id)
+        if step is None:
+            raise ValueError(
+                f"unknown step {request.step_id!r}; steps are: {', '.join(self._steps)}"
+            )
+        if step.status != StepStatus.COMPLETED or step.completed_at is None:
+            raise ValueError(
+                f"step {request.step_id!r} is {step.status.value}: only a completed step can be "
+                "corrected"
+            )
+        visit = self._element_step(TcmElement.FACE_TO_FACE_VISIT)
+        if request.complexity is not None and (visit is None or visit.step_id != step.step_id):
+            raise ValueError("the complexity is the face-to-face visit's: correct it on that step")
+        self._check_day(request.occurred_on, "the day it was done")
+        same_day = request.occurred_on in (None, self._local_day(step.completed_at))
+        if same_day and request.complexity in (None, step.complexity):
+            raise ValueError(f"nothing to correct: step {request.step_id!r} already says so")
+        if len(step.corrections) >= MAX_CORRECTIONS_PER_STEP:
+            raise ValueError(
+                f"step {request.step_id!r} already has {MAX_CORRECTIONS_PER_STEP} corrections"
+            )
+        return step
 
     @workflow.update
     async def update_profile(self, request: ProfileRequest) -> PersonProfile:
@@ -148,9 +255,18 @@ class TransitionUpdates(TransitionSteps):
                 f"not {domain.value}"
             )
 
-    def _complete(self, step: StepState, by: str, outcome: str, note: str | None) -> None:
+    def _complete(
+        self,
+        step: StepState,
+        by: str,
+        outcome: str,
+        note: str | None,
+        *,
+        at: datetime | None = None,
+    ) -> None:
+        """Complete a step, done now or at `at` (a visit's day, a call's time)."""
         step.status = StepStatus.COMPLETED
-        step.completed_at = workflow.now()
+        step.completed_at = at or workflow.now()
         step.completed_by = by
         step.outcome = outcome
         step.note = note

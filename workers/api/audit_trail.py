@@ -24,6 +24,7 @@ AUDITED = {
     "dashboard": "dashboard",
     "notifications": "notification",
     "digests": "digest",
+    "team": "team",
     "": "worklist",
 }
 

@@ -4,7 +4,7 @@ plan routes use too)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
 
 import asyncpg
@@ -22,6 +22,7 @@ from schemas.transition import (
     CancelStepRequest,
     CompleteStepRequest,
     Complexity,
+    CorrectionRequest,
     Note,
     NoteRequest,
     ReassignRequest,
@@ -58,6 +59,15 @@ class CompleteBody(Actor):
     outcome: str = "done"
     note: str | None = None
     complexity: Complexity | None = None
+    occurred_on: date | None = Field(
+        default=None, description="the day it was done (a visit: its date); default today"
+    )
+
+
+class CorrectionBody(Actor):
+    occurred_on: date | None = None
+    complexity: Complexity | None = None
+    reason: str
 
 
 class AttemptBody(Actor):
@@ -134,9 +144,10 @@ async def _scope_refusal(
 ) -> str | None:
     """Who may act on this transition. A token with a team acts on that care team's
     transitions only (the practice's, store/care_teams.py; else the facility's), and a
-    supervisor must have one. A care manager acts on the steps assigned to them or to
-    nobody, and on the transition as a whole (notes, profile, screening, referrals) only
-    when one of its steps is theirs or nobody's."""
+    supervisor must have one. A care manager acts on transitions they own or nobody owns
+    (and on a step assigned to them in any): on the steps assigned to them or to nobody, and
+    on the transition as a whole (notes, profile, screening, referrals, a claim) when they
+    own it or one of its steps is theirs or nobody's."""
     if principal.role not in CLINICAL:
         return None
     state: TransitionState = await handle.query(TransitionWorkflow.get_state)
@@ -148,13 +159,16 @@ async def _scope_refusal(
         return "a supervisor acts on their team's transitions, and this token names no team"
     if principal.role != Role.CARE_MANAGER:
         return None
-    mine = (None, principal.subject)
+    subject = principal.subject
+    mine = (None, subject)
+    step = next((s for s in state.steps if s.step_id == step_id), None) if step_id else None
+    if state.owner not in mine and not (step is not None and step.assignee == subject):
+        return f"the transition belongs to {state.owner}; ask a supervisor to reassign it"
     if step_id:
-        step = next((s for s in state.steps if s.step_id == step_id), None)
         if step is not None and step.assignee not in mine:
             return f"step {step_id} is assigned to {step.assignee}"
         return None
-    if not any(s.assignee in mine for s in state.steps):
+    if state.owner != subject and not any(s.assignee in mine for s in state.steps):
         return "every step of this transition is assigned to someone else"
     return None
 
@@ -168,17 +182,25 @@ async def search_transitions(
     query: Annotated[TransitionQuery, Query()],
 ) -> list[dict[str, Any]]:
     """Worklist search over the Postgres projection (never scans Temporal); `assignee=me` is
-    the caller; `q` finds the patient by name, MRN, birth date or phone (blind indexes).
-    Each row says who the patient is (`patient`) and lists its open steps bucketed
-    (`due_steps`: overdue, due on the day, later); each patient shown is audited. The total
-    number of matches is in the X-Total-Count header."""
-    query = query.for_caller(principal.subject)
+    the caller; `owner=me` the caller's own patients, most urgent first (a step overdue, then
+    one due today) unless another sort is asked for; `q` finds the patient by name, MRN,
+    birth date or phone (blind indexes). Each row says who the patient is (`patient`) and
+    lists its open steps bucketed (`due_steps`: overdue, due on the day, later); each patient
+    shown is audited. The total number of matches is in the X-Total-Count header."""
+    query = by_urgency(query.for_caller(principal.subject), "sort" in request.query_params)
     rows, total = await worklist.page(
         svc.pool, svc.field_cipher, svc.blind_index, query, svc.library.site
     )
     audit_shown(request, rows)
     response.headers["X-Total-Count"] = str(total)
     return rows
+
+
+def by_urgency(query: TransitionQuery, explicit_sort: bool) -> TransitionQuery:
+    """An owner's list ("my patients") is sorted by urgency unless a sort was asked for."""
+    if query.owner is None or explicit_sort:
+        return query
+    return query.model_copy(update={"sort": "urgency"})
 
 
 async def live_state(svc: Services, transition_id: str) -> TransitionState:
@@ -232,6 +254,29 @@ async def complete_step(
         transition_id,
         "complete_step",
         CompleteStepRequest,
+        body,
+        StepState,
+        key,
+        step_id=step_id,
+    )
+
+
+@router.post("/transitions/{transition_id}/steps/{step_id}/correction", response_model=None)
+async def correct_step(
+    svc: Svc,
+    principal: Supervisor,
+    transition_id: str,
+    step_id: str,
+    body: CorrectionBody,
+    key: IdempotencyKey = None,
+) -> StepState | JSONResponse:
+    """A supervisor corrects a completed step: the day it was done, the visit's complexity."""
+    return await update_transition(
+        svc,
+        principal,
+        transition_id,
+        "correct_step",
+        CorrectionRequest,
         body,
         StepState,
         key,

@@ -218,6 +218,7 @@ def api() -> None:
 
 # The other command groups register themselves on `app` when imported.
 from workers.cli import (  # noqa: E402, F401
+    care,
     deployment,
     example,
     ingest,

@@ -21,6 +21,7 @@ from schemas.protocol import RiskTier
 from schemas.protocol_library import load_library
 from schemas.sentences import field_errors, refusal
 from schemas.site import SiteConfig
+from schemas.timeline import annotated
 from schemas.transition import (
     AttemptRequest,
     AttemptResult,
@@ -61,6 +62,10 @@ def list_transitions(
     assignee: str | None = typer.Option(
         None, help=f"has an open step assigned to ('{ME}': --by, else your user name)"
     ),
+    owner: str | None = typer.Option(
+        None, help=f"the transition's owner, a care manager ('{ME}': --by, else your user name)"
+    ),
+    mine: bool = typer.Option(False, "--mine", help="my patients: --owner me"),
     overdue: bool | None = typer.Option(None, "--overdue/--not-overdue"),
     due_today: bool = typer.Option(
         False, "--due-today", help="has a step due today, whatever its other steps"
@@ -74,15 +79,21 @@ def list_transitions(
     patient: str | None = typer.Option(
         None, "--patient", help="find the patient: name, MRN, birth date or phone"
     ),
-    sort: str = typer.Option("next_due", help="next_due, discharged or escalation"),
+    sort: str | None = typer.Option(
+        None, help="next_due, discharged, escalation or urgency (an owner's default)"
+    ),
     page: int = typer.Option(1, min=1),
     page_size: int = typer.Option(50, min=1, max=500),
-    by: str | None = typer.Option(None, "--by", help="who asks (default: your user name)"),
+    by: str | None = typer.Option(
+        None, "--by", envvar="CAREBRIDGE_USER", help="who asks (default: your user name)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table"),
 ) -> None:
     """Transitions from the projection (the same filters as GET /transitions), each with
     who the patient is and every step that is overdue or due today; every patient shown is
-    in the audit log under --by (or your user name)."""
+    in the audit log under --by (or your user name). --mine: my patients, overdue and due
+    today first."""
+    owner = ME if mine else owner
     try:
         query = TransitionQuery(
             status=status,
@@ -90,6 +101,7 @@ def list_transitions(
             facility=facility,
             team=team,
             assignee=assignee,
+            owner=owner,
             overdue=overdue,
             due_today=due_today,
             due_on=due_on.date() if due_on else None,
@@ -97,7 +109,7 @@ def list_transitions(
             discharged_to=discharged_to.date() if discharged_to else None,
             risk_tier=risk,
             q=patient.strip() if patient and patient.strip() else None,
-            sort=sort,
+            sort=sort or ("urgency" if owner else "next_due"),
             page=page,
             page_size=page_size,
         ).for_caller(by or getpass.getuser())
@@ -220,7 +232,7 @@ def show(
     print_patient(console, patient)
     print_state(console, state)
     print_care_plan(console, build_care_plan(state))
-    console.print(timeline_table(events, site_zone()))
+    console.print(timeline_table(annotated(events, state), site_zone()))
 
 
 def _act(transition_id: str, update: str, request: BaseModel, done: str, key: str | None) -> None:
@@ -258,7 +270,7 @@ def _request(model: type[BaseModel], **fields: Any) -> BaseModel:
         raise typer.Exit(1) from None
 
 
-BY = typer.Option(..., "--by", help="who acts")
+BY = typer.Option(..., "--by", envvar="CAREBRIDGE_USER", help="who acts")
 KEY = typer.Option(
     None,
     "--idempotency-key",
@@ -282,11 +294,20 @@ def complete(
     outcome: str = typer.Option("done", "--outcome"),
     note: str | None = typer.Option(None, "--note"),
     complexity: Complexity | None = typer.Option(None, help="visit MDM complexity"),
+    on: datetime | None = typer.Option(
+        None, "--on", formats=["%Y-%m-%d"], help="the day it was done (a visit: its date)"
+    ),
     idempotency_key: str | None = KEY,
 ) -> None:
-    """Complete a step."""
+    """Complete a step (a visit: with its date and the provider's MDM complexity)."""
     request = _request(
-        CompleteStepRequest, step_id=step, by=by, outcome=outcome, note=note, complexity=complexity
+        CompleteStepRequest,
+        step_id=step,
+        by=by,
+        outcome=outcome,
+        note=note,
+        complexity=complexity,
+        occurred_on=on.date() if on else None,
     )
     _act(
         transition_id,

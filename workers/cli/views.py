@@ -16,7 +16,8 @@ from schemas.protocol import DueRule, Protocol
 from schemas.relationships import relationship_name
 from schemas.risk import RiskAssessment
 from schemas.site import SiteConfig
-from schemas.transition import TransitionPlan, TransitionState
+from schemas.timeline import call_details
+from schemas.transition import StepState, TransitionPlan, TransitionState
 from schemas.worklist import PatientSummary
 
 
@@ -85,7 +86,7 @@ def transitions_table(rows: list[dict[str, Any]], site: SiteConfig) -> Table:
     """One row per transition: who the patient is, the stay, the transition's facts, the
     steps due now; times in its facility's zone."""
     table = Table(title=f"{len(rows)} transition(s)")
-    for column in ("patient", "stay", "transition", "team", "risk", "discharged"):
+    for column in ("patient", "stay", "transition", "team", "owner", "risk", "discharged"):
         table.add_column(column)
     table.add_column("due now", style="red")
     for column in ("next step", "next due", "level"):
@@ -98,6 +99,7 @@ def transitions_table(rows: list[dict[str, Any]], site: SiteConfig) -> Table:
             stay(patient),
             f"{row['transition_id']}\n{row['facility']} {row['protocol_id']} {row['status']}",
             row.get("team") or row["facility"],
+            row.get("owner") or "",
             f"{row['risk_tier']} ({row['lace']})",
             local(row["discharged_at"], zone),
             due_now(row, zone),
@@ -135,6 +137,10 @@ def print_state(console: Console, state: TransitionState) -> None:
         )
     if state.received_at and any(step.missed_before_arrival for step in state.steps):
         console.print(f"arrived late: received {local(state.received_at, zone)}")
+    if state.owner:
+        console.print(f"owner {state.owner} since {local(state.owner_since, zone)}")
+    else:
+        console.print("owner: nobody yet (carebridge claim / assign)")
     table = Table()
     for column in (
         "step",
@@ -160,9 +166,10 @@ def print_state(console: Console, state: TransitionState) -> None:
             step.assignee or "",
             local(step.completed_at, zone),
             step.completed_by or "",
-            step.outcome or step.cancel_reason or "",
+            _step_outcome(step, zone),
         )
     console.print(table)
+    print_activity(console, state, zone)
     if state.outcome:
         tcm = state.outcome.tcm
         verdict = tcm.code or ("not eligible" if tcm.applicable else "not applicable")
@@ -174,6 +181,29 @@ def print_state(console: Console, state: TransitionState) -> None:
             f"engagement {trc.patient_engagement}, medication reconciliation "
             f"{trc.medication_reconciliation}"
         )
+
+
+def _step_outcome(step: StepState, zone: ZoneInfo) -> str:
+    """A step's outcome, its appointment, and what calls found for it."""
+    lines = [step.outcome or step.cancel_reason or ""]
+    if step.complexity:
+        lines[0] += f" ({step.complexity.value} complexity)"
+    if step.appointment_at and step.appointment_status:
+        status = step.appointment_status.value
+        lines.append(f"appointment {status} {local(step.appointment_at, zone)}")
+    lines += [f"call {local(e.at, zone)}: {e.finding}" for e in step.evidence]
+    lines += [f"corrected by {c.by}: {c.changes}" for c in step.corrections]
+    return "\n".join(line for line in lines if line)
+
+
+def print_activity(console: Console, state: TransitionState, zone: ZoneInfo) -> None:
+    """The calls and notes of a transition, in the order they were recorded."""
+    for call in state.calls:
+        when = local(call.at, zone)
+        console.print(f"call {when} {call.step_id} by {call.by}: {call_details(call)}")
+    for note in state.notes:
+        step = f" ({note.step_id})" if note.step_id else ""
+        console.print(f"note {local(note.at, zone)} by {note.by}{step}: {note.text}")
 
 
 def print_plan(
