@@ -74,7 +74,8 @@ class TransitionUpdates(TransitionSteps):
             raise ApplicationError(str(exc), type="StepNotActionable") from None
 
     def _zone(self) -> ZoneInfo:
-        return ZoneInfo(self._input.calendar.timezone)
+        """The facility's zone: built in schemas (passed through), not in the sandbox."""
+        return self._input.calendar.zone()
 
     def _local_day(self, instant: datetime) -> date:
         return instant.astimezone(self._zone()).date()

@@ -15,14 +15,19 @@ from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
+from schemas.call import Reached, RedFlag
 from schemas.person import PersonProfile
 from schemas.social_needs import HrsnDomain, ReferralOutcome
 from schemas.transition import (
     AdtSignal,
+    AssignRequest,
     AttemptRequest,
     AttemptResult,
+    CallOutcomeRequest,
     CancelStepRequest,
     CompleteStepRequest,
+    Complexity,
+    CorrectionRequest,
     NoteRequest,
     ProfileRequest,
     ReassignRequest,
@@ -216,6 +221,63 @@ async def record_paths(env: WorkflowEnvironment, path: Path) -> None:
     await asyncio.to_thread(path.write_text, history.to_json())
 
 
+async def record_care(env: WorkflowEnvironment, path: Path) -> None:
+    """A care manager's transition (from workflow-v9): claimed, reassigned by a supervisor, a
+    call that left a message, a call that reached the patient (medication problems, a booked
+    appointment, social needs, red flags: a clinician paged), the visit completed on an
+    earlier day and its complexity corrected, then the period end."""
+    async with new_worker(env) as worker:
+        monday = next_weekday(await env.get_current_time(), 0, time(9, 0))
+        await advance_to(env, monday)
+        handle = await start_transition(
+            env, worker, monday, tid="carecallsownership000000", transports=TRANSPORTS
+        )
+        await planned_state(handle)
+        assign = TransitionWorkflow.assign_transition
+        await handle.execute_update(assign, AssignRequest(by="rn.alvarez", to="rn.alvarez"))
+        await handle.execute_update(assign, AssignRequest(by="rn.alvarez", to="rn.alvarez"))
+        await handle.execute_update(
+            assign, AssignRequest(by="sup.kim", to="rn.patel", supervisor=True)
+        )
+        await handle.execute_update(
+            TransitionWorkflow.record_call,
+            CallOutcomeRequest(by="rn.patel", reached=Reached.NOBODY, left_message=True),
+        )
+        await env.sleep(timedelta(hours=3))
+        await handle.execute_update(
+            TransitionWorkflow.record_call,
+            CallOutcomeRequest(
+                by="rn.patel",
+                at=monday + timedelta(hours=2),
+                reached=Reached.PATIENT,
+                medication_problems=True,
+                medication_notes="history: not taking the new inhaler",
+                appointment_at=monday + timedelta(days=6),
+                social_needs=True,
+                red_flags=(RedFlag.SHORTNESS_OF_BREATH,),
+            ),
+        )
+        await env.sleep(timedelta(days=2))
+        await handle.execute_update(
+            TransitionWorkflow.complete_step,
+            CompleteStepRequest(
+                step_id="follow_up_visit",
+                by="dr.o",
+                occurred_on=(monday + timedelta(days=1)).date(),
+                complexity=Complexity.MODERATE,
+            ),
+        )
+        await handle.execute_update(
+            TransitionWorkflow.correct_step,
+            CorrectionRequest(
+                step_id="follow_up_visit", by="sup.kim", complexity=Complexity.HIGH, reason="x"
+            ),
+        )
+        await handle.result()
+        history = await handle.fetch_history()
+    await asyncio.to_thread(path.write_text, history.to_json())
+
+
 async def record_death(env: WorkflowEnvironment, path: Path) -> None:
     """A left-AMA transition closed by an A08 that reports the death."""
     async with new_worker(env) as worker:
@@ -251,7 +313,8 @@ async def main(suffix: str) -> None:
         path = HERE / f"{home.id}.v{home.version}.late-arrival.{suffix}.json"
         await record_protocol(env, home.id, path, late_by=timedelta(days=4))  # Friday
         print(path)
-        for name, record in (("paths", record_paths), ("death", record_death)):
+        scenarios = (("paths", record_paths), ("death", record_death), ("care", record_care))
+        for name, record in scenarios:
             path = HERE / f"{name}.{suffix}.json"
             await record(env, path)
             print(path)

@@ -132,8 +132,24 @@ async def update_transition(
         return problem(409, "Action refused", refusal_of(exc))
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
+            return await _not_running(handle, transition_id)
+        raise
+
+
+async def _not_running(handle: WorkflowHandle[Any, Any], transition_id: str) -> JSONResponse:
+    """A closed transition takes no action (409, saying so); an unknown one is a 404."""
+    try:
+        description = await handle.describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
             return problem(404, "Not Found", f"no running transition {transition_id}")
         raise
+    status = description.status.name.lower() if description.status else "closed"
+    return problem(
+        409,
+        "Action refused",
+        f"the transition is closed (its workflow {status}): nothing can change it now",
+    )
 
 
 async def _scope_refusal(
