@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from schemas.call import AppointmentStatus, CallFindings, CallRecord, Evidence
 from schemas.person import EMPTY_PROFILE, PersonProfile
-from schemas.protocol import Protocol, RiskTier, StepKind, StepRule
+from schemas.protocol import Protocol, RiskTier, StepKind, StepRule, TcmElement
 from schemas.risk import STANDARD_RISK, RiskAssessment
 from schemas.site import CalendarConfig, OutcomePolicy, Transport
 from schemas.social_needs import (
@@ -195,6 +195,9 @@ class StepState(BaseModel):
     cancel_reason: str | None = None
     attempts: list[Attempt] = []
     referral_for: HrsnDomain | None = None
+    tcm_element: TcmElement | None = Field(
+        default=None, description="what the step proves for TCM (the visit: its day, its MDM)"
+    )
     evidence: list[Evidence] = Field(
         default=[], description="what calls found for this step (medicines, social needs)"
     )

@@ -51,6 +51,7 @@ class TransitionBase:
                 owner_role=rule.owner_role,
                 status=StepStatus.PENDING,
                 referral_for=rule.referral_for,
+                tcm_element=rule.tcm_element,
             )
             for rule in self._rules.values()
         }

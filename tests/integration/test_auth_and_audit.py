@@ -159,6 +159,22 @@ async def test_every_route_admits_exactly_its_roles(secured: Secured) -> None:
         ("GET", "/digests/undelivered", {}, {Role.OPERATOR}),
         ("POST", "/notifications/1/redeliver", {}, {Role.OPERATOR}),
         ("GET", f"/ui/transitions/{tid}/care-plan", {}, readers),
+        ("POST", f"/transitions/{tid}/assign", {"json": {"to": "user.care_manager"}}, clinical),
+        ("POST", f"/transitions/{tid}/claim", {"json": {}}, clinical),
+        (
+            "POST",
+            f"/transitions/{tid}/steps/interactive_contact/calls",
+            {"json": {"reached": "nobody"}},
+            clinical,
+        ),
+        (
+            "POST",
+            f"/transitions/{tid}/steps/follow_up_visit/correction",
+            {"json": {"complexity": "high", "reason": "signed note"}},
+            {Role.SUPERVISOR},
+        ),
+        ("GET", "/team", {}, {Role.SUPERVISOR}),
+        ("GET", "/ui/team", {}, {Role.SUPERVISOR}),
         ("GET", "/openapi.json", {}, set(ROLES)),  # the API's description follows its auth
         ("GET", "/docs", {}, set(ROLES)),
         (

@@ -1,6 +1,7 @@
-"""The web pages: the worklist, a transition, its printable care plan, the dashboard and the
-login, server-rendered HTML (Jinja2, autoescaped) with a little JavaScript that calls the same
-API the CLI uses."""
+"""The web pages: the worklist (and "my patients"), a transition with every action the API and
+CLI offer, its printable care plan, the supervisor's team view, the dashboard and the login,
+server-rendered HTML (Jinja2, autoescaped) with a little JavaScript that calls the same API
+the CLI uses."""
 
 from __future__ import annotations
 
@@ -16,15 +17,20 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from schemas.call import RED_FLAG_TITLES, AppointmentStatus, Reached, is_call_step
 from schemas.care_plan import build_care_plan, reach_of
 from schemas.diagnoses import diagnosis_titles
 from schemas.languages import PLAN_LANGUAGES, language_name
 from schemas.patient_plan import build_patient_plan
+from schemas.person import ContactChannel
+from schemas.protocol import TcmElement
 from schemas.relationships import relationship_name
 from schemas.social_needs import QUESTIONS, HrsnAnswers, HrsnDomain
-from schemas.transition import TransitionStatus
+from schemas.timeline import annotated, call_details
+from schemas.transition import Complexity, TransitionState, TransitionStatus
 from schemas.worklist import TransitionQuery
 from store import dashboard, login_codes, projection, sessions
+from store.team import overview as team_overview
 from store.worklist import page as worklist_page
 from workers.api.audit_trail import audit_shown
 from workers.api.auth import (
@@ -43,6 +49,7 @@ from workers.web.patient_print import render_patient_plan
 
 router = APIRouter(include_in_schema=False)
 _may_view = require(Role.CARE_MANAGER, Role.SUPERVISOR, Role.OPERATOR)
+_may_supervise = require(Role.SUPERVISOR)
 
 
 class SignInRequired(Exception):
@@ -58,12 +65,24 @@ async def _viewer(request: Request) -> Principal:
         raise
 
 
+async def _supervisor(request: Request) -> Principal:
+    try:
+        return await _may_supervise(request)
+    except HTTPException as exc:
+        if exc.status_code == 401:
+            raise SignInRequired from None
+        raise
+
+
 Viewer = Depends(_viewer)
+Seeing = Annotated[Principal, Viewer]
+SupervisorPage = Annotated[Principal, Depends(_supervisor)]
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
 # Codes as words on every page: PID-15 languages and NK1-3 relationships.
 templates.env.filters["language"] = language_name
 templates.env.filters["relationship"] = relationship_name
-VIEWS = {"open", "overdue", "today", "all"}
+VIEWS = {"open", "overdue", "today", "all", "mine"}
+ASSIGNS_OTHERS = (Role.SUPERVISOR, Role.DEVELOPER)  # who may give work to someone else
 USED_CODE = (
     "that sign-in link was used already or has expired: `carebridge login-url` prints a new one"
 )
@@ -214,12 +233,14 @@ async def logout(request: Request, svc: Svc) -> RedirectResponse:
     return response
 
 
-@router.get("/", response_class=HTMLResponse, dependencies=[Viewer])
+@router.get("/", response_class=HTMLResponse)
 async def worklist(
     request: Request,
     svc: Svc,
+    principal: Seeing,
     assignee: Annotated[str | None, Query(max_length=200)] = None,
     team: Annotated[str | None, Query(max_length=200)] = None,
+    owner: Annotated[str | None, Query(max_length=200)] = None,
     facility: Annotated[str | None, Query(max_length=200)] = None,
     view: str = "open",
     day: date | None = None,
@@ -227,19 +248,23 @@ async def worklist(
 ) -> HTMLResponse:
     """Each row lists every open step that is due (overdue, due on the day: today unless
     `day` says) with its level; the most escalated first and, at the same level, TCM work
-    first. `assignee=me`: the viewer; `q` finds the patient (name, MRN, birth date, phone).
-    Each patient shown is audited."""
+    first. `assignee=me`: the viewer; "my patients" (view=mine, or `owner`) what the viewer
+    (or that care manager) owns, a step overdue, then one due today, first; `q` finds the
+    patient (name, MRN, birth date, phone). Each patient shown is audited."""
     view = view if view in VIEWS else "open"
+    if view == "mine":
+        owner = principal.subject
     query = TransitionQuery(
         status=None if view == "all" else TransitionStatus.ACTIVE,
         assignee=assignee or None,
+        owner=owner or None,
         team=team or None,
         facility=facility or None,
         overdue=True if view == "overdue" else None,
         due_today=view == "today",
         due_on=day,
         q=q.strip() if q and q.strip() else None,
-        sort="escalation",
+        sort="urgency" if owner else "escalation",
         page_size=200,
     )
     query = query.for_caller(request.state.principal.subject)
@@ -260,23 +285,71 @@ async def worklist(
     )
 
 
-@router.get("/ui/transitions/{transition_id}", response_class=HTMLResponse, dependencies=[Viewer])
-async def transition_page(request: Request, svc: Svc, transition_id: str) -> HTMLResponse:
+@router.get("/ui/transitions/{transition_id}", response_class=HTMLResponse)
+async def transition_page(
+    request: Request, svc: Svc, principal: Seeing, transition_id: str
+) -> HTMLResponse:
+    """A transition: its steps with their actions, the call outcome form, the owner, notes,
+    the profile form, the calls and the timeline."""
     state = await live_state(svc, transition_id)
-    timeline = await projection.timeline(svc.pool, transition_id)
+    timeline = annotated(await projection.timeline(svc.pool, transition_id), state)
+    zone = ZoneInfo(state.timezone) if state.timezone else svc.library.site.calendar_zone()
     # the ICD-10-CM table is read on first use: off the event loop
     diagnoses = await asyncio.to_thread(diagnosis_titles, state.risk.diagnosis_codes)
     return _render(
         request,
         svc,
         "transition.html",
-        zone=ZoneInfo(state.timezone) if state.timezone else None,
+        zone=zone,
         page="transition",
         state=state,
         patient=await patient_of(svc, state),
         reach=reach_of(state),
         timeline=timeline,
         diagnoses=diagnoses,
+        forms=_transition_forms(state, zone, principal),
+    )
+
+
+def _transition_forms(state: TransitionState, zone: ZoneInfo, principal: Principal) -> Any:
+    """What the transition page's forms offer: which steps are calls, the visit, the form's
+    choices, the days a visit may have, and whether the viewer may give work to others."""
+    visit = next(
+        (s.step_id for s in state.steps if s.tcm_element == TcmElement.FACE_TO_FACE_VISIT), None
+    )
+    today = datetime.now(zone).date()
+    return {
+        "call_steps": [s.step_id for s in state.steps if is_call_step(s.kind, s.owner_role)],
+        "open_calls": [
+            s.step_id for s in state.steps if is_call_step(s.kind, s.owner_role) and s.is_open
+        ],
+        "visit": visit,
+        "today": today.isoformat(),
+        "discharge_day": state.discharged_at.astimezone(zone).date().isoformat(),
+        "reached": [r.value for r in Reached],
+        "appointment_statuses": [a.value for a in AppointmentStatus],
+        "red_flags": [(flag.value, title) for flag, title in RED_FLAG_TITLES.items()],
+        "complexities": [c.value for c in Complexity],
+        "channels": [c.value for c in ContactChannel],
+        "assigns_others": principal.role in ASSIGNS_OTHERS,
+        "calls": [(call, call_details(call)) for call in state.calls],
+    }
+
+
+@router.get("/ui/team", response_class=HTMLResponse)
+async def team_page(
+    request: Request,
+    svc: Svc,
+    principal: SupervisorPage,
+    team: Annotated[str | None, Query(max_length=200)] = None,
+) -> HTMLResponse:
+    """The supervisor's view: each care manager's open transitions and today's calls, with
+    a reassign box on every row."""
+    chosen = principal.team or team or None
+    zone = svc.library.site.calendar_zone()
+    loads = await team_overview(svc.pool, zone, chosen)
+    return _render(
+        request, svc, "team.html", zone=zone, page="team", loads=loads, team=chosen or ""
     )
 
 
