@@ -22,7 +22,9 @@ log = structlog.get_logger(__name__)
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: with no-referrer a browser sends `Origin: null` with the
+    # pages' own form posts, and the login form's origin check refused every sign-in.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 # The pages' own scripts run with this request's nonce: no inline handler, no other origin.
