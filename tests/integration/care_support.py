@@ -1,5 +1,5 @@
-"""A care team for the ownership, call-outcome and web-form tests: a stack that requires a
-token, with the tokens of two care managers, a supervisor of the test's own team (facility),
+"""A care team for the ownership, call-outcome and web-form tests: the stack's app with the
+tokens of two care managers, a supervisor of the test's own team (facility),
 an integration and an auditor; and discharges of that team, planned."""
 
 from __future__ import annotations
@@ -90,9 +90,8 @@ class Team:
 
 @asynccontextmanager
 async def care_team(stack: RunningStack, settings: Settings) -> AsyncIterator[Team]:
-    """The stack's services with authentication required, the team's tokens, a client."""
-    strict = settings.model_copy(update={"require_auth": True})
-    services = Services.build(strict, stack.services.pool, stack.services.client)
+    """The stack's services, the team's tokens, a client that sends no credential itself."""
+    services = Services.build(settings, stack.services.pool, stack.services.client)
     facility = f"CARE{uuid.uuid4().hex[:6].upper()}"
     tokens = {}
     for subject, role in STAFF.items():
