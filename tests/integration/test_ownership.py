@@ -74,7 +74,7 @@ async def test_claim_reassign_my_patients_and_the_team_view(team: Team) -> None:
     assert [row["transition_id"] for row in load["rows"]] == [late, recent]
     assert load["calls_due_today"] >= 1  # the overdue contact
     other_team = await team.http.get(
-        "/team", params={"facility": "ELSEWHERE"}, headers=team.as_("sup.kim")
+        "/team", params={"team": "ELSEWHERE"}, headers=team.as_("sup.kim")
     )
     assert other_team.status_code == 403
 
@@ -126,7 +126,7 @@ async def test_claim_assign_and_my_patients_from_the_cli(
     assert moved.exit_code == 0, moved.output
 
     async def shown() -> None:
-        team_view = await run_cli(env, "team", "--facility", team.facility)
+        team_view = await run_cli(env, "team", "--team", team.facility)
         assert team_view.exit_code == 0, team_view.output
         assert "rn.alvarez" in team_view.output and tid in team_view.output
 
