@@ -86,7 +86,7 @@ def transitions_table(rows: list[dict[str, Any]], site: SiteConfig) -> Table:
     """One row per transition: who the patient is, the stay, the transition's facts, the
     steps due now; times in its facility's zone."""
     table = Table(title=f"{len(rows)} transition(s)")
-    for column in ("patient", "stay", "transition", "team", "owner", "risk", "discharged"):
+    for column in ("patient", "stay", "transition", "team", "risk", "discharged"):
         table.add_column(column)
     table.add_column("due now", style="red")
     for column in ("next step", "next due", "level"):
@@ -97,9 +97,9 @@ def transitions_table(rows: list[dict[str, Any]], site: SiteConfig) -> Table:
         table.add_row(
             who(patient),
             stay(patient),
-            f"{row['transition_id']}\n{row['facility']} {row['protocol_id']} {row['status']}",
+            f"{row['transition_id']}\n{row['facility']} {row['protocol_id']} {row['status']}"
+            + (f"\nowner {row['owner']}" if row.get("owner") else ""),
             row.get("team") or row["facility"],
-            row.get("owner") or "",
             f"{row['risk_tier']} ({row['lace']})",
             local(row["discharged_at"], zone),
             due_now(row, zone),
