@@ -13,11 +13,11 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 from rich.table import Table
-from temporalio.client import WorkflowUpdateFailedError
 
 from schemas.call import AppointmentStatus, Reached, RedFlag
 from schemas.person import ContactChannel, ContactWindow, PersonProfile
 from schemas.protocol_library import load_library
+from schemas.sentences import refusal
 from schemas.social_needs import HrsnAnswers, ReferralOutcome
 from schemas.transition import (
     AssignRequest,
@@ -28,15 +28,11 @@ from schemas.transition import (
     ReferralRequest,
     ScreeningRequest,
 )
-from store import team
 from workers.cli.app import app, console, err_console, run_command, site_zone
 from workers.cli.audit_trail import audited
 from workers.cli.transitions import BY, KEY, _act, _handle, _key, _request, _state
 from workers.cli.views import local
-from workers.runtime.embedded import StackError
 from workers.runtime.settings import Settings, get_settings
-from workers.runtime.temporal import update_id
-from workflows.transition import TransitionWorkflow
 
 
 def _when(value: str | None, option: str) -> datetime | None:
@@ -77,6 +73,8 @@ def team_view(
     """Each care manager's open transitions, overdue and due today first, and today's calls."""
 
     async def main(settings: Settings) -> list[Any]:
+        from store import team
+
         async with audited(
             settings, action="team", resource_type="team", resource_id=team_name, changes=False
         ) as pool:
@@ -270,6 +268,8 @@ def _edited(
     no_consent: list[str],
 ) -> PersonProfile:
     """The profile with the fields given changed (consent by caregiver name)."""
+    from workers.runtime.embedded import StackError
+
     known = {c.name for c in profile.caregivers}
     unknown = sorted(set(consent + no_consent) - known)
     if unknown:
@@ -315,6 +315,12 @@ def profile(
     new_window = _window(window) if window is not None else False  # checked before reading
 
     async def main(settings: Settings) -> None:
+        from temporalio.client import WorkflowUpdateFailedError
+
+        from workers.runtime.embedded import StackError
+        from workers.runtime.temporal import update_id
+        from workflows.transition import TransitionWorkflow
+
         async with audited(
             settings,
             action="update_profile",
@@ -346,7 +352,7 @@ def profile(
                     id=update_id(name, _key(idempotency_key)),
                 )
             except WorkflowUpdateFailedError as exc:
-                raise StackError(f"refused: {exc.cause or exc}") from None
+                raise StackError(f"refused: {refusal(exc)}") from None
         console.print("profile updated")
 
     run_command(main)
