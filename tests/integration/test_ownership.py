@@ -40,13 +40,16 @@ async def test_claim_reassign_my_patients_and_the_team_view(team: Team) -> None:
     )
     assert taken.status_code == 403
     assert taken.json()["detail"] == (
-        "the transition belongs to rn.alvarez; ask a supervisor to reassign it"
+        "The transition belongs to rn.alvarez; ask a supervisor to reassign it."
     )
     handed = await team.http.post(
         f"/transitions/{late}/assign", json={"to": "rn.alvarez"}, headers=team.as_("rn.patel")
     )
     assert handed.status_code == 409
-    assert "a care manager can claim a transition only for themselves" in handed.json()["detail"]
+    assert handed.json()["detail"] == (
+        "A care manager can claim a transition only for themselves; a supervisor assigns it to "
+        "someone else."
+    )
     assigned = await team.http.post(
         f"/transitions/{late}/assign", json={"to": "rn.alvarez"}, headers=team.as_("sup.kim")
     )
@@ -97,7 +100,7 @@ async def test_a_closed_transition_cannot_be_claimed(team: Team) -> None:
             f"/transitions/{tid}/claim", json={}, headers=team.as_("rn.alvarez")
         )
         assert claim.status_code == 409, claim.text
-        assert "the transition is" in claim.json()["detail"]
+        assert claim.json()["detail"].startswith("The transition is ")
 
     await assert_eventually(refused)
 
@@ -111,7 +114,9 @@ async def test_claim_assign_and_my_patients_from_the_cli(
     assert claimed.exit_code == 0 and "rn.patel owns it" in claimed.output, claimed.output
     refused = await run_cli(env, "claim", tid, "--by", "rn.alvarez")
     assert refused.exit_code == 1
-    assert "the transition belongs to rn.patel; a supervisor can reassign it" in refused.output
+    assert "refused: The transition belongs to rn.patel; a supervisor can reassign it." in (
+        refused.output
+    )
 
     async def listed() -> list[dict[str, object]]:
         found = await run_cli(

@@ -81,7 +81,9 @@ async def team_view(
     due and made; first the transitions nobody owns yet. A supervisor sees their care
     team's (the practice's, else the facility's)."""
     if principal.team and team_name not in (None, principal.team):
-        return problem(403, "Forbidden", f"this token's team is {principal.team}")
+        return problem(
+            403, "Forbidden", f"This token's team is {principal.team}: a supervisor sees their own."
+        )
     return await team.overview(
         svc.pool, svc.library.site.calendar_zone(), principal.team or team_name
     )

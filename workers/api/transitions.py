@@ -148,7 +148,7 @@ async def _not_running(handle: WorkflowHandle[Any, Any], transition_id: str) -> 
     return problem(
         409,
         "Action refused",
-        f"the transition is closed (its workflow {status}): nothing can change it now",
+        f"The transition is closed (its workflow {status}): nothing can change it now.",
     )
 
 
@@ -179,7 +179,7 @@ async def _scope_refusal(
     mine = (None, subject)
     step = next((s for s in state.steps if s.step_id == step_id), None) if step_id else None
     if state.owner not in mine and not (step is not None and step.assignee == subject):
-        return f"the transition belongs to {state.owner}; ask a supervisor to reassign it"
+        return f"The transition belongs to {state.owner}; ask a supervisor to reassign it."
     if step_id:
         if step is not None and step.assignee not in mine:
             return f"step {step_id} is assigned to {step.assignee}"
