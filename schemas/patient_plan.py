@@ -8,7 +8,6 @@ The words are the template's (translatable); this module decides what is printed
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import date, datetime, time
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -129,14 +128,14 @@ def build_patient_plan(
     language: str | None = None,
     patient_name: str = "",
     birth_date: date | None = None,
-    appointments: Mapping[str, datetime] | None = None,
 ) -> PatientPlan:
-    """`language` overrides the profile's (?lang=es); `appointments` are booked times by step
-    id (a follow-up visit at 10:30), printed with their time instead of the deadline."""
+    """`language` overrides the profile's (?lang=es). A step with a booked or confirmed
+    appointment (a follow-up visit at 10:30, from the call outcome) prints its time instead
+    of the deadline."""
     zone = ZoneInfo(state.timezone or site.calendar.timezone)
     profile = state.profile
     chosen = plan_language(language or profile.language)
-    booked = appointments or {}
+    booked = {step.step_id: step.appointment_at for step in state.steps if step.appointment_at}
     items = [
         _item(step, PATIENT_STEPS[step.step_id], zone, now, booked.get(step.step_id))
         for step in state.steps

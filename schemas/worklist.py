@@ -99,6 +99,9 @@ class PatientSummary(BaseModel):
     age: int | None = Field(default=None, description="completed years, today")
     sex: str = Field(default="", description="PID-8 as sent")
     mrn: str = ""
+    merged_mrns: tuple[str, ...] = Field(
+        default=(), description="identifiers of the records merged into this one (A40 MRG-1)"
+    )
     phone: str = Field(default="", description="the preferred number (PID-13 first)")
     pcp: str = ""
     diagnosis: str = Field(default="", description="principal discharge diagnosis (ICD-10)")

@@ -52,6 +52,7 @@ def summary(
         age=person.age_on(today),
         sex=person.sex,
         mrn=person.mrn,
+        merged_mrns=tuple(i.id for i in person.previous_identifiers),
         phone=person.phones[0] if person.phones else "",
         pcp=person.pcp,
         diagnosis=stay.principal_diagnosis,

@@ -42,6 +42,9 @@ class PatientRecord:
     pcp: str = ""  # PD1-4 / ROL(PP|PCP): the provider's name when sent, else the id
     caregivers: tuple[NextOfKin, ...] = ()
     merged_from: tuple[str, ...] = ()  # patient keys merged into this one
+    # The identifiers of the records merged into this one (an A40's MRG-1 patient's PID-3):
+    # the MRN on an old letter or wristband still says who the patient is.
+    previous_identifiers: tuple[PatientIdentifier, ...] = ()
     merged_into: str | None = None
     updated_at: datetime | None = None
 
@@ -206,7 +209,13 @@ def fill_gaps(survivor: PatientRecord, merged: PatientRecord | None) -> PatientR
     sources = merged.merged_from if merged is not None else ()
     keys = (*survivor.merged_from, merged.patient_key if merged else "", *sources)
     merged_from = tuple(dict.fromkeys(k for k in keys if k and k != survivor.patient_key))
-    return replace(filled, merged_from=merged_from)
+    earlier = (merged.identifiers + merged.previous_identifiers) if merged is not None else ()
+    previous = tuple(
+        dict.fromkeys(
+            i for i in (*survivor.previous_identifiers, *earlier) if i not in filled.identifiers
+        )
+    )
+    return replace(filled, merged_from=merged_from, previous_identifiers=previous)
 
 
 def index_terms(record: PatientRecord) -> list[tuple[str, str]]:
@@ -286,6 +295,7 @@ def patient_document(record: PatientRecord) -> dict[str, Any]:
         "pcp": record.pcp,
         "caregivers": [k.model_dump() for k in record.caregivers],
         "merged_from": list(record.merged_from),
+        "previous_identifiers": [i.model_dump() for i in record.previous_identifiers],
     }
 
 
@@ -310,6 +320,9 @@ def patient_of(
         pcp=document.get("pcp", ""),
         caregivers=tuple(NextOfKin(**k) for k in document.get("caregivers", ())),
         merged_from=tuple(document.get("merged_from", ())),
+        previous_identifiers=tuple(
+            PatientIdentifier(**i) for i in document.get("previous_identifiers", ())
+        ),
         merged_into=merged_into,
         updated_at=updated_at,
     )

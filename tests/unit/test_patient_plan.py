@@ -269,7 +269,9 @@ def test_a_booked_visit_prints_with_its_time_and_a_passed_deadline_as_soon() -> 
     visit = datetime.combine(clock.end_of_day(5).date(), time(10, 30), tzinfo=NY)
     late = state_of(clock, ENGLISH)
     late.steps[0].due_at = clock.end_of_day(-2)  # the call's day is behind us, still open
-    html = page(late, clock, appointments={"follow_up_visit": visit})
+    [follow_up] = [step for step in late.steps if step.step_id == "follow_up_visit"]
+    follow_up.appointment_at = visit  # booked on a call
+    html = page(late, clock)
     assert (
         f"Your follow-up visit with your doctor: {english_day(visit.date())} at 10:30\u202fAM."
         in html

@@ -126,6 +126,16 @@ def test_a_merge_keeps_the_survivors_values_fills_its_gaps_and_names_the_merged_
     assert fill_gaps(after, merged) == after  # repeated: no change
 
 
+def test_a_merge_keeps_the_merged_records_identifiers_as_previous_ones() -> None:
+    new, old, older = (PatientIdentifier(id=i, type_code="MR") for i in ("M2", "M1", "M0"))
+    survivor = PatientRecord(patient_key="s", identifiers=(new,))
+    merged = PatientRecord(patient_key="m", identifiers=(old, new), previous_identifiers=(older,))
+    after = fill_gaps(survivor, merged)
+    assert after.identifiers == (new,) and after.mrn == "M2"
+    assert after.previous_identifiers == (old, older)  # the survivor's own MRN is not repeated
+    assert patient_of(patient_document(after), "s").previous_identifiers == (old, older)
+
+
 def test_a_diagnosis_code_sent_without_its_text_drops_the_old_text() -> None:
     kept = EncounterDetails("t1", "k1", "I50.9", "Heart failure", "4W")
     sent, cleared = encounter_update(event(principal_diagnosis="J44.9"), "t1", "k1")

@@ -67,6 +67,8 @@ def who(patient: PatientSummary | None) -> str:
     lines.append(
         " · ".join(p for p in (f"MRN {patient.mrn}" if patient.mrn else "", patient.phone) if p)
     )
+    if patient.merged_mrns:
+        lines.append(f"merged from MRN {', '.join(patient.merged_mrns)}")
     if patient.pcp:
         lines.append(f"PCP {patient.pcp}")
     return "\n".join(line for line in lines if line)

@@ -25,7 +25,7 @@ from schemas.patient_plan import build_patient_plan
 from schemas.person import ContactChannel
 from schemas.protocol import TcmElement
 from schemas.relationships import relationship_name
-from schemas.social_needs import QUESTIONS, HrsnAnswers, HrsnDomain
+from schemas.social_needs import DOMAIN_TITLES, QUESTIONS, HrsnAnswers, HrsnDomain
 from schemas.timeline import annotated, call_details
 from schemas.transition import Complexity, TransitionState, TransitionStatus
 from schemas.worklist import TransitionQuery
@@ -326,11 +326,13 @@ def _transition_forms(state: TransitionState, zone: ZoneInfo, principal: Princip
         "visit": visit,
         "today": today.isoformat(),
         "discharge_day": state.discharged_at.astimezone(zone).date().isoformat(),
+        "zone": zone.key,  # the forms' times are the facility's local times
         "reached": [r.value for r in Reached],
         "appointment_statuses": [a.value for a in AppointmentStatus],
         "red_flags": [(flag.value, title) for flag, title in RED_FLAG_TITLES.items()],
         "complexities": [c.value for c in Complexity],
         "channels": [c.value for c in ContactChannel],
+        "need_domains": [(d.value, DOMAIN_TITLES[d]) for d in HrsnDomain],
         "assigns_others": principal.role in ASSIGNS_OTHERS,
         "calls": [(call, call_details(call)) for call in state.calls],
     }
