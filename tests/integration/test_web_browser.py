@@ -221,6 +221,6 @@ async def test_care_plan_page_reads_as_a_plan_and_prints_without_the_chrome(
     printed = await page.locator("#patient-plan").inner_text()
     assert "Su plan de cuidado después del hospital" in printed
     assert "JOHN DOE (cónyuge)" in printed
-    save(tmp_path, "care-plan-print.png", await page.screenshot(full_page=True))
+    save(tmp_path, "printable-plan-es.png", await page.screenshot(full_page=True))
     await page.emulate_media(media="print")
     assert not await page.locator("#print").is_visible()
