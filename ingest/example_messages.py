@@ -8,6 +8,7 @@ are in 555-0100..0199, the range reserved for fiction.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import uuid
@@ -158,6 +159,13 @@ def fresh_mrn() -> str:
     return f"EX{secrets.randbelow(10**7):07d}"
 
 
+def mrn_of_visit(facility: str, visit: str) -> str:
+    """The example MRN of a given visit: the same for every kind, so `example a08 --visit V`
+    names the patient `example a03 --visit V` discharged."""
+    digest = hashlib.sha256(f"{facility}\x1f{visit}".encode()).hexdigest()
+    return f"EX{int(digest[:12], 16) % 10**7:07d}"
+
+
 def build(
     kind: str,
     *,
@@ -171,7 +179,8 @@ def build(
 ) -> Adt:
     """A message of `kind` (see KINDS), sent at `now` (default: the current UTC time, to the
     second), discharged at `now + discharged` and admitted the kind's stay before that.
-    Control id, visit number and MRN are fresh unless given."""
+    Control id and visit number are fresh unless given; the MRN is the visit's own when a
+    visit is given (mrn_of_visit), else fresh."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
     spec = KINDS[kind]
@@ -183,7 +192,7 @@ def build(
         trigger=spec.trigger,
         facility=facility,
         visit=visit or fresh_visit(),
-        mrn=mrn or fresh_mrn(),
+        mrn=mrn or (mrn_of_visit(facility, visit) if visit else fresh_mrn()),
         control_id=control_id or fresh_control_id(),
         sent_at=sent,
         person=spec.person,

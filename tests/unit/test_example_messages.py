@@ -83,6 +83,13 @@ def test_control_id_visit_and_mrn_are_fresh_unless_given() -> None:
     assert len(first.control_id) <= 20  # MSH-10 is an ST of 20 in v2.5.1
 
 
+def test_the_kinds_of_one_visit_name_one_patient_unless_an_mrn_is_given() -> None:
+    a03, a08 = (example_messages.build(kind, now=NOW, visit="V1001") for kind in ("a03", "a08"))
+    assert a03.mrn == a08.mrn and a03.control_id != a08.control_id
+    assert example_messages.build("a08", now=NOW, visit="V1002").mrn != a03.mrn
+    assert example_messages.build("a08", now=NOW, visit="V1001", mrn="M9").mrn == "M9"
+
+
 def test_now_defaults_to_the_current_utc_time_to_the_second() -> None:
     before = datetime.now(UTC).replace(microsecond=0)
     message = example_messages.build("a03", discharged="-3h")

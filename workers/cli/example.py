@@ -28,7 +28,9 @@ def example(
         example_messages.DEFAULT_FACILITY, help="MSH-4, PV1-3.4 and the PV1-19 authority"
     ),
     visit: str | None = typer.Option(None, help="PV1-19 visit number (default: a fresh one)"),
-    mrn: str | None = typer.Option(None, help="PID-3 MRN (default: a fresh one)"),
+    mrn: str | None = typer.Option(
+        None, help="PID-3 MRN (default: the visit's own with --visit, else a fresh one)"
+    ),
     zone: str | None = typer.Option(
         None, help="IANA zone the times are written in, with its offset (default: the site's)"
     ),
@@ -38,7 +40,8 @@ def example(
 ) -> None:
     """Print one ADT message to stdout, e.g. `carebridge example a03 | carebridge send -`.
 
-    The patient is fictitious; control id, visit number and MRN are fresh unless given."""
+    The patient is fictitious; control id and visit number are fresh unless given, and the
+    MRN is the visit's own (the same for an a03 and an a08 of one --visit) or fresh."""
     if kind not in example_messages.KINDS:
         raise typer.BadParameter(f"one of {', '.join(example_messages.KINDS)}", param_hint="KIND")
     try:
