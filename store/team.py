@@ -19,7 +19,11 @@ SELECT t.transition_id, t.facility, COALESCE(ct.team, t.facility) AS team, t.pro
     t.escalation_level, t.owner,
     (SELECT count(*) FROM jsonb_array_elements(t.steps) AS s
       WHERE (s ->> 'is_call')::boolean IS TRUE AND s ->> 'status' = 'open'
-        AND (s ->> 'due_at')::timestamptz < $1) AS calls_due_today
+        AND (s ->> 'due_at')::timestamptz < $1) AS calls_due_today,
+    -- every open step, not only the earliest: one overdue step does not hide one due today
+    EXISTS (SELECT 1 FROM jsonb_array_elements(t.steps) AS s
+      WHERE s ->> 'status' = 'open' AND (s ->> 'due_at')::timestamptz >= $4
+        AND (s ->> 'due_at')::timestamptz < $1) AS has_step_due_today
 FROM transitions AS t LEFT JOIN care_teams AS ct ON ct.transition_id = t.transition_id
 WHERE t.status = 'active' AND ($2::text IS NULL OR COALESCE(ct.team, t.facility) = $2)
 ORDER BY t.owner NULLS FIRST, cardinality(t.overdue_steps) > 0 DESC,
@@ -45,7 +49,7 @@ async def overview(
     manager who made calls today without owning an open transition."""
     start = datetime.combine(datetime.now(zone).date(), time(0), tzinfo=zone)
     end = start + timedelta(days=1)
-    rows = await pool.fetch(_ROWS, end, team, MAX_ROWS)
+    rows = await pool.fetch(_ROWS, end, team, MAX_ROWS, start)
     made = {
         row["actor"]: int(row["calls"]) for row in await pool.fetch(_CALLS_MADE, start, end, team)
     }
@@ -57,8 +61,7 @@ async def overview(
         loads[owner] = load
         load.open += 1
         load.overdue += bool(row["overdue_steps"])
-        due = row["next_due_at"]
-        load.due_today += due is not None and start <= due < end
+        load.due_today += bool(row["has_step_due_today"])
         load.calls_due_today += int(row["calls_due_today"])
         load.rows.append(row)
     for actor, calls in sorted(made.items()):

@@ -112,8 +112,9 @@ def banner(console: Console, settings: Settings, access: DevelopmentAccess | Non
         bearer = f' -H "Authorization: Bearer $(cat {shlex.quote(str(access.token_file))})"'
     console.print("Send a sample discharge:")
     console.print(
-        f"  carebridge example a03 | curl --data-binary @- "
+        f"  carebridge example a03 | curl -s --data-binary @- "
         f"-H 'Content-Type: x-application/hl7-v2+er7'{bearer} {settings.api_url}/adt"
+        " | tr '\\r' '\\n'"
     )
     console.print("  carebridge example a03 | carebridge send -      (over MLLP)")
     console.print("Then: carebridge list, carebridge show <transition-id>.  Ctrl-C stops.")

@@ -277,6 +277,9 @@ def test_a_booked_visit_prints_with_its_time_and_a_passed_deadline_as_soon() -> 
         in html
     )
     assert "We will call you soon to see how you are doing." in html
+    spanish = page(late, clock, language="es")
+    assert f"{spanish_day(visit.date())} a las 10:30" in spanish
+    assert ".." not in spanish  # "a.m." ends the sentence with one period
 
 
 def test_a_completed_call_prints_the_day_we_talked() -> None:

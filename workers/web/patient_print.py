@@ -68,7 +68,12 @@ def environment(language: str) -> Environment:
     def clock(value: time | datetime) -> str:
         return format_time(value, "short", locale=cldr)
 
-    env.filters.update(day=day, long_date=long_date, clock=clock)
+    def clock_ending(value: time | datetime) -> str:
+        """A time that ends a sentence: its abbreviation's period is the sentence's
+        ("a las 10:00 a.m.", not "a.m..")."""
+        return clock(value).rstrip(".")
+
+    env.filters.update(day=day, long_date=long_date, clock=clock, clock_ending=clock_ending)
     return env
 
 
