@@ -44,7 +44,8 @@ async def test_plain_payloads_pass_through_and_tampering_is_detected() -> None:
     codec = EncryptionCodec(Keyring.generate("a"))
     assert await codec.decode([PLAIN]) == [PLAIN]
     [sealed] = await codec.encode([PLAIN])
-    tampered = Payload(metadata=dict(sealed.metadata), data=sealed.data[:-1] + b"\x00")
+    flipped = sealed.data[:-1] + bytes([sealed.data[-1] ^ 1])  # always a different byte
+    tampered = Payload(metadata=dict(sealed.metadata), data=flipped)
     with pytest.raises(InvalidTag):
         await codec.decode([tampered])
 
