@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, get_args, get_origin
@@ -48,32 +49,29 @@ from workers.web.charts import bar_chart
 from workers.web.patient_print import render_patient_plan
 
 router = APIRouter(include_in_schema=False)
-_may_view = require(Role.CARE_MANAGER, Role.SUPERVISOR, Role.OPERATOR)
-_may_supervise = require(Role.SUPERVISOR)
 
 
 class SignInRequired(Exception):
     """A page asked for without a session (or token): answered with the login page."""
 
 
-async def _viewer(request: Request) -> Principal:
-    try:
-        return await _may_view(request)
-    except HTTPException as exc:
-        if exc.status_code == 401:
-            raise SignInRequired from None
-        raise
+def _page_for(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
+    """require(*roles) for a page: no credentials answer the login page instead of a 401."""
+    admitted = require(*roles)
+
+    async def dependency(request: Request) -> Principal:
+        try:
+            return await admitted(request)
+        except HTTPException as exc:
+            if exc.status_code == 401:
+                raise SignInRequired from None
+            raise
+
+    return dependency
 
 
-async def _supervisor(request: Request) -> Principal:
-    try:
-        return await _may_supervise(request)
-    except HTTPException as exc:
-        if exc.status_code == 401:
-            raise SignInRequired from None
-        raise
-
-
+_viewer = _page_for(Role.CARE_MANAGER, Role.SUPERVISOR, Role.OPERATOR)
+_supervisor = _page_for(Role.SUPERVISOR)
 Viewer = Depends(_viewer)
 Seeing = Annotated[Principal, Viewer]
 SupervisorPage = Annotated[Principal, Depends(_supervisor)]
