@@ -30,6 +30,12 @@ BARE_PATIENT = example_messages.Person("DOE", "JANE", "Q", "19480312", "F")
 T = TypeVar("T")
 
 
+def transition_of(settings: Settings, facility: str, visit: str) -> str:
+    """The transition id the stack gives a facility's visit (under the settings' key)."""
+    secret = settings.key_secret.get_secret_value()
+    return keys.transition_id(keys.encounter_key(secret, facility, visit))
+
+
 def database_dsn(settings: Settings) -> str:
     """The settings' PostgreSQL DSN in clear (a SecretStr prints as stars)."""
     assert settings.database_url is not None

@@ -13,7 +13,7 @@ from ingest.intake import AdtIntake
 from schemas import keys
 from schemas.transition import TransitionState
 from store import inbox as store_inbox
-from tests.helpers import a03, assert_eventually, inbox_rows_containing, msa, segment
+from tests.helpers import a03, assert_eventually, inbox_rows_containing, msa, segment, transition_of
 from tests.integration.conftest import RunningStack
 from workers.listener import END_BLOCK, frame
 from workers.runtime.embedded import find_binary
@@ -22,11 +22,6 @@ from workers.runtime.temporal import DATA_CONVERTER
 from workflows import search_attributes
 
 REFERRAL_DOMAINS = ("housing", "food", "transportation", "utilities", "safety")
-
-
-def transition_of(settings: Settings, facility: str, visit: str) -> str:
-    secret = settings.key_secret.get_secret_value()
-    return keys.transition_id(keys.encounter_key(secret, facility, visit))
 
 
 async def inbox_rows(pool: asyncpg.Pool, facility: str) -> list[asyncpg.Record]:

@@ -7,15 +7,9 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from schemas import keys
-from tests.helpers import a03, assert_eventually
+from tests.helpers import a03, assert_eventually, transition_of
 from tests.integration.conftest import RunningStack
 from workers.runtime.settings import Settings
-
-
-def transition_of(settings: Settings, facility: str, visit: str) -> str:
-    secret = settings.key_secret.get_secret_value()
-    return keys.transition_id(keys.encounter_key(secret, facility, visit))
 
 
 async def discharge(

@@ -19,7 +19,6 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from schemas import keys
 from schemas.maintenance import SweepReport
 from store import inbox, security
 from store.encryption import FieldCipher, SealError
@@ -31,6 +30,7 @@ from tests.helpers import (
     files_holding,
     inbox_rows_containing,
     msa,
+    transition_of,
     with_event,
     with_field,
 )
@@ -89,11 +89,6 @@ async def send(stack: RunningStack, bearer: Bearer, raw: bytes) -> str:
     )
     assert answer.status_code == 200, answer.text
     return answer.text
-
-
-def transition_of(settings: Settings, facility: str, visit: str) -> str:
-    secret = settings.key_secret.get_secret_value()
-    return keys.transition_id(keys.encounter_key(secret, facility, visit))
 
 
 async def planned(stack: RunningStack, bearer: Bearer, tid: str) -> None:

@@ -22,7 +22,7 @@ from schemas import keys
 from schemas.protocol_library import load_library
 from store import inbox
 from store.reports import report
-from tests.helpers import MllpClient, a03, assert_eventually, msa, start_direct
+from tests.helpers import MllpClient, a03, assert_eventually, msa, start_direct, transition_of
 from tests.integration.conftest import (
     Hooks,
     Mailbox,
@@ -42,11 +42,6 @@ def hl7_time(instant: datetime) -> str:
 
 def days_ago(days: float) -> str:
     return hl7_time(datetime.now(UTC) - timedelta(days=days))
-
-
-def transition_of(settings: Settings, facility: str, visit: str) -> str:
-    secret = settings.key_secret.get_secret_value()
-    return keys.transition_id(keys.encounter_key(secret, facility, visit))
 
 
 async def notifications_of(pool: asyncpg.Pool, transitions: list[str]) -> list[asyncpg.Record]:

@@ -12,7 +12,15 @@ import asyncpg
 
 from schemas import keys
 from schemas.transition import StepStatus
-from tests.helpers import MllpClient, a03, assert_eventually, msa, segment, with_event
+from tests.helpers import (
+    MllpClient,
+    a03,
+    assert_eventually,
+    msa,
+    segment,
+    transition_of,
+    with_event,
+)
 from tests.integration.conftest import RunningStack
 from workers.runtime.settings import Settings
 from workflows.transition import TransitionWorkflow
@@ -25,11 +33,6 @@ def fresh_facility() -> str:
 def patient(settings: Settings, facility: str, mrn: str) -> str:
     """The patient key routing computes for MRN^^^facility^MR."""
     return keys.patient_key(settings.key_secret.get_secret_value(), facility, mrn)
-
-
-def transition_of(settings: Settings, facility: str, visit: str) -> str:
-    secret = settings.key_secret.get_secret_value()
-    return keys.transition_id(keys.encounter_key(secret, facility, visit))
 
 
 def merge(

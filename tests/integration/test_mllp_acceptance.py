@@ -23,16 +23,12 @@ from tests.helpers import (
     inbox_rows_containing,
     msa,
     segment,
+    transition_of,
     with_event,
 )
 from tests.integration.conftest import RunningStack
 from workers.runtime.settings import Settings
 from workflows.transition import TransitionWorkflow
-
-
-def transition_of(settings: Settings, facility: str, visit: str) -> str:
-    secret = settings.key_secret.get_secret_value()
-    return keys.transition_id(keys.encounter_key(secret, facility, visit))
 
 
 async def state_of(env: WorkflowEnvironment, transition: str) -> TransitionState:

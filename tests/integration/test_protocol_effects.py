@@ -9,14 +9,9 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from schemas import keys
-from tests.helpers import a03, assert_eventually, msa
+from tests.helpers import a03, assert_eventually, msa, transition_of
 from tests.integration.conftest import RunningStack
 from workers.runtime.settings import Settings
-
-
-def transition_of(settings: Settings, facility: str, visit: str) -> str:
-    secret = settings.key_secret.get_secret_value()
-    return keys.transition_id(keys.encounter_key(secret, facility, visit))
 
 
 async def test_overdue_steps_escalate_into_the_notifications_outbox(

@@ -25,7 +25,7 @@ from schemas.protocol import DueRule, DueUnit, EscalationLevel, Protocol, StepRu
 from schemas.transition import ReassignRequest
 from store import care_teams, roster, security
 from tests.conftest import TEST_KEYS
-from tests.helpers import a03, assert_eventually, database_dsn, start_direct
+from tests.helpers import a03, assert_eventually, database_dsn, start_direct, transition_of
 from tests.integration.conftest import (
     RunningStack,
     assert_projected,
@@ -301,11 +301,6 @@ async def discharged(stack: RunningStack, tokens: Tokens, facility: str, raw: by
         headers={"Content-Type": "x-application/hl7-v2+er7", **tokens["feed"]},
     )
     assert "|AA|" in response.text, response.text
-
-
-def transition_of(settings: Settings, facility: str, visit: str) -> str:
-    secret = settings.key_secret.get_secret_value()
-    return keys.transition_id(keys.encounter_key(secret, facility, visit))
 
 
 async def test_care_teams_are_the_practices_for_the_worklist_and_token_teams(
