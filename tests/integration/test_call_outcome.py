@@ -169,7 +169,7 @@ async def test_calls_and_notes_from_the_cli_show_in_show(
         "--reached",
         "caregiver",
         "--appointment",
-        appointment.replace(tzinfo=None).isoformat(),  # local, in the site's zone
+        appointment.replace(tzinfo=None).isoformat(),  # local, in the facility's zone (the site's)
         "--appointment-status",
         "confirmed",
         "--red-flag",

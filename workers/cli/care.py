@@ -30,20 +30,15 @@ from schemas.transition import (
 )
 from workers.cli.app import app, console, err_console, run_command, site_zone
 from workers.cli.audit_trail import audited
-from workers.cli.transitions import BY, KEY, _act, _handle, _key, _request, _state
+from workers.cli.transitions import BY, KEY, _act, _handle, _instant, _key, _request, _state
 from workers.cli.views import local
 from workers.runtime.settings import Settings, get_settings
 
 
-def _when(value: str | None, option: str) -> datetime | None:
-    """An ISO time; one without an offset is read in the site's zone."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not an ISO time", param_hint=option) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=site_zone())
+def _when(transition_id: str, value: str | None) -> datetime | None:
+    """A typed time (--at, --appointment) read as snooze --until reads it: without an offset,
+    local to the transition's facility; refused when the clocks skip it."""
+    return _instant(transition_id, value) if value is not None else None
 
 
 @app.command()
@@ -113,12 +108,16 @@ def call(
     reached: Reached = typer.Option(..., "--reached", help="patient, caregiver or nobody"),
     left_message: bool = typer.Option(False, "--left-message"),
     wrong_number: bool = typer.Option(False, "--wrong-number"),
-    at: str | None = typer.Option(None, "--at", help="when (ISO; default now)"),
+    at: str | None = typer.Option(
+        None, "--at", help="when (ISO; default now; without an offset, the facility's local time)"
+    ),
     medication_problems: bool | None = typer.Option(
         None, "--medication-problems/--no-medication-problems"
     ),
     medication_notes: str | None = typer.Option(None, "--medication-notes"),
-    appointment: str | None = typer.Option(None, "--appointment", help="ISO date and time"),
+    appointment: str | None = typer.Option(
+        None, "--appointment", help="ISO date and time (as --at)"
+    ),
     appointment_status: AppointmentStatus = typer.Option(
         AppointmentStatus.BOOKED, "--appointment-status"
     ),
@@ -133,13 +132,13 @@ def call(
         CallOutcomeRequest,
         step_id=step,
         by=by,
-        at=_when(at, "--at"),
+        at=_when(transition_id, at),
         reached=reached,
         left_message=left_message,
         wrong_number=wrong_number,
         medication_problems=medication_problems,
         medication_notes=medication_notes,
-        appointment_at=_when(appointment, "--appointment"),
+        appointment_at=_when(transition_id, appointment),
         appointment_status=appointment_status,
         red_flags=tuple(red_flag),
         social_needs=social_needs,
