@@ -18,7 +18,7 @@ from schemas.risk import RiskAssessment
 from schemas.site import SiteConfig
 from schemas.timeline import call_details
 from schemas.transition import StepState, TransitionPlan, TransitionState
-from schemas.worklist import PatientSummary
+from schemas.worklist import Bucket, PatientSummary
 
 
 def local(value: datetime | None, zone: ZoneInfo) -> str:
@@ -45,11 +45,11 @@ def due_now(row: dict[str, Any], zone: ZoneInfo) -> str:
     """Every step of a worklist row that is overdue or due on the day, most urgent first."""
     shown = []
     for step in row.get("due_steps") or ():
-        if step["bucket"] == "later":
+        if step["bucket"] == Bucket.LATER:
             continue
         if step["missed_before_arrival"]:
             text = f"{step['step_id']} (missed before arrival)"
-        elif step["bucket"] == "overdue":
+        elif step["bucket"] == Bucket.OVERDUE:
             text = f"{step['step_id']} (overdue)"
         else:
             text = f"{step['step_id']} (today {step['due_at'].astimezone(zone):%H:%M})"
