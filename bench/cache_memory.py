@@ -15,31 +15,19 @@ import asyncio
 import gc
 import json
 import os
-import shutil
-import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.testing import WorkflowEnvironment
 
 from bench.results import save
-from schemas import keys
+from bench.stack import embedded_stack, start_transition
 from schemas.protocol_library import load_library
-from schemas.transition import TransitionInput
-from store.db import create_pool
-from store.migrate import migrate
-from workers.runtime.codec import Keyring
-from workers.runtime.embedded import find_binary, start_embedded_postgres
 from workers.runtime.logs import configure_logging
 from workers.runtime.settings import Settings
-from workers.runtime.temporal import data_converter
 from workers.worker import build_worker
-from workflows import search_attributes
-from workflows.transition import TransitionWorkflow
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -74,39 +62,24 @@ async def settled(pool: Any, client: Any, ids: list[str], settle_seconds: float)
 
 
 async def run(count: int, protocol_id: str, age_days: float) -> dict[str, Any]:
-    state = Path(tempfile.mkdtemp(prefix="cb-cache-"))
-    server = await asyncio.to_thread(start_embedded_postgres, state / "pg", cleanup_mode="delete")
-    pool = await create_pool(str(server.get_uri()), max_size=20)
-    await migrate(pool)
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"),
-        data_converter=data_converter(Keyring.generate("bench")),
-        search_attributes=search_attributes.ALL,
-    )
-    settings = Settings(
-        state_dir=state, task_queue=f"cache-{uuid.uuid4()}", worker_cached_workflows=count + 10
-    )
-    protocol = load_library(settings.protocols_dir).latest(protocol_id)
-    discharged = datetime.now(UTC) - timedelta(days=age_days)
+    async with embedded_stack("cb-cache-") as (state, pool, env):
+        settings = Settings(
+            state_dir=state, task_queue=f"cache-{uuid.uuid4()}", worker_cached_workflows=count + 10
+        )
+        protocol = load_library(settings.protocols_dir).latest(protocol_id)
+        discharged = datetime.now(UTC) - timedelta(days=age_days)
 
-    async def start(n: int) -> str:
-        tid = f"cache{n:07d}{uuid.uuid4().hex[:12]}"
-        await env.client.start_workflow(
-            TransitionWorkflow.run,
-            TransitionInput(
-                transition_id=tid,
-                encounter_key=tid.ljust(64, "0"),
+        async def start(n: int) -> str:
+            return await start_transition(
+                env.client,
+                settings.task_queue,
+                f"cache{n:07d}{uuid.uuid4().hex[:12]}",
                 facility="CACHE",
                 discharged_at=discharged,
                 protocol=protocol,
-            ),
-            id=keys.workflow_id(tid),
-            task_queue=settings.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-        )
-        return keys.workflow_id(tid)
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            )
 
-    try:
         async with build_worker(env.client, pool, settings):
             warm = [await start(n) for n in range(3)]  # imports, sandbox, first replays
             await settled(pool, env.client, warm, 3)
@@ -114,21 +87,17 @@ async def run(count: int, protocol_id: str, age_days: float) -> dict[str, Any]:
             ids = list(await asyncio.gather(*(start(n) for n in range(3, 3 + count))))
             lengths = await settled(pool, env.client, ids, 5)
             after = rss_bytes()
-        return {
-            "bench": "cache_memory",
-            "at": datetime.now(UTC).isoformat(),
-            "transitions": count,
-            "protocol": protocol_id,
-            "age_days": age_days,
-            "history_events": {"min": min(lengths), "max": max(lengths)},
-            "rss_mib_before": round(before / 2**20, 1),
-            "rss_mib_after": round(after / 2**20, 1),
-            "kib_per_cached_transition": round((after - before) / count / 1024, 1),
-        }
-    finally:
-        await env.shutdown()
-        await pool.close()
-        shutil.rmtree(state, ignore_errors=True)
+    return {
+        "bench": "cache_memory",
+        "at": datetime.now(UTC).isoformat(),
+        "transitions": count,
+        "protocol": protocol_id,
+        "age_days": age_days,
+        "history_events": {"min": min(lengths), "max": max(lengths)},
+        "rss_mib_before": round(before / 2**20, 1),
+        "rss_mib_after": round(after / 2**20, 1),
+        "kib_per_cached_transition": round((after - before) / count / 1024, 1),
+    }
 
 
 def main() -> None:

@@ -14,30 +14,17 @@ import argparse
 import asyncio
 import json
 import resource
-import shutil
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from temporalio.testing import WorkflowEnvironment
-
 from bench.results import save
-from schemas import keys
+from bench.stack import embedded_stack, start_transition
 from schemas.protocol import DueRule, DueUnit, EscalationLevel, Protocol, StepRule
-from schemas.transition import TransitionInput
-from store.db import create_pool
-from store.migrate import migrate
-from workers.runtime.codec import Keyring
-from workers.runtime.embedded import find_binary, start_embedded_postgres
 from workers.runtime.logs import configure_logging
 from workers.runtime.settings import Settings
-from workers.runtime.temporal import data_converter
 from workers.worker import build_worker
-from workflows import search_attributes
-from workflows.transition import TransitionWorkflow
 
 STORM = Protocol(
     id="storm",
@@ -71,46 +58,33 @@ async def wait_for_count(pool: Any, table: str, count: int, until: datetime) -> 
 
 
 async def run(count: int, lead_seconds: float, memory: bool, cache: int) -> dict[str, Any]:
-    state = Path(tempfile.mkdtemp(prefix="cb-storm-"))
-    server = await asyncio.to_thread(start_embedded_postgres, state / "pg", cleanup_mode="delete")
-    pool = await create_pool(str(server.get_uri()), max_size=20)
-    await migrate(pool)
-    keyring = Keyring.generate("bench")
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"),
-        dev_server_database_filename=str(state / "temporal.db"),
+    async with embedded_stack(
+        "cb-storm-",
+        temporal_file="temporal.db",
         dev_server_extra_args=[
             "--sqlite-pragma",
             "journal_mode=wal",
             "--sqlite-pragma",
             "synchronous=normal",
         ],
-        data_converter=data_converter(keyring),
-        search_attributes=search_attributes.ALL,
-    )
-    settings = Settings(
-        state_dir=state, task_queue=f"storm-{uuid.uuid4()}", worker_cached_workflows=cache
-    )
-    empty_db = await pool.fetchval("SELECT pg_database_size(current_database())")
-    try:
+    ) as (state, pool, env):
+        settings = Settings(
+            state_dir=state, task_queue=f"storm-{uuid.uuid4()}", worker_cached_workflows=cache
+        )
+        empty_db = await pool.fetchval("SELECT pg_database_size(current_database())")
         due = datetime.now(UTC) + timedelta(seconds=lead_seconds)
         started = time.perf_counter()
         semaphore = asyncio.Semaphore(32)
 
         async def start(n: int) -> None:
-            tid = f"storm{n:07d}{uuid.uuid4().hex[:12]}"
             async with semaphore:
-                await env.client.start_workflow(
-                    TransitionWorkflow.run,
-                    TransitionInput(
-                        transition_id=tid,
-                        encounter_key=tid.ljust(64, "0"),
-                        facility="STORM",
-                        discharged_at=due,
-                        protocol=STORM,
-                    ),
-                    id=keys.workflow_id(tid),
-                    task_queue=settings.task_queue,
+                await start_transition(
+                    env.client,
+                    settings.task_queue,
+                    f"storm{n:07d}{uuid.uuid4().hex[:12]}",
+                    facility="STORM",
+                    discharged_at=due,
+                    protocol=STORM,
                 )
 
         async with build_worker(env.client, pool, settings):
@@ -151,10 +125,6 @@ async def run(count: int, lead_seconds: float, memory: bool, cache: int) -> dict
             if memory
             else None,
         }
-    finally:
-        await env.shutdown()
-        await pool.close()
-        shutil.rmtree(state, ignore_errors=True)
 
 
 def main() -> None:
