@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from store.encryption import FieldCipher, SealError
+from store.reseal import BATCH, reseal_rows
 
 Row = Mapping[str, Any] | asyncpg.Record  # a row as fetched, or as a dict of its columns
 
@@ -270,8 +271,6 @@ class RawUnavailable(Exception):
         self.removed = removed
 
 
-BATCH = 500  # rows per transaction when sealing or re-encrypting
-
 _PLAINTEXT = """
 SELECT id, raw FROM adt_inbox WHERE raw IS NOT NULL AND raw_sealed IS NULL
 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
@@ -321,40 +320,19 @@ async def seal_plaintext(pool: asyncpg.Pool, cipher: FieldCipher, *, batch: int 
         sealed += len(rows)
 
 
-_NOT_CURRENT = """
-SELECT id, raw_sealed FROM adt_inbox
-WHERE raw_sealed IS NOT NULL AND raw_key_id IS DISTINCT FROM $1
-ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
-"""
-_RESEAL = """
-UPDATE adt_inbox AS i SET raw_sealed = v.sealed, raw_key_id = $3
-FROM unnest($1::bigint[], $2::bytea[]) AS v(id, sealed)
-WHERE i.id = v.id
-"""
-
-
 async def reencrypt(pool: asyncpg.Pool, cipher: FieldCipher, *, batch: int = BATCH) -> int:
     """Reseal every raw message not sealed under the current key, `batch` rows per
     transaction; idempotent. Returns how many it resealed. A value under a key the keyring
     does not hold stops it with a SealError naming the row (the batch's rows stay as they
     were)."""
-    resealed = 0
-    while True:
-        async with pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(_NOT_CURRENT, cipher.current, batch)
-            if not rows:
-                return resealed
-            await conn.execute(
-                _RESEAL,
-                [row["id"] for row in rows],
-                [_resealed(cipher, row) for row in rows],
-                cipher.current,
-            )
-        resealed += len(rows)
-
-
-def _resealed(cipher: FieldCipher, row: Row) -> bytes:
-    try:
-        return cipher.reseal(bytes(row["raw_sealed"]), _context(row["id"]))
-    except SealError as exc:  # e.g. "sealed with unknown key 'a'": the keyring lacks it
-        raise SealError(f"inbox message {row['id']} cannot be re-encrypted: {exc}") from None
+    return await reseal_rows(
+        pool,
+        cipher,
+        table="adt_inbox",
+        key_column="id",
+        sealed_column="raw_sealed",
+        key_id_column="raw_key_id",
+        key_type="bigint",
+        context=_context,
+        batch=batch,
+    )

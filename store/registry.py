@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 
 from schemas.adt import AdtEvent
-from store.encryption import BlindIndex, FieldCipher, SealError, key_id_of
+from store.encryption import BlindIndex, FieldCipher
 from store.registry_rules import (
     ENCOUNTER_FIELDS,
     PATIENT_FIELDS,
@@ -37,6 +37,7 @@ from store.registry_rules import (
     patient_of,
     patient_update,
 )
+from store.reseal import reseal_rows
 
 __all__ = [
     "EncounterDetails",
@@ -53,7 +54,6 @@ __all__ = [
 # A pool, or a connection (then the caller's transaction holds the registry's writes).
 Db = Any
 MAX_HOPS = 16  # merges followed to a survivor (store/aliases.py has the same bound)
-REENCRYPT_BATCH = 500
 _LOCK_CLASS = 0x0CB5  # the registry's advisory locks (pg_advisory_xact_lock(class, hash))
 
 
@@ -350,36 +350,14 @@ async def reencrypt(pool: asyncpg.Pool, cipher: FieldCipher) -> int:
         ("patients", "patient_key", patient_context),
         ("encounter_details", "transition_id", encounter_context),
     ):
-        after = ""
-        while True:
-            async with pool.acquire() as conn, conn.transaction():
-                rows = await conn.fetch(
-                    f"SELECT {key_column} AS key, sealed, key_id FROM {table} "
-                    f"WHERE key_id <> $1 AND {key_column} > $2 "
-                    f"ORDER BY {key_column} LIMIT $3 FOR UPDATE",
-                    cipher.current,
-                    after,
-                    REENCRYPT_BATCH,
-                )
-                for row in rows:
-                    await conn.execute(
-                        f"UPDATE {table} SET sealed = $2, key_id = $3 WHERE {key_column} = $1",
-                        row["key"],
-                        _resealed(cipher, bytes(row["sealed"]), context(row["key"]), table),
-                        cipher.current,
-                    )
-            total += len(rows)
-            if len(rows) < REENCRYPT_BATCH:
-                break
-            after = rows[-1]["key"]
+        total += await reseal_rows(
+            pool,
+            cipher,
+            table=table,
+            key_column=key_column,
+            sealed_column="sealed",
+            key_id_column="key_id",
+            key_type="text",
+            context=context,
+        )
     return total
-
-
-def _resealed(cipher: FieldCipher, sealed: bytes, context: str, table: str) -> bytes:
-    try:
-        return cipher.reseal(sealed, context)
-    except SealError:
-        raise SealError(
-            f"a {table} row sealed with key {key_id_of(sealed)!r} does not open: add that key "
-            "to the keyring (CAREBRIDGE_CODEC_KEYS) and run it again"
-        ) from None

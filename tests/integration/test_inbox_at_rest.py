@@ -232,7 +232,9 @@ async def test_a_row_sealed_under_key_a_reads_under_b_alone_after_reencrypt(
         message_type="ADT^A03",
     )
     only_b = FieldCipher({"b": key_b}, "b")
-    with pytest.raises(SealError, match=f"inbox message {entry.id} cannot be re-encrypted"):
+    with pytest.raises(
+        SealError, match=f"adt_inbox row {entry.id} is sealed with key .a., which does not open"
+    ):
         await inbox.reencrypt(own_pool, only_b)  # refused: key a is not in that keyring
 
     a_and_b = FieldCipher({"a": key_a, "b": key_b}, "b")
