@@ -11,8 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.social_needs import HrsnDomain
 
-PHONE_PATTERN = r"^\+?[0-9 ()\-.]{7,25}$"
-
 
 class ContactChannel(StrEnum):
     PHONE = "phone"
