@@ -4,6 +4,13 @@
 Each transition discharged in the period is judged by the same pure functions the workflow
 uses for its closing outcome (schemas/outcome.py), on the step summaries the projection
 keeps, so a report on open transitions says where they stand today.
+
+HEDIS TRC's admission notification and discharge information count only with evidence that
+the information was filed in the outpatient record (store/trc_evidence.py: a recorded
+"filed" action or a document event) within the component's day 0 .. day +2: an ADT
+received by itself meets neither (NCQA TRC FAQ, 2024-02-15). A patient whose roster
+program is APCM has TCM "bundled in APCM": TCM is not billable in a month the practice
+bills Advanced Primary Care Management, G0556-G0558 (CMS CY2025 PFS final rule).
 """
 
 from __future__ import annotations
@@ -37,6 +44,12 @@ from schemas.transition import (
 
 ReportKind = Literal["tcm", "trc", "readmissions", "social-needs"]
 CONNECTED_WITHIN = timedelta(days=14)
+APCM_PROGRAM = "apcm"
+BUNDLED_IN_APCM = "bundled in APCM"
+APCM_REASON = (
+    "the practice bills APCM (G0556-G0558) for this patient: TCM is not billable in that "
+    "month (CMS 2025)"
+)
 
 
 async def _rows(
@@ -46,8 +59,15 @@ async def _rows(
         """
         SELECT t.transition_id, t.facility, t.protocol_id, t.protocol_version, t.status,
                t.discharged_at, t.risk_tier, t.lace, t.steps, t.readmitted_at,
-               EXISTS (SELECT 1 FROM encounters e WHERE e.encounter_key = t.encounter_key
-                       AND e.kind = 'admission') AS admission_notified
+               (SELECT min(e.at) FROM encounters e WHERE e.encounter_key = t.encounter_key
+                AND e.kind = 'admission') AS admitted_at,
+               ARRAY(SELECT v.at FROM trc_evidence v WHERE v.transition_id = t.transition_id
+                     AND v.component = 'admission_notification') AS admission_evidence,
+               ARRAY(SELECT v.at FROM trc_evidence v WHERE v.transition_id = t.transition_id
+                     AND v.component = 'discharge_information') AS discharge_evidence,
+               (SELECT r.program FROM encounters e JOIN roster r ON r.patient_key = e.patient_key
+                WHERE e.encounter_key = t.encounter_key AND r.program IS NOT NULL
+                LIMIT 1) AS program
         FROM transitions t
         WHERE t.discharged_at >= $1 AND t.discharged_at < $2
           AND ($3::text IS NULL OR t.facility = $3)
@@ -84,6 +104,13 @@ def _day(instant: datetime | None, discharged: datetime, zone: ZoneInfo) -> int 
     return None if instant is None else day_after_discharge(instant, discharged, zone)
 
 
+def _evidenced(evidence: list[datetime], since: datetime | None, days: int, zone: ZoneInfo) -> bool:
+    """Some evidence on the local day of `since` through day +`days`."""
+    if since is None:
+        return False
+    return any(0 <= day_after_discharge(at, since, zone) <= days for at in evidence)
+
+
 def _judge(row: asyncpg.Record, library: ProtocolLibrary) -> dict[str, Any]:
     protocol = library.versions[row["protocol_id"]][row["protocol_version"]]
     site = library.site
@@ -109,6 +136,13 @@ def _judge(row: asyncpg.Record, library: ProtocolLibrary) -> dict[str, Any]:
     tcm = tcm_outcome(transition, steps, status, row["readmitted_at"])
     trc = trc_outcome(transition, steps)
     discharged = row["discharged_at"]
+    days = site.policy.trc_discharge_information_days
+    apcm = tcm.applicable and (row["program"] or "").strip().lower() == APCM_PROGRAM
+    if apcm:
+        code, reasons = BUNDLED_IN_APCM, APCM_REASON
+    else:
+        code = tcm.code or ("not eligible" if tcm.applicable else "not applicable")
+        reasons = "; ".join(tcm.reasons)
     return {
         "transition_id": row["transition_id"],
         "facility": row["facility"],
@@ -122,10 +156,13 @@ def _judge(row: asyncpg.Record, library: ProtocolLibrary) -> dict[str, Any]:
         else False,
         "contact_attempts": len(contact.attempts) if contact else 0,
         "visit_day": _day(visit.completed_at if visit else None, discharged, zone),
-        "tcm_code": tcm.code or ("not eligible" if tcm.applicable else "not applicable"),
-        "tcm_reasons": "; ".join(tcm.reasons),
-        "trc_admission_notification": bool(row["admission_notified"]),
-        "trc_discharge_information": trc.discharge_information,
+        "tcm_code": code,
+        "tcm_reasons": reasons,
+        "trc_admission_notification": _evidenced(
+            list(row["admission_evidence"]), row["admitted_at"], days, zone
+        ),
+        "trc_discharge_information": trc.discharge_information
+        or _evidenced(list(row["discharge_evidence"]), discharged, days, zone),
         "trc_patient_engagement": trc.patient_engagement,
         "trc_medication_reconciliation": trc.medication_reconciliation,
         "readmitted": row["readmitted_at"] is not None,
@@ -265,6 +302,7 @@ def summarise(kind: ReportKind, rows: list[dict[str, Any]]) -> dict[str, Any]:
             "99496": codes.count("99496"),
             "99495": codes.count("99495"),
             "not_eligible": codes.count("not eligible"),
+            "bundled_in_apcm": codes.count(BUNDLED_IN_APCM),
         }
     if kind == "trc":
         components = (

@@ -33,6 +33,7 @@ from workers.api import (
     protocols,
     reports,
     transitions,
+    trc_evidence,
 )
 from workers.api.auth import Role, require
 from workers.api.common import describe_errors, problem
@@ -122,6 +123,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.include_router(care_plan.router)
     app.include_router(ownership.router)
     app.include_router(calls.router)
+    app.include_router(trc_evidence.router)
     app.include_router(audit.router)
     app.include_router(pages.router)
     app.include_router(codec_server.router)

@@ -206,6 +206,7 @@ async def test_tcm_report_matches_the_hand_computed_figures(
         "99496": 1,
         "99495": 3,
         "not_eligible": 6,
+        "bundled_in_apcm": 0,
     }
     rows = {r["transition_id"].split("-")[-1]: r for r in result["rows"]}
     assert rows["T04"]["contact_attempts"] == 2 and rows["T03"]["visit_day"] == 8
@@ -217,7 +218,9 @@ async def test_trc_and_readmission_reports(pool: asyncpg.Pool, scenario: str) ->
     trc = await run(pool, "trc", scenario)
     assert trc["summary"] == {
         "discharges": 12,
-        "trc_admission_notification_pct": 16.7,  # T01, T02
+        # T01 and T02 have their A01 only: no filing recorded (tests/integration/
+        # test_trc_evidence.py), so none counts (NCQA TRC FAQ 2024-02-15)
+        "trc_admission_notification_pct": 0.0,
         "trc_discharge_information_pct": 8.3,  # T08
         "trc_patient_engagement_pct": 75.0,  # all but T08, T10, T12
         "trc_medication_reconciliation_pct": 58.3,  # T01-T05, T07, T11
