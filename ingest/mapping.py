@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import hl7
 
-from ingest import er7
+from ingest import er7, feed_mapping
 from ingest.errors import (
     SEGMENT_SEQUENCE_ERROR,
     UNSUPPORTED_MESSAGE_TYPE,
@@ -43,6 +43,8 @@ REQUIRED_FIELDS = (
     ("PV1", 2, "patient class"),
 )
 DEFAULT_VISIT_SOURCES = ("PV1-19", "PID-18", "PV1-50")
+# ADT, and the feed's scheduling (SIU) and document (MDM) messages (ingest/feed_mapping.py).
+MESSAGE_TYPES = ("ADT", "SIU", "MDM")
 # Merges of patient identifiers: each MRG-1 patient becomes the PID-3 patient of its group.
 # A34 and A36 (v2.3's merge patient information), A39 (merge person) and A40 (merge patient),
 # whose PID/MRG groups repeat in ADT_A39; A47 (change patient identifier list) re-keys the
@@ -259,10 +261,10 @@ def to_event(
     head = header(message)
     if not head.control_id:
         raise HL7Error(AckCode.REJECT, "MSH-10 message control id is required", "MSH", 10)
-    if head.message_type != "ADT":
+    if head.message_type not in MESSAGE_TYPES:
         raise HL7Error(
             AckCode.REJECT,
-            f"message type {head.message_type or '(empty)'} is not ADT",
+            f"message type {head.message_type or '(empty)'} is not ADT, SIU or MDM",
             "MSH",
             9,
             UNSUPPORTED_MESSAGE_TYPE,
@@ -277,7 +279,10 @@ def to_event(
             12,
             UNSUPPORTED_VERSION,
         )
-    _check_structure(message, head.trigger_event)
+    if head.message_type in feed_mapping.SUPPORTED:
+        feed_mapping.check(message, head.message_type, head.trigger_event)
+    else:
+        _check_structure(message, head.trigger_event)
     if not head.facility:
         raise HL7Error(AckCode.ERROR, "MSH-4 sending facility (or MSH-3) is required", "MSH", 4)
     visit_number, visit_source = _visit_number(message, visit_sources)
@@ -299,6 +304,11 @@ def to_event(
     if head.trigger_event == "A03" and discharged_at is None:
         raise HL7Error(AckCode.ERROR, "A03 needs a discharge time (PV1-45 or MSH-7)", "PV1", 45)
 
+    kind = head.message_type
+    scheduled = (
+        feed_mapping.appointment(message, head.trigger_event, zone) if kind == "SIU" else None
+    )
+    document = feed_mapping.document(message, zone, occurred_at) if kind == "MDM" else None
     phones = _phones(message)
     diagnosis = _principal_diagnosis(message)
     return AdtEvent(
@@ -339,6 +349,8 @@ def to_event(
         pcp_ids=_pcp_ids(message),
         pcp_name=_pcp_name(message),
         occurred_at=occurred_at,
+        appointment=scheduled,
+        document=document,
     )
 
 

@@ -23,7 +23,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ingest import er7, mapping, risk
+from ingest import er7, feed_routing, mapping, risk
 from ingest.errors import HL7Error
 from ingest.mapping import ACCOUNT_MERGES, PATIENT_MERGES
 from schemas import keys
@@ -46,6 +46,9 @@ log = structlog.get_logger(__name__)
 # transfer, carries the location the patient is back in). One that arrives before the
 # discharge has started the transition is kept and applied when it starts.
 VISIT_SIGNALS = frozenset({"A02", "A07", "A08", "A12", "A13"})
+# An arrival at a practice clinic the site lists (site.yaml feed.practice_clinics), other than
+# as an inpatient: the patient at the follow-up visit (ingest/feed_routing.py).
+CLINIC_VISITS = frozenset({"A01", "A04"})
 KEPT_OUTCOMES = {
     Outcome.DELIVERED: "delivered",
     Outcome.OLDER: "older than the discharge",
@@ -327,9 +330,56 @@ class AdtRouter:
         transition, for a discharge and the updates delivered to it): a failure to write it
         fails the message like any database failure (not AA, the sender resends)."""
         patient = await self.patient_key(event)
+        if event.header.message_type != "ADT":  # SIU, MDM: the feed's other messages
+            return await self._feed(event, received_at, patient, inbox_id)
         routed = await self._route(event, received_at, patient, inbox_id)
         await self._register(event, received_at, patient, self._own_transition(event, routed))
         return routed
+
+    async def _feed(
+        self, event: AdtEvent, received_at: datetime, patient: str, inbox_id: int | None
+    ) -> Routed:
+        """SIU and MDM (ingest/feed_routing.py). Their PID does not update the registry: the
+        ADT feed is the source of the patient's demographics."""
+        assert self._pool is not None
+        at = event.occurred_at or received_at
+        window = self.library.site.readmission_window_days
+        if event.header.message_type == "SIU":
+            signal = self._signal_of(event, at, appointment=event.appointment, inbox_id=inbox_id)
+            found = await feed_routing.scheduling(
+                self._pool, self._send, event, patient, signal, window
+            )
+        else:
+            written = event.document.at if event.document and event.document.at else at
+            signal = self._signal_of(event, written, inbox_id=inbox_id)
+            transition = keys.transition_id(self.encounter_key(event))
+            found = await feed_routing.document(
+                self._pool,
+                self._send,
+                event,
+                transition,
+                signal,
+                self.library.site.feed,
+                inbox_id,
+            )
+        return Routed(found.status, found.text, found.transition_id)
+
+    async def _clinic_visit(
+        self, event: AdtEvent, at: datetime, patient: str, clinic: str, inbox_id: int | None
+    ) -> Routed:
+        """An A04 (or A01) at a practice clinic: the follow-up visit, on its arrival time."""
+        assert self._pool is not None
+        arrived = event.admitted_at or at
+        signal = self._signal_of(event, arrived, clinic=clinic, inbox_id=inbox_id)
+        found = await feed_routing.clinic_visit(
+            self._pool,
+            self._send,
+            event,
+            patient,
+            signal,
+            self.library.site.readmission_window_days,
+        )
+        return Routed(found.status, found.text, found.transition_id)
 
     def _own_transition(self, event: AdtEvent, routed: Routed) -> str | None:
         """The transition of the event's own visit, when the event is its discharge or an
@@ -360,12 +410,15 @@ class AdtRouter:
     ) -> Routed:
         assert self._pool is not None
         at = event.occurred_at or received_at
+        kind = event.event_type
+        clinic = self.library.site.feed.clinic_at(event.facility, event.location)
+        if clinic is not None and kind in CLINIC_VISITS and event.patient_class != "I":
+            return await self._clinic_visit(event, at, patient, clinic.location, inbox_id)
         if patient:
             if event.patient_class == "E":
                 await self._record(event, patient, encounters.ED_VISIT, event.admitted_at or at)
             if is_admission(event):
                 await self._record(event, patient, encounters.ADMISSION, event.admitted_at or at)
-        kind = event.event_type
         if kind == "A03":
             if reason := await self.not_attributed(event, patient):
                 log.info("adt.not_attributed", rule=self.library.site.attribution.value)

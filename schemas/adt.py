@@ -7,6 +7,8 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from schemas.feed import Appointment, DocumentNotice
+
 # PV1-36 (table 0112, the UB-04 patient status codes) that send the patient to another
 # facility: a hospital, a skilled nursing, intermediate care, rehabilitation, long-term care
 # or psychiatric facility, a swing bed (82-95: the same with a planned readmission).
@@ -167,6 +169,8 @@ class AdtEvent(BaseModel):
     )
     language: str = Field(default="", description="PID-15 identifier, else its text")
     next_of_kin: tuple[NextOfKin, ...] = Field(default=(), description="NK1 segments. PHI")
+    appointment: Appointment | None = Field(default=None, description="SIU: the appointment")
+    document: DocumentNotice | None = Field(default=None, description="MDM: the document")
     pcp_ids: tuple[str, ...] = Field(
         default=(), description="PD1-4 ids and ROL-4 ids of ROL-3 role PP/PCP (attribution)"
     )

@@ -50,6 +50,9 @@ class PlannedStep(BaseModel):
     outcome: str | None = None
     attempts: list[PlannedAttempt] = []
     reach: Reach | None = None
+    appointment_at: datetime | None = Field(default=None, description="a booked visit's time")
+    appointment_with: str | None = None
+    appointment_where: str | None = None
 
 
 def reach_of(state: TransitionState) -> Reach:
@@ -104,6 +107,9 @@ def _planned_step(
         due_at=step.due_at.astimezone(zone) if step.due_at else None,
         overdue=step.overdue_since is not None and not step.is_terminal,
         outcome=step.outcome,
+        appointment_at=step.appointment_at.astimezone(zone) if step.appointment_at else None,
+        appointment_with=step.appointment_with,
+        appointment_where=step.appointment_where,
         attempts=[
             PlannedAttempt(
                 at=attempt.at.astimezone(zone),

@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from schemas.feed import FeedConfig
+
 END_OF_DAY = time(23, 59, 59)
 
 
@@ -416,6 +418,7 @@ class SiteConfig(BaseModel):
     notifications: NotificationConfig = NotificationConfig()
     care_teams: CareTeams = CareTeams()
     practice: Practice = Practice()
+    feed: FeedConfig = FeedConfig()
     selection: tuple[SelectionRule, ...] = ()
 
     @field_validator("attributed_pcp_ids", mode="before")

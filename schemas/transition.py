@@ -9,6 +9,7 @@ from enum import StrEnum
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.call import AppointmentStatus, CallFindings, CallRecord, Evidence
+from schemas.feed import Appointment
 from schemas.person import EMPTY_PROFILE, PersonProfile
 from schemas.protocol import Protocol, RiskTier, StepKind, StepRule, TcmElement
 from schemas.risk import STANDARD_RISK, RiskAssessment
@@ -205,6 +206,12 @@ class StepState(BaseModel):
         default=None, description="the visit's appointment, booked or confirmed on a call"
     )
     appointment_status: AppointmentStatus | None = None
+    appointment_id: str | None = Field(default=None, description="SIU: SCH-2 / SCH-1")
+    appointment_with: str | None = Field(default=None, description="SIU: the provider")
+    appointment_where: str | None = Field(default=None, description="SIU: the clinic")
+    appointment_late: bool = Field(
+        default=False, description="booked after the step's limit: the TCM visit will be late"
+    )
     corrections: list[Correction] = []
 
     @property
@@ -446,6 +453,13 @@ class AdtSignal(BaseModel):
         default=None, description="the event's encounter (for a readmission: the admission)"
     )
     location: str | None = Field(default=None, description="A02: the new PV1-3")
+    appointment: Appointment | None = Field(
+        default=None, description="SIU: the follow-up visit's appointment (the feed)"
+    )
+    clinic: str | None = Field(
+        default=None, description="A04 / A01 at a practice clinic the site lists: its location"
+    )
+    inbox_id: int | None = Field(default=None, description="the message's inbox row")
 
 
 class StepSummary(BaseModel):
@@ -469,6 +483,7 @@ class StepSummary(BaseModel):
     attempts: tuple[tuple[AwareDatetime, AttemptResult], ...] = ()
     is_call: bool = Field(default=False, description="a call step (schemas/call.py)")
     appointment_at: AwareDatetime | None = None
+    appointment_late: bool = False
 
 
 class ProjectionRecord(BaseModel):

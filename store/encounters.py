@@ -115,3 +115,25 @@ async def merge_patient(
         await conn.execute("DELETE FROM encounters WHERE patient_key = $1", source)
         await aliases.record(conn, merged_key=source, surviving_key=target, event_type=event_type)
     return int(moved.split()[-1])
+
+
+async def discharges_of_patient(
+    pool: asyncpg.Pool, patient_key: str, *, before: datetime, window_days: int = 30
+) -> list[str]:
+    """Transitions of this patient's discharges in the `window_days` up to `before`, newest
+    first, leaving out those the projection shows closed (what a scheduling message or a
+    clinic visit of the patient may be about)."""
+    rows = await pool.fetch(
+        """
+        SELECT e.transition_id FROM encounters e
+        LEFT JOIN transitions t ON t.transition_id = e.transition_id
+        WHERE e.patient_key = $1 AND e.kind = 'discharge' AND e.transition_id IS NOT NULL
+          AND e.at <= $2 AND e.at > $2 - make_interval(days => $3)
+          AND (t.status IS NULL OR t.status = 'active')
+        ORDER BY e.at DESC
+        """,
+        patient_key,
+        before,
+        window_days,
+    )
+    return [row["transition_id"] for row in rows]

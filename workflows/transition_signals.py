@@ -13,7 +13,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from schemas.transition import AdtSignal, StepStatus, TransitionStatus
 
-from workflows.transition_steps import TransitionSteps
+from workflows.transition_feed import FEED_PATCH, TransitionFeed
 
 READMISSION_EVENTS = frozenset({"A01", "A06"})
 CANCEL_EVENTS = frozenset({"A11", "A13"})
@@ -45,7 +45,7 @@ PROFILE_PHONES_PATCH = "a08-profile-phones-v1"
 DECISIVE_EVENTS = READMISSION_EVENTS | CANCEL_EVENTS | MERGE_EVENTS | {"A04"}
 
 
-class TransitionSignals(TransitionSteps):
+class TransitionSignals(TransitionFeed):
     """The adt_event signal and what each kind of message does to the transition."""
 
     @workflow.signal
@@ -61,11 +61,15 @@ class TransitionSignals(TransitionSteps):
             self._decisive_messages.add(control_id)
         kind = signal.event_type
         detail = f"{kind} ({signal.message_control_id})"
+        if signal.inbox_id is not None:
+            detail = f"{kind} ({signal.message_control_id}, inbox {signal.inbox_id})"
         if self._status != TransitionStatus.ACTIVE:
             self._event("adt_ignored", detail=f"{detail}: transition already {self._status.value}")
         elif signal.deceased:
             self._event("adt", detail=f"{detail}: patient died")
             self._finish(TransitionStatus.DECEASED, f"patient died ({kind})")
+        elif self.is_feed_event(signal) and workflow.patched(FEED_PATCH):
+            await self._feed_event(signal, detail)
         elif kind in CANCEL_EVENTS:
             self._cancel(signal, detail)
         elif kind in READMISSION_EVENTS or (kind == "A04" and signal.patient_class == "I"):
