@@ -16,6 +16,7 @@ from typing import Any
 from temporalio.testing import WorkflowEnvironment
 
 from schemas.call import Reached, RedFlag
+from schemas.feed import Appointment
 from schemas.person import PersonProfile
 from schemas.social_needs import HrsnDomain, ReferralOutcome
 from schemas.transition import (
@@ -278,6 +279,81 @@ async def record_care(env: WorkflowEnvironment, path: Path) -> None:
     await asyncio.to_thread(path.write_text, history.to_json())
 
 
+def siu(kind: str, control_id: str, at: datetime, appointment_id: str = "A1") -> AdtSignal:
+    appointment = Appointment(id=appointment_id, at=at, provider="GREGORY HOUSE", location="PCP")
+    return adt(kind, control_id, at, appointment=appointment, inbox_id=len(control_id))
+
+
+async def record_feed(env: WorkflowEnvironment, path: Path) -> None:
+    """The feed's paths (from workflow-v10) at high risk: an S12 booking, an S13 move past the
+    visit's limit (flagged), an S14 of another appointment (not applied), an S26 no-show
+    (cleared), an S15 with nothing booked (not applied), an S12 again, an MDM^T02 (no
+    discharge-information step here: evidence only), the A04 at the practice clinic that
+    completes the visit, and an S26 after it (not applied)."""
+    async with new_worker(env) as worker:
+        monday = next_weekday(await env.get_current_time(), 0, time(9, 0))
+        await advance_to(env, monday)
+        handle = await start_transition(
+            env,
+            worker,
+            monday,
+            risk=HIGH_RISK,
+            tid="feedschedulingvisit00000",
+            transports=TRANSPORTS,
+        )
+        state = await planned_state(handle)
+        visit = next(s for s in state.steps if s.step_id == "follow_up_visit")
+        assert visit.limit_at is not None
+        late = visit.limit_at + timedelta(days=1)
+        signals = [
+            siu("S12", "F-S12", monday + timedelta(days=3)),
+            siu("S13", "F-S13", late),
+            siu("S14", "F-S14", monday + timedelta(days=4), appointment_id="OTHER"),
+            siu("S26", "F-S26", late),
+            siu("S15", "F-S15", late),
+            siu("S12", "F-S12-AGAIN", monday + timedelta(days=5)),
+            adt("T02", "F-T02", monday + timedelta(hours=6), inbox_id=9),
+        ]
+        for signal in signals:
+            await handle.signal(TransitionWorkflow.adt_event, signal)
+        for step in ("interactive_contact", "medication_reconciliation"):
+            await handle.execute_update(
+                TransitionWorkflow.complete_step, CompleteStepRequest(step_id=step, by="rn.a")
+            )
+        arrived = monday + timedelta(days=5, hours=1)
+        await advance_to(env, arrived)
+        await handle.signal(
+            TransitionWorkflow.adt_event,
+            adt("A04", "F-A04", arrived, patient_class="O", clinic="PCP", inbox_id=11),
+        )
+        await handle.signal(TransitionWorkflow.adt_event, siu("S26", "F-S26-AFTER", arrived))
+        await handle.result()
+        history = await handle.fetch_history()
+    await asyncio.to_thread(path.write_text, history.to_json())
+
+
+async def record_feed_document(env: WorkflowEnvironment, path: Path) -> None:
+    """A facility handoff whose discharge-information step the MDM^T02 closes (workflow-v10)."""
+    async with new_worker(env) as worker:
+        monday = next_weekday(await env.get_current_time(), 0, time(9, 0))
+        await advance_to(env, monday)
+        handle = await start_transition(
+            env,
+            worker,
+            monday,
+            protocol="facility-handoff",
+            tid="feeddischargesummary0000",
+            transports=TRANSPORTS,
+        )
+        await planned_state(handle)
+        await handle.signal(
+            TransitionWorkflow.adt_event, adt("T02", "FD-T02", monday + timedelta(hours=3))
+        )
+        await handle.result()
+        history = await handle.fetch_history()
+    await asyncio.to_thread(path.write_text, history.to_json())
+
+
 async def record_death(env: WorkflowEnvironment, path: Path) -> None:
     """A left-AMA transition closed by an A08 that reports the death."""
     async with new_worker(env) as worker:
@@ -313,7 +389,13 @@ async def main(suffix: str) -> None:
         path = HERE / f"{home.id}.v{home.version}.late-arrival.{suffix}.json"
         await record_protocol(env, home.id, path, late_by=timedelta(days=4))  # Friday
         print(path)
-        scenarios = (("paths", record_paths), ("death", record_death), ("care", record_care))
+        scenarios = (
+            ("paths", record_paths),
+            ("death", record_death),
+            ("care", record_care),
+            ("feed", record_feed),
+            ("feed-document", record_feed_document),
+        )
         for name, record in scenarios:
             path = HERE / f"{name}.{suffix}.json"
             await record(env, path)
