@@ -171,9 +171,15 @@ def build_feed(
     zone: tzinfo,
     separator: str,
 ) -> str:
-    """`carebridge example` for the FEED_KINDS."""
+    """`carebridge example` for the FEED_KINDS. With --visit (the index stay) and no --mrn,
+    the patient is that visit's (example_messages.mrn_of_visit): `example siu-s12 --visit V`
+    books for the patient `example a03 --visit V` discharged; the SIU and the A04 are
+    encounters of their own."""
+    if visit and not mrn:
+        mrn = example_messages.mrn_of_visit(facility, visit)
     if kind == "siu-s12":
-        start = (now + timedelta(days=5)).replace(hour=14, minute=0, second=0, microsecond=0)
+        local = now.astimezone(zone) + timedelta(days=5)
+        start = local.replace(hour=10, minute=0, second=0, microsecond=0)
         return siu(
             "S12", start=start, now=now, facility=facility, mrn=mrn, zone=zone, separator=separator
         )

@@ -1,4 +1,6 @@
-"""`carebridge example`: a realistic ADT message about a fictitious patient, timed from now."""
+"""`carebridge example`: a realistic ADT message about a fictitious patient, timed from now,
+or one of the feed's other messages (SIU booking, A04 at the practice clinic, MDM discharge
+summary: ingest/feed_examples.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +10,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
-from ingest import example_messages
+from ingest import example_messages, feed_examples
 from workers.cli.app import app, err_console, site_zone
 
 KIND_HELP = "; ".join(
-    f"{name}: {kind.description}" for name, kind in example_messages.KINDS.items()
+    [f"{name}: {kind.description}" for name, kind in example_messages.KINDS.items()]
+    + [f"{name}: {text}" for name, text in feed_examples.FEED_KINDS.items()]
 )
 SEPARATORS = {"cr": "\r", "lf": "\n"}
 
@@ -42,8 +45,9 @@ def example(
 
     The patient is fictitious; control id and visit number are fresh unless given, and the
     MRN is the visit's own (the same for an a03 and an a08 of one --visit) or fresh."""
-    if kind not in example_messages.KINDS:
-        raise typer.BadParameter(f"one of {', '.join(example_messages.KINDS)}", param_hint="KIND")
+    known = [*example_messages.KINDS, *feed_examples.FEED_KINDS]
+    if kind not in known:
+        raise typer.BadParameter(f"one of {', '.join(known)}", param_hint="KIND")
     try:
         offset = example_messages.parse_offset(discharged)
     except ValueError as exc:
@@ -54,10 +58,30 @@ def example(
         raise typer.BadParameter(f"unknown time zone {zone!r}", param_hint="--zone") from None
     if separator not in ("auto", *SEPARATORS):
         raise typer.BadParameter("cr, lf or auto", param_hint="--separator")
-    if kind in ("a08", "a13") and not visit:
+    if kind in ("a08", "a13", "mdm-t02") and not visit:
         err_console.print(
             f"note: no --visit, so this {kind} names a fresh visit that no transition has"
         )
+    if kind in ("siu-s12", "a04-clinic") and not mrn and not visit:
+        err_console.print(
+            f"note: no --visit or --mrn, so this {kind} is about a fresh patient that no "
+            "transition has"
+        )
+    chosen = separator if separator != "auto" else ("lf" if sys.stdout.isatty() else "cr")
+    if kind in feed_examples.FEED_KINDS:
+        sys.stdout.write(
+            feed_examples.build_feed(
+                kind,
+                now=datetime.now(UTC),
+                facility=facility,
+                visit=visit,
+                mrn=mrn,
+                zone=tz,
+                separator=SEPARATORS[chosen],
+            )
+        )
+        sys.stdout.flush()
+        return
     message = example_messages.build(
         kind,
         now=datetime.now(UTC),
@@ -67,6 +91,5 @@ def example(
         mrn=mrn,
         zone=tz,
     )
-    chosen = separator if separator != "auto" else ("lf" if sys.stdout.isatty() else "cr")
     sys.stdout.write(example_messages.render(message, SEPARATORS[chosen]))
     sys.stdout.flush()
