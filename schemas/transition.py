@@ -212,6 +212,7 @@ class StepState(BaseModel):
     appointment_late: bool = Field(
         default=False, description="booked after the step's limit: the TCM visit will be late"
     )
+    appointment_by: str | None = Field(default=None, description="'feed': booked by an SIU")
     corrections: list[Correction] = []
 
     @property
@@ -347,6 +348,19 @@ class CorrectionRequest(_OperatorAction):
         if self.occurred_on is None and self.complexity is None:
             raise ValueError("a correction gives the date, the complexity or both")
         return self
+
+
+class UndoFeedRequest(_OperatorAction):
+    """A supervisor undoes the feed's automatic change of a step when the feed was wrong: the
+    visit or discharge summary it completed reopens, the appointment it booked is cleared."""
+
+    step_id: str
+    reason: str = Field(min_length=1, max_length=2000)
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str) -> str:
+        return _strip_required(value)
 
 
 class AssignRequest(_OperatorAction):

@@ -27,6 +27,7 @@ from workers.api import (
     calls,
     care_plan,
     codec_server,
+    feed,
     messages,
     notifications,
     ownership,
@@ -124,6 +125,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.include_router(ownership.router)
     app.include_router(calls.router)
     app.include_router(trc_evidence.router)
+    app.include_router(feed.router)
     app.include_router(audit.router)
     app.include_router(pages.router)
     app.include_router(codec_server.router)

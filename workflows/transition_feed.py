@@ -10,15 +10,23 @@ none), and replaying them never reaches the patched branches."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from schemas.call import AppointmentStatus
     from schemas.feed import BOOKINGS, CLEARINGS, DOCUMENT_EVENTS
     from schemas.protocol import TcmElement
-    from schemas.transition import AdtSignal, StepState
+    from schemas.transition import (
+        AdtSignal,
+        StepState,
+        StepStatus,
+        TransitionStatus,
+        UndoFeedRequest,
+    )
 
 from workflows.transition_updates import TransitionUpdates
 
@@ -86,6 +94,7 @@ class TransitionFeed(TransitionUpdates):
             visit.appointment_at = visit.appointment_status = visit.appointment_id = None
             visit.appointment_with = visit.appointment_where = None
             visit.appointment_late = False
+            visit.appointment_by = None
             self._event(
                 "appointment_cleared",
                 visit.step_id,
@@ -110,6 +119,7 @@ class TransitionFeed(TransitionUpdates):
         visit.appointment_with = appointment.provider or None
         visit.appointment_where = appointment.location or None
         visit.appointment_late = visit.limit_at is not None and appointment.at > visit.limit_at
+        visit.appointment_by = FEED_ACTOR
         moved = f"moved from {_when(before)} to" if before is not None else "booked for"
         text = f"{detail}: {moved} {_when(appointment.at)}"
         if appointment.provider:
@@ -161,3 +171,49 @@ class TransitionFeed(TransitionUpdates):
             actor=FEED_ACTOR,
             detail=f"{detail}: discharge summary received on {_when(signal.occurred_at)}",
         )
+
+    @workflow.update
+    async def undo_feed(self, request: UndoFeedRequest) -> StepState:
+        await workflow.wait_condition(lambda: self._plan is not None)
+        try:
+            step = self._undoable(request)
+        except ValueError as exc:
+            raise ApplicationError(str(exc), type="StepNotActionable") from None
+        if step.completed_by == FEED_ACTOR:
+            what = f"completion ({step.outcome}) undone: the step is open again"
+            step.completed_at = step.completed_by = step.outcome = step.note = None
+            step.status = StepStatus.PENDING
+            self._refresh_pending()
+            if self._owned_steps:
+                self._ensure_step_task(step.step_id)
+            else:
+                self._tasks.append(asyncio.create_task(self._run_step(step.step_id)))
+        else:
+            at = step.appointment_at.isoformat(timespec="minutes") if step.appointment_at else ""
+            what = f"appointment {at} undone"
+            step.appointment_at = step.appointment_status = step.appointment_id = None
+            step.appointment_with = step.appointment_where = step.appointment_by = None
+            step.appointment_late = False
+        self._event(
+            "feed_undone", step.step_id, actor=request.by, detail=f"{what}; {request.reason}"
+        )
+        await self._publish()
+        return step.model_copy(deep=True)
+
+    @undo_feed.validator
+    def validate_undo_feed(self, request: UndoFeedRequest) -> None:
+        self._undoable(request)
+
+    def _undoable(self, request: UndoFeedRequest) -> StepState:
+        if self._status != TransitionStatus.ACTIVE:
+            raise ValueError(f"The transition is {self._status.value}: nothing can change it now.")
+        step = self._steps.get(request.step_id)
+        if step is None:
+            raise ValueError(
+                f"There is no step {request.step_id!r}; the steps are {', '.join(self._steps)}."
+            )
+        if step.completed_by != FEED_ACTOR and step.appointment_by != FEED_ACTOR:
+            raise ValueError(
+                f"The feed has changed nothing on step {request.step_id!r} that could be undone."
+            )
+        return step

@@ -35,6 +35,7 @@ from schemas.transition import (
     ReferralRequest,
     ScreeningRequest,
     SnoozeRequest,
+    UndoFeedRequest,
 )
 from tests.workflow.support import (
     FOOD_AND_TRANSPORT,
@@ -289,7 +290,8 @@ async def record_feed(env: WorkflowEnvironment, path: Path) -> None:
     visit's limit (flagged), an S14 of another appointment (not applied), an S26 no-show
     (cleared), an S15 with nothing booked (not applied), an S12 again, an MDM^T02 (no
     discharge-information step here: evidence only), the A04 at the practice clinic that
-    completes the visit, and an S26 after it (not applied)."""
+    completes the visit, an S26 after it (not applied), a supervisor's two undos (the
+    completion, then the booking) and the A04 again."""
     async with new_worker(env) as worker:
         monday = next_weekday(await env.get_current_time(), 0, time(9, 0))
         await advance_to(env, monday)
@@ -327,6 +329,13 @@ async def record_feed(env: WorkflowEnvironment, path: Path) -> None:
             adt("A04", "F-A04", arrived, patient_class="O", clinic="PCP", inbox_id=11),
         )
         await handle.signal(TransitionWorkflow.adt_event, siu("S26", "F-S26-AFTER", arrived))
+        undo = UndoFeedRequest(step_id="follow_up_visit", by="sup.kim", reason="wrong patient")
+        await handle.execute_update(TransitionWorkflow.undo_feed, undo)  # reopened
+        await handle.execute_update(TransitionWorkflow.undo_feed, undo)  # booking cleared
+        await handle.signal(
+            TransitionWorkflow.adt_event,
+            adt("A04", "F-A04-AGAIN", arrived, patient_class="O", clinic="PCP", inbox_id=12),
+        )
         await handle.result()
         history = await handle.fetch_history()
     await asyncio.to_thread(path.write_text, history.to_json())

@@ -269,3 +269,37 @@ async def test_an_unsupported_scheduling_trigger_is_refused(patient: Patient) ->
     )
     fields = await patient.send(raw)
     assert fields[1] == "AR" and "not supported" in fields[3], fields
+
+
+async def test_a_supervisor_undoes_a_wrong_automatic_completion(patient: Patient) -> None:
+    team = patient.team
+    await patient.siu("S12", patient.day(3))
+    await patient.timeline_with("booked for")
+    fields = await patient.send(
+        feed_examples.a04_clinic(arrived=patient.day(3), facility=team.facility, mrn=patient.mrn)
+    )
+    assert fields[1] == "AA", fields
+
+    async def completed() -> None:
+        assert (await patient.visit_step())["status"] == "completed"
+
+    await assert_eventually(completed, within=30)
+    url = f"/transitions/{patient.tid}/steps/follow_up_visit/undo-feed"
+    reason = {"reason": "the A04 was another patient's visit"}
+    refused = await team.http.post(url, json=reason, headers=team.as_("rn.alvarez"))
+    assert refused.status_code == 403  # supervisors only
+    no_reason = await team.http.post(url, json={"reason": " "}, headers=team.as_("sup.kim"))
+    assert no_reason.status_code == 422
+
+    undone = await team.http.post(url, json=reason, headers=team.as_("sup.kim"))
+    assert undone.status_code == 200, undone.text
+    assert undone.json()["status"] == "open" and undone.json()["completed_at"] is None
+    assert undone.json()["appointment_at"] is not None  # the booking stays
+    [entry] = await patient.timeline_with("completion")
+    assert entry["actor"] == "sup.kim" and "another patient's visit" in entry["detail"]
+
+    cleared = await team.http.post(url, json=reason, headers=team.as_("sup.kim"))
+    assert cleared.status_code == 200 and cleared.json()["appointment_at"] is None
+    nothing = await team.http.post(url, json=reason, headers=team.as_("sup.kim"))
+    assert nothing.status_code == 409
+    assert "nothing on step 'follow_up_visit'" in nothing.json()["detail"]

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from temporalio.client import WorkflowHandle
+import pytest
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -18,6 +19,7 @@ from schemas.transition import (
     CompleteStepRequest,
     StepStatus,
     TransitionState,
+    UndoFeedRequest,
 )
 from tests.workflow.support import HIGH_RISK, RECORDS, discharged_on, steps_of
 from workflows.transition import TransitionWorkflow
@@ -94,6 +96,23 @@ async def test_bookings_moves_and_a_no_show_then_the_clinic_arrival_completes_th
     assert visit.completed_by == "feed"
     await handle.signal(TransitionWorkflow.adt_event, siu("S26", 5, arrived))
     assert any("already completed" in d for d in await details(handle))
+    undo = UndoFeedRequest(step_id="follow_up_visit", by="sup.kim", reason="wrong patient")
+    reopened = await handle.execute_update(TransitionWorkflow.undo_feed, undo)
+    assert reopened.status == StepStatus.OPEN and reopened.completed_at is None
+    await handle.signal(
+        TransitionWorkflow.adt_event,
+        AdtSignal(
+            event_type="A04",
+            message_control_id="A04-2",
+            occurred_at=arrived,
+            patient_class="O",
+            clinic="PCP",
+        ),
+    )
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update(
+            TransitionWorkflow.undo_feed, undo.model_copy(update={"step_id": "interactive_contact"})
+        )
     final = await handle.result()
     assert final.outcome is not None and final.outcome.tcm.code == "99496"
     assert final.readmitted_at is None  # an A04 at the clinic is no readmission
