@@ -69,7 +69,8 @@ async def clinic_visit(
     signal: AdtSignal,
     window_days: int,
 ) -> FeedRouted:
-    what = f"{event.event_type} at practice clinic {signal.clinic}"
+    where = event.location.split("^")[0]
+    what = f"{event.event_type} at {'practice clinic ' if signal.clinic else ''}{where}"
     if not patient:
         return FeedRouted("ignored", f"{what}: no patient identifier (PID-3)")
     reached = await _first_reached(pool, send, patient, signal.occurred_at, signal, window_days)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
 from typing import Any
 
 import asyncpg
@@ -345,13 +346,27 @@ class AdtRouter:
         at = event.occurred_at or received_at
         window = self.library.site.readmission_window_days
         if event.header.message_type == "SIU":
-            signal = self._signal_of(event, at, appointment=event.appointment, inbox_id=inbox_id)
+            signal = self._signal_of(
+                event,
+                at,
+                appointment=event.appointment,
+                inbox_id=inbox_id,
+                feed=True,
+                message_type="SIU",
+            )
             found = await feed_routing.scheduling(
                 self._pool, self._send, event, patient, signal, window
             )
         else:
             written = event.document.at if event.document and event.document.at else at
-            signal = self._signal_of(event, written, inbox_id=inbox_id)
+            signal = self._signal_of(
+                event,
+                written,
+                inbox_id=inbox_id,
+                feed=True,
+                message_type="MDM",
+                document_type=event.document.type if event.document else None,
+            )
             transition = keys.transition_id(self.encounter_key(event))
             found = await feed_routing.document(
                 self._pool,
@@ -364,13 +379,35 @@ class AdtRouter:
             )
         return Routed(found.status, found.text, found.transition_id)
 
+    def _declared_visit_location(self, event: AdtEvent) -> bool:
+        """Some protocol step declares this ADT at this point of care (its `events`
+        locations): the router sends it to the patient's transition, which decides."""
+        point_of_care = event.location.split("^")[0]
+        if not point_of_care:
+            return False
+        return any(
+            rule.message == "ADT"
+            and event.event_type in rule.triggers
+            and any(fnmatchcase(point_of_care, pattern) for pattern in rule.locations)
+            for versions in self.library.versions.values()
+            for protocol in versions.values()
+            for step in protocol.steps
+            for rule in step.feed_events()
+        )
+
     async def _clinic_visit(
-        self, event: AdtEvent, at: datetime, patient: str, clinic: str, inbox_id: int | None
+        self,
+        event: AdtEvent,
+        at: datetime,
+        patient: str,
+        clinic: str | None,
+        inbox_id: int | None,
     ) -> Routed:
-        """An A04 (or A01) at a practice clinic: the follow-up visit, on its arrival time."""
+        """An A04 (or A01) at a practice clinic (or a location a step declares): for the
+        patient's open transition, whose steps decide, on its arrival time."""
         assert self._pool is not None
         arrived = event.admitted_at or at
-        signal = self._signal_of(event, arrived, clinic=clinic, inbox_id=inbox_id)
+        signal = self._signal_of(event, arrived, clinic=clinic, inbox_id=inbox_id, feed=True)
         found = await feed_routing.clinic_visit(
             self._pool,
             self._send,
@@ -411,9 +448,11 @@ class AdtRouter:
         assert self._pool is not None
         at = event.occurred_at or received_at
         kind = event.event_type
-        clinic = self.library.site.feed.clinic_at(event.facility, event.location)
-        if clinic is not None and kind in CLINIC_VISITS and event.patient_class != "I":
-            return await self._clinic_visit(event, at, patient, clinic.location, inbox_id)
+        if kind in CLINIC_VISITS and event.patient_class != "I":
+            clinic = self.library.site.feed.clinic_at(event.facility, event.location)
+            if clinic is not None or self._declared_visit_location(event):
+                where = clinic.location if clinic is not None else None
+                return await self._clinic_visit(event, at, patient, where, inbox_id)
         if patient:
             if event.patient_class == "E":
                 await self._record(event, patient, encounters.ED_VISIT, event.admitted_at or at)

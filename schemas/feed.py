@@ -5,7 +5,11 @@ what counts (its practice clinics, the document types that are discharge informa
 
 from __future__ import annotations
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from enum import StrEnum
+from fnmatch import fnmatchcase
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 # SIU triggers: S12 new, S13 rescheduled, S14 modified, S15 cancelled, S17 deleted, S26
 # no-show. The first three book (or move) the follow-up visit; the others clear it.
@@ -73,3 +77,87 @@ class FeedConfig(BaseModel):
     def clinic_at(self, facility: str, location: str) -> PracticeClinic | None:
         point_of_care = location.split("^")[0]
         return next((c for c in self.practice_clinics if c.matches(facility, point_of_care)), None)
+
+
+class EventEffect(StrEnum):
+    COMPLETES = "completes"  # the step is done, on the message's time
+    BOOKS = "books"  # SIU: the step's appointment is booked, moved or cleared
+
+
+FEED_MESSAGES = {"ADT": frozenset({"A01", "A04"}), "SIU": SCHEDULING_EVENTS, "MDM": DOCUMENT_EVENTS}
+
+
+class StepEvent(BaseModel):
+    """A feed message a protocol step declares (protocol YAML `events`): which message and
+    triggers, where (the site's practice clinics and/or PV1-3.1 / AIL-3.1 patterns), which
+    patient classes and document types, within which days after the discharge, and what it
+    does to the step."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    message: Literal["ADT", "SIU", "MDM"]
+    triggers: tuple[str, ...] = Field(min_length=1)
+    effect: EventEffect = EventEffect.COMPLETES
+    at_practice_clinic: bool = Field(
+        default=False, description="at a clinic site.yaml feed.practice_clinics lists"
+    )
+    locations: tuple[str, ...] = Field(
+        default=(), description="point-of-care patterns (fnmatch: CARDIO*); empty = any"
+    )
+    patient_classes: tuple[str, ...] = Field(default=(), description="PV1-2; empty = any")
+    document_types: tuple[str, ...] = Field(
+        default=(), description="MDM TXA-2; empty = the site's discharge_documents"
+    )
+    from_day: int = Field(default=0, ge=0, description="first day after the discharge (day 0)")
+    to_day: int | None = Field(default=None, ge=0, description="last day; default: the period")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StepEvent:
+        unknown = sorted(set(self.triggers) - FEED_MESSAGES[self.message])
+        if unknown:
+            known = ", ".join(sorted(FEED_MESSAGES[self.message]))
+            raise ValueError(f"{self.message} triggers {', '.join(unknown)}: not one of {known}")
+        if (self.effect == EventEffect.BOOKS) != (self.message == "SIU"):
+            raise ValueError("SIU messages book (effect: books); ADT and MDM complete")
+        if self.document_types and self.message != "MDM":
+            raise ValueError("document_types are for MDM messages")
+        if self.to_day is not None and self.to_day < self.from_day:
+            raise ValueError("to_day is before from_day")
+        return self
+
+    def matches(self, facts: FeedFacts) -> bool:
+        located = not self.at_practice_clinic and not self.locations
+        if self.at_practice_clinic and facts.at_practice_clinic:
+            located = True
+        if any(fnmatchcase(facts.point_of_care, pattern) for pattern in self.locations):
+            located = True
+        return (
+            facts.message == self.message
+            and facts.trigger in self.triggers
+            and located
+            and (not self.patient_classes or facts.patient_class in self.patient_classes)
+            and (not self.document_types or facts.document_type in self.document_types)
+            and facts.day >= self.from_day
+            and (self.to_day is None or facts.day <= self.to_day)
+        )
+
+
+class FeedFacts(BaseModel):
+    """What a step's event rules are matched against: one message, as the router saw it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message: str
+    trigger: str
+    day: int = Field(description="days after the discharge, facility calendar (day 0)")
+    patient_class: str = ""
+    point_of_care: str = ""
+    at_practice_clinic: bool = False
+    document_type: str = ""
+
+
+VISIT_EVENTS = (
+    StepEvent(message="SIU", triggers=tuple(sorted(SCHEDULING_EVENTS)), effect=EventEffect.BOOKS),
+    StepEvent(message="ADT", triggers=("A01", "A04"), at_practice_clinic=True),
+)
+DISCHARGE_INFORMATION_EVENTS = (StepEvent(message="MDM", triggers=("T02", "T04")),)

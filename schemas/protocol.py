@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.feed import DISCHARGE_INFORMATION_EVENTS, VISIT_EVENTS, StepEvent
 from schemas.social_needs import HrsnDomain
 
 STEP_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -106,6 +107,21 @@ class StepRule(BaseModel):
     referral_for: HrsnDomain | None = Field(
         default=None, description="referral steps: the social-needs domain they answer"
     )
+    events: tuple[StepEvent, ...] | None = Field(
+        default=None,
+        description="feed messages that complete or book the step (schemas/feed.py); unset: "
+        "the defaults of its tcm_element (the visit: SIU books, A04/A01 at a practice clinic "
+        "completes; discharge information: MDM T02/T04 completes); []: none",
+    )
+
+    def feed_events(self) -> tuple[StepEvent, ...]:
+        if self.events is not None:
+            return self.events
+        if self.tcm_element == TcmElement.FACE_TO_FACE_VISIT:
+            return VISIT_EVENTS
+        if self.tcm_element == TcmElement.DISCHARGE_INFORMATION:
+            return DISCHARGE_INFORMATION_EVENTS
+        return ()
 
     @model_validator(mode="after")
     def _ladder_in_order(self) -> StepRule:

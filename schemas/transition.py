@@ -474,6 +474,11 @@ class AdtSignal(BaseModel):
         default=None, description="A04 / A01 at a practice clinic the site lists: its location"
     )
     inbox_id: int | None = Field(default=None, description="the message's inbox row")
+    feed: bool = Field(
+        default=False, description="for the steps' declared events (workflows/transition_feed.py)"
+    )
+    message_type: str = Field(default="ADT", description="MSH-9.1: ADT, SIU or MDM")
+    document_type: str | None = Field(default=None, description="MDM: TXA-2")
 
 
 class StepSummary(BaseModel):

@@ -1,9 +1,12 @@
 """What the feed says without a person typing it (issue 20), taken from adt_event signals
-the router sends with their inbox id (ingest/feed_routing.py): SIU books, moves, cancels or
-reports a no-show of the follow-up visit's appointment; an arrival at a practice clinic
-(ADT^A04 / A01) completes the visit on the arrival's time; the index stay's discharge
-summary (MDM^T02/T04) completes the protocol's discharge-information step. Each change is on
-the timeline naming the message; what it cannot apply is recorded as not applied, with why.
+the router marks `feed` and sends with their inbox id (ingest/feed_routing.py). Each step
+declares the messages that book or complete it (protocol YAML `events`, schemas/feed.py;
+unset: the defaults of its TCM element): SIU books, moves, cancels or reports a no-show of
+the step's appointment; an arrival at a practice clinic (ADT^A04 / A01) completes the visit
+on the arrival's time; the index stay's discharge summary (MDM^T02/T04) completes the
+discharge-information step. Each change is on the timeline naming the message; what cannot
+apply is recorded as not applied, with why. A supervisor may undo the feed's change of a
+step (undo_feed) when the feed was wrong.
 
 Behind FEED_PATCH: histories recorded before it never took these signals (the router sent
 none), and replaying them never reaches the patched branches."""
@@ -18,8 +21,8 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from schemas.call import AppointmentStatus
-    from schemas.feed import BOOKINGS, CLEARINGS, DOCUMENT_EVENTS
-    from schemas.protocol import TcmElement
+    from schemas.feed import CLEARINGS, EventEffect, FeedFacts
+    from schemas.outcome import day_after_discharge
     from schemas.transition import (
         AdtSignal,
         StepState,
@@ -40,137 +43,129 @@ def _when(at: datetime) -> str:
 
 
 class TransitionFeed(TransitionUpdates):
-    """_feed_event: an SIU, a clinic arrival or a discharge summary applied to the steps."""
-
-    @staticmethod
-    def is_feed_event(signal: AdtSignal) -> bool:
-        kind = signal.event_type
-        return (
-            kind in BOOKINGS
-            or kind in CLEARINGS
-            or kind in DOCUMENT_EVENTS
-            or (signal.clinic is not None and kind in ("A01", "A04"))
-        )
+    """_feed_event: an SIU, a clinic arrival or a discharge summary applied to the steps
+    that declare it; the undo_feed Update."""
 
     async def _feed_event(self, signal: AdtSignal, detail: str) -> None:
         await workflow.wait_condition(lambda: self._plan is not None)
-        kind = signal.event_type
-        if kind in BOOKINGS or kind in CLEARINGS:
+        if signal.message_type == "SIU":
             self._scheduling(signal, detail)
-        elif kind in DOCUMENT_EVENTS:
-            self._discharge_summary(signal, detail)
         else:
-            self._clinic_arrival(signal, detail)
+            self._completion(signal, detail)
 
     def _ignored(self, detail: str, why: str, step_id: str | None = None) -> None:
         self._event("adt_ignored", step_id, actor=FEED_ACTOR, detail=f"{detail}: {why}")
 
-    def _open_visit(self, detail: str) -> StepState | None:
-        visit = self._element_step(TcmElement.FACE_TO_FACE_VISIT)
-        if visit is None:
-            self._ignored(detail, "this protocol has no follow-up visit")
-            return None
-        if visit.is_terminal:
-            self._ignored(detail, f"the follow-up visit is already {visit.status.value}")
-            return None
-        return visit
+    def _facts(self, signal: AdtSignal, at: datetime) -> FeedFacts:
+        return FeedFacts(
+            message=signal.message_type,
+            trigger=signal.event_type,
+            day=day_after_discharge(at, self._input.discharged_at, self._zone()),
+            patient_class=signal.patient_class or "",
+            point_of_care=(signal.location or "").split("^")[0],
+            at_practice_clinic=signal.clinic is not None,
+            document_type=signal.document_type or "",
+        )
+
+    def _declaring(self, facts: FeedFacts, effect: EventEffect) -> list[StepState]:
+        """The steps whose declared events take this message, in protocol order."""
+        return [
+            self._steps[step_id]
+            for step_id, rule in self._rules.items()
+            if any(e.effect == effect and e.matches(facts) for e in rule.feed_events())
+        ]
 
     def _in_period(self, at: datetime) -> bool:
         assert self._plan is not None
         return self._input.discharged_at <= at <= self._plan.period_ends_at
 
     def _scheduling(self, signal: AdtSignal, detail: str) -> None:
-        visit = self._open_visit(detail)
-        if visit is None:
-            return
         appointment = signal.appointment
-        booked_id = visit.appointment_id
+        at = appointment.at if appointment and appointment.at else signal.occurred_at
+        what = f"SIU^{signal.event_type}"
+        if at < self._input.discharged_at or not self._in_period(at):
+            self._ignored(detail, "the appointment is outside the transition period")
+            return
+        declaring = self._declaring(self._facts(signal, at), EventEffect.BOOKS)
+        if not declaring:
+            self._ignored(detail, f"no step of this protocol takes {what}")
+            return
+        step = next((s for s in declaring if not s.is_terminal), None)
+        if step is None:
+            self._ignored(detail, f"{declaring[0].step_id} is already {declaring[0].status.value}")
+            return
+        booked_id = step.appointment_id
         same = appointment is None or not booked_id or appointment.id in ("", booked_id)
         if signal.event_type in CLEARINGS:
-            if visit.appointment_at is None or not same:
-                self._ignored(detail, "no such appointment is booked", visit.step_id)
+            if step.appointment_at is None or not same:
+                self._ignored(detail, "no such appointment is booked", step.step_id)
                 return
-            what = CLEARED[signal.event_type]
-            visit.appointment_at = visit.appointment_status = visit.appointment_id = None
-            visit.appointment_with = visit.appointment_where = None
-            visit.appointment_late = False
-            visit.appointment_by = None
+            step.appointment_at = step.appointment_status = step.appointment_id = None
+            step.appointment_with = step.appointment_where = step.appointment_by = None
+            step.appointment_late = False
             self._event(
                 "appointment_cleared",
-                visit.step_id,
+                step.step_id,
                 actor=FEED_ACTOR,
-                detail=f"{detail}: appointment {what}; the follow-up visit is open and "
-                "escalates as usual",
+                detail=f"{detail}: appointment {CLEARED[signal.event_type]}; {step.step_id} is "
+                "open and escalates as usual",
             )
             return
         if appointment is None or appointment.at is None:
-            self._ignored(detail, "the message has no appointment time", visit.step_id)
-            return
-        if not self._in_period(appointment.at):
-            self._ignored(detail, "the appointment is outside the transition period")
+            self._ignored(detail, "the message has no appointment time", step.step_id)
             return
         if signal.event_type != "S12" and booked_id and not same:
             self._ignored(detail, "it changes another appointment than the one booked")
             return
-        before = visit.appointment_at
-        visit.appointment_at = appointment.at
-        visit.appointment_status = AppointmentStatus.BOOKED
-        visit.appointment_id = appointment.id or None
-        visit.appointment_with = appointment.provider or None
-        visit.appointment_where = appointment.location or None
-        visit.appointment_late = visit.limit_at is not None and appointment.at > visit.limit_at
-        visit.appointment_by = FEED_ACTOR
+        before = step.appointment_at
+        step.appointment_at = appointment.at
+        step.appointment_status = AppointmentStatus.BOOKED
+        step.appointment_id = appointment.id or None
+        step.appointment_with = appointment.provider or None
+        step.appointment_where = appointment.location or None
+        step.appointment_late = step.limit_at is not None and appointment.at > step.limit_at
+        step.appointment_by = FEED_ACTOR
         moved = f"moved from {_when(before)} to" if before is not None else "booked for"
         text = f"{detail}: {moved} {_when(appointment.at)}"
         if appointment.provider:
             text += f" with {appointment.provider}"
         if appointment.location:
             text += f" at {appointment.location}"
-        if visit.appointment_late and visit.limit_at is not None:
+        if step.appointment_late and step.limit_at is not None:
             text += (
-                f"; after the visit's limit {_when(visit.limit_at)}: the TCM visit will be "
+                f"; after the step's limit {_when(step.limit_at)}: the TCM visit will be "
                 "late, act now"
             )
-        self._event("appointment", visit.step_id, actor=FEED_ACTOR, detail=text)
+        self._event("appointment", step.step_id, actor=FEED_ACTOR, detail=text)
 
-    def _clinic_arrival(self, signal: AdtSignal, detail: str) -> None:
-        visit = self._open_visit(detail)
-        if visit is None:
+    def _completion(self, signal: AdtSignal, detail: str) -> None:
+        """An arrival or a document: every open step that declares it is completed."""
+        at = signal.occurred_at
+        document = signal.message_type == "MDM"
+        what = f"discharge summary received on {_when(at)}" if document else f"visit on {_when(at)}"
+        if signal.clinic:
+            what += f" at {signal.clinic}"
+        if not self._in_period(at):
+            self._ignored(detail, f"{what}: outside the transition period")
             return
-        if not self._in_period(signal.occurred_at):
-            self._ignored(detail, "the arrival is outside the transition period", visit.step_id)
-            return
-        outcome = f"visit at {signal.clinic} reported by {signal.event_type}"
-        self._complete(visit, FEED_ACTOR, outcome, detail, at=signal.occurred_at)
-        self._event(
-            "feed_completed",
-            visit.step_id,
-            actor=FEED_ACTOR,
-            detail=f"{detail}: face-to-face visit on {_when(signal.occurred_at)} at "
-            f"{signal.clinic}",
-        )
-
-    def _discharge_summary(self, signal: AdtSignal, detail: str) -> None:
-        step = self._element_step(TcmElement.DISCHARGE_INFORMATION)
-        if step is None or step.is_terminal:
-            why = "no open discharge-information step" if step is None else "already done"
-            self._event(
-                "evidence",
-                step.step_id if step else None,
-                actor=FEED_ACTOR,
-                detail=f"{detail}: discharge summary received on {_when(signal.occurred_at)} "
-                f"(TRC discharge information; {why})",
+        declaring = self._declaring(self._facts(signal, at), EventEffect.COMPLETES)
+        open_steps = [s for s in declaring if not s.is_terminal]
+        if not open_steps:
+            why = (
+                f"no open step of this protocol takes {signal.message_type}^{signal.event_type}"
+                if not declaring
+                else f"{declaring[0].step_id} is already {declaring[0].status.value}"
             )
+            if document:  # still TRC evidence (the router recorded it)
+                self._event("evidence", None, actor=FEED_ACTOR, detail=f"{detail}: {what}; {why}")
+            else:
+                self._ignored(detail, f"{what}: {why}")
             return
-        self._complete(
-            step, FEED_ACTOR, "discharge summary received", detail, at=signal.occurred_at
-        )
-        self._event(
-            "feed_completed",
-            step.step_id,
-            actor=FEED_ACTOR,
-            detail=f"{detail}: discharge summary received on {_when(signal.occurred_at)}",
-        )
+        for step in open_steps:
+            self._complete(step, FEED_ACTOR, f"{what} ({signal.event_type})", detail, at=at)
+            self._event(
+                "feed_completed", step.step_id, actor=FEED_ACTOR, detail=f"{detail}: {what}"
+            )
 
     @workflow.update
     async def undo_feed(self, request: UndoFeedRequest) -> StepState:
@@ -189,7 +184,7 @@ class TransitionFeed(TransitionUpdates):
             else:
                 self._tasks.append(asyncio.create_task(self._run_step(step.step_id)))
         else:
-            at = step.appointment_at.isoformat(timespec="minutes") if step.appointment_at else ""
+            at = _when(step.appointment_at) if step.appointment_at else ""
             what = f"appointment {at} undone"
             step.appointment_at = step.appointment_status = step.appointment_id = None
             step.appointment_with = step.appointment_where = step.appointment_by = None

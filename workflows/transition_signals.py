@@ -68,7 +68,7 @@ class TransitionSignals(TransitionFeed):
         elif signal.deceased:
             self._event("adt", detail=f"{detail}: patient died")
             self._finish(TransitionStatus.DECEASED, f"patient died ({kind})")
-        elif self.is_feed_event(signal) and workflow.patched(FEED_PATCH):
+        elif signal.feed and workflow.patched(FEED_PATCH):
             await self._feed_event(signal, detail)
         elif kind in CANCEL_EVENTS:
             self._cancel(signal, detail)

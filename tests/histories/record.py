@@ -282,7 +282,18 @@ async def record_care(env: WorkflowEnvironment, path: Path) -> None:
 
 def siu(kind: str, control_id: str, at: datetime, appointment_id: str = "A1") -> AdtSignal:
     appointment = Appointment(id=appointment_id, at=at, provider="GREGORY HOUSE", location="PCP")
-    return adt(kind, control_id, at, appointment=appointment, inbox_id=len(control_id))
+    return adt(
+        kind,
+        control_id,
+        at,
+        appointment=appointment,
+        inbox_id=len(control_id),
+        feed=True,
+        message_type="SIU",
+    )
+
+
+DOCUMENT: dict[str, Any] = {"feed": True, "message_type": "MDM", "document_type": "DS"}
 
 
 async def record_feed(env: WorkflowEnvironment, path: Path) -> None:
@@ -314,7 +325,7 @@ async def record_feed(env: WorkflowEnvironment, path: Path) -> None:
             siu("S26", "F-S26", late),
             siu("S15", "F-S15", late),
             siu("S12", "F-S12-AGAIN", monday + timedelta(days=5)),
-            adt("T02", "F-T02", monday + timedelta(hours=6), inbox_id=9),
+            adt("T02", "F-T02", monday + timedelta(hours=6), inbox_id=9, **DOCUMENT),
         ]
         for signal in signals:
             await handle.signal(TransitionWorkflow.adt_event, signal)
@@ -326,7 +337,7 @@ async def record_feed(env: WorkflowEnvironment, path: Path) -> None:
         await advance_to(env, arrived)
         await handle.signal(
             TransitionWorkflow.adt_event,
-            adt("A04", "F-A04", arrived, patient_class="O", clinic="PCP", inbox_id=11),
+            adt("A04", "F-A04", arrived, patient_class="O", clinic="PCP", inbox_id=11, feed=True),
         )
         await handle.signal(TransitionWorkflow.adt_event, siu("S26", "F-S26-AFTER", arrived))
         undo = UndoFeedRequest(step_id="follow_up_visit", by="sup.kim", reason="wrong patient")
@@ -334,7 +345,15 @@ async def record_feed(env: WorkflowEnvironment, path: Path) -> None:
         await handle.execute_update(TransitionWorkflow.undo_feed, undo)  # booking cleared
         await handle.signal(
             TransitionWorkflow.adt_event,
-            adt("A04", "F-A04-AGAIN", arrived, patient_class="O", clinic="PCP", inbox_id=12),
+            adt(
+                "A04",
+                "F-A04-AGAIN",
+                arrived,
+                patient_class="O",
+                clinic="PCP",
+                inbox_id=12,
+                feed=True,
+            ),
         )
         await handle.result()
         history = await handle.fetch_history()
@@ -356,7 +375,8 @@ async def record_feed_document(env: WorkflowEnvironment, path: Path) -> None:
         )
         await planned_state(handle)
         await handle.signal(
-            TransitionWorkflow.adt_event, adt("T02", "FD-T02", monday + timedelta(hours=3))
+            TransitionWorkflow.adt_event,
+            adt("T02", "FD-T02", monday + timedelta(hours=3), **DOCUMENT),
         )
         await handle.result()
         history = await handle.fetch_history()

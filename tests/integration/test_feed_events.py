@@ -162,7 +162,7 @@ async def test_a_booking_then_an_arrival_at_the_clinic_completes_the_visit_as_99
         assert datetime.fromisoformat(step["completed_at"]) == arrived
 
     await assert_eventually(visited, within=30)
-    [completion] = await patient.timeline_with("face-to-face visit on")
+    [completion] = await patient.timeline_with(": visit on")
     assert "A04" in completion["detail"] and "inbox " in completion["detail"]
 
     async def billed() -> None:

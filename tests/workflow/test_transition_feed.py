@@ -34,6 +34,8 @@ def siu(kind: str, n: int, at: datetime, appointment_id: str = "A1") -> AdtSigna
         occurred_at=at,
         appointment=Appointment(id=appointment_id, at=at, provider="GREGORY HOUSE", location="PCP"),
         inbox_id=100 + n,
+        feed=True,
+        message_type="SIU",
     )
 
 
@@ -89,6 +91,7 @@ async def test_bookings_moves_and_a_no_show_then_the_clinic_arrival_completes_th
             patient_class="O",
             clinic="PCP",
             inbox_id=200,
+            feed=True,
         ),
     )
     visit = steps_of(await state(handle))["follow_up_visit"]
@@ -107,6 +110,7 @@ async def test_bookings_moves_and_a_no_show_then_the_clinic_arrival_completes_th
             occurred_at=arrived,
             patient_class="O",
             clinic="PCP",
+            feed=True,
         ),
     )
     with pytest.raises(WorkflowUpdateFailedError):
@@ -125,7 +129,15 @@ async def test_a_discharge_summary_closes_the_handoffs_discharge_information_ste
     written = (await state(handle)).discharged_at + timedelta(hours=5)
     await handle.signal(
         TransitionWorkflow.adt_event,
-        AdtSignal(event_type="T02", message_control_id="MDM-1", occurred_at=written, inbox_id=7),
+        AdtSignal(
+            event_type="T02",
+            message_control_id="MDM-1",
+            occurred_at=written,
+            inbox_id=7,
+            feed=True,
+            message_type="MDM",
+            document_type="DS",
+        ),
     )
     [step] = [s for s in (await state(handle)).steps if s.tcm_element is not None]
     assert step.status == StepStatus.COMPLETED and step.completed_at == written
