@@ -407,7 +407,14 @@ class AdtRouter:
         patient's open transition, whose steps decide, on its arrival time."""
         assert self._pool is not None
         arrived = event.admitted_at or at
-        signal = self._signal_of(event, arrived, clinic=clinic, inbox_id=inbox_id, feed=True)
+        signal = self._signal_of(
+            event,
+            arrived,
+            clinic=clinic,
+            inbox_id=inbox_id,
+            feed=True,
+            confirm=self.library.site.feed.confirm_visits,
+        )
         found = await feed_routing.clinic_visit(
             self._pool,
             self._send,

@@ -68,6 +68,11 @@ class FeedConfig(BaseModel):
     practice_clinics: tuple[PracticeClinic, ...] = Field(
         default=(), description="where an arrival (A04 / A01) completes the face-to-face visit"
     )
+    confirm_visits: bool = Field(
+        default=False,
+        description="an arrival reports the visit ('visit reported, confirm') instead of "
+        "completing it: a care manager completes it with the day",
+    )
     discharge_documents: tuple[str, ...] = Field(
         default=("DS", "TS"),
         description="TXA-2 document types that are TRC discharge information (HL7 table "

@@ -213,6 +213,9 @@ class StepState(BaseModel):
         default=False, description="booked after the step's limit: the TCM visit will be late"
     )
     appointment_by: str | None = Field(default=None, description="'feed': booked by an SIU")
+    reported_at: AwareDatetime | None = Field(
+        default=None, description="the feed reported the visit on this time: confirm it"
+    )
     corrections: list[Correction] = []
 
     @property
@@ -478,6 +481,9 @@ class AdtSignal(BaseModel):
         default=False, description="for the steps' declared events (workflows/transition_feed.py)"
     )
     message_type: str = Field(default="ADT", description="MSH-9.1: ADT, SIU or MDM")
+    confirm: bool = Field(
+        default=False, description="the site confirms feed visits (site.yaml feed.confirm_visits)"
+    )
     document_type: str | None = Field(default=None, description="MDM: TXA-2")
 
 
@@ -503,6 +509,7 @@ class StepSummary(BaseModel):
     is_call: bool = Field(default=False, description="a call step (schemas/call.py)")
     appointment_at: AwareDatetime | None = None
     appointment_late: bool = False
+    reported_at: AwareDatetime | None = None
 
 
 class ProjectionRecord(BaseModel):

@@ -172,7 +172,9 @@ _COLUMNS = """t.transition_id, t.facility, COALESCE(ct.team, t.facility) AS team
     ARRAY(SELECT s ->> 'step_id' FROM jsonb_array_elements(t.steps) AS s
           WHERE (s ->> 'missed_before_arrival')::boolean) AS missed_steps,
     ARRAY(SELECT s ->> 'step_id' FROM jsonb_array_elements(t.steps) AS s
-          WHERE (s ->> 'appointment_late')::boolean) AS late_bookings"""
+          WHERE (s ->> 'appointment_late')::boolean) AS late_bookings,
+    ARRAY(SELECT s ->> 'step_id' FROM jsonb_array_elements(t.steps) AS s
+          WHERE s ->> 'status' = 'open' AND s ->> 'reported_at' IS NOT NULL) AS reported_steps"""
 # Every open step with a due time, bucketed on the worklist's day ($1 now; $2-$4 each listed
 # facility's day in its own zone, $5-$6 the site's day for the others; $7 the TCM elements):
 # overdue, due on the day, later. A row lists them all, so a step due today shows although

@@ -161,6 +161,16 @@ class TransitionFeed(TransitionUpdates):
             else:
                 self._ignored(detail, f"{what}: {why}")
             return
+        if signal.confirm and not document:
+            for step in open_steps:
+                step.reported_at = at
+                self._event(
+                    "feed_reported",
+                    step.step_id,
+                    actor=FEED_ACTOR,
+                    detail=f"{detail}: {what}: visit reported, confirm (complete it with the day)",
+                )
+            return
         for step in open_steps:
             self._complete(step, FEED_ACTOR, f"{what} ({signal.event_type})", detail, at=at)
             self._event(

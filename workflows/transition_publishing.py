@@ -114,6 +114,7 @@ class TransitionPublishing(TransitionBase):
             is_call=is_call_step(step.kind, step.owner_role),
             appointment_at=step.appointment_at,
             appointment_late=step.appointment_late,
+            reported_at=step.reported_at,
         )
 
     def _upsert_search_attributes(self, record: ProjectionRecord) -> None:

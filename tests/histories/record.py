@@ -300,9 +300,9 @@ async def record_feed(env: WorkflowEnvironment, path: Path) -> None:
     """The feed's paths (from workflow-v10) at high risk: an S12 booking, an S13 move past the
     visit's limit (flagged), an S14 of another appointment (not applied), an S26 no-show
     (cleared), an S15 with nothing booked (not applied), an S12 again, an MDM^T02 (no
-    discharge-information step here: evidence only), the A04 at the practice clinic that
-    completes the visit, an S26 after it (not applied), a supervisor's two undos (the
-    completion, then the booking) and the A04 again."""
+    discharge-information step here: evidence only), an A04 reported for confirmation, the
+    A04 at the practice clinic that completes the visit, an S26 after it (not applied), a
+    supervisor's two undos (the completion, then the booking) and the A04 again."""
     async with new_worker(env) as worker:
         monday = next_weekday(await env.get_current_time(), 0, time(9, 0))
         await advance_to(env, monday)
@@ -335,6 +335,18 @@ async def record_feed(env: WorkflowEnvironment, path: Path) -> None:
             )
         arrived = monday + timedelta(days=5, hours=1)
         await advance_to(env, arrived)
+        await handle.signal(  # a site that confirms visits: reported, not completed
+            TransitionWorkflow.adt_event,
+            adt(
+                "A04",
+                "F-A04-REPORTED",
+                arrived,
+                patient_class="O",
+                clinic="PCP",
+                feed=True,
+                confirm=True,
+            ),
+        )
         await handle.signal(
             TransitionWorkflow.adt_event,
             adt("A04", "F-A04", arrived, patient_class="O", clinic="PCP", inbox_id=11, feed=True),

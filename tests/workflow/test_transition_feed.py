@@ -21,7 +21,7 @@ from schemas.transition import (
     TransitionState,
     UndoFeedRequest,
 )
-from tests.workflow.support import HIGH_RISK, RECORDS, discharged_on, steps_of
+from tests.workflow.support import HIGH_RISK, RECORDS, advance_to, discharged_on, steps_of
 from workflows.transition import TransitionWorkflow
 
 Handle = WorkflowHandle[TransitionWorkflow, TransitionState]
@@ -142,3 +142,32 @@ async def test_a_discharge_summary_closes_the_handoffs_discharge_information_ste
     [step] = [s for s in (await state(handle)).steps if s.tcm_element is not None]
     assert step.status == StepStatus.COMPLETED and step.completed_at == written
     assert any("inbox 7" in d and "discharge summary" in d for d in await details(handle))
+
+
+async def test_a_site_that_confirms_visits_gets_visit_reported_not_completed(
+    skipping_env: WorkflowEnvironment, worker: Worker
+) -> None:
+    handle = await discharged_on(skipping_env, worker)
+    arrived = (await state(handle)).discharged_at + timedelta(days=5)
+    await handle.signal(
+        TransitionWorkflow.adt_event,
+        AdtSignal(
+            event_type="A04",
+            message_control_id="A04-C",
+            occurred_at=arrived,
+            patient_class="O",
+            clinic="PCP",
+            inbox_id=300,
+            feed=True,
+            confirm=True,
+        ),
+    )
+    visit = steps_of(await state(handle))["follow_up_visit"]
+    assert visit.status == StepStatus.OPEN and visit.reported_at == arrived
+    assert any("visit reported, confirm" in d for d in await details(handle))
+    await advance_to(skipping_env, arrived + timedelta(hours=1))
+    confirmed = await handle.execute_update(
+        TransitionWorkflow.complete_step,
+        CompleteStepRequest(step_id="follow_up_visit", by="rn.a", occurred_on=arrived.date()),
+    )
+    assert confirmed.status == StepStatus.COMPLETED and confirmed.completed_by == "rn.a"
