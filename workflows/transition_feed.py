@@ -25,13 +25,14 @@ with workflow.unsafe.imports_passed_through():
     from schemas.outcome import day_after_discharge
     from schemas.transition import (
         AdtSignal,
+        Correction,
         StepState,
         StepStatus,
         TransitionStatus,
         UndoFeedRequest,
     )
 
-from workflows.transition_updates import TransitionUpdates
+from workflows.transition_updates import MAX_CORRECTIONS_PER_STEP, TransitionUpdates
 
 FEED_PATCH = "feed-events-v1"
 FEED_ACTOR = "feed"
@@ -199,9 +200,11 @@ class TransitionFeed(TransitionUpdates):
             step.appointment_at = step.appointment_status = step.appointment_id = None
             step.appointment_with = step.appointment_where = step.appointment_by = None
             step.appointment_late = False
-        self._event(
-            "feed_undone", step.step_id, actor=request.by, detail=f"{what}; {request.reason}"
+        # the reason is free text (it may name the patient): kept on the step, not the timeline
+        step.corrections.append(
+            Correction(at=workflow.now(), by=request.by, changes=what, reason=request.reason)
         )
+        self._event("feed_undone", step.step_id, actor=request.by, detail=what)
         await self._publish()
         return step.model_copy(deep=True)
 
@@ -216,6 +219,10 @@ class TransitionFeed(TransitionUpdates):
         if step is None:
             raise ValueError(
                 f"There is no step {request.step_id!r}; the steps are {', '.join(self._steps)}."
+            )
+        if len(step.corrections) >= MAX_CORRECTIONS_PER_STEP:
+            raise ValueError(
+                f"Step {request.step_id!r} already has {MAX_CORRECTIONS_PER_STEP} corrections."
             )
         if step.completed_by != FEED_ACTOR and step.appointment_by != FEED_ACTOR:
             raise ValueError(

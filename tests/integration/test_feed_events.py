@@ -296,7 +296,9 @@ async def test_a_supervisor_undoes_a_wrong_automatic_completion(patient: Patient
     assert undone.json()["status"] == "open" and undone.json()["completed_at"] is None
     assert undone.json()["appointment_at"] is not None  # the booking stays
     [entry] = await patient.timeline_with("completion")
-    assert entry["actor"] == "sup.kim" and "another patient's visit" in entry["detail"]
+    assert entry["actor"] == "sup.kim" and "another patient" not in entry["detail"]
+    [kept] = undone.json()["corrections"]  # the free-text reason stays on the step
+    assert kept["by"] == "sup.kim" and kept["reason"] == reason["reason"]
 
     cleared = await team.http.post(url, json=reason, headers=team.as_("sup.kim"))
     assert cleared.status_code == 200 and cleared.json()["appointment_at"] is None
