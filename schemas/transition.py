@@ -353,11 +353,18 @@ class CorrectionRequest(_OperatorAction):
         return self
 
 
+class FeedChange(StrEnum):
+    COMPLETION = "completion"  # the feed completed the step (an arrival, a document)
+    APPOINTMENT = "appointment"  # the feed booked the step's appointment (an SIU)
+
+
 class UndoFeedRequest(_OperatorAction):
     """A supervisor undoes the feed's automatic change of a step when the feed was wrong: the
-    visit or discharge summary it completed reopens, the appointment it booked is cleared."""
+    visit or discharge summary it completed reopens, the appointment it booked is cleared.
+    Naming the change makes a repeat change nothing."""
 
     step_id: str
+    undo: FeedChange = FeedChange.COMPLETION
     reason: str = Field(min_length=1, max_length=2000)
 
     @field_validator("reason")

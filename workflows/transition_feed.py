@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.transition import (
         AdtSignal,
         Correction,
+        FeedChange,
         StepState,
         StepStatus,
         TransitionStatus,
@@ -48,7 +49,8 @@ class TransitionFeed(TransitionUpdates):
     that declare it; the undo_feed Update."""
 
     async def _feed_event(self, signal: AdtSignal, detail: str) -> None:
-        await workflow.wait_condition(lambda: self._plan is not None)
+        if self._plan is None:  # the router sends only to planned transitions; to be sure
+            await workflow.wait_condition(lambda: self._plan is not None)
         if signal.message_type == "SIU":
             self._scheduling(signal, detail)
         else:
@@ -185,7 +187,9 @@ class TransitionFeed(TransitionUpdates):
             step = self._undoable(request)
         except ValueError as exc:
             raise ApplicationError(str(exc), type="StepNotActionable") from None
-        if step.completed_by == FEED_ACTOR:
+        if not self._feed_made(step, request.undo):
+            return step.model_copy(deep=True)  # undone already: a repeat changes nothing
+        if request.undo == FeedChange.COMPLETION:
             what = f"completion ({step.outcome}) undone: the step is open again"
             step.completed_at = step.completed_by = step.outcome = step.note = None
             step.status = StepStatus.PENDING
@@ -212,7 +216,14 @@ class TransitionFeed(TransitionUpdates):
     def validate_undo_feed(self, request: UndoFeedRequest) -> None:
         self._undoable(request)
 
+    @staticmethod
+    def _feed_made(step: StepState, change: FeedChange) -> bool:
+        if change == FeedChange.COMPLETION:
+            return step.completed_by == FEED_ACTOR
+        return step.appointment_by == FEED_ACTOR
+
     def _undoable(self, request: UndoFeedRequest) -> StepState:
+        """The step the feed changed this way, or undid it already (a repeat: no change)."""
         if self._status != TransitionStatus.ACTIVE:
             raise ValueError(f"The transition is {self._status.value}: nothing can change it now.")
         step = self._steps.get(request.step_id)
@@ -220,12 +231,15 @@ class TransitionFeed(TransitionUpdates):
             raise ValueError(
                 f"There is no step {request.step_id!r}; the steps are {', '.join(self._steps)}."
             )
-        if len(step.corrections) >= MAX_CORRECTIONS_PER_STEP:
-            raise ValueError(
-                f"Step {request.step_id!r} already has {MAX_CORRECTIONS_PER_STEP} corrections."
-            )
-        if step.completed_by != FEED_ACTOR and step.appointment_by != FEED_ACTOR:
-            raise ValueError(
-                f"The feed has changed nothing on step {request.step_id!r} that could be undone."
-            )
-        return step
+        if self._feed_made(step, request.undo):
+            if len(step.corrections) >= MAX_CORRECTIONS_PER_STEP:
+                raise ValueError(
+                    f"Step {request.step_id!r} already has {MAX_CORRECTIONS_PER_STEP} corrections."
+                )
+            return step
+        last = step.corrections[-1] if step.corrections else None
+        if last is not None and last.changes.startswith(request.undo.value):
+            return step
+        raise ValueError(
+            f"The feed made no {request.undo.value} on step {request.step_id!r} to undo."
+        )

@@ -29,6 +29,7 @@ from schemas.transition import (
     CompleteStepRequest,
     Complexity,
     CorrectionRequest,
+    FeedChange,
     NoteRequest,
     ProfileRequest,
     ReassignRequest,
@@ -352,9 +353,16 @@ async def record_feed(env: WorkflowEnvironment, path: Path) -> None:
             adt("A04", "F-A04", arrived, patient_class="O", clinic="PCP", inbox_id=11, feed=True),
         )
         await handle.signal(TransitionWorkflow.adt_event, siu("S26", "F-S26-AFTER", arrived))
+        while True:  # the supervisor acts on what the page shows: the visit completed
+            state = await handle.query(TransitionWorkflow.get_state)
+            if next(s for s in state.steps if s.step_id == "follow_up_visit").completed_by:
+                break
+            await asyncio.sleep(0.05)
         undo = UndoFeedRequest(step_id="follow_up_visit", by="sup.kim", reason="wrong patient")
         await handle.execute_update(TransitionWorkflow.undo_feed, undo)  # reopened
-        await handle.execute_update(TransitionWorkflow.undo_feed, undo)  # booking cleared
+        await handle.execute_update(TransitionWorkflow.undo_feed, undo)  # a repeat: no change
+        booking = undo.model_copy(update={"undo": FeedChange.APPOINTMENT})
+        await handle.execute_update(TransitionWorkflow.undo_feed, booking)  # booking cleared
         await handle.signal(
             TransitionWorkflow.adt_event,
             adt(

@@ -300,8 +300,12 @@ async def test_a_supervisor_undoes_a_wrong_automatic_completion(patient: Patient
     [kept] = undone.json()["corrections"]  # the free-text reason stays on the step
     assert kept["by"] == "sup.kim" and kept["reason"] == reason["reason"]
 
-    cleared = await team.http.post(url, json=reason, headers=team.as_("sup.kim"))
+    again = await team.http.post(url, json=reason, headers=team.as_("sup.kim"))
+    assert again.status_code == 200 and again.json() == undone.json()  # a repeat: no change
+    booking = reason | {"undo": "appointment"}
+    cleared = await team.http.post(url, json=booking, headers=team.as_("sup.kim"))
     assert cleared.status_code == 200 and cleared.json()["appointment_at"] is None
-    nothing = await team.http.post(url, json=reason, headers=team.as_("sup.kim"))
+    contact = f"/transitions/{patient.tid}/steps/interactive_contact/undo-feed"
+    nothing = await team.http.post(contact, json=reason, headers=team.as_("sup.kim"))
     assert nothing.status_code == 409
-    assert "nothing on step 'follow_up_visit'" in nothing.json()["detail"]
+    assert "made no completion on step 'interactive_contact'" in nothing.json()["detail"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from schemas.transition import StepState, UndoFeedRequest
+from schemas.transition import FeedChange, StepState, UndoFeedRequest
 from workers.api.common import IdempotencyKey, Svc
 from workers.api.transitions import Actor, Supervisor, update_transition
 
@@ -15,6 +15,7 @@ router = APIRouter(tags=["transitions"])
 
 
 class UndoBody(Actor):
+    undo: FeedChange = FeedChange.COMPLETION
     reason: str
 
 
@@ -27,7 +28,8 @@ async def undo_feed(
     body: UndoBody,
     key: IdempotencyKey = None,
 ) -> StepState | JSONResponse:
-    """Undo the feed's last change of the step: its completion, else its appointment."""
+    """Undo the feed's completion (default) or appointment of the step; a repeat changes
+    nothing."""
     return await update_transition(
         svc,
         principal,
