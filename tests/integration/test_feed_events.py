@@ -15,12 +15,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
 
 from ingest import example_messages, feed_examples
 from schemas import keys
 from tests.helpers import MllpClient, assert_eventually, msa
-from tests.integration.care_support import ER7, Team, care_team
-from tests.integration.conftest import RunningStack
+from tests.integration.care_support import ER7, Team, care_team, cli_env
+from tests.integration.conftest import RunningStack, run_cli
 from workers.runtime.settings import Settings
 
 
@@ -309,3 +310,37 @@ async def test_a_supervisor_undoes_a_wrong_automatic_completion(patient: Patient
     nothing = await team.http.post(contact, json=reason, headers=team.as_("sup.kim"))
     assert nothing.status_code == 409
     assert "made no completion on step 'interactive_contact'" in nothing.json()["detail"]
+
+
+async def test_the_cli_undoes_a_booking_and_records_a_filing_once(
+    patient: Patient, temporal_env: WorkflowEnvironment, database_url: str
+) -> None:
+    env = cli_env(temporal_env, database_url)
+    await patient.siu("S12", patient.day(4))
+    await patient.timeline_with("booked for")
+    undone = await run_cli(
+        env,
+        "undo-feed",
+        patient.tid,
+        "--undo",
+        "appointment",
+        "--reason",
+        "booked for another patient",
+        "--by",
+        "sup.kim",
+    )
+    assert undone.exit_code == 0, undone.output
+    assert (await patient.visit_step())["appointment_at"] is None
+    refused = await run_cli(
+        env, "undo-feed", patient.tid, "--reason", "x", "--by", "sup.kim"
+    )  # the feed completed nothing
+    assert refused.exit_code == 1 and "made no completion" in refused.output
+
+    at = (patient.discharged + timedelta(hours=3)).isoformat()
+    args = ("filed", patient.tid, "discharge_information", "--at", at, "--by", "rn.alvarez")
+    first = await run_cli(env, *args)
+    assert first.exit_code == 0 and "recorded before" not in first.output, first.output
+    second = await run_cli(env, *args)
+    assert second.exit_code == 0 and "recorded before" in second.output
+    unknown = await run_cli(env, "filed", patient.tid, "lab_results", "--at", at, "--by", "x")
+    assert unknown.exit_code != 0

@@ -221,6 +221,7 @@ from workers.cli import (  # noqa: E402, F401
     care,
     deployment,
     example,
+    feed,
     ingest,
     keys,
     replay,
