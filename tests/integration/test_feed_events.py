@@ -219,6 +219,13 @@ async def test_a_booking_past_the_visits_limit_is_flagged_on_the_worklist(
     await assert_eventually(flagged, within=30)
     [late] = await patient.timeline_with("the TCM visit will be late")
     assert "act now" in late["detail"]
+    headers = patient.team.as_("sup.kim")
+    worklist = await patient.team.http.get(
+        "/", params={"facility": patient.team.facility}, headers=headers
+    )
+    assert worklist.status_code == 200 and "follow_up_visit booked late: act now" in worklist.text
+    page = await patient.team.http.get(f"/ui/transitions/{patient.tid}", headers=headers)
+    assert "booked after the limit: act now" in page.text and "with GREGORY HOUSE" in page.text
 
 
 async def test_a_discharge_summary_on_day_1_is_trc_discharge_information(
