@@ -29,6 +29,7 @@ def describe(row: dict[str, Any], site: SiteConfig) -> dict[str, Any]:
             er7.parse(raw, site.character_sets),
             site.zone_for(row.get("sending_facility") or ""),
             visit_sources=site.visit_number_sources,
+            results=bool(site.feed.discharge_result_codes),
         ).model_dump(mode="json")
     except HL7Error as error:
         view["parsed"] = None

@@ -154,6 +154,49 @@ def mdm(
     return separator.join(segments) + separator
 
 
+def oru(
+    *,
+    written: datetime,
+    visit: str,
+    now: datetime | None = None,
+    facility: str = example_messages.DEFAULT_FACILITY,
+    mrn: str | None = None,
+    code: str = "18842-5",
+    control_id: str | None = None,
+    zone: tzinfo = UTC,
+    separator: str = "\r",
+) -> str:
+    """An ORU^R01 carrying the stay's discharge summary as a result: OBR-4 its code (LOINC
+    18842-5), OBR-7 when it was written, one OBX of text."""
+    sent = _stamp((now or datetime.now(UTC)).replace(microsecond=0), zone)
+    stamp = _stamp(written, zone)
+    patient = example_messages.JANE
+    segments = [
+        f"MSH|^~\\&|EPIC|{facility}|CAREBRIDGE|CB|{sent}||ORU^R01^ORU_R01|"
+        f"{control_id or fresh_control_id()}|P|2.5.1",
+        _segment(
+            "PID",
+            {
+                1: "1",
+                3: f"{mrn or example_messages.fresh_mrn()}^^^{facility}^MR",
+                5: patient.name,
+                7: patient.birth_date,
+                8: patient.sex,
+            },
+        ),
+        _segment(
+            "PV1", {1: "1", 2: "I", 3: f"4W^401^A^{facility}", 19: f"{visit}^^^{facility}^VN"}
+        ),
+        "ORC|RE",
+        _segment(
+            "OBR", {1: "1", 3: f"DOC{visit}^EPIC", 4: f"{code}^Discharge summary^LN", 7: stamp}
+        ),
+        f"OBX|1|TX|{code}^Discharge summary^LN||Discharge summary text (fictitious)"
+        f"||||||F|||{stamp}",
+    ]
+    return separator.join(segments) + separator
+
+
 FEED_KINDS = {
     "siu-s12": "SIU^S12: the follow-up visit booked at the practice clinic in 5 days",
     "a04-clinic": "ADT^A04: the patient arrived at the practice clinic (an outpatient visit)",

@@ -12,10 +12,21 @@ import hl7
 from ingest import er7
 from ingest.errors import SEGMENT_SEQUENCE_ERROR, UNSUPPORTED_MESSAGE_TYPE, HL7Error
 from schemas.adt import AckCode
-from schemas.feed import BOOKINGS, DOCUMENT_EVENTS, SCHEDULING_EVENTS, Appointment, DocumentNotice
+from schemas.feed import (
+    BOOKINGS,
+    DOCUMENT_EVENTS,
+    RESULT_EVENTS,
+    SCHEDULING_EVENTS,
+    Appointment,
+    DocumentNotice,
+)
 
-SUPPORTED = {"SIU": SCHEDULING_EVENTS, "MDM": DOCUMENT_EVENTS}
-REQUIRED_SEGMENTS = {"SIU": ("SCH", "PID"), "MDM": ("EVN", "PID", "PV1", "TXA")}
+SUPPORTED = {"SIU": SCHEDULING_EVENTS, "MDM": DOCUMENT_EVENTS, "ORU": RESULT_EVENTS}
+REQUIRED_SEGMENTS = {
+    "SIU": ("SCH", "PID"),
+    "MDM": ("EVN", "PID", "PV1", "TXA"),
+    "ORU": ("PID", "PV1", "OBR"),
+}
 
 
 def check(message: hl7.Message, message_type: str, trigger: str) -> None:
@@ -72,6 +83,16 @@ def appointment(message: hl7.Message, trigger: str, zone: ZoneInfo) -> Appointme
         at=at,
         provider=provider[:120],
         location=er7.value(message, "AIL", 3)[:80],
+    )
+
+
+def result(message: hl7.Message, zone: ZoneInfo, event_at: datetime | None) -> DocumentNotice:
+    """ORU: OBR-4.1 the code, OBR-7 (else OBX-14, else the event time), OBR-3.1 filler id."""
+    at = _first_time(message, zone, (("OBR", 7, 1), ("OBX", 14, 1))) or event_at
+    return DocumentNotice(
+        type=er7.value(message, "OBR", 4),
+        at=at,
+        number=er7.value(message, "OBR", 3)[:80],
     )
 
 

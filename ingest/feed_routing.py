@@ -93,15 +93,20 @@ async def document(
     """The index stay's discharge information: evidence for TRC on the document's date
     (kept even when the transition has closed), and a signal for its timeline and its
     discharge-summary step."""
-    what = f"MDM^{event.event_type}"
+    message = event.header.message_type
+    what = f"{message}^{event.event_type}"
     doc = event.document
     kind = doc.type if doc else ""
-    if kind not in feed.discharge_documents:
-        listed = ", ".join(feed.discharge_documents) or "none"
+    listed, setting = (
+        (feed.discharge_documents, "discharge_documents")
+        if message == "MDM"
+        else (feed.discharge_result_codes, "discharge_result_codes")
+    )
+    if kind not in listed:
         return FeedRouted(
             "ignored",
             f"{what} recorded; document type {kind or '(empty)'} is not discharge information "
-            f"(site.yaml feed.discharge_documents: {listed})",
+            f"(site.yaml feed.{setting}: {', '.join(listed) or 'none'})",
         )
     if not event.visit_number:
         return FeedRouted("ignored", f"{what} recorded; no visit number, so no index stay")

@@ -400,6 +400,7 @@ class AdtIntake:
                 message,
                 self._site.zone_for(header.facility),
                 visit_sources=self._site.visit_number_sources,
+                results=bool(self._site.feed.discharge_result_codes),
             )
         except HL7Error as error:
             return await self._reject(entry_id, header, error)

@@ -255,16 +255,22 @@ def _visit_number(message: hl7.Message, sources: tuple[str, ...]) -> tuple[str, 
 
 
 def to_event(
-    message: hl7.Message, zone: ZoneInfo, visit_sources: tuple[str, ...] = DEFAULT_VISIT_SOURCES
+    message: hl7.Message,
+    zone: ZoneInfo,
+    visit_sources: tuple[str, ...] = DEFAULT_VISIT_SOURCES,
+    *,
+    results: bool = False,
 ) -> AdtEvent:
-    """Validate and map; raises HL7Error with the ACK code and field at fault."""
+    """Validate and map; raises HL7Error with the ACK code and field at fault. `results`:
+    the site lists ORU codes that are discharge information (else ORU is unsupported)."""
     head = header(message)
     if not head.control_id:
         raise HL7Error(AckCode.REJECT, "MSH-10 message control id is required", "MSH", 10)
-    if head.message_type not in MESSAGE_TYPES:
+    accepted = (*MESSAGE_TYPES, "ORU") if results else MESSAGE_TYPES
+    if head.message_type not in accepted:
         raise HL7Error(
             AckCode.REJECT,
-            f"message type {head.message_type or '(empty)'} is not ADT, SIU or MDM",
+            f"message type {head.message_type or '(empty)'} is not {', '.join(accepted)}",
             "MSH",
             9,
             UNSUPPORTED_MESSAGE_TYPE,
@@ -308,7 +314,11 @@ def to_event(
     scheduled = (
         feed_mapping.appointment(message, head.trigger_event, zone) if kind == "SIU" else None
     )
-    document = feed_mapping.document(message, zone, occurred_at) if kind == "MDM" else None
+    document = None
+    if kind == "MDM":
+        document = feed_mapping.document(message, zone, occurred_at)
+    elif kind == "ORU":
+        document = feed_mapping.result(message, zone, occurred_at)
     phones = _phones(message)
     diagnosis = _principal_diagnosis(message)
     return AdtEvent(

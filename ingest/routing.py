@@ -331,7 +331,7 @@ class AdtRouter:
         transition, for a discharge and the updates delivered to it): a failure to write it
         fails the message like any database failure (not AA, the sender resends)."""
         patient = await self.patient_key(event)
-        if event.header.message_type != "ADT":  # SIU, MDM: the feed's other messages
+        if event.header.message_type != "ADT":  # SIU, MDM, ORU: the feed's other messages
             return await self._feed(event, received_at, patient, inbox_id)
         routed = await self._route(event, received_at, patient, inbox_id)
         await self._register(event, received_at, patient, self._own_transition(event, routed))
@@ -340,7 +340,7 @@ class AdtRouter:
     async def _feed(
         self, event: AdtEvent, received_at: datetime, patient: str, inbox_id: int | None
     ) -> Routed:
-        """SIU and MDM (ingest/feed_routing.py). Their PID does not update the registry: the
+        """SIU, MDM and ORU (ingest/feed_routing.py). Their PID does not update the registry: the
         ADT feed is the source of the patient's demographics."""
         assert self._pool is not None
         at = event.occurred_at or received_at
@@ -364,7 +364,7 @@ class AdtRouter:
                 written,
                 inbox_id=inbox_id,
                 feed=True,
-                message_type="MDM",
+                message_type=event.header.message_type,
                 document_type=event.document.type if event.document else None,
             )
             transition = keys.transition_id(self.encounter_key(event))

@@ -19,6 +19,9 @@ SCHEDULING_EVENTS = BOOKINGS | CLEARINGS
 # MDM: T02 original document notification and content, T04 document status change
 # notification and content.
 DOCUMENT_EVENTS = frozenset({"T02", "T04"})
+# ORU^R01 whose OBR-4 code the site lists (feed.discharge_result_codes): a discharge summary
+# sent as a result. Without a listed code ORU stays an unsupported message type (AR).
+RESULT_EVENTS = frozenset({"R01"})
 
 
 class Appointment(BaseModel):
@@ -78,6 +81,11 @@ class FeedConfig(BaseModel):
         description="TXA-2 document types that are TRC discharge information (HL7 table "
         "0270: DS discharge summary, TS transfer summary)",
     )
+    discharge_result_codes: tuple[str, ...] = Field(
+        default=(),
+        description="ORU^R01 OBR-4.1 codes that are discharge information (LOINC 18842-5 "
+        "discharge summary, say); empty: ORU is refused as unsupported (AR)",
+    )
 
     def clinic_at(self, facility: str, location: str) -> PracticeClinic | None:
         point_of_care = location.split("^")[0]
@@ -89,7 +97,13 @@ class EventEffect(StrEnum):
     BOOKS = "books"  # SIU: the step's appointment is booked, moved or cleared
 
 
-FEED_MESSAGES = {"ADT": frozenset({"A01", "A04"}), "SIU": SCHEDULING_EVENTS, "MDM": DOCUMENT_EVENTS}
+FEED_MESSAGES = {
+    "ADT": frozenset({"A01", "A04"}),
+    "SIU": SCHEDULING_EVENTS,
+    "MDM": DOCUMENT_EVENTS,
+    "ORU": RESULT_EVENTS,
+}
+DOCUMENT_MESSAGES = frozenset({"MDM", "ORU"})
 
 
 class StepEvent(BaseModel):
@@ -100,7 +114,7 @@ class StepEvent(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    message: Literal["ADT", "SIU", "MDM"]
+    message: Literal["ADT", "SIU", "MDM", "ORU"]
     triggers: tuple[str, ...] = Field(min_length=1)
     effect: EventEffect = EventEffect.COMPLETES
     at_practice_clinic: bool = Field(
@@ -111,7 +125,8 @@ class StepEvent(BaseModel):
     )
     patient_classes: tuple[str, ...] = Field(default=(), description="PV1-2; empty = any")
     document_types: tuple[str, ...] = Field(
-        default=(), description="MDM TXA-2; empty = the site's discharge_documents"
+        default=(),
+        description="MDM TXA-2 / ORU OBR-4.1; empty = the site's discharge_documents / codes",
     )
     from_day: int = Field(default=0, ge=0, description="first day after the discharge (day 0)")
     to_day: int | None = Field(default=None, ge=0, description="last day; default: the period")
@@ -124,8 +139,8 @@ class StepEvent(BaseModel):
             raise ValueError(f"{self.message} triggers {', '.join(unknown)}: not one of {known}")
         if (self.effect == EventEffect.BOOKS) != (self.message == "SIU"):
             raise ValueError("SIU messages book (effect: books); ADT and MDM complete")
-        if self.document_types and self.message != "MDM":
-            raise ValueError("document_types are for MDM messages")
+        if self.document_types and self.message not in DOCUMENT_MESSAGES:
+            raise ValueError("document_types are for MDM and ORU messages")
         if self.to_day is not None and self.to_day < self.from_day:
             raise ValueError("to_day is before from_day")
         return self
@@ -165,4 +180,7 @@ VISIT_EVENTS = (
     StepEvent(message="SIU", triggers=tuple(sorted(SCHEDULING_EVENTS)), effect=EventEffect.BOOKS),
     StepEvent(message="ADT", triggers=("A01", "A04"), at_practice_clinic=True),
 )
-DISCHARGE_INFORMATION_EVENTS = (StepEvent(message="MDM", triggers=("T02", "T04")),)
+DISCHARGE_INFORMATION_EVENTS = (
+    StepEvent(message="MDM", triggers=("T02", "T04")),
+    StepEvent(message="ORU", triggers=("R01",)),
+)

@@ -21,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from schemas.call import AppointmentStatus
-    from schemas.feed import CLEARINGS, EventEffect, FeedFacts
+    from schemas.feed import CLEARINGS, DOCUMENT_MESSAGES, EventEffect, FeedFacts
     from schemas.outcome import day_after_discharge
     from schemas.transition import (
         AdtSignal,
@@ -144,7 +144,7 @@ class TransitionFeed(TransitionUpdates):
     def _completion(self, signal: AdtSignal, detail: str) -> None:
         """An arrival or a document: every open step that declares it is completed."""
         at = signal.occurred_at
-        document = signal.message_type == "MDM"
+        document = signal.message_type in DOCUMENT_MESSAGES
         what = f"discharge summary received on {_when(at)}" if document else f"visit on {_when(at)}"
         if signal.clinic:
             what += f" at {signal.clinic}"

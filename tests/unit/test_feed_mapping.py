@@ -78,3 +78,18 @@ def test_a_practice_clinic_matches_its_point_of_care_and_facility() -> None:
     assert feed.clinic_at("SOUTH", "PCP2^^") is None
     assert feed.clinic_at("NORTH", "PCP2") is not None
     assert feed.clinic_at("ANY", "4W^401^A") is None
+
+
+def test_an_oru_is_unsupported_unless_the_site_lists_result_codes() -> None:
+    written = START - timedelta(days=4)
+    raw = feed_examples.oru(written=written, visit="V1")
+    with pytest.raises(HL7Error) as info:
+        event_of(raw)
+    assert info.value.ack_code == AckCode.REJECT and info.value.condition[0] == "200"
+    event = mapping.to_event(er7.parse(raw.encode()), NY, results=True)
+    assert event.document is not None
+    assert (event.document.type, event.document.at, event.visit_number) == (
+        "18842-5",
+        written,
+        "V1",
+    )
