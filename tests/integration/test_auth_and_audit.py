@@ -173,6 +173,18 @@ async def test_every_route_admits_exactly_its_roles(secured: Secured) -> None:
             {"json": {"complexity": "high", "reason": "signed note"}},
             {Role.SUPERVISOR},
         ),
+        (
+            "POST",
+            f"/transitions/{tid}/steps/follow_up_visit/undo-feed",
+            {"json": {"reason": "the feed was wrong"}},
+            {Role.SUPERVISOR},
+        ),
+        (
+            "POST",
+            f"/transitions/{tid}/filed",
+            {"json": {"component": "discharge_information", "at": "2031-01-01T00:00:00Z"}},
+            clinical,
+        ),
         ("GET", "/team", {}, {Role.SUPERVISOR}),
         ("GET", "/ui/team", {}, {Role.SUPERVISOR}),
         ("GET", "/openapi.json", {}, set(ROLES)),  # the API's description follows its auth
