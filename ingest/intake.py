@@ -34,10 +34,15 @@ from ingest.errors import (
     HL7Error,
 )
 from ingest.metrics import ACK_LATENCY, ADT_MESSAGES, DEAD_LETTERS
-from ingest.routing import AdtRouter
-from schemas.adt import AckCode, MessageHeader
+from ingest.routing import AdtRouter, Routed
+from schemas.adt import AckCode, AdtEvent, MessageHeader
 from schemas.protocol_library import ProtocolLibrary
-from schemas.site import ApplicationAckRoute, ReusedControlIds, UnmatchedPatientIdentifier
+from schemas.site import (
+    ApplicationAckRoute,
+    ReusedControlIds,
+    SiteConfig,
+    UnmatchedPatientIdentifier,
+)
 from store import inbox
 from store.encryption import BlindIndex, FieldCipher
 
@@ -437,6 +442,39 @@ class AdtIntake:
             header, ack, AckCode.ACCEPT, routed.status, entry_id, routed.transition_id
         )
         return replace(result, started=routed.started)
+
+    @property
+    def site(self) -> SiteConfig:
+        return self._site
+
+    @property
+    def router(self) -> AdtRouter:
+        return self._router
+
+    @property
+    def allowed_facilities(self) -> frozenset[str]:
+        """CAREBRIDGE_ALLOWED_FACILITIES (empty: every facility)."""
+        return self._allowed
+
+    async def route_and_settle(
+        self, entry_id: int, event: AdtEvent, answer: Callable[[Routed], tuple[str, str]]
+    ) -> Routed:
+        """Route an event another door mapped (FHIR) as `_process` routes one: under its
+        encounter's lock, then its inbox row settled with `answer(routed)` (the ack code and
+        the answer stored for a resend), so both doors order one visit's events alike."""
+        async with self._encounter_locks.hold(f"{event.facility}\x1f{event.visit_number}"):
+            routed = await self._router.route(event, self.now(), inbox_id=entry_id)
+            ack_code, stored = answer(routed)
+            await inbox.settle(
+                self._pool,
+                entry_id,
+                status=routed.status,
+                ack_code=ack_code,
+                ack=stored,
+                decision=routed.text,
+                transition_id=routed.transition_id,
+            )
+        return routed
 
     async def _dead_letter(
         self,

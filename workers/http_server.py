@@ -28,6 +28,7 @@ from workers.api import (
     care_plan,
     codec_server,
     feed,
+    fhir_messages,
     messages,
     notifications,
     ownership,
@@ -133,6 +134,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.include_router(adt.router)
     app.include_router(notifications.router)
     app.include_router(messages.router)
+    app.include_router(fhir_messages.router)
 
     app.add_exception_handler(pages.SignInRequired, pages.sign_in_page)
 

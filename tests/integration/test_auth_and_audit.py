@@ -7,11 +7,12 @@ append-only, and `verify` finds an edited row."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -21,6 +22,7 @@ import pytest
 import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from ingest.fhir_examples import discharge_bundle
 from store import security
 from tests.helpers import a03, find_free_port
 from tests.integration.conftest import RunningStack, discharged_and_planned
@@ -100,6 +102,11 @@ async def discharge(secured: Secured, facility: str) -> str:
     )
 
 
+def fhir_notification() -> dict[str, Any]:
+    bundle = discharge_bundle(datetime.now(UTC), facility=TEAM)
+    return {"content": json.dumps(bundle), "headers": {"Content-Type": "application/fhir+json"}}
+
+
 async def test_every_route_admits_exactly_its_roles(secured: Secured) -> None:
     tid = await discharge(secured, TEAM)
     message_id = (await secured.http.get("/messages", headers=secured.as_(Role.OPERATOR))).json()[
@@ -112,6 +119,7 @@ async def test_every_route_admits_exactly_its_roles(secured: Secured) -> None:
     report = f"/reports/tcm?from={today - timedelta(days=30)}&to={today}"
     routes: list[tuple[str, str, dict[str, Any], set[Role]]] = [
         ("POST", "/adt", {"content": a03(), "headers": ER7}, {Role.INTEGRATION}),
+        ("POST", "/fhir/$process-message", fhir_notification(), {Role.INTEGRATION}),
         ("GET", "/messages", {}, {Role.OPERATOR, Role.SUPERVISOR}),
         ("GET", f"/messages/{message_id}", {}, {Role.OPERATOR, Role.SUPERVISOR}),
         ("POST", f"/messages/{message_id}/reprocess", {}, {Role.OPERATOR}),

@@ -25,6 +25,7 @@ AUDITED = {
     "notifications": "notification",
     "digests": "digest",
     "team": "team",
+    "fhir": "fhir",
     "": "worklist",
 }
 
