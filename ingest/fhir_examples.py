@@ -14,7 +14,13 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from ingest.example_messages import DEFAULT_FACILITY, JANE, JANE_SPOUSE
+from ingest.example_messages import (
+    DEFAULT_FACILITY,
+    JANE,
+    JANE_SPOUSE,
+    fresh_mrn,
+    mrn_of_visit,
+)
 from ingest.fhir_notifications import EVENT_SYSTEM, IDENTIFIER_TYPES, NUBC_SYSTEM
 
 PROFILES = "http://hl7.org/fhir/us/davinci-alerts/StructureDefinition/"
@@ -51,7 +57,8 @@ def discharge_bundle(
     event: str = "notification-discharge",
 ) -> dict[str, Any]:
     """`discharged`: the discharge time from `now`; `disposition` a NUBC code as the IG's
-    example writes it (1, without the UB-04 leading zero)."""
+    example writes it (1, without the UB-04 leading zero); the MRN, unless given, is the
+    visit's own (as `carebridge example a03 --visit` writes it) or fresh."""
     header, encounter, patient, location, doctor, hospital, condition, coverage, payer = (
         _urn() for _ in range(9)
     )
@@ -131,7 +138,7 @@ def discharge_bundle(
                 "identifier": [
                     _typed(
                         "MR",
-                        mrn or f"M{uuid.uuid4().hex[:8]}",
+                        mrn or (mrn_of_visit(facility, visit) if visit else fresh_mrn()),
                         system="urn:example:mrn",
                         assigner={"display": facility},
                     )

@@ -145,7 +145,7 @@ def _validate(bundle: Json) -> None:
         Bundle.model_validate(bundle)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or 'Bundle'}: {error['msg']}"
+            f"{'.'.join(str(p) for p in error['loc']) or 'Bundle'}: {error['msg'].rstrip('.')}"
             for error in exc.errors()[:5]
         )
         raise FhirRefusal(
@@ -336,7 +336,7 @@ def _patient_identifiers(patient: Json) -> tuple[PatientIdentifier, ...]:
 
 
 def _instant(value: Any, zone: ZoneInfo) -> datetime | None:
-    """A FHIR dateTime/instant; one without an offset (or a date alone) is in `zone`."""
+    """A FHIR dateTime/instant; a date alone is its midnight in `zone`."""
     if not value:
         return None
     try:

@@ -1,21 +1,25 @@
 """`carebridge example`: a realistic ADT message about a fictitious patient, timed from now,
 or one of the feed's other messages (SIU booking, A04 at the practice clinic, MDM discharge
-summary: ingest/feed_examples.py)."""
+summary: ingest/feed_examples.py), or a Da Vinci notification Bundle (FHIR R4 JSON:
+ingest/fhir_examples.py)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
-from ingest import example_messages, feed_examples
+from ingest import example_messages, feed_examples, fhir_examples
 from workers.cli.app import app, err_console, site_zone
 
+FHIR_KINDS = {"fhir-discharge": "a Da Vinci discharge notification Bundle (FHIR R4 JSON)"}
 KIND_HELP = "; ".join(
     [f"{name}: {kind.description}" for name, kind in example_messages.KINDS.items()]
     + [f"{name}: {text}" for name, text in feed_examples.FEED_KINDS.items()]
+    + [f"{name}: {text}" for name, text in FHIR_KINDS.items()]
 )
 SEPARATORS = {"cr": "\r", "lf": "\n"}
 
@@ -41,11 +45,12 @@ def example(
         "auto", help="segment separator: cr (as feeds send it), lf, or auto (lf on a terminal)"
     ),
 ) -> None:
-    """Print one ADT message to stdout, e.g. `carebridge example a03 | carebridge send -`.
+    """Print one ADT message to stdout, e.g. `carebridge example a03 | carebridge send -`, or
+    a FHIR notification Bundle (`fhir-discharge`) for POST /fhir/$process-message.
 
     The patient is fictitious; control id and visit number are fresh unless given, and the
     MRN is the visit's own (the same for an a03 and an a08 of one --visit) or fresh."""
-    known = [*example_messages.KINDS, *feed_examples.FEED_KINDS]
+    known = [*example_messages.KINDS, *feed_examples.FEED_KINDS, *FHIR_KINDS]
     if kind not in known:
         raise typer.BadParameter(f"one of {', '.join(known)}", param_hint="KIND")
     try:
@@ -67,6 +72,12 @@ def example(
             f"note: no --visit or --mrn, so this {kind} is about a fresh patient that no "
             "transition has"
         )
+    if kind in FHIR_KINDS:
+        bundle = fhir_examples.discharge_bundle(
+            datetime.now(tz), facility=facility, visit=visit, mrn=mrn, discharged=offset
+        )
+        sys.stdout.write(json.dumps(bundle, indent=2) + "\n")
+        return
     chosen = separator if separator != "auto" else ("lf" if sys.stdout.isatty() else "cr")
     if kind in feed_examples.FEED_KINDS:
         sys.stdout.write(
