@@ -29,6 +29,7 @@ from workers.api import (
     codec_server,
     feed,
     fhir_messages,
+    fhir_read,
     messages,
     notifications,
     ownership,
@@ -135,6 +136,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.include_router(notifications.router)
     app.include_router(messages.router)
     app.include_router(fhir_messages.router)
+    app.include_router(fhir_read.router)
 
     app.add_exception_handler(pages.SignInRequired, pages.sign_in_page)
 

@@ -210,6 +210,17 @@ async def test_every_route_admits_exactly_its_roles(secured: Secured) -> None:
         ("GET", "/", {}, readers),
         ("GET", "/dashboard", {}, readers),
         ("GET", f"/ui/transitions/{tid}", {}, readers),
+        ("GET", "/fhir/metadata", {}, set(ROLES)),
+        ("GET", "/fhir/Task", {}, readers),
+        ("GET", f"/fhir/Task/{tid}-interactive-contact", {}, readers),
+        ("GET", "/fhir/CarePlan", {}, readers),
+        ("GET", f"/fhir/CarePlan/{tid}", {}, readers),
+        (
+            "PATCH",
+            f"/fhir/Task/{tid}-medication-reconciliation",  # completed above: 409 when admitted
+            {"json": [{"op": "replace", "path": "/status", "value": "completed"}]},
+            clinical,
+        ),
     ]
     served = every_route(create_app(secured.services)) - OPEN
     untested = {
