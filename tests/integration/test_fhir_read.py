@@ -24,10 +24,16 @@ FHIR = {"Content-Type": "application/fhir+json"}
 
 
 async def discharged(
-    stack: RunningStack, *, disposition: str = "1", ago: timedelta = timedelta(hours=2)
+    stack: RunningStack,
+    *,
+    disposition: str = "1",
+    ago: timedelta = timedelta(hours=2),
+    facility: str | None = None,
+    visit: str = "V-READ",
 ) -> tuple[str, str]:
-    """A FHIR discharge of a fresh facility's visit; its transition id and patient key."""
-    facility, visit, mrn = f"FR{uuid.uuid4().hex[:8].upper()}", "V-READ", "MRN-READ"
+    """A FHIR discharge of a visit (of a fresh facility unless given); its transition id
+    and patient key."""
+    facility, mrn = facility or f"FR{uuid.uuid4().hex[:8].upper()}", "MRN-READ"
     bundle = discharge_bundle(
         datetime.now(UTC),
         facility=facility,
@@ -205,11 +211,14 @@ async def test_search_parameters_are_checked_and_pages_link_on(stack: RunningSta
     assert bad.status_code == 400 and bad.json()["resourceType"] == "OperationOutcome"
     wrong = await stack.http.get("/fhir/Task", params={"patient": "Group/1"}, headers=operator)
     assert wrong.status_code == 400
-    await discharged(stack)
-    await discharged(stack)
-    page = await stack.http.get("/fhir/CarePlan", params={"_count": 1}, headers=operator)
+    facility = f"FP{uuid.uuid4().hex[:8].upper()}"
+    _, patient = await discharged(stack, facility=facility, visit="V-FIRST")
+    await discharged(stack, facility=facility, visit="V-SECOND")  # the same patient again
+    search = {"patient": patient, "_count": 1}
+    page = await stack.http.get("/fhir/CarePlan", params=search, headers=operator)
     assert len(resources(page)) == 1
     links = {link["relation"]: link["url"] for link in page.json()["link"]}
     following = await stack.http.get(links["next"], headers=operator)
     assert len(resources(following)) == 1
     assert resources(following)[0]["id"] != resources(page)[0]["id"]
+    assert "next" not in {link["relation"] for link in following.json()["link"]}

@@ -26,6 +26,7 @@ from workers.runtime.services import Services
 
 router = APIRouter(tags=["fhir"])
 DEFAULT_COUNT, MAX_COUNT = 10, 50
+MAX_VALUE = 200
 RELEASED = "2026-12-01"  # the CapabilityStatement's date: when this FHIR surface last changed
 TASK_STATUSES = frozenset(fhir_care.TASK_STATUS.values())
 CARE_PLAN_STATUSES = frozenset({"active", "completed", "revoked"})
@@ -49,10 +50,19 @@ def _validated(resource: dict[str, Any]) -> dict[str, Any]:
     return resource
 
 
+def _text(value: str | None) -> str | None:
+    """A search value or id as sent; refused when no id could be it (control characters,
+    PostgreSQL cannot even compare a NUL, or longer than any carebridge key)."""
+    if value is not None and (len(value) > MAX_VALUE or not value.isprintable()):
+        raise FhirError(400, "value", f"search values and ids are printable, {MAX_VALUE} at most.")
+    return value
+
+
 def _reference(value: str | None, kind: str) -> str | None:
     """`Patient/abc`, or `abc`, as `abc`; a reference to another type is refused."""
-    if value is None:
+    if _text(value) is None:
         return None
+    assert value is not None
     if "/" in value:
         prefix, _, value = value.rpartition("/")
         if prefix.rsplit("/", 1)[-1] != kind:
@@ -96,7 +106,12 @@ async def _states(
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return None
-            raise
+            raise FhirError(
+                503,
+                "transient",
+                "a transition's workflow cannot be read now (Temporal or its worker is away); "
+                "try again.",
+            ) from None
         return state, item.patient_key
 
     results = await asyncio.gather(*(one(item) for item in found))
@@ -111,7 +126,7 @@ async def _search(
     patient = _reference(request.query_params.get("patient"), "Patient")
     if patient:
         patient = await aliases.resolve(svc.pool, patient)
-    owner = request.query_params.get("owner")
+    owner = _text(request.query_params.get("owner"))
     if owner is not None:
         owner = owner.rpartition("|")[2]  # a token search may name the system: system|value
         if owner == "me":
@@ -184,7 +199,7 @@ async def search_care_plans(request: Request, svc: Svc) -> JSONResponse:
 async def _one(
     request: Request, svc: Services, transition_id: str
 ) -> tuple[TransitionState, str | None]:
-    states, _ = await _search(request, svc, transition_id=transition_id)
+    states, _ = await _search(request, svc, transition_id=_text(transition_id))
     if not states:
         raise FhirError(404, "not-found", f"there is no transition {transition_id}.")
     return states[0]
