@@ -301,6 +301,12 @@ class AdtIntake:
         original = await inbox.get_message(self._pool, self._cipher, entry_id)
         if original is None:
             raise LookupError(f"no message {entry_id}")
+        if (original["message_type"] or "").startswith("FHIR"):  # not ER7: resend it instead
+            raise inbox.RawUnavailable(
+                f"message {entry_id} is a FHIR Bundle: carebridge does not reprocess those "
+                "yet; have the sender post it again",
+                removed=False,
+            )
         if original["raw"] is None:
             removed = original["raw_removed_at"] is not None
             reason = (

@@ -204,3 +204,18 @@ async def test_only_integration_tokens_may_post_notifications(stack: RunningStac
         "/fhir/$process-message", content=json.dumps(bundle), headers=FHIR
     )
     assert anonymous.status_code == 401
+
+
+async def test_reprocessing_a_stored_notification_is_refused_with_a_sentence(
+    stack: RunningStack,
+) -> None:
+    facility = fresh_facility()
+    answer = await post_bundle(stack, discharge_bundle(datetime.now(UTC), facility=facility))
+    assert answer.status_code == 200
+    entry = await stack.services.pool.fetchval(
+        "SELECT id FROM adt_inbox WHERE sending_facility = $1", facility
+    )
+    operator = await bearer(stack.services.pool, "ops.fhir", "operator")
+    refused = await stack.http.post(f"/messages/{entry}/reprocess", headers=operator)
+    assert refused.status_code == 409
+    assert "FHIR Bundle" in refused.text and "post it again" in refused.text
