@@ -54,11 +54,16 @@ class FhirIntake:
     async def handle(self, raw: bytes) -> FhirAnswer:
         entry: list[int] = []  # the inbox row, once committed (for the failure's note)
         work = asyncio.ensure_future(self._unbinding(self._handle(raw, entry)))
-        done, _ = await asyncio.wait({work}, timeout=self._timeout)
+        try:
+            done, _ = await asyncio.wait({work}, timeout=self._timeout)
+        except asyncio.CancelledError:
+            work.cancel()
+            raise
         if work in done and work.exception() is None:
             return work.result()
-        if work not in done:
+        if work not in done:  # not awaited (a frozen server may hang its cancellation too)
             work.cancel()
+            work.add_done_callback(lambda t: t.cancelled() or t.exception())
         failure = work.exception() if work in done else TimeoutError()
         log.error(
             "fhir.transient_failure",
