@@ -120,6 +120,7 @@ async def test_every_route_admits_exactly_its_roles(secured: Secured) -> None:
     routes: list[tuple[str, str, dict[str, Any], set[Role]]] = [
         ("POST", "/adt", {"content": a03(), "headers": ER7}, {Role.INTEGRATION}),
         ("POST", "/fhir/$process-message", fhir_notification(), {Role.INTEGRATION}),
+        ("POST", "/fhir/subscriptions/ehr", fhir_notification(), {Role.INTEGRATION}),
         ("GET", "/messages", {}, {Role.OPERATOR, Role.SUPERVISOR}),
         ("GET", f"/messages/{message_id}", {}, {Role.OPERATOR, Role.SUPERVISOR}),
         ("POST", f"/messages/{message_id}/reprocess", {}, {Role.OPERATOR}),

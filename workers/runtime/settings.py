@@ -215,6 +215,12 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         None, description="HMAC-SHA256 key signing webhook bodies (X-Carebridge-Signature)"
     )
+    fhir_sources: SecretStr | None = Field(
+        None,
+        description="FHIR servers whose Subscriptions notify POST /fhir/subscriptions/{name}, as "
+        'JSON {"name": {"base_url": "https://ehr/fhir", "authorization": "Bearer ..."}}: where '
+        "id-only notifications are fetched from and gaps caught up with $events",
+    )
     cors_origins: str = Field(
         "", description="Extra comma-separated origins allowed to call /codec (a Temporal UI)"
     )
