@@ -172,7 +172,8 @@ def capability_statement(software_version: str, released: str) -> Json:
             {
                 "mode": "server",
                 "documentation": "Care transitions as CarePlan (one per discharge) and Task "
-                "(one per step); Da Vinci Unsolicited Notifications in through $process-message.",
+                "(one per step); Da Vinci Unsolicited Notifications in through $process-message; "
+                "R5 Backport REST-hook notifications in at /fhir/subscriptions/{source}.",
                 "security": {
                     "description": "Bearer tokens of carebridge's API (carebridge tokens create, "
                     "or OIDC JWTs): the same roles as the API. Reading CarePlan and Task "
