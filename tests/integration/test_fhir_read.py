@@ -222,3 +222,40 @@ async def test_search_parameters_are_checked_and_pages_link_on(stack: RunningSta
     assert len(resources(following)) == 1
     assert resources(following)[0]["id"] != resources(page)[0]["id"]
     assert "next" not in {link["relation"] for link in following.json()["link"]}
+
+
+async def test_a_transition_temporal_cannot_answer_for_is_a_warning_in_the_searchset(
+    stack: RunningStack,
+) -> None:
+    tid, patient = await discharged(stack)
+    # A second transition of the patient whose workflow no worker polls for: its state
+    # cannot be read now (a worker away).
+    stuck = uuid.uuid4().hex[:24]
+    await stack.services.client.start_workflow(
+        "NoSuchWorkflow", id=keys.workflow_id(stuck), task_queue=f"nobody-{stuck}"
+    )
+    pool = stack.services.pool
+    await pool.execute(
+        "INSERT INTO transitions (transition_id, encounter_key, facility, protocol_id, "
+        "protocol_version, status, discharged_at, version) "
+        "VALUES ($1, $2, 'STUCK', 'discharge-home', 1, 'active', now(), 1)",
+        stuck,
+        f"enc-{stuck}",
+    )
+    await pool.execute(
+        "INSERT INTO encounters (patient_key, encounter_key, kind, facility, at, transition_id) "
+        "VALUES ($1, $2, 'discharge', 'STUCK', now(), $3)",
+        patient,
+        f"enc-{stuck}",
+        stuck,
+    )
+    operator = await as_role(stack, "operator")
+    found = resources(
+        await stack.http.get("/fhir/CarePlan", params={"patient": patient}, headers=operator)
+    )
+    assert [r["id"] for r in found if r["resourceType"] == "CarePlan"] == [tid]
+    (warning,) = [r for r in found if r["resourceType"] == "OperationOutcome"]
+    assert warning["issue"][0]["severity"] == "warning"
+    assert "1 transition(s)" in warning["issue"][0]["diagnostics"]
+    one = await stack.http.get(f"/fhir/CarePlan/{stuck}", headers=operator)
+    assert one.status_code == 503 and one.json()["issue"][0]["code"] == "transient"

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -27,6 +28,7 @@ from workers.runtime.services import Services
 router = APIRouter(tags=["fhir"])
 DEFAULT_COUNT, MAX_COUNT = 10, 50
 MAX_VALUE = 200
+QUERY_TIMEOUT = timedelta(seconds=5)  # a workflow no worker answers for waits no longer
 RELEASED = "2026-12-01"  # the CapabilityStatement's date: when this FHIR surface last changed
 TASK_STATUSES = frozenset(fhir_care.TASK_STATUS.values())
 CARE_PLAN_STATUSES = frozenset({"active", "completed", "revoked"})
@@ -92,36 +94,41 @@ def _status(request: Request, allowed: frozenset[str]) -> frozenset[str] | None:
     return wanted
 
 
-async def _states(
-    svc: Services, found: list[fhir_search.Found]
-) -> list[tuple[TransitionState, str | None]]:
-    """The live states (workflow queries, concurrently); a transition whose workflow is gone
-    (past Temporal's retention) is left out."""
+UNREADABLE = "unreadable"  # a workflow Temporal cannot answer for now
 
-    async def one(item: fhir_search.Found) -> tuple[TransitionState, str | None] | None:
+
+@dataclass
+class Page:
+    """A search's transitions with their live states, the next page's URL when there may be
+    one, and how many found transitions could not be read now (Temporal or a worker away)."""
+
+    states: list[tuple[TransitionState, str | None]]
+    next_url: str | None = None
+    unreadable: int = 0
+
+
+async def _states(svc: Services, found: list[fhir_search.Found]) -> Page:
+    """The live states (workflow queries, concurrently); a transition whose workflow is gone
+    (past Temporal's retention) is left out, one that cannot be read now is counted."""
+
+    async def one(item: fhir_search.Found) -> tuple[TransitionState, str | None] | str | None:
         try:
             state: TransitionState = await workflow_handle(svc, item.transition_id).query(
-                "get_state", result_type=TransitionState
+                "get_state", result_type=TransitionState, rpc_timeout=QUERY_TIMEOUT
             )
         except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                return None
-            raise FhirError(
-                503,
-                "transient",
-                "a transition's workflow cannot be read now (Temporal or its worker is away); "
-                "try again.",
-            ) from None
+            return None if exc.status == RPCStatusCode.NOT_FOUND else UNREADABLE
         return state, item.patient_key
 
     results = await asyncio.gather(*(one(item) for item in found))
-    return [r for r in results if r is not None]
+    return Page(
+        [r for r in results if isinstance(r, tuple)],
+        unreadable=sum(1 for r in results if r == UNREADABLE),
+    )
 
 
-async def _search(
-    request: Request, svc: Svc, *, transition_id: str | None = None
-) -> tuple[list[tuple[TransitionState, str | None]], str | None]:
-    """The page of transitions a search names, and the next page's URL when there may be one."""
+async def _search(request: Request, svc: Svc, *, transition_id: str | None = None) -> Page:
+    """The page of transitions a search names (its states read live)."""
     count, page = _count(request)
     patient = _reference(request.query_params.get("patient"), "Patient")
     if patient:
@@ -144,9 +151,25 @@ async def _search(
     if len(found) > count:
         found = found[:count]
         next_url = str(request.url.include_query_params(_page=page + 1))
-    states = await _states(svc, found)
-    request.state.audit_shown = [(s.transition_id, key) for s, key in states if key]
-    return states, next_url
+    result = await _states(svc, found)
+    result.next_url = next_url
+    request.state.audit_shown = [(s.transition_id, key) for s, key in result.states if key]
+    return result
+
+
+def _searchset(request: Request, resources: list[dict[str, Any]], page: Page) -> JSONResponse:
+    """The searchset; transitions that could not be read now are said in an OperationOutcome
+    entry (search mode outcome), not left out silently."""
+    bundle = fhir_care.searchset(resources, str(request.url), page.next_url)
+    if page.unreadable:
+        text = (
+            f"{page.unreadable} transition(s) of this page could not be read now (Temporal or "
+            "its worker is away) and are not shown; search again."
+        )
+        bundle["entry"].append(
+            {"resource": outcome("warning", "transient", text), "search": {"mode": "outcome"}}
+        )
+    return fhir_response(200, _validated(bundle))
 
 
 def _owned(state: TransitionState, step: StepState, owner: str | None) -> bool:
@@ -166,7 +189,7 @@ async def search_tasks(request: Request, svc: Svc) -> JSONResponse:
     `status`; paged by transition (`_count` transitions a page, `_page`)."""
     try:
         statuses = _status(request, TASK_STATUSES)
-        states, next_url = await _search(request, svc)
+        page = await _search(request, svc)
     except FhirError as error:
         return error.response()
     owner = request.query_params.get("owner")
@@ -174,13 +197,12 @@ async def search_tasks(request: Request, svc: Svc) -> JSONResponse:
     now = datetime.now(UTC)
     tasks = [
         fhir_care.task(state, step, key, now)
-        for state, key in states
+        for state, key in page.states
         for step in state.steps
         if _owned(state, step, owner.rpartition("|")[2] if owner else None)
     ]
     tasks = [t for t in tasks if statuses is None or t["status"] in statuses]
-    bundle = fhir_care.searchset(tasks, str(request.url), next_url)
-    return fhir_response(200, _validated(bundle))
+    return _searchset(request, tasks, page)
 
 
 @router.get("/fhir/CarePlan", response_model=None, dependencies=[Depends(require(*READERS))])
@@ -188,21 +210,28 @@ async def search_care_plans(request: Request, svc: Svc) -> JSONResponse:
     """One CarePlan a transition (`patient`, `status`), paged like Task."""
     try:
         statuses = _status(request, CARE_PLAN_STATUSES)
-        states, next_url = await _search(request, svc)
+        page = await _search(request, svc)
     except FhirError as error:
         return error.response()
-    plans = [fhir_care.care_plan(state, key) for state, key in states]
+    plans = [fhir_care.care_plan(state, key) for state, key in page.states]
     plans = [p for p in plans if statuses is None or p["status"] in statuses]
-    return fhir_response(200, _validated(fhir_care.searchset(plans, str(request.url), next_url)))
+    return _searchset(request, plans, page)
 
 
 async def _one(
     request: Request, svc: Services, transition_id: str
 ) -> tuple[TransitionState, str | None]:
-    states, _ = await _search(request, svc, transition_id=_text(transition_id))
-    if not states:
+    page = await _search(request, svc, transition_id=_text(transition_id))
+    if page.unreadable:
+        raise FhirError(
+            503,
+            "transient",
+            f"transition {transition_id} cannot be read now (Temporal or its worker is away); "
+            "try again.",
+        )
+    if not page.states:
         raise FhirError(404, "not-found", f"there is no transition {transition_id}.")
-    return states[0]
+    return page.states[0]
 
 
 @router.get(
