@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from ingest import fhir_notifications as notifications
 from ingest.fhir_notifications import FhirRefusal, Notification
 from ingest.fhir_outcome import dumps, http_status, outcome
 from ingest.intake import AdtIntake
+from ingest.metrics import ACK_LATENCY, DEAD_LETTERS, FHIR_MESSAGES
 from ingest.routing import Routed
 from schemas.adt import AdtEvent
 from schemas.site import UnmatchedPatientIdentifier
@@ -38,6 +40,7 @@ class FhirAnswer:
     body: dict[str, Any]
     inbox_id: int | None = None
     transition_id: str | None = None
+    event: str = "unknown"  # a Da Vinci event code, the metrics label (a bounded set)
 
 
 class FhirIntake:
@@ -52,6 +55,16 @@ class FhirIntake:
         self._timeout = timeout_seconds
 
     async def handle(self, raw: bytes) -> FhirAnswer:
+        """The answer, within the intake's time bound; counted and timed like an ACK."""
+        started = time.perf_counter()
+        answer = await self._bounded(raw)
+        ACK_LATENCY.observe(time.perf_counter() - started)
+        FHIR_MESSAGES.labels(event=answer.event, status=str(answer.status)).inc()
+        if answer.status in (400, 403):
+            DEAD_LETTERS.inc()
+        return answer
+
+    async def _bounded(self, raw: bytes) -> FhirAnswer:
         entry: list[int] = []  # the inbox row, once committed (for the failure's note)
         work = asyncio.ensure_future(self._unbinding(self._handle(raw, entry)))
         try:
@@ -104,7 +117,7 @@ class FhirIntake:
             sending_application=SENDER_PREFIX + notification.sender,
             sending_facility=event.facility if event else None,
             control_id=notification.message_id,
-            message_type=f"FHIR^{notification.event or 'unknown'}",
+            message_type=f"FHIR^{notification.event[:40] or 'unknown'}",
         )
         entry.append(stored.id)
         if stored.ack is not None:
@@ -149,7 +162,7 @@ class FhirIntake:
         routed = await self._intake.route_and_settle(entry_id, event, answer)
         log.info("fhir.accepted", inbox_id=entry_id, status=routed.status)
         body = json.loads(answer(routed)[1])
-        return FhirAnswer(200, body, entry_id, routed.transition_id)
+        return FhirAnswer(200, body, entry_id, routed.transition_id, notification.event)
 
     async def _keep_refused(
         self, raw: bytes, message_type: str | None, refusal: FhirRefusal

@@ -16,3 +16,8 @@ ACK_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 DEAD_LETTERS = Counter("carebridge_dead_letters", "Messages refused and kept as dead letters")
+FHIR_MESSAGES = Counter(
+    "carebridge_fhir_messages",
+    "FHIR notification Bundles answered, by Da Vinci event (or unknown) and HTTP status",
+    ["event", "status"],
+)

@@ -13,6 +13,7 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from temporalio.client import WorkflowExecutionStatus
 
 from ingest.fhir_examples import discharge_bundle
+from ingest.metrics import FHIR_MESSAGES
 from schemas import keys
 from schemas.transition import TransitionState
 from store import inbox
@@ -154,7 +155,9 @@ async def test_a_bundle_without_a_focus_gets_400_and_an_operation_outcome(
 ) -> None:
     bundle = discharge_bundle(datetime.now(UTC), facility=fresh_facility())
     del bundle["entry"][0]["resource"]["focus"]
+    refused_before = FHIR_MESSAGES.labels(event="unknown", status="400")._value.get()
     response = await post_bundle(stack, bundle)
+    assert FHIR_MESSAGES.labels(event="unknown", status="400")._value.get() == refused_before + 1
 
     assert response.status_code == 400
     said = issue(response)
