@@ -216,6 +216,7 @@ async def test_every_route_admits_exactly_its_roles(secured: Secured) -> None:
         ("GET", f"/fhir/Task/{tid}-interactive-contact", {}, readers),
         ("GET", "/fhir/CarePlan", {}, readers),
         ("GET", f"/fhir/CarePlan/{tid}", {}, readers),
+        ("GET", "/fhir/Patient/nobody", {}, readers),
         (
             "PATCH",
             f"/fhir/Task/{tid}-medication-reconciliation",  # completed above: 409 when admitted

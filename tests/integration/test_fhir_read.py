@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.task import Task
 
 from ingest.fhir_examples import discharge_bundle
@@ -87,7 +88,8 @@ async def test_metadata_is_a_capability_statement_naming_what_is_served(
     statement = response.json()
     CapabilityStatement.model_validate(statement)
     served = {r["type"]: r for r in statement["rest"][0]["resource"]}
-    assert set(served) == {"Task", "CarePlan"}
+    assert set(served) == {"Task", "CarePlan", "Patient"}
+    assert served["Patient"]["interaction"] == [{"code": "read"}]
     assert {i["code"] for i in served["Task"]["interaction"]} == {"read", "search-type", "patch"}
     assert [o["name"] for o in statement["rest"][0]["operation"]] == ["process-message"]
     assert (await stack.anonymous.get("/fhir/metadata")).status_code == 401
@@ -259,3 +261,29 @@ async def test_a_transition_temporal_cannot_answer_for_is_a_warning_in_the_searc
     assert "1 transition(s)" in warning["issue"][0]["diagnostics"]
     one = await stack.http.get(f"/fhir/CarePlan/{stuck}", headers=operator)
     assert one.status_code == 503 and one.json()["issue"][0]["code"] == "transient"
+
+
+async def test_the_tasks_patient_reads_as_the_registry_has_them(stack: RunningStack) -> None:
+    tid, patient = await discharged(stack)
+    operator = await as_role(stack, "operator")
+    tasks = resources(
+        await stack.http.get("/fhir/Task", params={"based-on": tid}, headers=operator)
+    )
+    reference = tasks[0]["for"]["reference"]  # the Task's patient, read from /fhir
+    response = await stack.http.get(f"/fhir/{reference}", headers=operator)
+
+    assert response.status_code == 200, response.text
+    found = response.json()
+    Patient.model_validate(found)
+    assert found["id"] == patient
+    assert found["name"] == [{"family": "Doe", "given": ["Jane", "Q"]}]
+    assert (found["gender"], found["birthDate"]) == ("female", "1948-03-12")
+    assert found["identifier"][0]["value"] == "MRN-READ"
+    audited = await stack.services.pool.fetch(
+        "SELECT patient_key FROM audit_log WHERE action = 'GET /fhir/Patient/{patient_id}' "
+        "AND resource_id = $1",
+        f"Patient/{patient}",
+    )
+    assert [r["patient_key"] for r in audited] == [patient]
+    missing = await stack.http.get("/fhir/Patient/nobody", headers=operator)
+    assert missing.status_code == 404 and missing.json()["resourceType"] == "OperationOutcome"

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas.transition import StepState, StepStatus, TransitionState, TransitionStatus
+from store.registry_rules import PatientRecord
 
 BUSINESS_STATUS = "urn:carebridge:step-business-status"
 ESCALATION_LEVEL = "urn:carebridge:escalation-level"
@@ -136,6 +137,49 @@ def care_plan(state: TransitionState, patient_key: str | None) -> Json:
     return resource
 
 
+GENDERS = {"F": "female", "M": "male", "O": "other", "U": "unknown"}  # PID-8 (table 0001)
+IDENTIFIER_TYPES = "http://terminology.hl7.org/CodeSystem/v2-0203"
+
+
+def patient(record: PatientRecord) -> Json:
+    """The registry's record of a patient key as a Patient (id = the key): what the feeds
+    said, nothing more. PHI: served to readers, each read audited."""
+    resource: Json = {"resourceType": "Patient", "id": record.patient_key}
+    identifiers = [
+        {
+            "value": i.id,
+            **({"assigner": {"display": i.assigning_authority}} if i.assigning_authority else {}),
+            **(
+                {"type": {"coding": [{"system": IDENTIFIER_TYPES, "code": i.type_code}]}}
+                if i.type_code
+                else {}
+            ),
+        }
+        for i in record.identifiers
+    ]
+    if identifiers:
+        resource["identifier"] = identifiers
+    given = [g for g in (record.given_name, record.middle_name) if g]
+    name: Json = {"family": record.family_name} if record.family_name else {}
+    if given:
+        name["given"] = given
+    if name:
+        resource["name"] = [name]
+    if record.sex:
+        resource["gender"] = GENDERS.get(record.sex.upper(), "unknown")
+    if record.birth_date is not None:
+        resource["birthDate"] = record.birth_date.isoformat()
+    if record.phones:
+        resource["telecom"] = [{"system": "phone", "value": phone} for phone in record.phones]
+    if record.address:
+        resource["address"] = [{"text": record.address}]
+    if record.language:
+        resource["communication"] = [{"language": {"text": record.language}}]
+    if record.pcp:
+        resource["generalPractitioner"] = [{"display": record.pcp}]
+    return resource
+
+
 def searchset(resources: list[Json], self_url: str, next_url: str | None) -> Json:
     links = [{"relation": "self", "url": self_url}]
     if next_url:
@@ -176,8 +220,9 @@ def capability_statement(software_version: str, released: str) -> Json:
                 "R5 Backport REST-hook notifications in at /fhir/subscriptions/{source}.",
                 "security": {
                     "description": "Bearer tokens of carebridge's API (carebridge tokens create, "
-                    "or OIDC JWTs): the same roles as the API. Reading CarePlan and Task "
-                    "(user/CarePlan.rs, user/Task.rs) takes care_manager, supervisor or operator; "
+                    "or OIDC JWTs): the same roles as the API. Reading CarePlan, Task and Patient "
+                    "(user/CarePlan.rs, user/Task.rs, user/Patient.r) takes care_manager, "
+                    "supervisor or operator; "
                     "patching a Task (user/Task.u) care_manager or supervisor; "
                     "$process-message the integration role."
                 },
@@ -197,6 +242,7 @@ def capability_statement(software_version: str, released: str) -> Json:
                             {"name": "_count", "type": "number"},
                         ],
                     },
+                    {"type": "Patient", "interaction": [{"code": "read"}]},
                     {
                         "type": "CarePlan",
                         "interaction": [{"code": "read"}, {"code": "search-type"}],

@@ -17,7 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from ingest.fhir_outcome import outcome
 from schemas.transition import CompleteStepRequest, StepState, TransitionState
-from store import aliases, fhir_search
+from store import aliases, fhir_search, registry
 from workers.api import fhir_care
 from workers.api.auth import READERS, Role, require
 from workers.api.common import IdempotencyKey, Svc
@@ -343,3 +343,20 @@ async def complete_task(
     return fhir_response(
         200, _validated(fhir_care.task(updated, done, patient_key, datetime.now(UTC)))
     )
+
+
+@router.get(
+    "/fhir/Patient/{patient_id}", response_model=None, dependencies=[Depends(require(*READERS))]
+)
+async def read_patient(request: Request, svc: Svc, patient_id: str) -> JSONResponse:
+    """Who a patient key is, from the registry (a merged-away key reads its survivor)."""
+    try:
+        key = _text(patient_id) or ""
+    except FhirError as error:
+        return error.response()
+    key = await aliases.resolve(svc.pool, key)
+    record = await registry.get_patient(svc.pool, svc.field_cipher, key)
+    request.state.audit_shown = [(f"Patient/{key}", key)]
+    if record is None:
+        return FhirError(404, "not-found", f"there is no Patient {patient_id}.").response()
+    return fhir_response(200, _validated(fhir_care.patient(record)))
