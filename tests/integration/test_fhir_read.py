@@ -126,6 +126,27 @@ async def test_tasks_of_a_patient_are_one_per_step_with_the_due_time_and_the_car
         )
     )
     assert ready and {t["status"] for t in ready} == {"ready"}
+    contact_due = next(s.due_at for s in state.steps if s.step_id == "interactive_contact")
+    assert contact_due is not None
+
+    async def due_ids(*periods: str) -> set[str]:
+        params = [("patient", patient), *(("period", p) for p in periods)]
+        found = resources(await stack.http.get("/fhir/Task", params=params, headers=operator))
+        return {t["identifier"][0]["value"] for t in found}
+
+    due_by_then = await due_ids(f"le{contact_due.isoformat()}")
+    assert "interactive_contact" in due_by_then
+    assert all(
+        s.due_at is not None and s.due_at <= contact_due
+        for s in state.steps
+        if s.step_id in due_by_then
+    )
+    later = await due_ids(f"gt{contact_due.isoformat()}")
+    assert "interactive_contact" not in later and later
+    assert not due_by_then & later
+    bad = await stack.http.get("/fhir/Task", params={"period": "soon"}, headers=operator)
+    assert bad.status_code == 400
+
     (plan,) = resources(
         await stack.http.get("/fhir/CarePlan", params={"patient": patient}, headers=operator)
     )

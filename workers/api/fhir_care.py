@@ -239,6 +239,11 @@ def capability_statement(software_version: str, released: str) -> Json:
                             {"name": "status", "type": "token"},
                             {"name": "owner", "type": "reference"},
                             {"name": "based-on", "type": "reference"},
+                            {
+                                "name": "period",
+                                "type": "date",
+                                "documentation": "the due time, restriction.period.end",
+                            },
                             {"name": "_count", "type": "number"},
                         ],
                     },

@@ -172,6 +172,44 @@ def _searchset(request: Request, resources: list[dict[str, Any]], page: Page) ->
     return fhir_response(200, _validated(bundle))
 
 
+PERIOD_PREFIXES = ("eq", "lt", "le", "gt", "ge")
+
+
+def _periods(request: Request) -> list[tuple[str, datetime, datetime]]:
+    """`period` (repeatable): a prefix (eq, lt, le, gt, ge; eq when none) and a FHIR date or
+    dateTime, as the range it names ([day, next day) for a date; UTC without an offset)."""
+    found = []
+    for value in request.query_params.getlist("period"):
+        prefix = value[:2] if value[:2] in PERIOD_PREFIXES else "eq"
+        text = value[2:] if value[:2] in PERIOD_PREFIXES else value
+        try:
+            start = datetime.fromisoformat(text)
+        except ValueError:
+            raise FhirError(
+                400, "value", "period is a date or dateTime, e.g. period=le2026-12-05."
+            ) from None
+        start = start if start.tzinfo else start.replace(tzinfo=UTC)
+        end = start + (timedelta(days=1) if len(text) == 10 else timedelta(seconds=1))
+        found.append((prefix, start, end))
+    return found
+
+
+def _due_within(due: datetime | None, periods: list[tuple[str, datetime, datetime]]) -> bool:
+    """Whether a step's due time (`restriction.period.end`) meets every `period` given."""
+    if not periods:
+        return True
+    if due is None:
+        return False
+    tests = {
+        "eq": lambda start, end: start <= due < end,
+        "lt": lambda start, end: due < start,
+        "le": lambda start, end: due < end,
+        "gt": lambda start, end: due >= end,
+        "ge": lambda start, end: due >= start,
+    }
+    return all(tests[prefix](start, end) for prefix, start, end in periods)
+
+
 def _owned(state: TransitionState, step: StepState, owner: str | None) -> bool:
     return owner is None or fhir_care.owner_of(state, step) == owner
 
@@ -186,9 +224,11 @@ async def metadata(request: Request) -> JSONResponse:
 @router.get("/fhir/Task", response_model=None, dependencies=[Depends(require(*READERS))])
 async def search_tasks(request: Request, svc: Svc) -> JSONResponse:
     """One Task a step of the transitions found (`patient`, `owner`, `based-on`), filtered by
-    `status`; paged by transition (`_count` transitions a page, `_page`)."""
+    `status` and by due time (`period`); paged by transition (`_count` transitions a page,
+    `_page`)."""
     try:
         statuses = _status(request, TASK_STATUSES)
+        periods = _periods(request)
         page = await _search(request, svc)
     except FhirError as error:
         return error.response()
@@ -200,6 +240,7 @@ async def search_tasks(request: Request, svc: Svc) -> JSONResponse:
         for state, key in page.states
         for step in state.steps
         if _owned(state, step, owner.rpartition("|")[2] if owner else None)
+        and _due_within(step.due_at, periods)
     ]
     tasks = [t for t in tasks if statuses is None or t["status"] in statuses]
     return _searchset(request, tasks, page)
