@@ -154,3 +154,15 @@ def test_carebridge_example_fhir_discharge_prints_a_valid_r4_bundle_timed_from_n
     assert event.facility == "EASTHOSP" and event.discharged_at is not None
     assert before - timedelta(hours=5, seconds=5) <= event.discharged_at
     assert event.discharged_at <= datetime.now(UTC) - timedelta(hours=5) + timedelta(seconds=1)
+
+
+def test_the_fhir_and_the_hl7_examples_of_one_visit_name_the_same_encounter_and_patient() -> None:
+    def printed(kind: str) -> str:
+        result = CliRunner().invoke(app, ["example", kind, "--visit", "F1001"])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    fhir = event_of(json.loads(printed("fhir-discharge")))
+    hl7 = mapping.to_event(er7.parse(printed("a03").encode()), NY)
+    assert (fhir.facility, fhir.visit_number) == (hl7.facility, hl7.visit_number)
+    assert fhir.patient_identifiers == hl7.patient_identifiers
