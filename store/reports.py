@@ -11,6 +11,11 @@ the information was filed in the outpatient record (store/trc_evidence.py: a rec
 received by itself meets neither (NCQA TRC FAQ, 2024-02-15). A patient whose roster
 program is APCM has TCM "bundled in APCM": TCM is not billable in a month the practice
 bills Advanced Primary Care Management, G0556-G0558 (CMS CY2025 PFS final rule).
+
+The TCM report leaves out cancelled discharges (counted apart), says where each transition
+stands on the report's `now` (store/tcm_standing.py: billable with its code, not billable and
+why, or in progress with what is still possible) and its percentages are over the
+transitions whose window has closed, with that denominator beside them.
 """
 
 from __future__ import annotations
@@ -18,18 +23,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from schemas.outcome import (
-    contact_requirement_met,
-    day_after_discharge,
-    tcm_outcome,
-    trc_outcome,
-)
+from schemas.outcome import contact_requirement_met, day_after_discharge, trc_outcome
 from schemas.protocol import RiskTier, StepKind, TcmElement
 from schemas.protocol_library import ProtocolLibrary
 from schemas.risk import RiskAssessment
@@ -41,15 +41,11 @@ from schemas.transition import (
     TransitionInput,
     TransitionStatus,
 )
+from store.tcm_standing import BUNDLED_IN_APCM, COMPLEXITY_NOT_DOCUMENTED, IN_PROGRESS, standing
 
 ReportKind = Literal["tcm", "trc", "readmissions", "social-needs"]
 CONNECTED_WITHIN = timedelta(days=14)
 APCM_PROGRAM = "apcm"
-BUNDLED_IN_APCM = "bundled in APCM"
-APCM_REASON = (
-    "the practice bills APCM (G0556-G0558) for this patient: TCM is not billable in that "
-    "month (CMS 2025)"
-)
 
 
 async def _rows(
@@ -111,7 +107,20 @@ def _evidenced(evidence: list[datetime], since: datetime | None, days: int, zone
     return any(0 <= day_after_discharge(at, since, zone) <= days for at in evidence)
 
 
-def _judge(row: asyncpg.Record, library: ProtocolLibrary) -> dict[str, Any]:
+def _on(instant: datetime | None, zone: ZoneInfo) -> str | None:
+    return None if instant is None else instant.astimezone(zone).date().isoformat()
+
+
+def _provider(steps_json: str, step_id: str | None) -> str:
+    """The visit's billing provider where the projection records one (else blank): a
+    `billing_provider`, else the provider the visit was booked with."""
+    for raw in json.loads(steps_json):
+        if raw.get("step_id") == step_id:
+            return str(raw.get("billing_provider") or raw.get("appointment_with") or "")
+    return ""
+
+
+def _judge(row: asyncpg.Record, library: ProtocolLibrary, now: datetime) -> dict[str, Any]:
     protocol = library.versions[row["protocol_id"]][row["protocol_version"]]
     site = library.site
     calendar = site.calendar_for(row["facility"])
@@ -133,16 +142,16 @@ def _judge(row: asyncpg.Record, library: ProtocolLibrary) -> dict[str, Any]:
     }
     contact = by_element.get(TcmElement.INTERACTIVE_CONTACT)
     visit = by_element.get(TcmElement.FACE_TO_FACE_VISIT)
-    tcm = tcm_outcome(transition, steps, status, row["readmitted_at"])
+    apcm = (row["program"] or "").strip().lower() == APCM_PROGRAM
+    tcm = standing(transition, steps, status, row["readmitted_at"], now, apcm=apcm)
     trc = trc_outcome(transition, steps)
     discharged = row["discharged_at"]
     days = site.policy.trc_discharge_information_days
-    apcm = tcm.applicable and (row["program"] or "").strip().lower() == APCM_PROGRAM
-    if apcm:
-        code, reasons = BUNDLED_IN_APCM, APCM_REASON
-    else:
-        code = tcm.code or ("not eligible" if tcm.applicable else "not applicable")
-        reasons = "; ".join(tcm.reasons)
+    contacted = contact is not None and contact.status == StepStatus.COMPLETED
+    visited = visit is not None and visit.status == StepStatus.COMPLETED
+    complexity = ""
+    if visited and visit is not None:
+        complexity = visit.complexity.value if visit.complexity else COMPLEXITY_NOT_DOCUMENTED
     return {
         "transition_id": row["transition_id"],
         "facility": row["facility"],
@@ -150,14 +159,27 @@ def _judge(row: asyncpg.Record, library: ProtocolLibrary) -> dict[str, Any]:
         "status": row["status"],
         "discharged_on": discharged.astimezone(zone).date().isoformat(),
         "risk_tier": row["risk_tier"],
-        "tcm_applicable": tcm.applicable,
+        "tcm_applicable": tcm.state != "not applicable",
+        "tcm_state": tcm.state,
+        "contact_on": _on(contact.completed_at, zone) if contacted and contact else None,
+        "contact_attempts_on": ";".join(
+            a.at.astimezone(zone).date().isoformat() for a in contact.attempts
+        )
+        if contact
+        else "",
         "contact_within_2_business_days": contact_requirement_met(transition, contact)[0]
         if contact
         else False,
         "contact_attempts": len(contact.attempts) if contact else 0,
-        "visit_day": _day(visit.completed_at if visit else None, discharged, zone),
-        "tcm_code": code,
-        "tcm_reasons": reasons,
+        "visit_on": _on(visit.completed_at, zone) if visited and visit else None,
+        "visit_day": _day(visit.completed_at if visited and visit else None, discharged, zone),
+        "complexity": complexity,
+        "billing_provider": _provider(row["steps"], visit.step_id if visit else None),
+        "tcm_code": tcm.code,
+        "tcm_reasons": tcm.reasons,
+        "_contact_closed": tcm.contact_closed,
+        "_visit_7_closed": tcm.visit_7_closed,
+        "_visit_14_closed": tcm.visit_14_closed,
         "trc_admission_notification": _evidenced(
             list(row["admission_evidence"]), row["admitted_at"], days, zone
         ),
@@ -170,7 +192,7 @@ def _judge(row: asyncpg.Record, library: ProtocolLibrary) -> dict[str, Any]:
     }
 
 
-def _social_needs(row: asyncpg.Record, library: ProtocolLibrary) -> dict[str, Any]:
+def _social_needs(row: asyncpg.Record, library: ProtocolLibrary, now: datetime) -> dict[str, Any]:
     """Screening and referrals of one transition, from its step summaries: a referral step
     that is not `not_needed` after a completed screening is a positive domain."""
     protocol = library.versions[row["protocol_id"]][row["protocol_version"]]
@@ -247,9 +269,15 @@ COLUMNS: dict[ReportKind, tuple[str, ...]] = {
         "status",
         "discharged_on",
         "risk_tier",
+        "tcm_state",
+        "contact_on",
+        "contact_attempts_on",
         "contact_within_2_business_days",
         "contact_attempts",
+        "visit_on",
         "visit_day",
+        "complexity",
+        "billing_provider",
         "tcm_code",
         "tcm_reasons",
     ),
@@ -287,23 +315,37 @@ def _rate(part: int, whole: int) -> float | None:
     return round(100 * part / whole, 1) if whole else None
 
 
+def tcm_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts over the TCM transitions; a percentage is over those whose window has closed
+    (in progress ones are not failures), its denominator beside it, None when there is none."""
+    applicable = [r for r in rows if r["tcm_applicable"]]
+    closed = [r for r in applicable if r["tcm_state"] != IN_PROGRESS]
+    codes = [r["tcm_code"] for r in closed]
+    billable = codes.count("99496") + codes.count("99495")
+    contact_closed = [r for r in applicable if r["_contact_closed"]]
+    contacted = sum(r["contact_within_2_business_days"] for r in contact_closed)
+    return {
+        "discharges": len(rows),
+        "tcm_applicable": len(applicable),
+        "in_progress": len(applicable) - len(closed),
+        "windows_closed": len(closed),
+        "99496": codes.count("99496"),
+        "99495": codes.count("99495"),
+        "not_eligible": codes.count("not eligible"),
+        "complexity_not_documented": codes.count(COMPLEXITY_NOT_DOCUMENTED),
+        "bundled_in_apcm": codes.count(BUNDLED_IN_APCM),
+        "billable_pct": _rate(billable, len(closed)),
+        "contact_windows_closed": len(contact_closed),
+        "contacted_within_2_business_days": contacted,
+        "contacted_within_2_business_days_pct": _rate(contacted, len(contact_closed)),
+    }
+
+
 def summarise(kind: ReportKind, rows: list[dict[str, Any]]) -> dict[str, Any]:
     if kind == "social-needs":
         return _summarise_social_needs(rows)
     if kind == "tcm":
-        applicable = [r for r in rows if r["tcm_applicable"]]
-        codes = [r["tcm_code"] for r in applicable]
-        return {
-            "discharges": len(rows),
-            "tcm_applicable": len(applicable),
-            "contacted_within_2_business_days": sum(
-                r["contact_within_2_business_days"] for r in applicable
-            ),
-            "99496": codes.count("99496"),
-            "99495": codes.count("99495"),
-            "not_eligible": codes.count("not eligible"),
-            "bundled_in_apcm": codes.count(BUNDLED_IN_APCM),
-        }
+        return tcm_summary(rows)
     if kind == "trc":
         components = (
             "trc_admission_notification",
@@ -322,17 +364,24 @@ def summarise(kind: ReportKind, rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-async def report(
+async def judged(
     pool: asyncpg.Pool,
     library: ProtocolLibrary,
     kind: ReportKind,
     start: date,
     end: date,
     facility: str | None = None,
-) -> dict[str, Any]:
-    """Rows (one per transition discharged in [start, end], site dates) and a summary."""
+    now: datetime | None = None,
+) -> tuple[list[dict[str, Any]], int, int]:
+    """Every figure of each transition discharged in [start, end] (site dates) as it stands
+    at `now` (default: the current time), the cancelled discharges the TCM report leaves out,
+    and the transitions whose protocol version is no longer loaded."""
     judge = _social_needs if kind == "social-needs" else _judge
     rows_in_period = await _rows(pool, start, end, library.site.calendar_zone(), facility)
+    cancelled = 0
+    if kind == "tcm":
+        kept = [r for r in rows_in_period if r["status"] != TransitionStatus.CANCELLED]
+        cancelled, rows_in_period = len(rows_in_period) - len(kept), kept
     # A transition whose protocol version is no longer in the folder cannot be judged: it is
     # counted, not guessed at (put the old file back to report on it).
     known = [
@@ -340,21 +389,37 @@ async def report(
         for r in rows_in_period
         if r["protocol_version"] in library.versions.get(r["protocol_id"], {})
     ]
-    judged = [judge(row, library) for row in known]
-    rows = [{column: r[column] for column in COLUMNS[kind]} for r in judged]
+    at = now or datetime.now(UTC)
+    return [judge(row, library, at) for row in known], cancelled, len(rows_in_period) - len(known)
+
+
+async def report(
+    pool: asyncpg.Pool,
+    library: ProtocolLibrary,
+    kind: ReportKind,
+    start: date,
+    end: date,
+    facility: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Rows (one per transition discharged in [start, end], site dates) and a summary, as
+    they stand at `now`. The TCM report leaves cancelled discharges out
+    (`excluded_cancelled` counts them)."""
+    rows, cancelled, unknown = await judged(pool, library, kind, start, end, facility, now)
     return {
         "report": kind,
         "from": start.isoformat(),
         "to": end.isoformat(),
-        "summary": summarise(kind, judged),
-        "not_judged_protocol_not_loaded": len(rows_in_period) - len(known),
-        "rows": rows,
-    }
+        "summary": summarise(kind, rows),
+        "not_judged_protocol_not_loaded": unknown,
+        "rows": [{column: r[column] for column in COLUMNS[kind]} for r in rows],
+    } | ({"excluded_cancelled": cancelled} if kind == "tcm" else {})
 
 
-def to_csv(kind: ReportKind, rows: list[dict[str, Any]]) -> str:
+def to_csv(kind: ReportKind, rows: list[dict[str, Any]], extra: tuple[str, ...] = ()) -> str:
+    """The rows as CSV: the report's columns, then `extra` ones (e.g. the patient's)."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS[kind])
+    writer = csv.DictWriter(out, fieldnames=(*extra, *COLUMNS[kind]), extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()

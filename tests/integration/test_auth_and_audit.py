@@ -202,7 +202,7 @@ async def test_every_route_admits_exactly_its_roles(secured: Secured) -> None:
             "GET",
             report,
             {},
-            {Role.SUPERVISOR, Role.OPERATOR, Role.AUDITOR},
+            {Role.CARE_MANAGER, Role.SUPERVISOR, Role.OPERATOR, Role.AUDITOR},
         ),
         ("GET", "/protocols", {}, readers | {Role.AUDITOR}),
         ("POST", "/codec/encode", {"json": {"payloads": []}}, {Role.OPERATOR, Role.SUPERVISOR}),

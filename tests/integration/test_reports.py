@@ -1,7 +1,8 @@
 """Reports against a hand-computed scenario of 12 transitions written to the real projection.
 
 Discharge Monday 2031-03-03 10:00 New York; the contact deadline is Wednesday 03-05 end of
-day. Expected figures are worked out by hand in the comments."""
+day; the reports are asked on 2031-04-15 (every window closed). Expected figures are worked
+out by hand in the comments."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ NY = ZoneInfo("America/New_York")
 LIBRARY = load_library(Path(__file__).resolve().parents[2] / "protocols")
 DISCHARGE = datetime(2031, 3, 3, 10, 0, tzinfo=NY)
 CONTACT_LIMIT = datetime(2031, 3, 5, 23, 59, 59, tzinfo=NY)
+ASKED = datetime(2031, 4, 15, 9, 0, tzinfo=NY)
 
 
 def on(day: int) -> datetime:
@@ -176,42 +178,53 @@ async def scenario(pool: asyncpg.Pool) -> str:
 
 async def run(pool: asyncpg.Pool, kind: reports.ReportKind, facility: str) -> dict[str, Any]:
     return await reports.report(
-        pool, LIBRARY, kind, date(2031, 3, 1), date(2031, 3, 31), facility=facility
+        pool, LIBRARY, kind, date(2031, 3, 1), date(2031, 3, 31), facility=facility, now=ASKED
     )
 
 
-async def test_tcm_report_matches_the_hand_computed_figures(
+async def test_tcm_report_codes_only_recorded_complexity_and_leaves_out_the_cancelled(
     pool: asyncpg.Pool, scenario: str
 ) -> None:
     result = await run(pool, "tcm", scenario)
     codes = {r["transition_id"].split("-")[-1]: r["tcm_code"] for r in result["rows"]}
     assert codes == {
-        "T01": "99495",
+        "T01": "complexity not documented",  # standard risk: never inferred from LACE
         "T02": "99496",
         "T03": "99495",
-        "T04": "99495",
+        "T04": "complexity not documented",
         "T05": "not eligible",
         "T06": "not eligible",
         "T07": "not eligible",
         "T08": "not applicable",
         "T09": "not eligible",
-        "T10": "not eligible",
         "T11": "not eligible",
         "T12": "not applicable",
-    }
+    }  # T10, the cancelled discharge, is left out
+    assert result["excluded_cancelled"] == 1
     assert result["summary"] == {
-        "discharges": 12,
-        "tcm_applicable": 10,  # all but the facility handoff and the expired patient
-        "contacted_within_2_business_days": 7,  # T01-T04 (T04 by 2 attempts), T06, T07, T09
+        "discharges": 11,
+        "tcm_applicable": 9,  # all but the facility handoff and the expired patient
+        "in_progress": 0,
+        "windows_closed": 9,
         "99496": 1,
-        "99495": 3,
-        "not_eligible": 6,
+        "99495": 1,
+        "not_eligible": 5,  # T05, T06, T07, T09, T11
+        "complexity_not_documented": 2,  # T01, T04
         "bundled_in_apcm": 0,
+        "billable_pct": 22.2,  # 2 of 9
+        "contact_windows_closed": 9,
+        "contacted_within_2_business_days": 7,  # T01-T04 (T04 by 2 attempts), T06, T07, T09
+        "contacted_within_2_business_days_pct": 77.8,
     }
     rows = {r["transition_id"].split("-")[-1]: r for r in result["rows"]}
     assert rows["T04"]["contact_attempts"] == 2 and rows["T03"]["visit_day"] == 8
+    assert rows["T04"]["contact_attempts_on"] == "2031-03-04;2031-03-05"
+    assert (rows["T02"]["contact_on"], rows["T02"]["visit_on"]) == ("2031-03-04", "2031-03-09")
+    assert (rows["T02"]["complexity"], rows["T01"]["complexity"]) == (
+        "high",
+        "complexity not documented",
+    )
     assert "medication reconciliation after the face-to-face visit" in rows["T07"]["tcm_reasons"]
-    assert "the discharge was cancelled" in rows["T10"]["tcm_reasons"]
 
 
 async def test_trc_and_readmission_reports(pool: asyncpg.Pool, scenario: str) -> None:

@@ -465,3 +465,5 @@ def report(
     console.print(table)
     for key, value in result["summary"].items():
         console.print(f"  {key}: {value}")
+    if "excluded_cancelled" in result:
+        console.print(f"  excluded (discharge cancelled): {result['excluded_cancelled']}")

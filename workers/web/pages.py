@@ -409,18 +409,20 @@ async def dashboard_page(request: Request, svc: Svc) -> HTMLResponse:
     charts = {
         "discharges": bar_chart("Discharges per day", figures["labels"], figures["discharges"]),
         "contacted": bar_chart(
-            "% contacted within 2 business days",
+            "% contacted within 2 business days (of the closed contact windows)",
             figures["labels"],
             figures["contacted_pct"],
             unit="%",
             peak=100,
+            of=figures["contact_windows_closed"],
         ),
         "visits": bar_chart(
-            "% of TCM discharges with a visit",
+            "% of TCM discharges with a visit (of the closed windows)",
             ["within 7 days", "within 14 days"],
             [figures["visits_within_7_pct"], figures["visits_within_14_pct"]],
             unit="%",
             peak=100,
+            of=[figures["visits_within_7_of"], figures["visits_within_14_of"]],
         ),
         "escalations": bar_chart(
             "Escalations by level",
