@@ -27,14 +27,18 @@ async def last_30_days(
     library: ProtocolLibrary,
     today: date | None = None,
     now: datetime | None = None,
+    facility: str | None = None,
 ) -> dict[str, Any]:
+    """The figures of the 30 days ending `today` (of one facility's discharges, or all)."""
     zone = library.site.calendar_zone()
     at = now or datetime.now(UTC)
     end = today or at.astimezone(zone).date()
     start = end - timedelta(days=29)
     days = [(start + timedelta(days=n)).isoformat() for n in range(30)]
-    tcm, _, _ = await reports.judged(pool, library, "tcm", start, end, now=at)
-    readmissions = (await reports.report(pool, library, "readmissions", start, end))["rows"]
+    tcm, _, _ = await reports.judged(pool, library, "tcm", start, end, facility, at)
+    readmissions = (await reports.report(pool, library, "readmissions", start, end, facility))[
+        "rows"
+    ]
     per_day = Counter(row["discharged_on"] for row in tcm)
     applicable = [r for r in tcm if r["tcm_applicable"]]
     closed = [r for r in applicable if r["_contact_closed"]]
@@ -47,9 +51,12 @@ async def last_30_days(
         return sum(r["visit_day"] is not None and r["visit_day"] <= day for r in rows)
 
     levels = await pool.fetch(
-        "SELECT level, count(*) AS n FROM notifications WHERE created_at >= $1 "
-        "AND level > 0 GROUP BY level ORDER BY level",  # level 0: an 'arrived late' notice
+        "SELECT n.level, count(*) AS n FROM notifications n WHERE n.created_at >= $1 "
+        "AND n.level > 0 AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM transitions t "
+        "WHERE t.transition_id = n.transition_id AND t.facility = $2)) "
+        "GROUP BY n.level ORDER BY n.level",  # level 0: an 'arrived late' notice
         datetime.combine(start, datetime.min.time(), tzinfo=zone),
+        facility,
     )
     return {
         "from": start,
