@@ -124,7 +124,7 @@ async def tcm_row(team: Team, tid: str) -> dict[str, Any]:
     return next(r for r in found.json()["rows"] if r["transition_id"] == tid)
 
 
-async def test_a_booking_then_an_arrival_at_the_clinic_completes_the_visit_as_99496(
+async def test_a_booking_then_an_arrival_completes_the_visit_and_its_recorded_complexity_bills_99496(
     patient: Patient,
 ) -> None:
     booked_for = patient.day(5)
@@ -165,6 +165,20 @@ async def test_a_booking_then_an_arrival_at_the_clinic_completes_the_visit_as_99
     await assert_eventually(visited, within=30)
     [completion] = await patient.timeline_with(": visit on")
     assert "A04" in completion["detail"] and "inbox " in completion["detail"]
+
+    # The arrival says nothing of the billing provider's medical decision making: no code
+    # until it is recorded (never inferred from the LACE tier), here by a supervisor.
+    async def undocumented() -> None:
+        row = await tcm_row(patient.team, patient.tid)
+        assert row["visit_day"] == 6 and row["tcm_code"] == "complexity not documented", row
+
+    await assert_eventually(undocumented, within=30)
+    corrected = await patient.team.http.post(
+        f"/transitions/{patient.tid}/steps/follow_up_visit/correction",
+        json={"complexity": "high", "reason": "the provider's note says high"},
+        headers=patient.team.as_("sup.kim"),
+    )
+    assert corrected.status_code == 200, corrected.text
 
     async def billed() -> None:
         row = await tcm_row(patient.team, patient.tid)
