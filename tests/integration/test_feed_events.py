@@ -124,7 +124,7 @@ async def tcm_row(team: Team, tid: str) -> dict[str, Any]:
     return next(r for r in found.json()["rows"] if r["transition_id"] == tid)
 
 
-async def test_a_booking_then_an_arrival_completes_the_visit_and_its_recorded_complexity_bills_99496(
+async def test_a_booking_then_an_arrival_completes_the_visit_its_recorded_mdm_bills_99496(
     patient: Patient,
 ) -> None:
     booked_for = patient.day(5)
