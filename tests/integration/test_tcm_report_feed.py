@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from store import dashboard
+from store import dashboard, security
 from store.tcm_standing import show_day
 from tests.integration.care_support import Team, care_team, cli_env
 from tests.integration.conftest import RunningStack, run_cli
@@ -129,7 +129,7 @@ async def test_the_tcm_report_says_in_progress_excluded_and_the_code_or_the_reas
     assert summary["contacted_within_2_business_days_pct"] == 66.7
 
 
-async def test_the_patient_is_named_for_a_care_manager_audited_and_never_for_an_auditor(
+async def test_the_patient_is_named_for_a_care_manager_of_the_team_audited_not_for_an_auditor(
     feed: Feed,
 ) -> None:
     as_auditor = (await tcm_report(feed, "auditor")).json()
@@ -143,6 +143,19 @@ async def test_the_patient_is_named_for_a_care_manager_audited_and_never_for_an_
     )
     shown = {r["resource_id"] for r in audited if r["patient_key"]}
     assert {feed.billed, feed.open} <= shown
+    _, elsewhere = await security.create_token(
+        feed.team.services.pool,
+        name="test rn elsewhere",
+        subject="rn.elsewhere",
+        role="care_manager",
+        team="ELSEWHERE",
+    )
+    refused = await feed.team.http.get(
+        "/reports/tcm",
+        params=period() | {"facility": feed.team.facility},
+        headers={"Authorization": f"Bearer {elsewhere}"},
+    )
+    assert refused.status_code == 403 and "not your team's" in refused.text
 
 
 async def test_the_dashboard_counts_closed_windows_only_and_no_percentage_without_one(

@@ -37,9 +37,9 @@ async def get_report(
     dates; the TCM rows of a care manager or supervisor name the patient."""
     if end < start:
         return problem(422, "Invalid request", "'to' is before 'from'")
-    if principal.role == Role.SUPERVISOR:  # a supervisor reads their own team's figures
-        if not principal.team:
-            return problem(403, "Forbidden", "this supervisor token names no team")
+    if principal.role == Role.SUPERVISOR and not principal.team:
+        return problem(403, "Forbidden", "this supervisor token names no team")
+    if principal.role in CLINICAL and principal.team:  # their own team's figures
         if facility not in (None, principal.team):
             return problem(403, "Forbidden", f"the report of {facility} is not your team's")
         facility = principal.team

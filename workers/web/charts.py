@@ -34,14 +34,15 @@ def bar_chart(
     for i, (label, value, n) in enumerate(zip(labels, values, whole, strict=True)):
         x = PAD + i * slot + (slot - bar) / 2
         shown = "n/a" if value is None else f"{value:g}{unit}"
-        if n is not None and value is not None:
-            shown += f" of {n}"
+        full = shown if n is None or value is None else f"{shown} of {n}"
+        if count <= 12:  # room for the denominator above the bar; else in the tooltip only
+            shown = full
         height = 0.0 if value is None else (HEIGHT - 36) * value / top
         y = HEIGHT - height
         if value is not None:
             parts.append(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{height:.1f}" '
-                f'class="bar"><title>{escape(label)}: {escape(shown)}</title></rect>'
+                f'class="bar"><title>{escape(label)}: {escape(full)}</title></rect>'
             )
         if count <= 12 or value:
             parts.append(
