@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from schemas.protocol import RiskTier, TcmElement
+from schemas.protocol import TcmElement
 from schemas.transition import (
     AttemptResult,
     Complexity,
@@ -20,6 +20,8 @@ from schemas.transition import (
     TransitionStatus,
     TrcOutcome,
 )
+
+COMPLEXITY_NOT_DOCUMENTED = "complexity not documented"
 
 
 def _element(
@@ -100,9 +102,12 @@ def tcm_outcome(
     if reasons or visit_day is None:
         return TcmOutcome(applicable=True, eligible=False, reasons=reasons)
 
-    complexity = (visit.complexity if visit else None) or (
-        Complexity.HIGH if input.risk.tier == RiskTier.HIGH else Complexity.MODERATE
-    )
+    # The code follows the billing provider's medical decision making recorded at the visit,
+    # never the readmission risk: unrecorded, the requirements are met but no code is known.
+    complexity = visit.complexity if visit else None
+    if complexity is None:
+        why = f"visit on day {visit_day}: {COMPLEXITY_NOT_DOCUMENTED} (99495 or 99496)"
+        return TcmOutcome(applicable=True, eligible=True, code=None, reasons=[contact_reason, why])
     if complexity == Complexity.HIGH and visit_day <= 7:
         code, why = "99496", f"high complexity, visit on day {visit_day} (<= 7)"
     elif complexity == Complexity.HIGH:

@@ -15,7 +15,12 @@ from datetime import date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from schemas.outcome import contact_requirement_met, day_after_discharge, tcm_outcome
+from schemas.outcome import (
+    COMPLEXITY_NOT_DOCUMENTED,
+    contact_requirement_met,
+    day_after_discharge,
+    tcm_outcome,
+)
 from schemas.protocol import TcmElement
 from schemas.transition import (
     Complexity,
@@ -29,7 +34,6 @@ State = Literal["billable", "in progress", "not billable", "not applicable"]
 IN_PROGRESS = "in progress"
 NOT_ELIGIBLE = "not eligible"
 NOT_APPLICABLE = "not applicable"
-COMPLEXITY_NOT_DOCUMENTED = "complexity not documented"
 BUNDLED_IN_APCM = "bundled in APCM"
 APCM_REASON = (
     "the practice bills APCM (G0556-G0558) for this patient: TCM is not billable in that "

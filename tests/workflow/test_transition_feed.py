@@ -17,6 +17,8 @@ from schemas.feed import Appointment
 from schemas.transition import (
     AdtSignal,
     CompleteStepRequest,
+    Complexity,
+    CorrectionRequest,
     StepStatus,
     TransitionState,
     UndoFeedRequest,
@@ -117,6 +119,14 @@ async def test_bookings_moves_and_a_no_show_then_the_clinic_arrival_completes_th
         await handle.execute_update(
             TransitionWorkflow.undo_feed, undo.model_copy(update={"step_id": "interactive_contact"})
         )
+    # the feed says when the visit was, not the provider's decision making: a supervisor
+    # records it, and only then is there a code
+    await handle.execute_update(
+        TransitionWorkflow.correct_step,
+        CorrectionRequest(
+            step_id="follow_up_visit", by="sup.kim", complexity=Complexity.HIGH, reason="MDM"
+        ),
+    )
     final = await handle.result()
     assert final.outcome is not None and final.outcome.tcm.code == "99496"
     assert final.readmitted_at is None  # an A04 at the clinic is no readmission

@@ -9,7 +9,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from schemas.protocol import StepKind
+from schemas.protocol import StepKind, TcmElement
 from schemas.transition import (
     AttemptRequest,
     AttemptResult,
@@ -54,7 +54,8 @@ async def test_tcm_protocol_with_every_step_done_ends_99495_at_day_30(
                 ScreeningRequest(step_id=rule.id, by="rn.alvarez", answers=NO_NEEDS),
             )
         elif not rule.tiers and rule.kind != StepKind.REFERRAL:  # standard risk: no check-in
-            await complete(handle, rule.id)
+            visit = rule.tcm_element == TcmElement.FACE_TO_FACE_VISIT
+            await complete(handle, rule.id, Complexity.MODERATE if visit else None)
     final = await handle.result()
 
     assert final.status == TransitionStatus.COMPLETED
@@ -115,7 +116,7 @@ async def test_two_unanswered_attempts_still_count_toward_tcm(
         )
     await skipping_env.sleep(timedelta(days=4))
     await complete(handle, "medication_reconciliation")
-    await complete(handle, "follow_up_visit")
+    await complete(handle, "follow_up_visit", Complexity.MODERATE)
     final = await handle.result()
     contact = steps_of(final)["interactive_contact"]
     assert contact.status == StepStatus.STOPPED  # never reached; stopped at period end
@@ -170,6 +171,28 @@ async def test_visit_on_day_8_for_a_high_complexity_patient_is_99495_not_99496(
     assert final.outcome is not None
     assert final.outcome.tcm.code == "99495"
     assert "high complexity but visit on day 8 (> 7)" in final.outcome.tcm.reasons
+
+
+async def test_a_visit_without_its_complexity_meets_tcm_but_gets_no_code_not_even_at_high_risk(
+    skipping_env: WorkflowEnvironment, worker: Worker
+) -> None:
+    handle = await discharged_on(skipping_env, worker, risk=HIGH_RISK)
+    await skipping_env.sleep(timedelta(days=1))
+    await handle.execute_update(
+        TransitionWorkflow.record_attempt,
+        AttemptRequest(
+            step_id="interactive_contact", by="rn.alvarez", result=AttemptResult.REACHED
+        ),
+    )
+    await complete(handle, "medication_reconciliation")
+    await skipping_env.sleep(timedelta(days=4))
+    await complete(handle, "follow_up_visit")  # no MDM complexity recorded
+    final = await handle.result()
+    assert final.outcome is not None and final.outcome.tcm.eligible
+    assert final.outcome.tcm.code is None  # never inferred from the LACE tier
+    assert "visit on day 5: complexity not documented (99495 or 99496)" in (
+        final.outcome.tcm.reasons
+    )
 
 
 async def test_visit_on_day_6_for_a_high_complexity_patient_is_99496(
