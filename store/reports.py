@@ -29,7 +29,12 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from schemas.outcome import contact_requirement_met, day_after_discharge, trc_outcome
+from schemas.outcome import (
+    COMPLEXITY_NOT_DOCUMENTED,
+    contact_requirement_met,
+    day_after_discharge,
+    trc_outcome,
+)
 from schemas.protocol import RiskTier, StepKind, TcmElement
 from schemas.protocol_library import ProtocolLibrary
 from schemas.risk import RiskAssessment
@@ -41,7 +46,7 @@ from schemas.transition import (
     TransitionInput,
     TransitionStatus,
 )
-from store.tcm_standing import BUNDLED_IN_APCM, COMPLEXITY_NOT_DOCUMENTED, IN_PROGRESS, standing
+from store.tcm_standing import BUNDLED_IN_APCM, IN_PROGRESS, standing
 
 ReportKind = Literal["tcm", "trc", "readmissions", "social-needs"]
 CONNECTED_WITHIN = timedelta(days=14)
