@@ -515,6 +515,9 @@ class StepSummary(BaseModel):
     attempts: tuple[tuple[AwareDatetime, AttemptResult], ...] = ()
     is_call: bool = Field(default=False, description="a call step (schemas/call.py)")
     appointment_at: AwareDatetime | None = None
+    appointment_with: str | None = Field(
+        default=None, description="the provider the visit was booked with (staff, not PHI)"
+    )
     appointment_late: bool = False
     reported_at: AwareDatetime | None = None
 

@@ -113,6 +113,7 @@ class TransitionPublishing(TransitionBase):
             attempts=tuple((a.at, a.result) for a in step.attempts),
             is_call=is_call_step(step.kind, step.owner_role),
             appointment_at=step.appointment_at,
+            appointment_with=step.appointment_with,
             appointment_late=step.appointment_late,
             reported_at=step.reported_at,
         )

@@ -183,6 +183,7 @@ async def test_a_booking_then_an_arrival_completes_the_visit_its_recorded_mdm_bi
     async def billed() -> None:
         row = await tcm_row(patient.team, patient.tid)
         assert row["visit_day"] == 6 and row["tcm_code"] == "99496", row
+        assert "HOUSE" in row["billing_provider"]  # the provider the SIU booked it with
 
     await assert_eventually(billed, within=30)
 
