@@ -25,6 +25,26 @@ _STATUS = {
 }
 
 
+def _pid(facility: str, mrn: str | None) -> str:
+    """The example patient's PID (the MRN given, else a fresh one)."""
+    patient = example_messages.JANE
+    fields = {
+        1: "1",
+        3: f"{mrn or example_messages.fresh_mrn()}^^^{facility}^MR",
+        5: patient.name,
+        7: patient.birth_date,
+        8: patient.sex,
+    }
+    return _segment("PID", fields)
+
+
+def _pv1(facility: str, visit: str) -> str:
+    """The index stay's PV1 (PV1-19 its visit number)."""
+    return _segment(
+        "PV1", {1: "1", 2: "I", 3: f"4W^401^A^{facility}", 19: f"{visit}^^^{facility}^VN"}
+    )
+
+
 def siu(
     trigger: str,
     *,
@@ -43,7 +63,6 @@ def siu(
     TQ1-7, PID, RGS, AIS-4 start, AIL-3 the clinic, AIP-3 the provider."""
     sent = _stamp((now or datetime.now(UTC)).replace(microsecond=0), zone)
     begins = _stamp(start, zone)
-    patient = example_messages.JANE
     segments = [
         f"MSH|^~\\&|SCHED|{facility}|CAREBRIDGE|CB|{sent}||SIU^{trigger}^SIU_S12|"
         f"{control_id or fresh_control_id()}|P|2.5.1",
@@ -58,16 +77,7 @@ def siu(
             },
         ),
         f"TQ1|1||||||{begins}",
-        _segment(
-            "PID",
-            {
-                1: "1",
-                3: f"{mrn or example_messages.fresh_mrn()}^^^{facility}^MR",
-                5: patient.name,
-                7: patient.birth_date,
-                8: patient.sex,
-            },
-        ),
+        _pid(facility, mrn),
         "RGS|1",
         f"AIS|1||TCM^Transitional care visit|{begins}",
         f"AIL|1||{clinic}^^^{facility}",
@@ -120,24 +130,12 @@ def mdm(
     """An MDM^T02/T04 for the index stay (PV1-19 its visit): TXA-2 the document type (DS
     discharge summary), TXA-4 when it was written, TXA-17 authenticated; one OBX of text."""
     sent = _stamp((now or datetime.now(UTC)).replace(microsecond=0), zone)
-    patient = example_messages.JANE
     segments = [
         f"MSH|^~\\&|EPIC|{facility}|CAREBRIDGE|CB|{sent}||MDM^{trigger}^MDM_T02|"
         f"{control_id or fresh_control_id()}|P|2.5.1",
         f"EVN|{trigger}|{sent}",
-        _segment(
-            "PID",
-            {
-                1: "1",
-                3: f"{mrn or example_messages.fresh_mrn()}^^^{facility}^MR",
-                5: patient.name,
-                7: patient.birth_date,
-                8: patient.sex,
-            },
-        ),
-        _segment(
-            "PV1", {1: "1", 2: "I", 3: f"4W^401^A^{facility}", 19: f"{visit}^^^{facility}^VN"}
-        ),
+        _pid(facility, mrn),
+        _pv1(facility, visit),
         _segment(
             "TXA",
             {
@@ -170,23 +168,11 @@ def oru(
     18842-5), OBR-7 when it was written, one OBX of text."""
     sent = _stamp((now or datetime.now(UTC)).replace(microsecond=0), zone)
     stamp = _stamp(written, zone)
-    patient = example_messages.JANE
     segments = [
         f"MSH|^~\\&|EPIC|{facility}|CAREBRIDGE|CB|{sent}||ORU^R01^ORU_R01|"
         f"{control_id or fresh_control_id()}|P|2.5.1",
-        _segment(
-            "PID",
-            {
-                1: "1",
-                3: f"{mrn or example_messages.fresh_mrn()}^^^{facility}^MR",
-                5: patient.name,
-                7: patient.birth_date,
-                8: patient.sex,
-            },
-        ),
-        _segment(
-            "PV1", {1: "1", 2: "I", 3: f"4W^401^A^{facility}", 19: f"{visit}^^^{facility}^VN"}
-        ),
+        _pid(facility, mrn),
+        _pv1(facility, visit),
         "ORC|RE",
         _segment(
             "OBR", {1: "1", 3: f"DOC{visit}^EPIC", 4: f"{code}^Discharge summary^LN", 7: stamp}

@@ -49,16 +49,9 @@ async def scheduling(
     window_days: int,
 ) -> FeedRouted:
     what = f"SIU^{event.event_type}"
-    if not patient:
-        return FeedRouted("ignored", f"{what}: no patient identifier (PID-3)")
     appointment = event.appointment
     at = appointment.at if appointment and appointment.at else signal.occurred_at
-    reached = await _first_reached(pool, send, patient, at, signal, window_days)
-    if reached is None:
-        return FeedRouted(
-            "ignored", f"{what} recorded; the patient has no open transition before it"
-        )
-    return FeedRouted("processed", f"{what} delivered to the patient's transition", reached)
+    return await _to_the_patients_transition(pool, send, patient, at, signal, window_days, what)
 
 
 async def clinic_visit(
@@ -71,9 +64,24 @@ async def clinic_visit(
 ) -> FeedRouted:
     where = event.location.split("^")[0]
     what = f"{event.event_type} at {'practice clinic ' if signal.clinic else ''}{where}"
+    return await _to_the_patients_transition(
+        pool, send, patient, signal.occurred_at, signal, window_days, what
+    )
+
+
+async def _to_the_patients_transition(
+    pool: asyncpg.Pool,
+    send: Send,
+    patient: str,
+    at: datetime,
+    signal: AdtSignal,
+    window_days: int,
+    what: str,
+) -> FeedRouted:
+    """Deliver a feed event to the patient's open transition at `at`, or say why not."""
     if not patient:
         return FeedRouted("ignored", f"{what}: no patient identifier (PID-3)")
-    reached = await _first_reached(pool, send, patient, signal.occurred_at, signal, window_days)
+    reached = await _first_reached(pool, send, patient, at, signal, window_days)
     if reached is None:
         return FeedRouted(
             "ignored", f"{what} recorded; the patient has no open transition before it"
