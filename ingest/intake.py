@@ -119,9 +119,13 @@ class AdtIntake:
         allowed_facilities: frozenset[str] = frozenset(),
         production: bool = False,
         application_acks: ApplicationAckDelivery | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         """`field_cipher` seals each message's raw bytes before they reach the inbox (and
-        opens them again to reprocess one); with `blind_index` it writes the registry."""
+        opens them again to reprocess one); with `blind_index` it writes the registry.
+        `clock` (default: the wall clock) is the intake's now: `carebridge simulate` passes
+        its simulated time."""
+        self._clock = clock
         self._pool = pool
         self._cipher = field_cipher
         self._router = AdtRouter(
@@ -147,7 +151,9 @@ class AdtIntake:
         await self.application_acks.close()
 
     def now(self) -> datetime:
-        """The site's clock, for ACK timestamps."""
+        """The site's clock, for ACK timestamps and the received time of a discharge."""
+        if self._clock is not None:
+            return self._clock().astimezone(self._zone)
         return datetime.now(self._zone)
 
     async def handle(

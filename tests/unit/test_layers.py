@@ -40,6 +40,7 @@ WORKER_ROOMS = {
     "workers.listener": 3,
     "workers.http_server": 3,
     "workers.stack": 4,
+    "workers.simulation": 4,
     "workers.cli": 5,
 }
 

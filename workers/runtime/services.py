@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 import structlog
@@ -41,7 +43,15 @@ class Services:
     blind_index: BlindIndex
 
     @classmethod
-    def build(cls, settings: Settings, pool: asyncpg.Pool, client: Client) -> Services:
+    def build(
+        cls,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        client: Client,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> Services:
+        """`clock`: the intake's now (simulated time in `carebridge simulate`)."""
         library = load_library(settings.protocols_dir)
         field_cipher = field_cipher_for(settings)
         blind_index = BlindIndex(settings.key_secret.get_secret_value())
@@ -56,6 +66,7 @@ class Services:
             production=settings.environment == "production",
             field_cipher=field_cipher,
             blind_index=blind_index,
+            clock=clock,
         )
         return cls(
             settings=settings,

@@ -1,0 +1,244 @@
+"""One simulated run: the time-skipping Temporal test server, a fresh database on the
+configured (or embedded) PostgreSQL, the real worker and the real intake, a feed delivered at
+its simulated times while the server's clock is advanced, and the simulated staff acting
+every hour of their shifts. Results are read one by one after the last period ends (on this
+server, awaiting many results at once fails with RPC errors)."""
+
+from __future__ import annotations
+
+import asyncio
+import time as wall
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from temporalio.api.testservice.v1 import SleepRequest
+from temporalio.testing import WorkflowEnvironment
+
+from schemas import keys
+from schemas.transition import TransitionState
+from store.db import create_pool
+from store.migrate import migrate
+from workers.runtime import embedded
+from workers.runtime.embedded import find_binary
+from workers.runtime.services import Services, field_cipher_for
+from workers.runtime.settings import Settings
+from workers.runtime.temporal import data_converter, ensure_search_attributes, keyring_for
+from workers.simulation.feed import FeedMessage
+from workers.simulation.staff import StaffModel
+from workers.simulation.staffing import Staff, StaffLog
+from workers.worker import build_worker
+from workflows.transition import TransitionWorkflow
+
+DELIVERY = timedelta(minutes=15)  # the feed is delivered in quarter-hour batches
+MAX_SKIP = timedelta(hours=6)  # one test-server sleep at most (each returns in time)
+HORIZON = timedelta(days=31)  # staff work on after the last discharge: its period
+
+
+@dataclass
+class SimClock:
+    """The simulated now the intake reads (the test server's time at the last step)."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class RunResult:
+    protocols_dir: Path
+    start: datetime
+    finals: list[TransitionState]
+    history_lengths: dict[str, int]
+    acks: Counter[str]  # MSA-1 of the feed's messages
+    staff: StaffLog
+    notifications: list[asyncpg.Record]
+    projection: list[asyncpg.Record]
+    unsettled_inbox: int
+    wall_seconds: float
+    invariant_problems: list[str] = field(default_factory=list)
+
+
+async def sleep_until(env: WorkflowEnvironment, instant: datetime) -> datetime:
+    """Skip the server's clock to `instant`, at most MAX_SKIP a call; each call returns once
+    the worker has done what fell due in it. Returns the server's time."""
+    while (now := await env.get_current_time()) < instant:
+        request = SleepRequest()
+        request.duration.FromTimedelta(min(MAX_SKIP, instant - now))
+        await env.client.test_service.unlock_time_skipping_with_sleep(
+            request, timeout=timedelta(minutes=5)
+        )
+    return now
+
+
+def schedule(
+    staff: Staff, feed: list[FeedMessage], start: datetime, horizon: datetime
+) -> list[datetime]:
+    """The instants the simulation stops at: each delivery batch and each hour a role is
+    on duty, from `start` to `horizon`."""
+    instants = {start + DELIVERY * -(-(m.at - start) // DELIVERY) for m in feed}
+    hour = start
+    while hour <= horizon:
+        if staff.on_duty(hour):
+            instants.add(hour)
+        hour += timedelta(hours=1)
+    return sorted(instants)
+
+
+def database_in(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@asynccontextmanager
+async def fresh_database(settings: Settings) -> AsyncIterator[str]:
+    """A database of its own on the configured server (or the embedded one), dropped after:
+    runs of the same feed never see each other's patients."""
+    base = await embedded.database_url(settings)
+    name = f"carebridge_sim_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(base)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield database_in(base, name)
+    finally:
+        admin = await asyncpg.connect(base)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+async def run(
+    settings: Settings,
+    protocols_dir: Path,
+    staff_model: StaffModel,
+    feed: list[FeedMessage],
+    start: datetime,
+) -> RunResult:
+    """The feed and staff through the engine from `start` until every transition closed."""
+    began = wall.monotonic()
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=data_converter(keyring_for(settings)),
+        test_server_existing_path=find_binary("temporal-test-server"),
+    )
+    try:
+        await ensure_search_attributes(env.client, "default")
+        async with fresh_database(settings) as url:
+            mine = settings.model_copy(
+                update={
+                    "protocols_dir": protocols_dir,
+                    "task_queue": f"simulate-{uuid.uuid4().hex[:8]}",
+                }
+            )
+            pool = await create_pool(url, max_size=mine.database_pool_size)
+            try:
+                await migrate(pool, field_cipher_for(mine))
+                result = await _drive(env, mine, pool, staff_model, feed, start)
+            finally:
+                await pool.close()
+    finally:
+        await env.shutdown()
+    result.wall_seconds = wall.monotonic() - began
+    return result
+
+
+async def _drive(
+    env: WorkflowEnvironment,
+    settings: Settings,
+    pool: asyncpg.Pool,
+    staff_model: StaffModel,
+    feed: list[FeedMessage],
+    start: datetime,
+) -> RunResult:
+    clock = SimClock(start)
+    services = Services.build(settings, pool, env.client, clock=clock)
+    staff = Staff(staff_model, services.library, env.client, pool)
+    horizon = (feed[-1].at if feed else start) + HORIZON
+    acks: Counter[str] = Counter()
+    transitions: dict[str, str] = {}  # visit -> transition id
+    pending = list(feed)
+    worker = build_worker(env.client, pool, settings)
+    running = asyncio.create_task(worker.run())
+    try:
+        for instant in schedule(staff, feed, start, horizon):
+            clock.now = await sleep_until(env, instant)
+            while pending and pending[0].at <= clock.now:
+                message = pending.pop(0)
+                answer = await services.intake.handle(message.raw)
+                acks[answer.code.value] += 1
+                if answer.transition_id and message.trigger == "A03":
+                    transitions[message.visit] = answer.transition_id
+            await staff.act(clock.now, list(transitions.values()))
+        finals, lengths = await _finish(env, list(transitions.values()))
+    finally:
+        await services.intake.close()
+        await worker.shutdown()
+        running.cancel()
+    ids = [f.transition_id for f in finals]
+    return RunResult(
+        protocols_dir=settings.protocols_dir,
+        start=start,
+        finals=finals,
+        history_lengths=lengths,
+        acks=acks,
+        staff=staff.log,
+        notifications=await pool.fetch(
+            "SELECT transition_id, step_id, level, role, channel, due_at FROM notifications "
+            "WHERE transition_id = ANY($1::text[])",
+            ids,
+        ),
+        projection=await pool.fetch(
+            "SELECT transition_id, status, version, steps, outcome, current_step, next_due_at "
+            "FROM transitions WHERE transition_id = ANY($1::text[])",
+            ids,
+        ),
+        unsettled_inbox=await pool.fetchval(
+            "SELECT count(*) FROM adt_inbox WHERE status = 'received'"
+        ),
+        wall_seconds=0.0,
+    )
+
+
+async def _finish(
+    env: WorkflowEnvironment, transition_ids: list[str]
+) -> tuple[list[TransitionState], dict[str, int]]:
+    """Advance past the last period end, then read each result and history in turn."""
+    handles = [
+        env.client.get_workflow_handle_for(TransitionWorkflow.run, keys.workflow_id(tid))
+        for tid in transition_ids
+    ]
+    ends = [
+        state.period_ends_at
+        for handle in handles
+        if (state := await handle.query(TransitionWorkflow.get_state)).period_ends_at
+    ]
+    if ends:
+        await sleep_until(env, max(ends) + timedelta(hours=1))
+    finals, lengths = [], {}
+    for tid, handle in zip(transition_ids, handles, strict=True):
+        finals.append(await handle.result())
+        lengths[tid] = len((await handle.fetch_history()).events)
+    return finals, lengths
+
+
+def protocol_set(base: Path, changes: Path | None, into: Path) -> Path:
+    """`base` with the files of `changes` laid over it (a folder may hold only what it
+    changes, e.g. one new protocol version), copied into `into`."""
+    import shutil
+
+    if changes is not None and not changes.is_dir():
+        raise ValueError(f"protocol folder {changes} does not exist")
+    shutil.copytree(base, into, dirs_exist_ok=True)
+    if changes is not None:
+        shutil.copytree(changes, into, dirs_exist_ok=True)
+    return into
