@@ -12,7 +12,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -58,12 +58,12 @@ class RunResult:
     finals: list[TransitionState]
     history_lengths: dict[str, int]
     acks: Counter[str]  # MSA-1 of the feed's messages
+    cancels: int  # A13s among them
     staff: StaffLog
     notifications: list[asyncpg.Record]
     projection: list[asyncpg.Record]
     unsettled_inbox: int
     wall_seconds: float
-    invariant_problems: list[str] = field(default_factory=list)
 
 
 async def sleep_until(env: WorkflowEnvironment, instant: datetime) -> datetime:
@@ -191,6 +191,7 @@ async def _drive(
         finals=finals,
         history_lengths=lengths,
         acks=acks,
+        cancels=sum(1 for m in feed if m.trigger == "A13"),
         staff=staff.log,
         notifications=await pool.fetch(
             "SELECT transition_id, step_id, level, role, channel, due_at FROM notifications "

@@ -1,0 +1,89 @@
+"""What must hold after any simulated run, each broken rule a sentence: every transition
+closed with an outcome (at its period end unless cancelled or ended early), the projection
+equals Temporal's state, no escalation written twice, no inbox row left unsettled, every
+history under 2,000 events, and the engine's counts equal what the simulator did."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from schemas.transition import TransitionStatus
+from workers.simulation.engine import RunResult
+
+MAX_HISTORY = 2000
+CLOSE_SLACK = timedelta(minutes=5)
+PERIOD_ENDED = "transition period ended"
+
+
+def problems(result: RunResult) -> list[str]:
+    found: list[str] = []
+    found += _closed(result)
+    found += _projection(result)
+    twice = Counter((n["transition_id"], n["step_id"], n["level"]) for n in result.notifications)
+    found += [
+        f"escalation {key} was written {count} times" for key, count in twice.items() if count > 1
+    ]
+    if result.unsettled_inbox:
+        found.append(f"{result.unsettled_inbox} inbox row(s) were never settled")
+    found += [
+        f"transition {tid} has {length} history events (limit {MAX_HISTORY})"
+        for tid, length in result.history_lengths.items()
+        if length >= MAX_HISTORY
+    ]
+    attempts = sum(len(step.attempts) for final in result.finals for step in final.steps)
+    calls = sum(n for what, n in result.staff.actions.items() if what.startswith("call:"))
+    if attempts != calls:
+        found.append(f"the simulator made {calls} calls but the transitions record {attempts}")
+    if len(result.finals) != result.acks.get("AA", 0) - result.cancels:
+        found.append(
+            f"{result.acks.get('AA', 0)} messages accepted ({result.cancels} of them cancels) "
+            f"but {len(result.finals)} transitions ran"
+        )
+    return found
+
+
+def _closed(result: RunResult) -> list[str]:
+    found = []
+    for final in result.finals:
+        tid = final.transition_id
+        if final.status == TransitionStatus.ACTIVE or final.outcome is None:
+            found.append(f"transition {tid} ended {final.status.value} without an outcome")
+            continue
+        if final.outcome.reason != PERIOD_ENDED:
+            continue  # cancelled, deceased, closed at start: closed when that happened
+        if final.period_ends_at is None:
+            found.append(f"transition {tid} ended its period without a period end")
+            continue
+        late = final.outcome.closed_at - final.period_ends_at
+        if not timedelta(0) <= late < CLOSE_SLACK:
+            found.append(f"transition {tid} closed {late} after its period end")
+    return found
+
+
+def _projection(result: RunResult) -> list[str]:
+    rows = {row["transition_id"]: row for row in result.projection}
+    found = []
+    for final in result.finals:
+        tid = final.transition_id
+        row = rows.get(tid)
+        if row is None:
+            found.append(f"transition {tid} has no projection row")
+            continue
+        steps = {s["step_id"]: s["status"] for s in _json(row["steps"])}
+        outcome = final.outcome.model_dump(mode="json") if final.outcome else None
+        if (
+            (row["status"], row["version"]) != (final.status.value, final.version)
+            or steps != {s.step_id: s.status.value for s in final.steps}
+            or _json(row["outcome"]) != outcome
+            or row["current_step"] is not None
+            or row["next_due_at"] is not None
+        ):
+            found.append(f"transition {tid}: the projection differs from Temporal's state")
+    return found
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
