@@ -227,6 +227,7 @@ from workers.cli import (  # noqa: E402, F401
     replay,
     roster,
     security,
+    simulate,
     transitions,
 )
 

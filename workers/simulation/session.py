@@ -1,0 +1,55 @@
+"""A simulation session: one feed, one staff model, run against each protocol set in turn
+(the base folder, then the comparison laid over it), each on a fresh server and database."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from schemas.protocol_library import load_library
+from workers.runtime.embedded import StackError
+from workers.runtime.settings import Settings
+from workers.simulation import engine
+from workers.simulation.feed import FeedSpec, generate
+from workers.simulation.report import Summary, summarize
+from workers.simulation.staff import StaffModel
+
+
+def first_day(wanted: date | None, zone: ZoneInfo, now: datetime | None = None) -> datetime:
+    """Local midnight of the first simulated day: `wanted`, or the next Monday. The test
+    server's clock starts at the wall clock and only moves forward, so it is after today."""
+    today = (now or datetime.now(zone)).astimezone(zone).date()
+    if wanted is None:
+        wanted = today + timedelta(days=7 - today.weekday())
+    elif wanted <= today:
+        raise StackError(
+            f"the first simulated day must be after today ({today.isoformat()}): the "
+            "simulation's clock starts now and only moves forward"
+        )
+    return datetime.combine(wanted, time(0), tzinfo=zone)
+
+
+async def simulate_sets(
+    settings: Settings,
+    protocols: Path,
+    compare: Path | None,
+    staff: StaffModel,
+    spec: FeedSpec,
+    first: date | None = None,
+) -> list[Summary]:
+    zone = load_library(protocols).site.calendar_zone()
+    start = first_day(first, zone)
+    feed = generate(spec, start, zone)
+    with tempfile.TemporaryDirectory(prefix="carebridge-sim-") as scratch:
+        sets = [(str(protocols), protocols)]
+        if compare is not None:
+            laid = engine.protocol_set(protocols, compare, Path(scratch) / "compare")
+            load_library(laid)  # a broken comparison folder stops before the first run
+            sets.append((str(compare), laid))
+        summaries = []
+        for label, folder in sets:
+            result = await engine.run(settings, folder, staff, feed, start)
+            summaries.append(summarize(result, label))
+    return summaries
