@@ -39,6 +39,11 @@ from workflows.transition import TransitionWorkflow
 DELIVERY = timedelta(minutes=15)  # the feed is delivered in quarter-hour batches
 MAX_SKIP = timedelta(hours=6)  # one test-server sleep at most (each returns in time)
 HORIZON = timedelta(days=31)  # staff work on after the last discharge: its period
+# Act just after the hour and the quarter: deadlines and escalations fall on them (business
+# hours, end of day), and an Update landing in the same instant as a timer has made the
+# test server reject the workflow task ("invalid history builder state for action").
+ACT_OFFSET = timedelta(seconds=90)
+SLEEP_TIMEOUT = timedelta(seconds=90)  # one step that takes longer: the server is stuck
 
 
 @dataclass
@@ -73,7 +78,7 @@ async def sleep_until(env: WorkflowEnvironment, instant: datetime) -> datetime:
         request = SleepRequest()
         request.duration.FromTimedelta(min(MAX_SKIP, instant - now))
         await env.client.test_service.unlock_time_skipping_with_sleep(
-            request, timeout=timedelta(minutes=5)
+            request, timeout=SLEEP_TIMEOUT
         )
     return now
 
@@ -83,11 +88,11 @@ def schedule(
 ) -> list[datetime]:
     """The instants the simulation stops at: each delivery batch and each hour a role is
     on duty, from `start` to `horizon`."""
-    instants = {start + DELIVERY * -(-(m.at - start) // DELIVERY) for m in feed}
+    instants = {start + DELIVERY * -(-(m.at - start) // DELIVERY) + ACT_OFFSET for m in feed}
     hour = start
     while hour <= horizon:
         if staff.on_duty(hour):
-            instants.add(hour)
+            instants.add(hour + ACT_OFFSET)
         hour += timedelta(hours=1)
     return sorted(instants)
 
