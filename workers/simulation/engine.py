@@ -7,6 +7,7 @@ server, awaiting many results at once fails with RPC errors)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import time as wall
 import uuid
 from collections import Counter
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from temporalio.api.testservice.v1 import SleepRequest
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
 from schemas import keys
@@ -97,6 +99,14 @@ def schedule(
     return sorted(instants)
 
 
+@functools.cache
+def quiet_runtime() -> Runtime:
+    """The SDK core logs to stdout, where `simulate --json` writes its report: errors
+    only (the test server lacks a capability the core warns about on every worker start)."""
+    quiet = TelemetryFilter(core_level="ERROR", other_level="ERROR")
+    return Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=quiet)))
+
+
 def database_in(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{name}"))
@@ -135,6 +145,7 @@ async def run(
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=data_converter(keyring_for(settings)),
         test_server_existing_path=find_binary("temporal-test-server"),
+        runtime=quiet_runtime(),
     )
     try:
         await ensure_search_attributes(env.client, "default")
