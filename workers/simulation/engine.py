@@ -23,7 +23,6 @@ from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
-from schemas import keys
 from schemas.transition import TransitionState
 from store.db import create_pool
 from store.migrate import migrate
@@ -34,7 +33,7 @@ from workers.runtime.settings import Settings
 from workers.runtime.temporal import data_converter, ensure_search_attributes, keyring_for
 from workers.simulation.feed import FeedMessage
 from workers.simulation.staff import StaffModel
-from workers.simulation.staffing import Staff, StaffLog
+from workers.simulation.staffing import Staff, StaffLog, transition_handle
 from workers.worker import build_worker
 from workflows.transition import TransitionWorkflow
 
@@ -241,10 +240,7 @@ async def _finish(
     env: WorkflowEnvironment, transition_ids: list[str]
 ) -> tuple[list[TransitionState], dict[str, int]]:
     """Advance past the last period end, then read each result and history in turn."""
-    handles = [
-        env.client.get_workflow_handle_for(TransitionWorkflow.run, keys.workflow_id(tid))
-        for tid in transition_ids
-    ]
+    handles = [transition_handle(env.client, tid) for tid in transition_ids]
     ends = [
         state.period_ends_at
         for handle in handles

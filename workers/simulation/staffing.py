@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from activities.business_calendar import BusinessCalendar
@@ -34,6 +34,7 @@ from schemas.transition import (
     ScreeningRequest,
     StepStatus,
     StepSummary,
+    TransitionState,
 )
 from workers.simulation.staff import StaffModel
 from workflows.transition import TransitionWorkflow
@@ -195,9 +196,7 @@ class Staff:
         return f"sim-{role.replace('_', '-')}-{(self._turn[role] - 1) % max(people, 1) + 1}"
 
     async def _do(self, item: WorkItem) -> None:
-        handle = self._client.get_workflow_handle_for(
-            TransitionWorkflow.run, keys.workflow_id(item.transition_id)
-        )
+        handle = transition_handle(self._client, item.transition_id)
         by = self._person(item.role)
         step_id = item.step.step_id
         try:
@@ -230,6 +229,12 @@ class Staff:
             self.log.refused[_reason(exc)] += 1
             return
         self.log.actions[what] += 1
+
+
+def transition_handle(
+    client: Client, transition_id: str
+) -> WorkflowHandle[TransitionWorkflow, TransitionState]:
+    return client.get_workflow_handle_for(TransitionWorkflow.run, keys.workflow_id(transition_id))
 
 
 def _reason(exc: BaseException) -> str:
