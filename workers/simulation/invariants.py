@@ -74,14 +74,23 @@ def _projection(result: RunResult) -> list[str]:
             continue
         steps = {s["step_id"]: s["status"] for s in _json(row["steps"])}
         outcome = final.outcome.model_dump(mode="json") if final.outcome else None
-        if (
-            (row["status"], row["version"]) != (final.status.value, final.version)
-            or steps != {s.step_id: s.status.value for s in final.steps}
-            or _json(row["outcome"]) != outcome
-            or row["current_step"] is not None
-            or row["next_due_at"] is not None
-        ):
-            found.append(f"transition {tid}: the projection differs from Temporal's state")
+        differs = [
+            name
+            for name, same in (
+                ("status", row["status"] == final.status.value),
+                ("version", row["version"] == final.version),
+                ("steps", steps == {s.step_id: s.status.value for s in final.steps}),
+                ("outcome", _json(row["outcome"]) == outcome),
+                ("current step", row["current_step"] is None),
+                ("next due", row["next_due_at"] is None),
+            )
+            if not same
+        ]
+        if differs:
+            found.append(
+                f"transition {tid}: the projection's {', '.join(differs)} differ from "
+                f"Temporal's state (version {row['version']} against {final.version})"
+            )
     return found
 
 
