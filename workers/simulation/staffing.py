@@ -19,7 +19,7 @@ from temporalio.service import RPCError
 from activities.business_calendar import BusinessCalendar
 from schemas import keys
 from schemas.call import Reached
-from schemas.protocol import RiskTier, StepKind
+from schemas.protocol import RiskTier, StepKind, TcmElement
 from schemas.protocol_library import ProtocolLibrary
 from schemas.social_needs import (
     FoodFrequency,
@@ -31,6 +31,7 @@ from schemas.social_needs import (
 from schemas.transition import (
     CallOutcomeRequest,
     CompleteStepRequest,
+    Complexity,
     ScreeningRequest,
     StepStatus,
     StepSummary,
@@ -61,6 +62,7 @@ class WorkItem:
     kind: StepKind
     role: str
     discharged_at: datetime
+    high_risk: bool
 
     def order(self) -> tuple[int, datetime, datetime, str]:
         """Most escalated first, then overdue longest, then due soonest."""
@@ -178,7 +180,14 @@ class Staff:
                 if step.is_call and not self._may_call(step, now):
                     continue
                 items.append(
-                    WorkItem(row["transition_id"], step, rule.kind, role, row["discharged_at"])
+                    WorkItem(
+                        row["transition_id"],
+                        step,
+                        rule.kind,
+                        role,
+                        row["discharged_at"],
+                        high_risk,
+                    )
                 )
         return items
 
@@ -222,13 +231,26 @@ class Staff:
             else:
                 await handle.execute_update(
                     TransitionWorkflow.complete_step,
-                    CompleteStepRequest(step_id=step_id, by=by, outcome="done (simulated)"),
+                    CompleteStepRequest(
+                        step_id=step_id,
+                        by=by,
+                        outcome="done (simulated)",
+                        complexity=visit_complexity(item),
+                    ),
                 )
                 what = "complete"
         except (WorkflowUpdateFailedError, RPCError) as exc:
             self.log.refused[_reason(exc)] += 1
             return
         self.log.actions[what] += 1
+
+
+def visit_complexity(item: WorkItem) -> Complexity | None:
+    """The provider's medical decision making at the simulated visit: high for a high-risk
+    patient, else moderate (TCM codes need it recorded)."""
+    if item.step.tcm_element != TcmElement.FACE_TO_FACE_VISIT.value:
+        return None
+    return Complexity.HIGH if item.high_risk else Complexity.MODERATE
 
 
 def transition_handle(
