@@ -8,6 +8,8 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from temporalio.client import WorkflowFailureError, WorkflowQueryFailedError
+
 from schemas.protocol_library import load_library
 from workers.runtime.embedded import StackError
 from workers.runtime.settings import Settings
@@ -50,6 +52,11 @@ async def simulate_sets(
             sets.append((str(compare), laid))
         summaries = []
         for label, folder in sets:
-            result = await engine.run(settings, folder, staff, feed, start)
+            try:
+                result = await engine.run(settings, folder, staff, feed, start)
+            except (WorkflowFailureError, WorkflowQueryFailedError) as exc:
+                raise StackError(
+                    f"the simulation against {label} stopped: a transition failed ({exc})"
+                ) from None
             summaries.append(summarize(result, label))
     return summaries
