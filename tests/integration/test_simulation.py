@@ -97,6 +97,39 @@ async def test_staff_who_reach_everyone_on_the_first_call_contact_all_in_time_wi
     assert summary.invariant_problems == []
 
 
+@pytest.mark.timeout(180)
+async def test_an_overloaded_team_does_no_more_than_its_capacity_and_the_rest_waits(
+    settings: Settings,
+) -> None:
+    # One care manager making one call an hour (9 a day) for ten discharges on a Monday:
+    # the calls and screenings needed exceed what she can do, so work waits for the next
+    # hours and days, and some contacts come late.
+    start = working_monday()
+    spec = FeedSpec(days=1, discharges_per_day=10, weekday_pattern=(1.0,) * 7, a13_share=0.0)
+    one = ALWAYS_REACHED.model_copy(
+        update={
+            "roles": {
+                **ALWAYS_REACHED.roles,
+                "care_manager": ALWAYS_REACHED.roles["care_manager"].model_copy(
+                    update={"people": 1, "per_hour": 1}
+                ),
+            }
+        }
+    )
+    result = await engine.run(settings, PROTOCOLS, one, generate(spec, start, ZONE), start)
+
+    summary = summarize(result)
+    tuesday = result.staff.load[start.date() + timedelta(days=1)]["care_manager"]
+    assert (tuesday.capacity, tuesday.done) == (9, 9) and tuesday.needed > 9
+    assert summary.days_over_capacity >= 1
+    assert all(
+        load.done <= load.capacity
+        for roles in result.staff.load.values()
+        for load in roles.values()
+    )
+    assert summary.invariant_problems == []
+
+
 @pytest.mark.timeout(240)
 async def test_a_simulated_month_of_discharges_keeps_every_invariant(settings: Settings) -> None:
     # About 60 discharges in 5 days (home, home health, AMA; some high risk; some cancelled

@@ -86,16 +86,18 @@ async def sleep_until(env: WorkflowEnvironment, instant: datetime) -> datetime:
 
 def schedule(
     staff: Staff, feed: list[FeedMessage], start: datetime, horizon: datetime
-) -> list[datetime]:
-    """The instants the simulation stops at: each delivery batch and each hour a role is
-    on duty, from `start` to `horizon`."""
+) -> list[tuple[datetime, bool]]:
+    """The instants the simulation stops at, each with whether the staff work then: each
+    delivery batch, and each hour a role is on duty (once an hour: capacity is hourly),
+    from `start` to `horizon`."""
     instants = {start + DELIVERY * -(-(m.at - start) // DELIVERY) + ACT_OFFSET for m in feed}
+    hours = set()
     hour = start
     while hour <= horizon:
         if staff.on_duty(hour):
-            instants.add(hour + ACT_OFFSET)
+            hours.add(hour + ACT_OFFSET)
         hour += timedelta(hours=1)
-    return sorted(instants)
+    return sorted((instant, instant in hours) for instant in instants | hours)
 
 
 def test_server() -> str:
@@ -196,7 +198,7 @@ async def _drive(
     worker = build_worker(env.client, pool, settings)
     running = asyncio.create_task(worker.run())
     try:
-        for instant in schedule(staff, feed, start, horizon):
+        for instant, working in schedule(staff, feed, start, horizon):
             clock.now = await sleep_until(env, instant)
             while pending and pending[0].at <= clock.now:
                 message = pending.pop(0)
@@ -204,7 +206,8 @@ async def _drive(
                 acks[answer.code.value] += 1
                 if answer.transition_id and message.trigger == "A03":
                     transitions[message.visit] = answer.transition_id
-            await staff.act(clock.now, list(transitions.values()))
+            if working:
+                await staff.act(clock.now, list(transitions.values()))
         finals, lengths = await _finish(env, list(transitions.values()))
     finally:
         await services.intake.close()

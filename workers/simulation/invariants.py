@@ -1,7 +1,8 @@
 """What must hold after any simulated run, each broken rule a sentence: every transition
 closed with an outcome (at its period end unless cancelled or ended early), the projection
 equals Temporal's state, no escalation written twice, no inbox row left unsettled, every
-history under 2,000 events, and the engine's counts equal what the simulator did."""
+history under 2,000 events, no role working past its capacity, and the engine's counts
+equal what the simulator did."""
 
 from __future__ import annotations
 
@@ -32,6 +33,12 @@ def problems(result: RunResult) -> list[str]:
         f"transition {tid} has {length} history events (limit {MAX_HISTORY})"
         for tid, length in result.history_lengths.items()
         if length >= MAX_HISTORY
+    ]
+    found += [
+        f"{role} did {load.done} on {day.isoformat()}, more than its capacity of {load.capacity}"
+        for day, roles in sorted(result.staff.load.items())
+        for role, load in sorted(roles.items())
+        if load.done > load.capacity
     ]
     attempts = sum(len(step.attempts) for final in result.finals for step in final.steps)
     calls = sum(n for what, n in result.staff.actions.items() if what.startswith("call:"))
