@@ -6,7 +6,6 @@ run's invariants, and the command itself with --compare and --json."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -138,11 +137,8 @@ async def test_a_simulated_month_of_discharges_keeps_every_invariant(settings: S
     spec = FeedSpec(days=5, discharges_per_day=12, a13_share=0.05, seed=3)
     feed = generate(spec, start, ZONE)
     cancels = sum(1 for m in feed if m.trigger == "A13")
-    began = time.monotonic()
-
     result = await engine.run(settings, PROTOCOLS, load_staff(EXAMPLE_STAFF), feed, start)
 
-    elapsed = time.monotonic() - began
     assert problems(result) == []
     assert len(result.finals) == len(feed) - cancels >= 50
     last_end = max(f.period_ends_at for f in result.finals if f.period_ends_at)
@@ -153,7 +149,6 @@ async def test_a_simulated_month_of_discharges_keeps_every_invariant(settings: S
     assert summary.calls == sum(
         len(step.attempts) for final in result.finals for step in final.steps
     )
-    assert elapsed < 90, f"the soak took {elapsed:.0f} s"
 
 
 async def test_simulate_compares_two_protocol_sets_in_json(
