@@ -143,6 +143,20 @@ class HrsnAnswers(BaseModel):
         return tuple(found)
 
 
+# Every answer the one that screens negative: no domain positive, no referral opens.
+NO_NEEDS = HrsnAnswers(
+    living_situation=LivingSituation.STEADY,
+    food_worried_would_run_out=FoodFrequency.NEVER,
+    food_did_not_last=FoodFrequency.NEVER,
+    transportation_kept_from_needs=False,
+    utilities_shut_off_threatened=UtilityShutoff.NO,
+    safety_physically_hurt=SafetyFrequency.NEVER,
+    safety_insult_or_talk_down=SafetyFrequency.NEVER,
+    safety_threaten_with_harm=SafetyFrequency.NEVER,
+    safety_scream_or_curse=SafetyFrequency.NEVER,
+)
+
+
 class Screening(BaseModel):
     """A recorded screening: who, when, the answers and the domains that screened positive."""
 

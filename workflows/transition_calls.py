@@ -158,12 +158,5 @@ class TransitionCalls(TransitionUpdates):
         self._tasks.append(asyncio.create_task(self._send_red_flag(notice)))
 
     async def _send_red_flag(self, notice: EscalationNotice) -> None:
-        reason = await self._deliver(notice)
-        if reason is not None:
-            self._event(
-                "notification_failed",
-                notice.step_id,
-                detail=f"red-flag notice via {notice.channel}: not delivered ({reason}); kept "
-                "in the undelivered list",
-            )
+        if await self._deliver(notice, f"red-flag notice via {notice.channel}") is not None:
             await self._publish()

@@ -163,14 +163,7 @@ class TransitionSteps(TransitionPublishing):
             due_at=step.due_at,
             scheduled_at=escalation.at,
         )
-        reason = await self._deliver(notice)
-        if reason is not None:
-            self._event(
-                "notification_failed",
-                step.step_id,
-                detail=f"level {escalation.level} via {escalation.channel}: not delivered "
-                f"({reason}); kept in the undelivered list",
-            )
+        await self._deliver(notice, f"level {escalation.level} via {escalation.channel}")
         if step.is_terminal or self._reschedules[step.step_id] != generation:
             return  # completed or snoozed while the notification went out
         step.escalation_level = escalation.level
@@ -181,11 +174,12 @@ class TransitionSteps(TransitionPublishing):
         )
         await self._publish()
 
-    async def _deliver(self, notice: EscalationNotice) -> str | None:
+    async def _deliver(self, notice: EscalationNotice, what: str) -> str | None:
         """Record one notice in the outbox and send it (a worklist notice is the outbox row
         only, in this workflow task; an e-mail or a page a remote activity that may wait).
         When its delivery gives up it is kept for the outbox with the next projection row,
-        and the reason is returned."""
+        the timeline says so (`what`: the notice, as it reads there), and the reason is
+        returned."""
         try:
             if self._in_app(notice.channel):
                 await internal_activity(
@@ -202,6 +196,11 @@ class TransitionSteps(TransitionPublishing):
         except GAVE_UP as failure:
             reason = why(failure)
             self._undelivered.append(UndeliveredNotice(notice=notice, failure=reason))
+            self._event(
+                "notification_failed",
+                notice.step_id,
+                detail=f"{what}: not delivered ({reason}); kept in the undelivered list",
+            )
             return reason
         return None
 

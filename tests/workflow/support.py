@@ -27,11 +27,8 @@ from schemas.protocol_library import load_library
 from schemas.risk import RiskAssessment
 from schemas.site import Transport
 from schemas.social_needs import (
+    NO_NEEDS,
     FoodFrequency,
-    HrsnAnswers,
-    LivingSituation,
-    SafetyFrequency,
-    UtilityShutoff,
 )
 from schemas.transition import (
     AdtSignal,
@@ -51,17 +48,6 @@ LIBRARY = load_library(PROTOCOLS_DIR)
 RECORDS: list[ProjectionRecord] = []
 STARTED: list[WorkflowHandle[TransitionWorkflow, TransitionState]] = []
 NOTICES: list[EscalationNotice] = []
-NO_NEEDS = HrsnAnswers(
-    living_situation=LivingSituation.STEADY,
-    food_worried_would_run_out=FoodFrequency.NEVER,
-    food_did_not_last=FoodFrequency.NEVER,
-    transportation_kept_from_needs=False,
-    utilities_shut_off_threatened=UtilityShutoff.NO,
-    safety_physically_hurt=SafetyFrequency.NEVER,
-    safety_insult_or_talk_down=SafetyFrequency.NEVER,
-    safety_threaten_with_harm=SafetyFrequency.NEVER,
-    safety_scream_or_curse=SafetyFrequency.NEVER,
-)
 # Positive for food (a "sometimes true") and transportation only.
 FOOD_AND_TRANSPORT = NO_NEEDS.model_copy(
     update={"food_did_not_last": FoodFrequency.SOMETIMES, "transportation_kept_from_needs": True}

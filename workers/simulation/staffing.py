@@ -22,11 +22,7 @@ from schemas.call import Reached
 from schemas.protocol import RiskTier, StepKind, TcmElement
 from schemas.protocol_library import ProtocolLibrary
 from schemas.social_needs import (
-    FoodFrequency,
-    HrsnAnswers,
-    LivingSituation,
-    SafetyFrequency,
-    UtilityShutoff,
+    NO_NEEDS,
 )
 from schemas.transition import (
     CallOutcomeRequest,
@@ -41,18 +37,6 @@ from workers.simulation.staff import StaffModel
 from workflows.transition import TransitionWorkflow
 
 MAX_ATTEMPTS = 20  # the workflow's own cap on attempts a step
-# The simulated patients screen negative for every social need: no referral opens.
-NO_NEEDS = HrsnAnswers(
-    living_situation=LivingSituation.STEADY,
-    food_worried_would_run_out=FoodFrequency.NEVER,
-    food_did_not_last=FoodFrequency.NEVER,
-    transportation_kept_from_needs=False,
-    utilities_shut_off_threatened=UtilityShutoff.NO,
-    safety_physically_hurt=SafetyFrequency.NEVER,
-    safety_insult_or_talk_down=SafetyFrequency.NEVER,
-    safety_threaten_with_harm=SafetyFrequency.NEVER,
-    safety_scream_or_curse=SafetyFrequency.NEVER,
-)
 
 
 @dataclass(frozen=True)
@@ -222,7 +206,7 @@ class Staff:
                     ),
                 )
                 what = f"call:{'reached' if reached else 'no answer'}"
-            elif item.kind == StepKind.SCREENING:
+            elif item.kind == StepKind.SCREENING:  # simulated patients screen negative
                 await handle.execute_update(
                     TransitionWorkflow.record_screening,
                     ScreeningRequest(step_id=step_id, by=by, answers=NO_NEEDS),
