@@ -1,4 +1,4 @@
-"""`carebridge simulate`: a generated feed and a staff model run through the real engine on
+"""`carebridge simulate`: a generated feed (or a recorded one replayed, `--feed`) and a staff
 Temporal's time-skipping test server (weeks in minutes), against one protocol folder or two
 (`--compare`), with the outcomes, escalations and work per day they lead to."""
 
@@ -9,7 +9,9 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import click
 import typer
+from click.core import ParameterSource
 
 from workers.cli.app import app, console, err_console, run_command
 from workers.runtime.settings import Settings
@@ -38,6 +40,29 @@ def _mix(text: str) -> dict[str, float]:
     return mix
 
 
+GENERATION_OPTIONS = (
+    "days",
+    "discharges_per_day",
+    "weekday_pattern",
+    "dispositions",
+    "high_risk_share",
+    "a13_share",
+    "readmission_share",
+    "a08_share",
+    "seed",
+)
+
+
+def generation_options_given() -> list[str]:
+    """The feed-generating options given on the command line (not left at their default)."""
+    context = click.get_current_context()
+    return [
+        "--" + name.replace("_", "-")
+        for name in GENERATION_OPTIONS
+        if context.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+    ]
+
+
 @app.command()
 def simulate(
     staff: Path = typer.Option(..., help="the staff model (YAML; see docs/simulation/staff.yaml)"),
@@ -59,9 +84,20 @@ def simulate(
         0.3, min=0, max=1, help="share of long stays with heart failure, COPD, diabetes (LACE high)"
     ),
     a13_share: float = typer.Option(0.02, min=0, max=1, help="share cancelled by an A13"),
+    readmission_share: float = typer.Option(
+        0.0, min=0, max=1, help="share readmitted (A01, then its own A03) 1-25 days later"
+    ),
+    a08_share: float = typer.Option(
+        0.0, min=0, max=1, help="share with an A08 demographic update hours after discharge"
+    ),
     seed: int = typer.Option(1, help="the same seed gives the same feed"),
     start: str | None = typer.Option(
         None, help="the first simulated day, YYYY-MM-DD (default: next Monday); not in the past"
+    ),
+    feed: Path | None = typer.Option(
+        None,
+        help="replay a file or folder of ER7 messages instead of generating a feed: their "
+        "relative timing kept, shifted so the first lands on the start day",
     ),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
@@ -70,16 +106,28 @@ def simulate(
     from workers.simulation.feed import FeedSpec
     from workers.simulation.staff import StaffError, load_staff
 
+    if feed is not None and (given := generation_options_given()):
+        err_console.print(
+            f"[red]error:[/] --feed replays a recorded feed, so it cannot be combined with "
+            f"{', '.join(given)}, which generate one."
+        )
+        raise typer.Exit(1)
     try:
         model = load_staff(staff)
-        spec = FeedSpec(
-            days=days,
-            discharges_per_day=discharges_per_day,
-            weekday_pattern=_weights(weekday_pattern),
-            dispositions=_mix(dispositions),
-            high_risk_share=high_risk_share,
-            a13_share=a13_share,
-            seed=seed,
+        spec: FeedSpec | Path = (
+            feed
+            if feed is not None
+            else FeedSpec(
+                days=days,
+                discharges_per_day=discharges_per_day,
+                weekday_pattern=_weights(weekday_pattern),
+                dispositions=_mix(dispositions),
+                high_risk_share=high_risk_share,
+                a13_share=a13_share,
+                seed=seed,
+                readmission_share=readmission_share,
+                a08_share=a08_share,
+            )
         )
         first = date.fromisoformat(start) if start else None
     except (StaffError, ValueError) as exc:

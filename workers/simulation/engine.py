@@ -13,7 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -31,6 +31,7 @@ from workers.runtime.embedded import StackError, find_binary
 from workers.runtime.services import Services, field_cipher_for
 from workers.runtime.settings import Settings
 from workers.runtime.temporal import data_converter, ensure_search_attributes, keyring_for
+from workers.simulation.counts import FeedCounts, expected
 from workers.simulation.feed import FeedMessage
 from workers.simulation.staff import StaffModel
 from workers.simulation.staffing import Staff, StaffLog, transition_handle
@@ -70,6 +71,8 @@ class RunResult:
     projection: list[asyncpg.Record]
     unsettled_inbox: int
     wall_seconds: float
+    accepted: Counter[str] = field(default_factory=Counter)  # trigger -> messages answered AA
+    expected: FeedCounts | None = None  # what the feed holds, when that is knowable
 
 
 async def sleep_until(env: WorkflowEnvironment, instant: datetime) -> datetime:
@@ -193,7 +196,10 @@ async def _drive(
     staff = Staff(staff_model, services.library, env.client, pool)
     horizon = (feed[-1].at if feed else start) + HORIZON
     acks: Counter[str] = Counter()
-    transitions: dict[str, str] = {}  # visit -> transition id
+    accepted: Counter[str] = Counter()
+    # Every transition an answer names (an A03 starting it, an A13 or A08 reaching it, an
+    # A01 readmitting it), in the order first named: generated and replayed feeds alike.
+    transitions: dict[str, None] = {}
     pending = list(feed)
     worker = build_worker(env.client, pool, settings)
     running = asyncio.create_task(worker.run())
@@ -204,11 +210,13 @@ async def _drive(
                 message = pending.pop(0)
                 answer = await services.intake.handle(message.raw)
                 acks[answer.code.value] += 1
-                if answer.transition_id and message.trigger == "A03":
-                    transitions[message.visit] = answer.transition_id
+                if answer.code.value == "AA":
+                    accepted[message.trigger] += 1
+                if answer.transition_id:
+                    transitions.setdefault(answer.transition_id, None)
             if working:
-                await staff.act(clock.now, list(transitions.values()))
-        finals, lengths = await _finish(env, list(transitions.values()))
+                await staff.act(clock.now, list(transitions))
+        finals, lengths = await _finish(env, list(transitions))
     finally:
         await services.intake.close()
         await worker.shutdown()
@@ -236,6 +244,8 @@ async def _drive(
             "SELECT count(*) FROM adt_inbox WHERE status = 'received'"
         ),
         wall_seconds=0.0,
+        accepted=accepted,
+        expected=expected(feed),
     )
 
 

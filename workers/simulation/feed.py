@@ -1,7 +1,8 @@
 """A generated ADT feed: fictitious discharges (ER7 from ingest/example_messages.py) stamped
 at simulated times, with a weekday pattern, a disposition mix, a share of high-LACE stays
-(long emergency stays with heart failure, COPD and diabetes in DG1) and A13 cancellations.
-The same seed gives the same feed, so two protocol sets see the same patients."""
+(long emergency stays with heart failure, COPD and diabetes in DG1), A13 cancellations, and
+(workers/simulation/readmissions.py) readmissions and A08 updates. The same seed gives the
+same feed, so two protocol sets see the same patients."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from ingest import example_messages as examples
+from workers.simulation import readmissions
 
 # Monday .. Sunday: fewer discharges at the weekend, as hospitals see.
 WEEKDAY_PATTERN = (1.15, 1.1, 1.05, 1.05, 1.2, 0.75, 0.7)
@@ -30,6 +32,8 @@ class FeedSpec:
     high_risk_share: float = 0.3
     a13_share: float = 0.02
     seed: int = 1
+    readmission_share: float = 0.0  # discharges readmitted 1-25 days later (A01, then A03)
+    a08_share: float = 0.0  # discharges with an A08 demographic update hours later
 
     def __post_init__(self) -> None:
         if self.days < 1:
@@ -43,7 +47,12 @@ class FeedSpec:
             raise ValueError(
                 f"dispositions {sorted(unknown)} are not simulated; use {sorted(_KIND_OF)}"
             )
-        for name, share in (("high-risk", self.high_risk_share), ("A13", self.a13_share)):
+        for name, share in (
+            ("high-risk", self.high_risk_share),
+            ("A13", self.a13_share),
+            ("readmission", self.readmission_share),
+            ("A08", self.a08_share),
+        ):
             if not 0.0 <= share <= 1.0:
                 raise ValueError(f"the {name} share must be between 0 and 1")
 
@@ -56,6 +65,7 @@ class FeedMessage:
     visit: str
     disposition: str
     high_risk: bool
+    replayed: bool = False  # from a recorded feed (replay.py), not generated here
 
 
 def generate(spec: FeedSpec, start: datetime, zone: ZoneInfo) -> list[FeedMessage]:
@@ -127,4 +137,13 @@ def _discharge(
                 cancel_at, examples.render(cancel).encode(), "A13", visit, disposition, high_risk
             )
         )
+    if not any(m.trigger == "A13" for m in out):
+        # Their own generator, seeded per discharge: the feed above is the same with or
+        # without them, and the same seed gives the same ones.
+        extra = random.Random(f"{spec.seed}:{serial}")
+        shares = (spec.readmission_share, spec.a08_share)
+        out += [
+            FeedMessage(at, examples.render(m).encode(), m.trigger, m.visit, m.disposition, False)
+            for at, m in readmissions.follow_ups(extra, *shares, adt, discharged)
+        ]
     return out

@@ -2,7 +2,9 @@
 closed with an outcome (at its period end unless cancelled or ended early), the projection
 equals Temporal's state, no escalation written twice, no inbox row left unsettled, every
 history under 2,000 events, no role working past its capacity, and the engine's counts
-equal what the simulator did."""
+equal what the simulator did: for a generated feed, every message accepted, one transition
+per A03, one cancelled per A13, one readmitted per A01; for a replayed one, no more
+transitions than A03s accepted and no more cancelled than A13s accepted."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from schemas.transition import TransitionStatus
+from workers.simulation.counts import ran
 from workers.simulation.engine import RunResult
 
 MAX_HISTORY = 2000
@@ -44,12 +47,32 @@ def problems(result: RunResult) -> list[str]:
     calls = sum(n for what, n in result.staff.actions.items() if what.startswith("call:"))
     if attempts != calls:
         found.append(f"the simulator made {calls} calls but the transitions record {attempts}")
-    if len(result.finals) != result.acks.get("AA", 0) - result.cancels:
-        found.append(
-            f"{result.acks.get('AA', 0)} messages accepted ({result.cancels} of them cancels) "
-            f"but {len(result.finals)} transitions ran"
-        )
+    found += _counts(result)
     return found
+
+
+def _counts(result: RunResult) -> list[str]:
+    did = ran(result.finals, result.acks.get("AA", 0))
+    want = result.expected
+    if want is None:
+        return [
+            f"{count} transitions {what} but only {bound} {trigger}s were accepted"
+            for count, what, bound, trigger in (
+                (did.transitions, "ran", result.accepted["A03"], "A03"),
+                (did.cancelled, "were cancelled", result.accepted["A13"], "A13"),
+            )
+            if count > bound
+        ]
+    return [
+        f"the feed held {held} {what} but the engine {verb} {done}"
+        for held, done, what, verb in (
+            (want.messages, did.messages, "messages", "accepted"),
+            (want.transitions, did.transitions, "A03 discharges", "ran transitions for"),
+            (want.cancelled, did.cancelled, "A13 cancels", "cancelled"),
+            (want.readmissions, did.readmissions, "readmissions (A01)", "readmitted"),
+        )
+        if held != done
+    ]
 
 
 def _closed(result: RunResult) -> list[str]:

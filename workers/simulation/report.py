@@ -18,6 +18,7 @@ from schemas.outcome import day_after_discharge
 from schemas.protocol import TcmElement
 from schemas.protocol_library import load_library
 from schemas.transition import StepState, StepStatus, TransitionState, TransitionStatus
+from workers.simulation import counts
 from workers.simulation.engine import RunResult
 from workers.simulation.invariants import problems
 
@@ -65,6 +66,8 @@ class Summary:
     longest_history: int = 0
     wall_seconds: float = 0.0
     invariant_problems: list[str] = field(default_factory=list)
+    readmissions: int = 0  # transitions readmitted (their final states), not the feed's A01s
+    refused: dict[str, int] = field(default_factory=dict)  # messages answered AE / AR
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -142,6 +145,8 @@ def summarize(result: RunResult, label: str | None = None) -> Summary:
         longest_history=max(result.history_lengths.values(), default=0),
         wall_seconds=round(result.wall_seconds, 1),
         invariant_problems=problems(result),
+        readmissions=counts.ran(result.finals, result.acks.get("AA", 0)).readmissions,
+        refused={code: n for code, n in sorted(result.acks.items()) if code != "AA"},
     )
 
 
@@ -149,6 +154,10 @@ def _rows(summary: Summary) -> dict[str, str]:
     levels = summary.escalations_by_level
     rows = {
         "discharges (cancelled)": f"{summary.discharges} ({summary.cancelled})",
+        "readmissions": str(summary.readmissions),
+        "messages refused (AE / AR)": " / ".join(
+            str(summary.refused.get(code, 0)) for code in ("AE", "AR")
+        ),
         "TCM eligible": summary.tcm_eligible.text(),
         "  99495 / 99496": f"{summary.tcm_99495} / {summary.tcm_99496}",
         "contact within 2 business days": summary.contact_2_business_days.text(),

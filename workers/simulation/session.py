@@ -15,6 +15,7 @@ from workers.runtime.embedded import StackError
 from workers.runtime.settings import Settings
 from workers.simulation import engine
 from workers.simulation.feed import FeedSpec, generate
+from workers.simulation.replay import replay
 from workers.simulation.report import Summary, summarize
 from workers.simulation.staff import StaffModel
 
@@ -38,12 +39,13 @@ async def simulate_sets(
     protocols: Path,
     compare: Path | None,
     staff: StaffModel,
-    spec: FeedSpec,
+    spec: FeedSpec | Path,
     first: date | None = None,
 ) -> list[Summary]:
+    """`spec`: the feed to generate, or a file or folder of ER7 files to replay."""
     zone = load_library(protocols).site.calendar_zone()
     start = first_day(first, zone)
-    feed = generate(spec, start, zone)
+    feed = replay(spec, start, zone) if isinstance(spec, Path) else generate(spec, start, zone)
     with tempfile.TemporaryDirectory(prefix="carebridge-sim-") as scratch:
         sets = [(str(protocols), protocols)]
         if compare is not None:
