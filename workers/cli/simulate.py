@@ -9,9 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import click
 import typer
-from click.core import ParameterSource
 
 from workers.cli.app import app, console, err_console, run_command
 from workers.runtime.settings import Settings
@@ -53,18 +51,19 @@ GENERATION_OPTIONS = (
 )
 
 
-def generation_options_given() -> list[str]:
-    """The feed-generating options given on the command line (not left at their default)."""
-    context = click.get_current_context()
+def generation_options_given(context: typer.Context) -> list[str]:
+    """The feed-generating options given (on the command line, not left at their default)."""
+    sources = {name: context.get_parameter_source(name) for name in GENERATION_OPTIONS}
     return [
         "--" + name.replace("_", "-")
-        for name in GENERATION_OPTIONS
-        if context.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+        for name, source in sources.items()
+        if source is not None and source.name != "DEFAULT"
     ]
 
 
 @app.command()
 def simulate(
+    context: typer.Context,
     staff: Path = typer.Option(..., help="the staff model (YAML; see docs/simulation/staff.yaml)"),
     days: int = typer.Option(30, min=1, max=366, help="days of discharges"),
     discharges_per_day: float = typer.Option(40.0, min=0.1, help="on an average weekday"),
@@ -106,7 +105,7 @@ def simulate(
     from workers.simulation.feed import FeedSpec
     from workers.simulation.staff import StaffError, load_staff
 
-    if feed is not None and (given := generation_options_given()):
+    if feed is not None and (given := generation_options_given(context)):
         err_console.print(
             f"[red]error:[/] --feed replays a recorded feed, so it cannot be combined with "
             f"{', '.join(given)}, which generate one."
