@@ -243,3 +243,12 @@ def test_an_a13_recorded_as_such_keeps_its_trigger(tmp_path: Path) -> None:
     )
     (message,) = replay(path, START, ZONE)
     assert message.trigger == "A13" and field(message.raw, "PV1", 45) == '""'
+
+
+def test_the_example_folder_holds_a_crlf_file_an_mllp_framed_one_and_eight_messages() -> None:
+    folder = Path(__file__).resolve().parents[2] / "docs" / "simulation" / "feed-example"
+    assert b"\r\n" in (folder / "2025-04-07.hl7").read_bytes()
+    assert (folder / "2025-04-08.mllp").read_bytes().startswith(b"\x0bMSH|")
+    found = read(folder, ZONE)
+    assert [r.source for r in found].count("2025-04-07.hl7") == 3
+    assert len(found) == 8  # .gitattributes is hidden: not a feed file
