@@ -1,6 +1,7 @@
 """`carebridge simulate`: a generated feed (or a recorded one replayed, `--feed`) and a staff
-Temporal's time-skipping test server (weeks in minutes), against one protocol folder or two
-(`--compare`), with the outcomes, escalations and work per day they lead to."""
+model run through the real engine on Temporal's time-skipping test server (weeks in
+minutes), against one protocol folder or two (`--compare`), with the outcomes, escalations
+and work per day they lead to."""
 
 from __future__ import annotations
 

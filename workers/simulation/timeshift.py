@@ -35,9 +35,10 @@ EVENT_TIMES: tuple[tuple[str, int, int], ...] = (
     ("OBR", 7, 1),
     ("OBX", 14, 1),
 )
-_TARGETS: dict[str, list[tuple[int, int]]] = {}
-for _segment, _field, _component in EVENT_TIMES:
-    _TARGETS.setdefault(_segment, []).append((_field, _component))
+_TARGETS = {
+    name: [(field, component) for segment, field, component in EVENT_TIMES if segment == name]
+    for name, _, _ in EVENT_TIMES
+}
 _DTM = re.compile(
     r"^(?P<digits>\d{4}(?:\d{2}){0,5})(?P<fraction>\.\d{1,4})?(?P<offset>[+-]\d{4})?$"
 )
