@@ -5,7 +5,7 @@ the inbox's raw messages past retention (store/inbox_retention.py), in bounded b
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -18,6 +18,7 @@ from temporalio.service import RPCError
 from activities.channels import Channels, Message
 from activities.notifications import NOT_CONFIGURED, describe_failure
 from schemas import keys
+from schemas.clock import Clock, wall_clock
 from schemas.maintenance import DIGEST_FAILED, DigestResult, SweepReport
 from schemas.site import NotificationConfig
 from schemas.transition import TransitionState, TransitionStatus
@@ -36,8 +37,11 @@ class MaintenanceActivities:
         zone: ZoneInfo,
         base_url: str,
         inbox_retention_days: int = 90,
+        clock: Clock = wall_clock,
     ) -> None:
+        """`clock`: the day a digest is for, and the stamps of the digest and sweep rows."""
         self._pool = pool
+        self._clock = clock
         self._inbox_retention_days = inbox_retention_days
         self._client = client
         self._channels = channels
@@ -50,7 +54,7 @@ class MaintenanceActivities:
         """One message per care team (the practice's, else the facility): its transitions
         with an overdue step, then those with a step due today (each step, not only the
         next one due)."""
-        today = datetime.now(self._zone).date()
+        today = (await self._clock()).astimezone(self._zone).date()
         start = datetime.combine(today, time(0), tzinfo=self._zone)
         rows = await self._pool.fetch(
             """
@@ -100,15 +104,16 @@ class MaintenanceActivities:
                 failed.append(team)
             await self._pool.execute(
                 """
-                INSERT INTO digest_deliveries (team, day, delivered_at, failure)
-                VALUES ($1, $2, CASE WHEN $3 THEN now() END, $4)
+                INSERT INTO digest_deliveries (team, day, delivered_at, failure, updated_at)
+                VALUES ($1, $2, CASE WHEN $3 THEN $5::timestamptz END, $4, $5)
                 ON CONFLICT (team, day) DO UPDATE SET delivered_at = EXCLUDED.delivered_at,
-                    failure = EXCLUDED.failure, updated_at = now()
+                    failure = EXCLUDED.failure, updated_at = EXCLUDED.updated_at
                 """,
                 team,
                 today,
                 sent,
                 None if sent else failure or NOT_CONFIGURED,
+                await self._clock(),
             )
             delivered += sent
         log.info("digest.sent", teams=len(teams), delivered=delivered, failed=len(failed))
@@ -205,17 +210,18 @@ class MaintenanceActivities:
                 continue  # still running (visibility had not caught up): nothing to repair
             await self._pool.execute(
                 "UPDATE transitions SET status = $2, current_step = NULL, next_due_at = NULL, "
-                "updated_at = now() WHERE transition_id = $1 AND status = 'active'",
+                "updated_at = $3 WHERE transition_id = $1 AND status = 'active'",
                 transition,
                 status.value,
+                await self._clock(),
             )
             closed.append(transition)
         # After the repair, so a transition just found closed counts from its closure.
         purge = await purge_expired(
-            self._pool, retention_days=self._inbox_retention_days, now=datetime.now(UTC)
+            self._pool, retention_days=self._inbox_retention_days, now=await self._clock()
         )
         report = SweepReport(
-            checked_at=datetime.now(self._zone),
+            checked_at=(await self._clock()).astimezone(self._zone),
             running_in_temporal=len(running),
             active_in_projection=len(active),
             republished=republished,

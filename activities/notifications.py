@@ -6,7 +6,7 @@ its reason on the row; an operator redelivers it (`redeliver`) with the same key
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.channels import Channels, Message
 from schemas.call import RED_FLAG_ROLE
+from schemas.clock import Clock, wall_clock
 from schemas.maintenance import Redelivery
 from schemas.site import NotificationConfig, Shift, SiteConfig, Transport
 from schemas.transition import EscalationNotice
@@ -32,9 +33,16 @@ class RedeliveryBusy(Exception):
 
 class NotificationActivities:
     def __init__(
-        self, pool: asyncpg.Pool, channels: Channels, site: SiteConfig, base_url: str
+        self,
+        pool: asyncpg.Pool,
+        channels: Channels,
+        site: SiteConfig,
+        base_url: str,
+        clock: Clock = wall_clock,
     ) -> None:
+        """`clock` stamps the outbox rows (created, delivered): simulated time in a simulation."""
         self._pool = pool
+        self._clock = clock
         self._channels = channels
         self._site = site
         self._config = site.notifications
@@ -65,8 +73,8 @@ class NotificationActivities:
         row = await self._pool.fetchrow(
             """
             INSERT INTO notifications (transition_id, step_id, level, role, channel, due_at,
-                                       scheduled_at, transport, on_duty)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                       scheduled_at, transport, on_duty, created_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
             ON CONFLICT (transition_id, step_id, level, due_at)
                 DO UPDATE SET role = EXCLUDED.role,
                               on_duty = COALESCE(notifications.on_duty, EXCLUDED.on_duty)
@@ -81,6 +89,7 @@ class NotificationActivities:
             notice.scheduled_at,
             transport.value,
             on_duty.name if on_duty else None,
+            await self._clock(),
         )
         assert row is not None
         if row["delivered_at"] is not None:
@@ -93,7 +102,7 @@ class NotificationActivities:
             with contextlib.suppress(Exception):  # the delivery's error is the one to raise
                 await record_delivery(self._pool, row["id"], False, describe_failure(exc))
             raise
-        await record_delivery(self._pool, row["id"], delivered, None)
+        await record_delivery(self._pool, row["id"], delivered, None, at=await self._clock())
         if not notice.missed_before_arrival:  # the arrived-late notice is not an escalation
             activity.metric_meter().create_counter(
                 "carebridge_escalations", "Escalation notifications recorded, by level and channel"
@@ -189,13 +198,19 @@ async def record_delivery(
     notification_id: int,
     delivered: bool,
     failure: str | None,
+    *,
+    at: datetime | None = None,
 ) -> None:
+    """`at`: when it was delivered (None: the database's now, as for an operator's
+    redelivery, which happens in real time)."""
     await db.execute(
-        "UPDATE notifications SET delivered_at = CASE WHEN $2 THEN now() END, failure = $3 "
+        "UPDATE notifications SET failure = $3, "
+        "delivered_at = CASE WHEN $2 THEN coalesce($4::timestamptz, now()) END "
         "WHERE id = $1 AND delivered_at IS NULL",
         notification_id,
         delivered,
         None if delivered else failure or NOT_CONFIGURED,
+        at,
     )
 
 

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import asyncpg
 from temporalio import activity
 
+from schemas.clock import Clock, wall_clock
 from schemas.transition import ProjectionRecord
 from store import projection
 
 
 class ProjectionActivities:
-    """Activities that hold the database pool (injected by the worker)."""
+    """Activities that hold the database pool and the clock (injected by the worker)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, clock: Clock = wall_clock) -> None:
         self._pool = pool
+        self._clock = clock
 
     @activity.defn(name="record_transition")
     async def record_transition(self, record: ProjectionRecord) -> bool:
         """Upsert the row; an older version never overwrites a newer one (retries, reorders)."""
-        written = await projection.upsert(self._pool, record)
+        written = await projection.upsert(self._pool, record, at=await self._clock())
         if record.events:
             # Projection lag: from the newest event in the workflow to its row being visible.
             newest = max(event.at for event in record.events)
@@ -28,5 +28,5 @@ class ProjectionActivities:
                 "carebridge_projection_lag",
                 "Seconds from a workflow event to the projection row that shows it",
                 "s",
-            ).record(max(0.0, (datetime.now(UTC) - newest).total_seconds()))
+            ).record(max(0.0, (await self._clock() - newest).total_seconds()))
         return written

@@ -118,6 +118,7 @@ class FhirIntake:
             sending_facility=event.facility if event else None,
             control_id=notification.message_id,
             message_type=f"FHIR^{notification.event[:40] or 'unknown'}",
+            at=self._intake.now(),
         )
         entry.append(stored.id)
         if stored.ack is not None:
@@ -175,6 +176,7 @@ class FhirIntake:
             sending_facility=None,
             control_id=None,
             message_type=message_type or "FHIR",
+            at=self._intake.now(),
         )
         return await self._settle_refused(stored.id, refusal)
 
@@ -188,6 +190,7 @@ class FhirIntake:
             ack=dumps(body),
             error=refusal.text,
             decision="rejected",
+            at=self._intake.now(),
         )
         log.warning("fhir.rejected", inbox_id=entry_id, code=refusal.code)
         return FhirAnswer(refusal.status, body, entry_id)

@@ -239,6 +239,7 @@ class AdtIntake:
                 control_id=header.control_id or None,
                 message_type=f"{header.message_type}^{header.trigger_event}",
                 reprocessed_from=reprocess_of,
+                at=self.now(),
             )
             progress.entry_id = entry.id
             if entry.ack is not None:
@@ -401,6 +402,7 @@ class AdtIntake:
             ack=ack,
             error=str(error),
             decision="rejected",
+            at=self.now(),
         )
         log.warning("adt.rejected", inbox_id=entry_id, code=error.ack_code, reason=str(error))
         return self._result(header, ack, error.ack_code, "rejected", entry_id, error=error)
@@ -448,6 +450,7 @@ class AdtIntake:
                 ack=ack,
                 decision=routed.text,
                 transition_id=routed.transition_id,
+                at=self.now(),
             )
         log.info("adt.accepted", inbox_id=entry_id, status=routed.status)
         result = self._result(
@@ -485,6 +488,7 @@ class AdtIntake:
                 ack=stored,
                 decision=routed.text,
                 transition_id=routed.transition_id,
+                at=self.now(),
             )
         return routed
 
@@ -504,6 +508,7 @@ class AdtIntake:
             control_id=None,
             message_type=None,
             reprocessed_from=reprocess_of,
+            at=self.now(),
         )
         await inbox.settle(
             self._pool,
@@ -513,6 +518,7 @@ class AdtIntake:
             ack=ack,
             error=str(error),
             decision="rejected",
+            at=self.now(),
         )
         log.warning("adt.unreadable", inbox_id=entry.id, reason=str(error))
         return self._result(header, ack, error.ack_code, "rejected", entry.id, error=error)

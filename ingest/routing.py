@@ -447,6 +447,7 @@ class AdtRouter:
             patient_key=patient,
             event=event,
             transition_id=transition,
+            at=received_at,
         )
 
     async def _route(
@@ -486,7 +487,7 @@ class AdtRouter:
         if kind in VISIT_SIGNALS:
             return await self._signal_visit(event, at, received_at, inbox_id)
         if kind in PATIENT_MERGES:
-            return await self._merge(event, at)
+            return await self._merge(event, at, received_at)
         if kind in ACCOUNT_MERGES:
             return Routed("ignored", f"recorded; {kind}: {self._account_merge_note()}")
         return Routed("ignored", f"recorded; {kind} has no effect on transitions")
@@ -614,6 +615,7 @@ class AdtRouter:
             outcome=outcome,
             decision=decision,
             transition_id=transition,
+            at=now,
         )
         log.info("adt.kept_event_settled", inbox_id=pending.inbox_id, outcome=outcome.value)
         return outcome
@@ -705,7 +707,7 @@ class AdtRouter:
             return Routed("processed", f"A11 sent to {len(affected)} transition(s)", affected[0])
         return Routed("ignored", "A11 recorded; no running transition concerned")
 
-    async def _merge(self, event: AdtEvent, at: datetime) -> Routed:
+    async def _merge(self, event: AdtEvent, at: datetime, received_at: datetime) -> Routed:
         """Each PID/MRG group: the MRG-1 patient's encounters move to the PID-3 patient (to
         the key that one survives in, when it was merged away itself) and the MRG-1 key
         becomes an alias of it; then the running transitions concerned are re-keyed."""
@@ -728,6 +730,7 @@ class AdtRouter:
                     self._index,
                     merged_key=source,
                     surviving_key=target,
+                    at=received_at,
                 )
             survivors.append(target)
         if not survivors:

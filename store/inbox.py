@@ -60,8 +60,8 @@ async def read_raw(pool: asyncpg.Pool, cipher: FieldCipher, entry_id: int) -> by
 
 _INSERT = """
 INSERT INTO adt_inbox (id, raw_sealed, raw_key_id, sending_application, sending_facility,
-                       control_id, message_type, reprocessed_from, content_hash)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                       control_id, message_type, reprocessed_from, content_hash, received_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10::timestamptz, now()))
 ON CONFLICT ((coalesce(sending_application, '')), (coalesce(sending_facility, '')), control_id,
              content_hash)
     WHERE reprocessed_from IS NULL AND control_id IS NOT NULL AND content_hash IS NOT NULL
@@ -100,10 +100,12 @@ async def receive(
     control_id: str | None,
     message_type: str | None,
     reprocessed_from: int | None = None,
+    at: datetime | None = None,
 ) -> InboxEntry:
-    """Commit the raw message. A retransmission (same MSH-3, MSH-4, MSH-10 and content)
-    returns the row already there; a different message with a control id seen before is
-    a new row, flagged `reused_control_id`. The bytes are sealed before they are sent."""
+    """Commit the raw message, received `at` (None: the database's now). A retransmission
+    (same MSH-3, MSH-4, MSH-10 and content) returns the row already there; a different
+    message with a control id seen before is a new row, flagged `reused_control_id`. The
+    bytes are sealed before they are sent."""
     key = content_key(raw)
     earlier: list[asyncpg.Record] = []
     if control_id is not None and reprocessed_from is None:
@@ -126,6 +128,7 @@ async def receive(
         message_type,
         reprocessed_from,
         key,
+        at,
     )
     if row is None:  # the same message, committed by a concurrent connection meanwhile
         same = await pool.fetchrow(
@@ -159,13 +162,15 @@ async def settle(
     error: str | None = None,
     decision: str | None = None,
     transition_id: str | None = None,
+    at: datetime | None = None,
 ) -> None:
-    """Record what became of the message and the exact ACK sent (re-sent on retransmission)."""
+    """Record what became of the message and the exact ACK sent (re-sent on retransmission),
+    processed `at` (None: the database's now)."""
     await pool.execute(
         """
         UPDATE adt_inbox
         SET status = $2, ack_code = $3, ack = $4, error = $5, decision = $6,
-            transition_id = $7, processed_at = now()
+            transition_id = $7, processed_at = coalesce($8::timestamptz, now())
         WHERE id = $1
         """,
         entry_id,
@@ -175,6 +180,7 @@ async def settle(
         error,
         decision,
         transition_id,
+        at,
     )
 
 

@@ -23,8 +23,8 @@ INSERT INTO transitions AS t (transition_id, encounter_key, facility, protocol_i
     protocol_version, status, discharged_at, risk_tier, lace, current_step, next_due_at,
     overdue_steps, escalation_level, outcome, updated_at, version, steps, assignees,
     readmitted_at, owner)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, now(), $15,
-        $16::jsonb, $17, $18, $19)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb,
+        coalesce($20::timestamptz, now()), $15, $16::jsonb, $17, $18, $19)
 ON CONFLICT (transition_id) DO UPDATE SET
     status = EXCLUDED.status,
     current_step = EXCLUDED.current_step,
@@ -36,7 +36,7 @@ ON CONFLICT (transition_id) DO UPDATE SET
     assignees = EXCLUDED.assignees,
     readmitted_at = EXCLUDED.readmitted_at,
     owner = EXCLUDED.owner,
-    updated_at = now(),
+    updated_at = EXCLUDED.updated_at,
     version = EXCLUDED.version
 WHERE t.version < EXCLUDED.version
 """
@@ -77,9 +77,12 @@ def _public_events(events: tuple[TimelineEvent, ...]) -> list[TimelineEvent]:
     ]
 
 
-async def upsert(pool: asyncpg.Pool, record: ProjectionRecord) -> bool:
+async def upsert(
+    pool: asyncpg.Pool, record: ProjectionRecord, *, at: datetime | None = None
+) -> bool:
     """Write the row unless a newer version is there, and append the timeline events (both
-    idempotent, in one transaction); True when the row was written."""
+    idempotent, in one transaction); True when the row was written. `at`: the row's
+    updated_at and an undelivered notice's created time (None: the database's now)."""
     async with pool.acquire() as conn, conn.transaction():
         result = await conn.execute(
             _UPSERT,
@@ -107,6 +110,7 @@ async def upsert(pool: asyncpg.Pool, record: ProjectionRecord) -> bool:
             sorted({s.assignee for s in record.steps if s.assignee and s.status in LIVE}),
             record.readmitted_at,
             record.owner,
+            at,
         )
         if record.events:
             events = _public_events(record.events)
@@ -121,7 +125,7 @@ async def upsert(pool: asyncpg.Pool, record: ProjectionRecord) -> bool:
                 [e.detail for e in events],
             )
         for undelivered in record.undelivered:
-            await conn.execute(_UNDELIVERED, *_undelivered_row(undelivered))
+            await conn.execute(_UNDELIVERED, *_undelivered_row(undelivered), at)
     return bool(result.endswith(" 1"))
 
 
@@ -129,8 +133,9 @@ async def upsert(pool: asyncpg.Pool, record: ProjectionRecord) -> bool:
 # an e-mail or page as undelivered (with the reason), a worklist notice as in place.
 _UNDELIVERED = """
 INSERT INTO notifications AS n (transition_id, step_id, level, role, channel, due_at,
-    scheduled_at, transport, failure, delivered_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $10 THEN now() END)
+    scheduled_at, transport, failure, delivered_at, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+        CASE WHEN $10 THEN coalesce($11::timestamptz, now()) END, coalesce($11, now()))
 ON CONFLICT (transition_id, step_id, level, due_at) DO UPDATE
     SET failure = COALESCE(n.failure, EXCLUDED.failure)
     WHERE n.delivered_at IS NULL

@@ -124,22 +124,25 @@ async def _write_patient(
     index: BlindIndex,
     record: PatientRecord,
     as_of: datetime | None,
+    at: datetime | None,
 ) -> None:
-    """Seal the record into its row and rewrite its blind indexes."""
+    """Seal the record into its row (updated `at`; None: the database's now) and rewrite
+    its blind indexes."""
     key = record.patient_key
     sealed = cipher.seal_json(patient_document(record), patient_context(key))
     await conn.execute(
         """
-        INSERT INTO patients (patient_key, sealed, key_id, as_of)
-        VALUES ($1, $2, $3, $4)
+        INSERT INTO patients (patient_key, sealed, key_id, as_of, created_at, updated_at)
+        VALUES ($1, $2, $3, $4, coalesce($5::timestamptz, now()), coalesce($5, now()))
         ON CONFLICT (patient_key) DO UPDATE
             SET sealed = EXCLUDED.sealed, key_id = EXCLUDED.key_id, as_of = EXCLUDED.as_of,
-                updated_at = now()
+                updated_at = EXCLUDED.updated_at
         """,
         key,
         sealed,
         cipher.current,
         as_of,
+        at,
     )
     terms = index_terms(record)
     await conn.execute("DELETE FROM patient_search WHERE patient_key = $1", key)
@@ -163,29 +166,36 @@ async def record_event(
     patient_key: str,
     event: AdtEvent,
     transition_id: str | None,
+    at: datetime | None = None,
 ) -> None:
     """Apply what an event says about its patient (and, with `transition_id`, about that
-    transition's encounter). Newer than the record: replaces what it sends, clears its
-    HL7 nulls; older (a message a week late): only fills gaps. Repeating it changes nothing."""
+    transition's encounter), the rows stamped updated `at` (None: the database's now).
+    Newer than the record: replaces what it sends, clears its HL7 nulls; older (a message
+    a week late): only fills gaps. Repeating it changes nothing."""
     if not patient_key:
         return
-    at = event.occurred_at
+    occurred = event.occurred_at
     async with _transaction(conn_or_pool) as conn:
         key = (await _survivors(conn, [patient_key])).get(patient_key, patient_key)
         await _lock(conn, key)
         current, row = await _patient_row(conn, cipher, key)
         as_of = row["as_of"] if row is not None else None
         sent, cleared = patient_update(event, key)
-        newer = is_newer(at, as_of)  # a new row takes everything sent
+        newer = is_newer(occurred, as_of)  # a new row takes everything sent
         updated = apply(current, sent, cleared, newer=newer, names=PATIENT_FIELDS)
-        if row is None or updated != current or latest(as_of, at) != as_of:
-            await _write_patient(conn, cipher, index, updated, latest(as_of, at))
+        if row is None or updated != current or latest(as_of, occurred) != as_of:
+            await _write_patient(conn, cipher, index, updated, latest(as_of, occurred), at)
         if transition_id:
-            await _record_encounter(conn, cipher, event, transition_id, key)
+            await _record_encounter(conn, cipher, event, transition_id, key, at)
 
 
 async def _record_encounter(
-    conn: Any, cipher: FieldCipher, event: AdtEvent, transition_id: str, patient_key: str
+    conn: Any,
+    cipher: FieldCipher,
+    event: AdtEvent,
+    transition_id: str,
+    patient_key: str,
+    at: datetime | None,
 ) -> None:
     await _lock(conn, f"encounter\x1f{transition_id}")
     row = await conn.fetchrow(
@@ -205,16 +215,17 @@ async def _record_encounter(
     document = encounter_document(updated, latest(as_of, event.occurred_at))
     await conn.execute(
         """
-        INSERT INTO encounter_details (transition_id, patient_key, sealed, key_id)
-        VALUES ($1, $2, $3, $4)
+        INSERT INTO encounter_details (transition_id, patient_key, sealed, key_id, updated_at)
+        VALUES ($1, $2, $3, $4, coalesce($5::timestamptz, now()))
         ON CONFLICT (transition_id) DO UPDATE
             SET patient_key = EXCLUDED.patient_key, sealed = EXCLUDED.sealed,
-                key_id = EXCLUDED.key_id, updated_at = now()
+                key_id = EXCLUDED.key_id, updated_at = EXCLUDED.updated_at
         """,
         transition_id,
         patient_key,
         cipher.seal_json(document, context),
         cipher.current,
+        at,
     )
 
 
@@ -306,6 +317,7 @@ async def merge(
     *,
     merged_key: str,
     surviving_key: str,
+    at: datetime | None = None,
 ) -> None:
     """The merged patient into the survivor: the survivor keeps its values, fills its gaps
     from the merged record and names it in merged_from; the merged row keeps
@@ -326,18 +338,21 @@ async def merge(
                 survivor_row["as_of"] if survivor_row is not None else None,
                 merged_row["as_of"] if merged_row is not None else None,
             )
-            await _write_patient(conn, cipher, index, filled, as_of)
+            await _write_patient(conn, cipher, index, filled, as_of, at)
         if merged_row is not None:
             await conn.execute(
-                "UPDATE patients SET merged_into = $2, updated_at = now() WHERE patient_key = $1",
+                "UPDATE patients SET merged_into = $2, updated_at = coalesce($3, now()) "
+                "WHERE patient_key = $1",
                 merged_key,
                 surviving_key,
+                at,
             )
         await conn.execute(
-            "UPDATE encounter_details SET patient_key = $2, updated_at = now() "
+            "UPDATE encounter_details SET patient_key = $2, updated_at = coalesce($3, now()) "
             "WHERE patient_key = $1",
             merged_key,
             surviving_key,
+            at,
         )
 
 

@@ -77,19 +77,23 @@ async def settle(
     outcome: Outcome,
     decision: str,
     transition_id: str | None,
+    at: datetime | None = None,
 ) -> None:
     """Record the outcome here and on the inbox row (processed when delivered, else
-    ignored), so the message browser shows what finally became of the message."""
+    ignored), so the message browser shows what finally became of the message; settled
+    `at` (None: the database's now)."""
     status = "processed" if outcome == Outcome.DELIVERED else "ignored"
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             """
-            UPDATE pending_visit_events SET settled_at = now(), outcome = $2, transition_id = $3
+            UPDATE pending_visit_events
+            SET settled_at = coalesce($4::timestamptz, now()), outcome = $2, transition_id = $3
             WHERE inbox_id = $1
             """,
             inbox_id,
             outcome.value,
             transition_id,
+            at,
         )
         await conn.execute(
             """

@@ -24,6 +24,7 @@ from activities.maintenance import MaintenanceActivities
 from activities.notifications import NotificationActivities
 from activities.planning import PlanningActivities
 from activities.projection import ProjectionActivities
+from schemas.clock import Clock, wall_clock
 from schemas.protocol_library import load_library
 from workers.runtime.settings import Settings
 from workflows.digest import DigestWorkflow
@@ -66,14 +67,20 @@ def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
 
 
 def build_worker(
-    client: Client, pool: asyncpg.Pool, settings: Settings, *, task_queue: str | None = None
+    client: Client,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    *,
+    task_queue: str | None = None,
+    clock: Clock = wall_clock,
 ) -> Worker:
+    """`clock`: the now the activities stamp rows with (simulated time in a simulation)."""
     ensure_workflow_bytecode()
     library = load_library(settings.protocols_dir)
     channels = Channels(settings.channel_settings)
     planning = PlanningActivities()
-    projection = ProjectionActivities(pool)
-    notifications = NotificationActivities(pool, channels, library.site, settings.public_url)
+    projection = ProjectionActivities(pool, clock)
+    notifications = NotificationActivities(pool, channels, library.site, settings.public_url, clock)
     maintenance = MaintenanceActivities(
         pool,
         client,
@@ -82,6 +89,7 @@ def build_worker(
         library.site.calendar_zone(),
         settings.public_url,
         inbox_retention_days=settings.inbox_retention_days,
+        clock=clock,
     )
     versioning = deployment_config(settings)
     if versioning is not None:  # it runs nothing until its build is current: say which

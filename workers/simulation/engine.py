@@ -201,7 +201,7 @@ async def _drive(
     # A01 readmitting it), in the order first named: generated and replayed feeds alike.
     transitions: dict[str, None] = {}
     pending = list(feed)
-    worker = build_worker(env.client, pool, settings)
+    worker = build_worker(env.client, pool, settings, clock=env.get_current_time)
     running = asyncio.create_task(worker.run())
     try:
         for instant, working in schedule(staff, feed, start, horizon):
