@@ -97,6 +97,8 @@ async def document(
     signal: AdtSignal,
     feed: FeedConfig,
     inbox_id: int | None,
+    *,
+    received_at: datetime | None = None,
 ) -> FeedRouted:
     """The index stay's discharge information: evidence for TRC on the document's date
     (kept even when the transition has closed), and a signal for its timeline and its
@@ -130,6 +132,7 @@ async def document(
             at=signal.occurred_at,
             inbox_id=inbox_id,
         ),
+        recorded_at=received_at,
     )
     delivered = await send(transition, signal)
     text = f"{what}: discharge information of the stay recorded for TRC"

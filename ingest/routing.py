@@ -376,6 +376,7 @@ class AdtRouter:
                 signal,
                 self.library.site.feed,
                 inbox_id,
+                received_at=received_at,
             )
         return Routed(found.status, found.text, found.transition_id)
 
@@ -721,7 +722,7 @@ class AdtRouter:
             if source == target:
                 continue  # the same patient, or one already merged into this one
             moved += await encounters.merge_patient(
-                self._pool, source=source, target=target, event_type=kind
+                self._pool, source=source, target=target, event_type=kind, at=received_at
             )
             if self._cipher is not None and self._index is not None:
                 await registry.merge(
@@ -788,7 +789,7 @@ class AdtRouter:
                 transition_id=transition,
             )
         team, decided_by = await self.care_team(event, patient)
-        await care_teams.assign(self._pool, transition, team, decided_by)
+        await care_teams.assign(self._pool, transition, team, decided_by, received_at)
         structlog.contextvars.bind_contextvars(
             transition_id=transition, workflow_id=keys.workflow_id(transition)
         )

@@ -7,6 +7,7 @@ arrives later under the old identifier is routed to the surviving patient. Keys 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -36,17 +37,25 @@ async def resolve(db: asyncpg.Pool, patient_key: str) -> str:
     return str(found) if found else patient_key
 
 
-async def record(conn: Any, *, merged_key: str, surviving_key: str, event_type: str) -> None:
+async def record(
+    conn: Any,
+    *,
+    merged_key: str,
+    surviving_key: str,
+    event_type: str,
+    at: datetime | None = None,
+) -> None:
     """Keep merged_key -> surviving_key (conn: a connection in the merge's transaction).
     A key that already has an alias keeps it: the first merge of a key stands (HL7 says a
     merged-away identifier is not used again), so repeating a merge changes nothing."""
     await conn.execute(
         """
-        INSERT INTO patient_aliases (merged_key, surviving_key, event_type)
-        VALUES ($1, $2, $3)
+        INSERT INTO patient_aliases (merged_key, surviving_key, event_type, merged_at)
+        VALUES ($1, $2, $3, coalesce($4::timestamptz, now()))
         ON CONFLICT (merged_key) DO NOTHING
         """,
         merged_key,
         surviving_key,
         event_type,
+        at,
     )

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import asyncpg
 
 
-async def assign(pool: asyncpg.Pool, transition_id: str, team: str, decided_by: str) -> None:
-    """Idempotent: the first decision stays (a repeated discharge does not move the team)."""
+async def assign(
+    pool: asyncpg.Pool,
+    transition_id: str,
+    team: str,
+    decided_by: str,
+    at: datetime | None = None,
+) -> None:
+    """Idempotent: the first decision stays (a repeated discharge does not move the team).
+    `at`: when it was decided (None: the database's now)."""
     await pool.execute(
-        "INSERT INTO care_teams (transition_id, team, decided_by) VALUES ($1, $2, $3) "
+        "INSERT INTO care_teams (transition_id, team, decided_by, decided_at) "
+        "VALUES ($1, $2, $3, coalesce($4::timestamptz, now())) "
         "ON CONFLICT (transition_id) DO NOTHING",
         transition_id,
         team,
         decided_by,
+        at,
     )
 
 

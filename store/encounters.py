@@ -96,11 +96,17 @@ async def transitions_of_patient(pool: asyncpg.Pool, patient_key: str) -> list[s
 
 
 async def merge_patient(
-    pool: asyncpg.Pool, *, source: str, target: str, event_type: str = "A40"
+    pool: asyncpg.Pool,
+    *,
+    source: str,
+    target: str,
+    event_type: str = "A40",
+    at: datetime | None = None,
 ) -> int:
     """A merge: move the source patient's encounters to the surviving key and keep the
-    source key as an alias of it (store/aliases.py), in one transaction; repeatable (a
-    second time moves nothing and keeps the first alias). Returns the encounters moved."""
+    source key as an alias of it (store/aliases.py), merged `at` (None: the database's
+    now), in one transaction; repeatable (a second time moves nothing and keeps the first
+    alias). Returns the encounters moved."""
     async with pool.acquire() as conn, conn.transaction():
         moved = await conn.execute(
             """
@@ -113,7 +119,9 @@ async def merge_patient(
             target,
         )
         await conn.execute("DELETE FROM encounters WHERE patient_key = $1", source)
-        await aliases.record(conn, merged_key=source, surviving_key=target, event_type=event_type)
+        await aliases.record(
+            conn, merged_key=source, surviving_key=target, event_type=event_type, at=at
+        )
     return int(moved.split()[-1])
 
 

@@ -32,12 +32,16 @@ class Evidence:
     inbox_id: int | None = None
 
 
-async def record(pool: asyncpg.Pool, evidence: Evidence) -> bool:
-    """Idempotent: True when this evidence is new, False when it was recorded already."""
+async def record(
+    pool: asyncpg.Pool, evidence: Evidence, *, recorded_at: datetime | None = None
+) -> bool:
+    """Idempotent: True when this evidence is new, False when it was recorded already.
+    `recorded_at` (None: the database's now) is when carebridge learned of it."""
     status = await pool.execute(
         """
-        INSERT INTO trc_evidence (transition_id, component, source, at, actor, inbox_id)
-        VALUES ($1, $2, $3, $4, $5, $6)
+        INSERT INTO trc_evidence (transition_id, component, source, at, actor, inbox_id,
+                                  recorded_at)
+        VALUES ($1, $2, $3, $4, $5, $6, coalesce($7::timestamptz, now()))
         ON CONFLICT DO NOTHING
         """,
         evidence.transition_id,
@@ -46,6 +50,7 @@ async def record(pool: asyncpg.Pool, evidence: Evidence) -> bool:
         evidence.at,
         evidence.actor,
         evidence.inbox_id,
+        recorded_at,
     )
     return bool(status.endswith(" 1"))
 

@@ -35,6 +35,7 @@ from workers.simulation.counts import FeedCounts, expected
 from workers.simulation.feed import FeedMessage
 from workers.simulation.staff import StaffModel
 from workers.simulation.staffing import Staff, StaffLog, transition_handle
+from workers.simulation.stamps import Stamps, read_stamps
 from workers.worker import build_worker
 from workflows.transition import TransitionWorkflow
 
@@ -73,6 +74,7 @@ class RunResult:
     wall_seconds: float
     accepted: Counter[str] = field(default_factory=Counter)  # trigger -> messages answered AA
     expected: FeedCounts | None = None  # what the feed holds, when that is knowable
+    stamps: Stamps | None = None  # the times the run left in PostgreSQL
 
 
 async def sleep_until(env: WorkflowEnvironment, instant: datetime) -> datetime:
@@ -246,6 +248,7 @@ async def _drive(
         wall_seconds=0.0,
         accepted=accepted,
         expected=expected(feed),
+        stamps=await read_stamps(pool, start, await env.get_current_time()),
     )
 
 

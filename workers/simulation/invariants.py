@@ -1,10 +1,11 @@
 """What must hold after any simulated run, each broken rule a sentence: every transition
 closed with an outcome (at its period end unless cancelled or ended early), the projection
 equals Temporal's state, no escalation written twice, no inbox row left unsettled, every
-history under 2,000 events, no role working past its capacity, and the engine's counts
-equal what the simulator did: for a generated feed, every message accepted, one transition
-per A03, one cancelled per A13, one readmitted per A01; for a replayed one, no more
-transitions than A03s accepted and no more cancelled than A13s accepted."""
+history under 2,000 events, no role working past its capacity, every time left in
+PostgreSQL inside the simulated period, and the engine's counts equal what the simulator
+did: for a generated feed, every message accepted, one transition per A03, one cancelled per
+A13, one readmitted per A01; for a replayed one, no more transitions than A03s accepted and
+no more cancelled than A13s accepted."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def problems(result: RunResult) -> list[str]:
     found += [
         f"escalation {key} was written {count} times" for key, count in twice.items() if count > 1
     ]
+    found += result.stamps.outside() if result.stamps else []
     if result.unsettled_inbox:
         found.append(f"{result.unsettled_inbox} inbox row(s) were never settled")
     found += [

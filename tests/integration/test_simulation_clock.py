@@ -1,0 +1,120 @@
+"""One clock for every stamp: a simulated run a month ahead leaves only simulated times in
+PostgreSQL (the inbox, the outbox, the projection, the timeline, the registry), and the
+production path, with no clock injected, still stamps the wall time."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from schemas.protocol_library import load_library
+from tests.helpers import a03, assert_eventually, transition_of
+from tests.integration.conftest import RunningStack
+from workers.runtime.settings import Settings
+from workers.simulation import engine
+from workers.simulation.feed import FeedSpec, generate
+from workers.simulation.invariants import problems
+from workers.simulation.session import first_day
+from workers.simulation.staff import load_staff
+
+ROOT = Path(__file__).resolve().parents[2]
+PROTOCOLS = ROOT / "protocols"
+EXAMPLE_STAFF = ROOT / "docs" / "simulation" / "staff.yaml"
+ZONE = load_library(PROTOCOLS).site.calendar_zone()
+# What a run stamps that the engine used to take from the wall clock.
+STAMPED = (
+    "adt_inbox.received_at",
+    "adt_inbox.processed_at",
+    "notifications.created_at",
+    "notifications.delivered_at",
+    "transitions.updated_at",
+    "transition_events.at",
+    "patients.updated_at",
+    "encounter_details.updated_at",
+)
+
+
+def hl7_time(instant: datetime) -> str:
+    return instant.astimezone(UTC).strftime("%Y%m%d%H%M%S+0000")
+
+
+@pytest.mark.timeout(240)
+async def test_a_simulated_fortnight_a_month_ahead_leaves_only_simulated_times(
+    settings: Settings,
+) -> None:
+    # Discharges on the first three days of a period starting a month after today, with the
+    # example staff reaching nobody (contacts go overdue: escalations are written
+    # and delivered); the transitions run their 30 days. Every time the run left in
+    # PostgreSQL is inside that period.
+    today = datetime.now(ZONE)
+    start = first_day(None, ZONE, now=today + timedelta(days=28))
+    feed = generate(FeedSpec(days=3, discharges_per_day=2, a13_share=0.0, seed=7), start, ZONE)
+
+    staff = load_staff(EXAMPLE_STAFF).model_copy(update={"reach": (0.0,)})
+    result = await engine.run(settings, PROTOCOLS, staff, feed, start)
+
+    stamps = result.stamps
+    assert stamps is not None and stamps.began == start
+    assert stamps.ended > start + timedelta(days=30)  # the transitions' month has passed
+    assert stamps.outside() == []
+    assert set(STAMPED) <= set(stamps.ranges), sorted(stamps.ranges)
+    earliest = min(low for low, _ in stamps.ranges.values())
+    assert earliest >= start > today + timedelta(days=27)  # nothing stamped today
+    assert problems(result) == []
+
+
+async def test_without_an_injected_clock_the_stamps_are_the_wall_time(
+    stack: RunningStack, settings: Settings
+) -> None:
+    # The production path: a discharge 11 days late arrives now, its arrived-late notice is
+    # written to the worklist outbox and delivered there; every stamp is the current time.
+    facility, visit = f"WALL{uuid.uuid4().hex[:6].upper()}", "V-WALL-1"
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    discharged = hl7_time(datetime.now(UTC) - timedelta(days=11))
+    answer = await stack.post_adt(a03(facility=facility, visit=visit, discharged=discharged))
+    assert answer.status_code == 200, answer.text
+    tid = transition_of(settings, facility, visit)
+    pool = stack.services.pool
+
+    async def delivered() -> asyncpg.Record:
+        row = await pool.fetchrow(
+            "SELECT created_at, delivered_at FROM notifications WHERE transition_id = $1", tid
+        )
+        assert row is not None and row["delivered_at"] is not None
+        return row
+
+    notice = await assert_eventually(delivered, within=30)
+    after = datetime.now(UTC) + timedelta(seconds=1)
+    stamps = {
+        "notification created": notice["created_at"],
+        "notification delivered": notice["delivered_at"],
+        **await _one_row(
+            pool,
+            'SELECT received_at AS "inbox received", processed_at AS "inbox processed" '
+            "FROM adt_inbox WHERE transition_id = $1",
+            tid,
+        ),
+        **await _one_row(
+            pool,
+            'SELECT updated_at AS "projection updated" FROM transitions WHERE transition_id = $1',
+            tid,
+        ),
+        **await _one_row(
+            pool,
+            'SELECT updated_at AS "registry updated" FROM encounter_details '
+            "WHERE transition_id = $1",
+            tid,
+        ),
+    }
+    late = {what: at for what, at in stamps.items() if not before <= at <= after}
+    assert late == {}, f"stamped outside {before} .. {after}"
+
+
+async def _one_row(pool: asyncpg.Pool, query: str, tid: str) -> dict[str, datetime]:
+    row = await pool.fetchrow(query, tid)
+    assert row is not None, query
+    return dict(row)

@@ -1,0 +1,56 @@
+"""The times a simulated run left in PostgreSQL: for every timestamptz column the engine
+writes, its earliest and latest value. Each must fall inside the simulated period (from the
+first simulated day to the server's time when the run ended): a stamp outside it is one made
+with the wall clock instead of the simulated time (schemas/clock.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import asyncpg
+
+# Written in real time by design: when the schema was migrated (before the run), and the
+# security tables about real people (sessions, login codes, API tokens, who looked), which
+# a simulation does not write.
+WALL_CLOCK_TABLES = frozenset(
+    {"schema_migrations", "web_sessions", "login_codes", "api_tokens", "audit_log"}
+)
+
+_COLUMNS = """
+SELECT table_name, column_name FROM information_schema.columns
+WHERE table_schema = current_schema() AND data_type = 'timestamp with time zone'
+ORDER BY table_name, column_name
+"""
+
+
+@dataclass(frozen=True)
+class Stamps:
+    began: datetime  # the first simulated day
+    ended: datetime  # the server's time when the run ended
+    ranges: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
+    """"table.column": its earliest and latest value (columns with no value left out)."""
+
+    def outside(self) -> list[str]:
+        """Each column with a value outside the simulated period, as a sentence."""
+        return [
+            f"{column} has times from {low.isoformat()} to {high.isoformat()}, outside the "
+            f"simulated period ({self.began.isoformat()} to {self.ended.isoformat()})"
+            for column, (low, high) in sorted(self.ranges.items())
+            if low < self.began or high > self.ended
+        ]
+
+
+async def read_stamps(pool: asyncpg.Pool, began: datetime, ended: datetime) -> Stamps:
+    ranges: dict[str, tuple[datetime, datetime]] = {}
+    for column in await pool.fetch(_COLUMNS):
+        table, name = column["table_name"], column["column_name"]
+        if table in WALL_CLOCK_TABLES:
+            continue
+        # Names from the catalogue, quoted: not input.
+        row = await pool.fetchrow(
+            f'SELECT min("{name}") AS low, max("{name}") AS high FROM "{table}"'
+        )
+        if row is not None and row["low"] is not None:
+            ranges[f"{table}.{name}"] = (row["low"], row["high"])
+    return Stamps(began=began, ended=ended, ranges=ranges)
