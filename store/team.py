@@ -43,11 +43,13 @@ GROUP BY e.actor
 
 
 async def overview(
-    pool: asyncpg.Pool, zone: ZoneInfo, team: str | None = None
+    pool: asyncpg.Pool, zone: ZoneInfo, team: str | None = None, now: datetime | None = None
 ) -> list[CareManagerLoad]:
     """One entry per owner (None first: the transitions nobody owns yet), then each care
-    manager who made calls today without owning an open transition."""
-    start = datetime.combine(datetime.now(zone).date(), time(0), tzinfo=zone)
+    manager who made calls today (the day of `now`, default the current time) without
+    owning an open transition."""
+    today = (now or datetime.now(zone)).astimezone(zone).date()
+    start = datetime.combine(today, time(0), tzinfo=zone)
     end = start + timedelta(days=1)
     rows = await pool.fetch(_ROWS, end, team, MAX_ROWS, start)
     made = {

@@ -1,6 +1,7 @@
 """One clock for every stamp: a simulated run a month ahead leaves only simulated times in
-PostgreSQL (the inbox, the outbox, the projection, the timeline, the registry), and the
-production path, with no clock injected, still stamps the wall time."""
+PostgreSQL (the inbox, the outbox, the projection, the timeline, the registry); the
+production path, with no clock injected, still stamps the wall time; and the store takes
+the time it is given (the projection's updated_at, the team view's "today")."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import asyncpg
 import pytest
 
 from schemas.protocol_library import load_library
+from schemas.transition import ProjectionRecord, TimelineEvent, TransitionStatus
+from schemas.worklist import CareManagerLoad
+from store import projection, team
 from tests.helpers import a03, assert_eventually, transition_of
 from tests.integration.conftest import RunningStack
 from workers.runtime.settings import Settings
@@ -118,3 +122,67 @@ async def _one_row(pool: asyncpg.Pool, query: str, tid: str) -> dict[str, dateti
     row = await pool.fetchrow(query, tid)
     assert row is not None, query
     return dict(row)
+
+
+def record_with_a_call(at: datetime, facility: str, version: int = 1) -> ProjectionRecord:
+    """An active transition's projection row whose timeline has one call made `at`."""
+    tid = uuid.uuid4().hex[:24]
+    return ProjectionRecord(
+        transition_id=tid,
+        encounter_key=f"enc-{tid}",
+        facility=facility,
+        protocol_id="discharge-home",
+        protocol_version=1,
+        status=TransitionStatus.ACTIVE,
+        discharged_at=at - timedelta(hours=20),
+        current_step=None,
+        next_due_at=None,
+        events=(TimelineEvent(seq=1, at=at, kind="call", actor="cm-clock"),),
+        version=version,
+    )
+
+
+async def test_the_projection_row_is_stamped_at_the_time_given_else_at_the_wall_time(
+    pool: asyncpg.Pool,
+) -> None:
+    later = datetime.now(UTC).replace(microsecond=0) + timedelta(days=40)
+    given = record_with_a_call(later, f"CLK{uuid.uuid4().hex[:6].upper()}")
+    unstamped = record_with_a_call(later, given.facility)
+    before = datetime.now(UTC) - timedelta(seconds=1)
+
+    assert await projection.upsert(pool, given, at=later)
+    assert await projection.upsert(pool, unstamped)
+    # A newer version of the first row moves its stamp to the newer time.
+    newer = given.model_copy(update={"version": 2, "events": ()})
+    assert await projection.upsert(pool, newer, at=later + timedelta(hours=1))
+
+    rows = {
+        row["transition_id"]: row["updated_at"]
+        for row in await pool.fetch(
+            "SELECT transition_id, updated_at FROM transitions WHERE facility = $1",
+            given.facility,
+        )
+    }
+    assert rows[given.transition_id] == later + timedelta(hours=1)
+    assert before <= rows[unstamped.transition_id] <= datetime.now(UTC) + timedelta(seconds=1)
+
+
+async def test_the_team_view_counts_the_calls_of_the_day_it_is_asked_about(
+    pool: asyncpg.Pool,
+) -> None:
+    # A call made on a simulated day 40 days ahead is a call made "today" on that day, and
+    # not today.
+    later = datetime.now(ZONE).replace(hour=11, minute=0, second=0, microsecond=0) + timedelta(
+        days=40
+    )
+    record = record_with_a_call(later, f"CLK{uuid.uuid4().hex[:6].upper()}")
+    assert await projection.upsert(pool, record, at=later)
+
+    def calls(loads: list[CareManagerLoad]) -> dict[str | None, int]:
+        return {load.owner: load.calls_made_today for load in loads}
+
+    assert calls(await team.overview(pool, ZONE, record.facility, now=later)) == {
+        None: 0,
+        "cm-clock": 1,
+    }
+    assert calls(await team.overview(pool, ZONE, record.facility)) == {None: 0}
