@@ -11,7 +11,9 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
+from schemas.maintenance import SweepReport
 from schemas.protocol_library import load_library
 from schemas.transition import ProjectionRecord, TimelineEvent, TransitionStatus
 from schemas.worklist import CareManagerLoad
@@ -24,6 +26,8 @@ from workers.simulation.feed import FeedSpec, generate
 from workers.simulation.invariants import problems
 from workers.simulation.session import first_day
 from workers.simulation.staff import load_staff
+from workers.worker import build_worker
+from workflows.sweep import SweepWorkflow
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTOCOLS = ROOT / "protocols"
@@ -47,16 +51,17 @@ def hl7_time(instant: datetime) -> str:
 
 
 @pytest.mark.timeout(240)
-async def test_a_simulated_fortnight_a_month_ahead_leaves_only_simulated_times(
+async def test_discharges_over_a_simulated_fortnight_a_month_ahead_leave_only_simulated_times(
     settings: Settings,
 ) -> None:
-    # Discharges on the first three days of a period starting a month after today, with the
-    # example staff reaching nobody (contacts go overdue: escalations are written
+    # A few discharges over the first two weeks of a period starting a month after today, with
+    # the example staff reaching nobody (contacts go overdue: escalations are written
     # and delivered); the transitions run their 30 days. Every time the run left in
     # PostgreSQL is inside that period.
     today = datetime.now(ZONE)
     start = first_day(None, ZONE, now=today + timedelta(days=28))
-    feed = generate(FeedSpec(days=3, discharges_per_day=2, a13_share=0.0, seed=7), start, ZONE)
+    feed = generate(FeedSpec(days=14, discharges_per_day=0.5, seed=7), start, ZONE)
+    assert len({m.visit for m in feed}) >= 3 and feed[-1].at - feed[0].at > timedelta(days=7)
 
     staff = load_staff(EXAMPLE_STAFF).model_copy(update={"reach": (0.0,)})
     result = await engine.run(settings, PROTOCOLS, staff, feed, start)
@@ -186,3 +191,19 @@ async def test_the_team_view_counts_the_calls_of_the_day_it_is_asked_about(
         "cm-clock": 1,
     }
     assert calls(await team.overview(pool, ZONE, record.facility)) == {None: 0}
+
+
+async def test_the_sweep_reports_the_time_of_the_worker_clock(
+    temporal_env: WorkflowEnvironment, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    # A worker given a clock three hours ahead: the sweep it runs says it checked then.
+    ahead = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=3)
+
+    async def clock() -> datetime:
+        return ahead
+
+    async with build_worker(temporal_env.client, pool, settings, clock=clock):
+        report: SweepReport = await temporal_env.client.execute_workflow(
+            SweepWorkflow.run, id=f"sweep-{uuid.uuid4()}", task_queue=settings.task_queue
+        )
+    assert report.checked_at == ahead
