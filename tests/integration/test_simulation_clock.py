@@ -1,7 +1,8 @@
 """One clock for every stamp: a simulated run a month ahead leaves only simulated times in
 PostgreSQL (the inbox, the outbox, the projection, the timeline, the registry); the
 production path, with no clock injected, still stamps the wall time; and the store takes
-the time it is given (the projection's updated_at, the team view's "today")."""
+the time it is given (the projection's updated_at, the team view's "today"). The run's
+report says which simulated days it covers."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from workers.runtime.settings import Settings
 from workers.simulation import engine
 from workers.simulation.feed import FeedSpec, generate
 from workers.simulation.invariants import problems
+from workers.simulation.report import summarize
 from workers.simulation.session import first_day
 from workers.simulation.staff import load_staff
 from workers.worker import build_worker
@@ -74,6 +76,9 @@ async def test_discharges_over_a_simulated_fortnight_a_month_ahead_leave_only_si
     earliest = min(low for low, _ in stamps.ranges.values())
     assert earliest >= start > today + timedelta(days=27)  # nothing stamped today
     assert problems(result) == []
+    # The report is as of the simulated month, not of today.
+    simulated = summarize(result).simulated
+    assert simulated == f"{start.date()} to {stamps.ended.astimezone(ZONE).date()}"
 
 
 async def test_without_an_injected_clock_the_stamps_are_the_wall_time(

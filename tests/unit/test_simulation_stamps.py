@@ -1,14 +1,22 @@
 """The stamps check of a simulated run: a time before the first simulated day or after the
-run ended is named, with the column and the period, in one sentence."""
+run ended is named, with the column and the period, in one sentence; the period reads in
+the site's dates."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from workers.simulation.stamps import Stamps
 
 BEGAN = datetime(2031, 3, 3, tzinfo=UTC)
 ENDED = BEGAN + timedelta(days=32)
+
+
+def test_the_period_reads_in_the_sites_dates() -> None:
+    stamps = Stamps(BEGAN, ENDED)
+    assert stamps.period(ZoneInfo("America/New_York")) == "2031-03-02 to 2031-04-03"
+    assert stamps.period(UTC) == "2031-03-03 to 2031-04-04"
 
 
 def test_times_inside_the_simulated_period_are_not_reported() -> None:

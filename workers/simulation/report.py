@@ -68,6 +68,7 @@ class Summary:
     invariant_problems: list[str] = field(default_factory=list)
     readmissions: int = 0  # transitions readmitted (their final states), not the feed's A01s
     refused: dict[str, int] = field(default_factory=dict)  # messages answered AE / AR
+    simulated: str = ""  # the simulated days the run covered: what the report is "as of"
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -147,12 +148,14 @@ def summarize(result: RunResult, label: str | None = None) -> Summary:
         invariant_problems=problems(result),
         readmissions=counts.ran(result.finals, result.acks.get("AA", 0)).readmissions,
         refused={code: n for code, n in sorted(result.acks.items()) if code != "AA"},
+        simulated=result.stamps.period(site.calendar_zone()) if result.stamps else "",
     )
 
 
 def _rows(summary: Summary) -> dict[str, str]:
     levels = summary.escalations_by_level
     rows = {
+        "simulated days": summary.simulated,
         "discharges (cancelled)": f"{summary.discharges} ({summary.cancelled})",
         "readmissions": str(summary.readmissions),
         "messages refused (AE / AR)": " / ".join(

@@ -6,7 +6,7 @@ with the wall clock instead of the simulated time (schemas/clock.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 import asyncpg
 
@@ -30,6 +30,10 @@ class Stamps:
     ended: datetime  # the server's time when the run ended
     ranges: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
     """"table.column": its earliest and latest value (columns with no value left out)."""
+
+    def period(self, zone: tzinfo) -> str:
+        """The simulated days the run covered, as its report says (the site's dates)."""
+        return f"{self.began.astimezone(zone):%Y-%m-%d} to {self.ended.astimezone(zone):%Y-%m-%d}"
 
     def outside(self) -> list[str]:
         """Each column with a value outside the simulated period, as a sentence."""
