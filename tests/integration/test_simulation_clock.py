@@ -18,9 +18,10 @@ from schemas.maintenance import SweepReport
 from schemas.protocol_library import load_library
 from schemas.transition import ProjectionRecord, TimelineEvent, TransitionStatus
 from schemas.worklist import CareManagerLoad
-from store import projection, team
+from store import inbox, projection, team, visit_events
 from tests.helpers import a03, assert_eventually, transition_of
 from tests.integration.conftest import RunningStack
+from workers.runtime.services import field_cipher_for
 from workers.runtime.settings import Settings
 from workers.simulation import engine
 from workers.simulation.feed import FeedSpec, generate
@@ -212,3 +213,45 @@ async def test_the_sweep_reports_the_time_of_the_worker_clock(
             SweepWorkflow.run, id=f"sweep-{uuid.uuid4()}", task_queue=settings.task_queue
         )
     assert report.checked_at == ahead
+
+
+async def test_the_inbox_and_a_kept_visit_event_are_stamped_at_the_times_given(
+    pool: asyncpg.Pool, settings: Settings
+) -> None:
+    # An A08 kept for its discharge, received and settled at simulated times.
+    cipher = field_cipher_for(settings)
+    received = datetime.now(UTC).replace(microsecond=0) + timedelta(days=40)
+    settled = received + timedelta(hours=2)
+    raw = a03(facility=f"CLK{uuid.uuid4().hex[:6].upper()}")
+    entry = await inbox.receive(
+        pool,
+        cipher,
+        raw=raw,
+        sending_facility="CLOCK",
+        control_id=uuid.uuid4().hex,
+        message_type="ADT^A08",
+        at=received,
+    )
+    await visit_events.keep(
+        pool,
+        inbox_id=entry.id,
+        encounter_key=f"enc-{uuid.uuid4().hex}",
+        event_type="A08",
+        occurred_at=received,
+        received_at=received,
+    )
+    await visit_events.settle(
+        pool,
+        entry.id,
+        outcome=visit_events.Outcome.DELIVERED,
+        decision="delivered to its transition",
+        transition_id="t-clock",
+        at=settled,
+    )
+    row = await pool.fetchrow(
+        "SELECT i.received_at, v.settled_at FROM adt_inbox i "
+        "JOIN pending_visit_events v ON v.inbox_id = i.id WHERE i.id = $1",
+        entry.id,
+    )
+    assert row is not None
+    assert (row["received_at"], row["settled_at"]) == (received, settled)
