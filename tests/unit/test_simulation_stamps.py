@@ -43,3 +43,10 @@ def test_a_wall_clock_time_before_the_period_is_named_with_its_column() -> None:
         "2031-04-04T00:00:01+00:00, outside the simulated period (2031-03-03T00:00:00+00:00 "
         "to 2031-04-04T00:00:00+00:00)",
     ]
+
+
+def test_the_times_messages_carry_are_not_stamps() -> None:
+    # A replayed feed's first discharge may have happened before its message was sent.
+    before = BEGAN - timedelta(minutes=15)
+    stamps = Stamps(BEGAN, ENDED, {"transitions.discharged_at": (before, ENDED)})
+    assert stamps.outside() == []
