@@ -119,10 +119,12 @@ async def test_an_overloaded_team_does_no_more_than_its_capacity_and_the_rest_wa
 
     summary = summarize(result)
     tuesday = result.staff.load[start.date() + timedelta(days=1)]["care_manager"]
-    assert (tuesday.capacity, tuesday.done) == (9, 9) and tuesday.needed > 9
+    # per_hour 1: an hour a task, so nine tasks in her nine hours (540 minutes)
+    assert (tuesday.minutes_available, tuesday.done, tuesday.minutes_done) == (540, 9, 540)
+    assert tuesday.needed > 9 and tuesday.minutes_needed > 540
     assert summary.days_over_capacity >= 1
     assert all(
-        load.done <= load.capacity
+        load.minutes_done <= load.minutes_available
         for roles in result.staff.load.values()
         for load in roles.values()
     )
@@ -176,7 +178,7 @@ async def test_simulate_compares_two_protocol_sets_in_json(
     assert [run["protocols"] for run in runs] == [str(PROTOCOLS), str(CONTACT_1_DAY)]
     assert runs[0]["discharges"] == runs[1]["discharges"] > 0  # the same feed for both
     assert all(run["invariant_problems"] == [] for run in runs)
-    assert all(day["capacity"] >= 0 for day in runs[0]["workload"])
+    assert all(day["hours_available"] >= 0 for day in runs[0]["workload"])
 
 
 async def test_simulate_refuses_a_broken_staff_model_in_a_sentence(tmp_path: Path) -> None:

@@ -205,8 +205,14 @@ async def _drive(
     pending = list(feed)
     worker = build_worker(env.client, pool, settings, clock=env.get_current_time)
     running = asyncio.create_task(worker.run())
+    stops = schedule(staff, feed, start, horizon)
     try:
-        for instant, working in schedule(staff, feed, start, horizon):
+        while stops:
+            instant, working = stops.pop(0)
+            sent = staff.outbox.next_at()
+            if sent is not None and sent + ACT_OFFSET < instant:  # a clinic message between
+                stops.insert(0, (instant, working))
+                instant, working = sent + ACT_OFFSET, False
             clock.now = await sleep_until(env, instant)
             while pending and pending[0].at <= clock.now:
                 message = pending.pop(0)
@@ -216,8 +222,12 @@ async def _drive(
                     accepted[message.trigger] += 1
                 if answer.transition_id:
                     transitions.setdefault(answer.transition_id, None)
+                    if message.trigger == "A03":
+                        staff.discharged(answer.transition_id, message.raw)
+            await _deliver_staff(services, staff, clock.now)
             if working:
                 await staff.act(clock.now, list(transitions))
+                await _deliver_staff(services, staff, clock.now)
         finals, lengths = await _finish(env, list(transitions))
     finally:
         await services.intake.close()
@@ -250,6 +260,14 @@ async def _drive(
         expected=expected(feed),
         stamps=await read_stamps(pool, start, await env.get_current_time()),
     )
+
+
+async def _deliver_staff(services: Services, staff: Staff, now: datetime) -> None:
+    """The staff's and the clinic's messages sent by `now`, through the intake (their
+    acknowledgements counted apart from the feed's)."""
+    for message in staff.outbox.due(now):
+        answer = await services.intake.handle(message.raw)
+        staff.log.sent[f"{message.kind}:{answer.code.value}"] += 1
 
 
 async def _finish(

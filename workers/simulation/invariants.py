@@ -1,7 +1,7 @@
 """What must hold after any simulated run, each broken rule a sentence: every transition
 closed with an outcome (at its period end unless cancelled or ended early), the projection
 equals Temporal's state, no escalation written twice, no inbox row left unsettled, every
-history under 2,000 events, no role working past its capacity, every time left in
+history under 2,000 events, no role working more minutes than it has, every time left in
 PostgreSQL inside the simulated period, and the engine's counts equal what the simulator
 did: for a generated feed, every message accepted, one transition per A03, one cancelled per
 A13, one readmitted per A01; for a replayed one, no more transitions than A03s accepted and
@@ -40,10 +40,11 @@ def problems(result: RunResult) -> list[str]:
         if length >= MAX_HISTORY
     ]
     found += [
-        f"{role} did {load.done} on {day.isoformat()}, more than its capacity of {load.capacity}"
+        f"{role} worked {load.minutes_done:g} minutes on {day.isoformat()}, more than its "
+        f"{load.minutes_available:g} available"
         for day, roles in sorted(result.staff.load.items())
         for role, load in sorted(roles.items())
-        if load.done > load.capacity
+        if load.minutes_done > load.minutes_available + 1e-6
     ]
     attempts = sum(len(step.attempts) for final in result.finals for step in final.steps)
     calls = sum(n for what, n in result.staff.actions.items() if what.startswith("call:"))

@@ -38,10 +38,13 @@ class Share:
 
 @dataclass(frozen=True)
 class DayWork:
+    """A role's day: tasks needed (done and waiting), and hours needed against available."""
+
     day: date
     role: str
     needed: int
-    capacity: int
+    hours_needed: float
+    hours_available: float
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,13 @@ def summarize(result: RunResult, label: str | None = None) -> Summary:
     levels = Counter(int(n["level"]) for n in result.notifications)
     channels = Counter(str(n["channel"]) for n in result.notifications)
     workload = [
-        DayWork(day, role, load.needed, load.capacity)
+        DayWork(
+            day,
+            role,
+            load.needed,
+            round(load.minutes_needed / 60, 2),
+            round(load.minutes_available / 60, 2),
+        )
         for day, roles in sorted(result.staff.load.items())
         for role, load in sorted(roles.items())
     ]
@@ -142,7 +151,7 @@ def summarize(result: RunResult, label: str | None = None) -> Summary:
         calls=sum(n for what, n in result.staff.actions.items() if what.startswith("call:")),
         refused_updates=sum(result.staff.refused.values()),
         workload=workload,
-        days_over_capacity=len({w.day for w in workload if w.needed > w.capacity}),
+        days_over_capacity=len({w.day for w in workload if w.hours_needed > w.hours_available}),
         longest_history=max(result.history_lengths.values(), default=0),
         wall_seconds=round(result.wall_seconds, 1),
         invariant_problems=problems(result),
@@ -218,7 +227,7 @@ def outcome_table(summaries: list[Summary]) -> Table:
 
 def workload_table(summary: Summary) -> Table:
     roles = sorted({w.role for w in summary.workload})
-    table = Table(title=f"work per day (needed / capacity): {summary.protocols}")
+    table = Table(title=f"hours of work per day (needed / available): {summary.protocols}")
     table.add_column("day")
     for role in roles:
         table.add_column(role, justify="right")
@@ -232,8 +241,9 @@ def workload_table(summary: Summary) -> Table:
             if entry is None:
                 cells.append("")
                 continue
-            text = f"{entry.needed} / {entry.capacity}"
-            cells.append(f"[red]{text}[/red]" if entry.needed > entry.capacity else text)
+            text = f"{entry.hours_needed:g} / {entry.hours_available:g}"
+            over = entry.hours_needed > entry.hours_available
+            cells.append(f"[red]{text}[/red]" if over else text)
         table.add_row(f"{day:%a %Y-%m-%d}", *cells)
     return table
 
