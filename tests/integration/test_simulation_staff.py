@@ -6,6 +6,7 @@ has seen them."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,8 @@ from workers.simulation import engine
 from workers.simulation.feed import FeedSpec, generate
 from workers.simulation.report import summarize
 from workers.simulation.staff import StaffModel
+
+VISIT = "follow_up_visit"
 
 
 def staff(**changes: Any) -> StaffModel:
@@ -82,6 +85,95 @@ async def test_the_scheduler_books_the_visit_through_siu_and_the_arrival_complet
 
 
 def engine_steps(raw: Any) -> list[dict[str, Any]]:
-    import json
-
     return list(json.loads(raw) if isinstance(raw, str) else raw)
+
+
+@pytest.mark.timeout(240)
+async def test_a_missed_first_visit_reopens_the_step_which_escalates_and_is_rebooked_in_time(
+    settings: Settings,
+) -> None:
+    # Five high-risk discharges on a Monday: the visit is due in 7 days. The scheduler books
+    # it for day 7 at 10:00 and every patient misses that first visit (SIU^S26 at 11:00):
+    # the appointment is cleared, the open step escalates at its due time, and the
+    # scheduler rebooks (she books only a step without an appointment) for the next
+    # business day, where every patient comes: the visit within 14 days after all.
+    start = working_monday()
+    model = staff(no_show_rate=[1.0, 0.0])
+    model = model.model_copy(
+        update={
+            "steps": {
+                **model.steps,
+                "follow_up_visit": model.steps["follow_up_visit"].model_copy(
+                    update={"high_risk_visit_after_days": 7, "visit_days": "days"}
+                ),
+            }
+        }
+    )
+    feed = generate(home_discharges(5, high_risk=1.0), start, ZONE)
+    result = await engine.run(settings, PROTOCOLS, model, feed, start)
+    summary = summarize(result)
+
+    assert summary.invariant_problems == []
+    sent = result.staff.sent
+    assert (sent["booking:AA"], sent["no-show:AA"], sent["arrival:AA"]) == (10, 5, 5)
+    escalated = {n["transition_id"] for n in result.notifications if n["step_id"] == VISIT}
+    assert escalated == {f.transition_id for f in result.finals}
+    for final in result.finals:
+        step = visit(final)
+        assert step.status == StepStatus.COMPLETED and step.appointment_id is not None
+        assert step.appointment_id.endswith("02")  # the second booking
+        assert step.appointment_at is not None and step.completed_at == step.appointment_at
+        assert step.appointment_at.astimezone(ZONE).date() > start.date() + timedelta(days=7)
+        assert step.complexity == Complexity.HIGH
+    assert (summary.visit_7_days.met, summary.visit_14_days.met) == (0, 5)
+    assert summary.tcm_99496 == 0 and summary.tcm_99495 == 5  # high MDM, but after day 7
+
+
+def pharmacist_minutes(minutes: float) -> StaffModel:
+    """One pharmacist 08:00-17:00 (540 minutes) whose reconciliation takes `minutes`."""
+    data = ALWAYS_REACHED.model_dump(mode="json")
+    data["roles"]["pharmacist"] = {"people": 1, "start": "08:00", "end": "17:00"}
+    data["steps"]["medication_reconciliation"] = {"after_days": 1, "minutes": minutes}
+    return StaffModel.model_validate(data)
+
+
+@pytest.mark.timeout(240)
+async def test_minutes_per_task_set_the_hours_a_role_needs_in_a_hand_checkable_day(
+    settings: Settings,
+) -> None:
+    # Five discharges on a Monday; their reconciliations are the pharmacist's on Tuesday.
+    # At 45 minutes each she needs 3.75 of her 9 hours: at 08:00 she starts two (the second
+    # runs 30 minutes into 09:00), at 09:00 one (15 into 10:00), at 10:00 one (45: the
+    # hour is full), at 11:00 the last. At 120 minutes each she needs 10 hours: one every
+    # other hour (08, 10, 12, 14) and the fifth does not fit in her day (4 x 120 + 120 >
+    # 540), so Tuesday is a day demand exceeded capacity.
+    start = working_monday()
+    tuesday = start.date() + timedelta(days=1)
+    feed = generate(home_discharges(5), start, ZONE)
+    quick = await engine.run(settings, PROTOCOLS, pharmacist_minutes(45), feed, start)
+    slow = await engine.run(settings, PROTOCOLS, pharmacist_minutes(120), feed, start)
+
+    load = quick.staff.load[tuesday]["pharmacist"]
+    assert (load.done, load.waiting, load.minutes_done, load.minutes_available) == (5, 0, 225, 540)
+    assert reconciled_hours(quick) == [8, 8, 9, 10, 11]
+    load = slow.staff.load[tuesday]["pharmacist"]
+    assert (load.done, load.waiting, load.minutes_done, load.minutes_needed) == (4, 1, 480, 600)
+    assert reconciled_hours(slow)[:4] == [8, 10, 12, 14]
+    days = {(w.day, w.role): (w.hours_needed, w.hours_available) for w in summarize(quick).workload}
+    assert days[(tuesday, "pharmacist")] == (3.75, 9.0)
+    summary = summarize(slow)
+    days = {(w.day, w.role): (w.hours_needed, w.hours_available) for w in summary.workload}
+    assert days[(tuesday, "pharmacist")] == (10.0, 9.0)
+    assert summary.days_over_capacity >= 1 and summary.invariant_problems == []
+
+
+def reconciled_hours(result: engine.RunResult) -> list[int]:
+    """The local hours the reconciliations were done, in order."""
+    done = [
+        step.completed_at.astimezone(ZONE)
+        for final in result.finals
+        for step in final.steps
+        if step.tcm_element == TcmElement.MEDICATION_RECONCILIATION
+        and step.completed_at is not None
+    ]
+    return [at.hour for at in sorted(done)]
