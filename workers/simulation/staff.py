@@ -194,6 +194,20 @@ def load_staff(path: Path) -> StaffModel:
         return StaffModel.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors()
+            _sentence(".".join(str(p) for p in e["loc"]) or "the file", e["msg"])
+            for e in exc.errors()
         )
-        raise StaffError(f"staff model {path}: {problems}") from None
+        raise StaffError(f"staff model {path}: {problems}.") from None
+
+
+def _sentence(where: str, message: str) -> str:
+    """Pydantic's message about one field as part of a sentence naming the field."""
+    if message.startswith("Value error, "):
+        return f"{where}: {message.removeprefix('Value error, ')}"
+    if message.startswith("Input should be"):
+        return f"{where} should be{message.removeprefix('Input should be')}"
+    if message == "Extra inputs are not permitted":
+        return f"{where} is not a field of the staff model"
+    if message == "Field required":
+        return f"{where} is required"
+    return f"{where}: {message}"
