@@ -16,6 +16,7 @@ from schemas.protocol import TcmElement
 from schemas.transition import Complexity, StepState, StepStatus, TransitionState
 from tests.integration.test_simulation import (
     ALWAYS_REACHED,
+    CALENDAR,
     PROTOCOLS,
     ZONE,
     working_monday,
@@ -177,3 +178,48 @@ def reconciled_hours(result: engine.RunResult) -> list[int]:
         and step.completed_at is not None
     ]
     return [at.hour for at in sorted(done)]
+
+
+def first_shift_hour(model: StaffModel, role: str, after: datetime) -> datetime:
+    """The first hour the simulation works `role` (on the hour, plus its offset) at or
+    after `after`."""
+    hour = after.astimezone(ZONE).replace(minute=0, second=0, microsecond=0)
+    while True:
+        instant = hour + engine.ACT_OFFSET
+        if instant >= after and model.roles[role].on_duty(
+            hour, CALENDAR.is_business_day(hour.date())
+        ):
+            return instant
+        hour += timedelta(hours=1)
+
+
+@pytest.mark.timeout(240)
+async def test_an_escalated_step_is_taken_once_the_role_has_seen_it_not_on_its_usual_day(
+    settings: Settings,
+) -> None:
+    # Five high-risk discharges: reconciliation is due in 7 days, but the pharmacist's day
+    # for it is day 10. Its escalation at the due time brings it forward: she sees it 5 hours
+    # later (reacts_within_hours: 5) and does it at her first working hour from then.
+    start = working_monday()
+    data = ALWAYS_REACHED.model_dump(mode="json")
+    data["roles"]["pharmacist"]["reacts_within_hours"] = 5
+    data["steps"]["medication_reconciliation"] = {"after_days": 10}
+    model = StaffModel.model_validate(data)
+    feed = generate(home_discharges(5, high_risk=1.0), start, ZONE)
+    result = await engine.run(settings, PROTOCOLS, model, feed, start)
+
+    assert summarize(result).invariant_problems == []
+    raised = {
+        n["transition_id"]: n["due_at"]
+        for n in result.notifications
+        if n["step_id"] == "medication_reconciliation" and n["level"] == 1
+    }
+    assert len(raised) == 5
+    for final in result.finals:
+        step = next(s for s in final.steps if s.step_id == "medication_reconciliation")
+        assert step.completed_at is not None
+        expected = first_shift_hour(
+            model, "pharmacist", raised[final.transition_id] + timedelta(hours=5)
+        )
+        assert abs(step.completed_at - expected) < timedelta(minutes=1)
+        assert step.completed_at.astimezone(ZONE).date() < start.date() + timedelta(days=10)

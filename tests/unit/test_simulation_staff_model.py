@@ -11,11 +11,14 @@ from pathlib import Path
 import pytest
 
 from activities.business_calendar import BusinessCalendar
+from schemas.protocol import StepKind
 from schemas.protocol_library import load_library
 from schemas.social_needs import NO_NEEDS, HrsnDomain
+from schemas.transition import StepStatus, StepSummary
 from workers.simulation import needs, visits
 from workers.simulation.escalations import Escalation
 from workers.simulation.staff import StaffError, StaffModel, load_staff
+from workers.simulation.staffing import WorkItem
 
 ROOT = Path(__file__).resolve().parents[2]
 CALENDAR = BusinessCalendar(load_library(ROOT / "protocols").site.calendar)
@@ -122,3 +125,19 @@ def test_the_outbox_gives_messages_by_their_time_and_keeps_later_ones() -> None:
 def test_a_discharge_without_a_pid_cannot_be_booked_for() -> None:
     with pytest.raises(ValueError, match="no PID segment"):
         visits.Patient.of_discharge(b"MSH|^~\\&|A|FAC|B|C|20310303||ADT^A03|1|P|2.5.1\r")
+
+
+def test_the_worklist_takes_the_escalation_the_role_has_seen_before_the_longest_overdue() -> None:
+    at = datetime(2031, 3, 3, 9, tzinfo=UTC)
+
+    def item(tid: str, seen: int, overdue_hours: int) -> WorkItem:
+        step = StepSummary(
+            step_id="interactive_contact",
+            status=StepStatus.OPEN,
+            overdue_since=at - timedelta(hours=overdue_hours),
+            escalation_level=2,
+        )
+        return WorkItem(tid, step, StepKind.HUMAN_TASK, "care_manager", at, False, seen_level=seen)
+
+    items = [item("a", 0, 48), item("b", 1, 2), item("c", 2, 1), item("d", 0, 50)]
+    assert [i.transition_id for i in sorted(items, key=WorkItem.order)] == ["c", "b", "d", "a"]

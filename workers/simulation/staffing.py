@@ -229,15 +229,16 @@ class Staff:
                 ):
                     continue  # no resource in the directory to refer to
                 role, work = self._model.work_for(step.step_id, rule.owner_role)
-                if today < discharge_day + timedelta(days=work.earliest(high_risk)):
+                escalation = raised.get((tid, step.step_id))
+                reacts = self._model.roles[role].reacts_within_hours
+                seen = escalation is not None and escalation.seen_by(now, reacts)
+                # an escalation the role has seen brings the step forward from its usual day
+                if not seen and today < discharge_day + timedelta(days=work.earliest(high_risk)):
                     continue
                 if step.is_call and not self._may_call(step, now):
                     continue
                 if self._books(step, work, high_risk) and not self._to_book(tid, step, now):
                     continue
-                escalation = raised.get((tid, step.step_id))
-                reacts = self._model.roles[role].reacts_within_hours
-                seen = escalation is not None and escalation.seen_by(now, reacts)
                 items.append(
                     WorkItem(
                         tid,
