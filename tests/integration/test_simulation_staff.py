@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from schemas.protocol import TcmElement
+from schemas.protocol_library import load_library
+from schemas.social_needs import HrsnDomain, ReferralOutcome
 from schemas.transition import Complexity, StepState, StepStatus, TransitionState
 from tests.integration.test_simulation import (
     ALWAYS_REACHED,
@@ -223,3 +225,32 @@ async def test_an_escalated_step_is_taken_once_the_role_has_seen_it_not_on_its_u
         )
         assert abs(step.completed_at - expected) < timedelta(minutes=1)
         assert step.completed_at.astimezone(ZONE).date() < start.date() + timedelta(days=10)
+
+
+@pytest.mark.timeout(240)
+async def test_a_need_found_at_screening_is_referred_to_a_resource_of_the_directory(
+    settings: Settings,
+) -> None:
+    # Three home discharges whose patients all screen positive for food insecurity: the
+    # care manager closes each food referral (close_referral) with the directory's food
+    # resource, in the step's minutes (45), connected.
+    start = working_monday()
+    data = ALWAYS_REACHED.model_dump(mode="json")
+    data["needs"] = {"food_insecurity": 1.0}
+    data["steps"]["referral_food"] = {"minutes": 45}
+    model = StaffModel.model_validate(data)
+    feed = generate(home_discharges(3), start, ZONE)
+    result = await engine.run(settings, PROTOCOLS, model, feed, start)
+
+    assert summarize(result).invariant_problems == []
+    food = [r.id for r in load_library(PROTOCOLS).resources_for(HrsnDomain.FOOD)]
+    for final in result.finals:
+        assert [(r.step_id, r.outcome) for r in final.referrals] == [
+            ("referral_food", ReferralOutcome.CONNECTED)
+        ]
+        assert final.referrals[0].resource.id in food
+        step = next(s for s in final.steps if s.step_id == "referral_food")
+        assert step.status == StepStatus.COMPLETED
+    assert result.staff.actions["referral"] == 3
+    worked = [load.minutes_done for roles in result.staff.load.values() for load in roles.values()]
+    assert sum(worked) >= 3 * 45
