@@ -254,3 +254,36 @@ async def test_a_need_found_at_screening_is_referred_to_a_resource_of_the_direct
     assert result.staff.actions["referral"] == 3
     worked = [load.minutes_done for roles in result.staff.load.values() for load in roles.values()]
     assert sum(worked) >= 3 * 45
+
+
+@pytest.mark.timeout(240)
+async def test_a_care_manager_on_call_answers_a_page_out_of_hours_and_not_before_it(
+    settings: Settings,
+) -> None:
+    # Two discharges whose patients never answer: the contact escalates to a page (level 3,
+    # a business day after level 2). Care managers work 08:00-17:00 on business days and
+    # answer pages out of hours: off shift they call only once the step is paged.
+    start = working_monday()
+    data = ALWAYS_REACHED.model_dump(mode="json")
+    data["reach"] = [0.0]
+    data["roles"]["care_manager"]["answers_pages_out_of_hours"] = True
+    model = StaffModel.model_validate(data)
+    feed = generate(home_discharges(2), start, ZONE)
+    result = await engine.run(settings, PROTOCOLS, model, feed, start)
+
+    assert summarize(result).invariant_problems == []
+    paged = {
+        n["transition_id"]: n["due_at"]
+        for n in result.notifications
+        if n["step_id"] == "interactive_contact" and n["channel"] == "page"
+    }
+    assert len(paged) == 2
+    shift = model.roles["care_manager"]
+    for final in result.finals:
+        contact = next(s for s in final.steps if s.step_id == "interactive_contact")
+        local = [a.at.astimezone(ZONE) for a in contact.attempts]
+        off_shift = [
+            at for at in local if not shift.on_duty(at, CALENDAR.is_business_day(at.date()))
+        ]
+        assert off_shift, "no call out of hours"
+        assert min(off_shift) >= paged[final.transition_id]
