@@ -119,6 +119,7 @@ async def test_a_missed_first_visit_reopens_the_step_which_escalates_and_is_rebo
     assert summary.invariant_problems == []
     sent = result.staff.sent
     assert (sent["booking:AA"], sent["no-show:AA"], sent["arrival:AA"]) == (10, 5, 5)
+    assert (summary.visits_booked, summary.no_shows) == (10, 5)
     escalated = {n["transition_id"] for n in result.notifications if n["step_id"] == VISIT}
     assert escalated == {f.transition_id for f in result.finals}
     for final in result.finals:

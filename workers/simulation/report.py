@@ -72,6 +72,8 @@ class Summary:
     readmissions: int = 0  # transitions readmitted (their final states), not the feed's A01s
     refused: dict[str, int] = field(default_factory=dict)  # messages answered AE / AR
     simulated: str = ""  # the simulated days the run covered: what the report is "as of"
+    visits_booked: int = 0  # SIU^S12 bookings the simulated schedulers sent
+    no_shows: int = 0  # SIU^S26 the simulated clinic sent
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -158,6 +160,8 @@ def summarize(result: RunResult, label: str | None = None) -> Summary:
         readmissions=counts.ran(result.finals, result.acks.get("AA", 0)).readmissions,
         refused={code: n for code, n in sorted(result.acks.items()) if code != "AA"},
         simulated=result.stamps.period(site.calendar_zone()) if result.stamps else "",
+        visits_booked=result.staff.sent_of("booking"),
+        no_shows=result.staff.sent_of("no-show"),
     )
 
 
@@ -182,6 +186,7 @@ def _rows(summary: Summary) -> dict[str, str]:
         rows[f"  level {level}"] = str(levels.get(level, 0))
     rows["pages sent"] = str(summary.pages)
     rows["calls made"] = str(summary.calls)
+    rows["visits booked (no-shows)"] = f"{summary.visits_booked} ({summary.no_shows})"
     rows["days demand exceeded capacity"] = str(summary.days_over_capacity)
     rows["longest history (events)"] = str(summary.longest_history)
     rows["wall time (s)"] = str(summary.wall_seconds)

@@ -99,7 +99,11 @@ class StaffLog:
     actions: Counter[str] = field(default_factory=Counter)  # "record_call:reached" ...
     refused: Counter[str] = field(default_factory=Counter)  # the refusal's first line
     load: dict[date, dict[str, DayLoad]] = field(default_factory=lambda: defaultdict(dict))
-    sent: Counter[str] = field(default_factory=Counter)  # staff messages by MSA-1
+    sent: Counter[str] = field(default_factory=Counter)  # "booking:AA", "no-show:AA" ...
+
+    def sent_of(self, kind: str) -> int:
+        """Staff and clinic messages of one kind sent, whatever their answer."""
+        return sum(n for what, n in self.sent.items() if what.split(":")[0] == kind)
 
 
 class Staff:
@@ -381,7 +385,7 @@ class Staff:
                     ),
                 )
                 what = f"call:{'reached' if reached else 'no answer'}"
-            elif item.kind == StepKind.SCREENING:  # simulated patients screen negative
+            elif item.kind == StepKind.SCREENING:  # negative unless the model's needs draw one
                 await handle.execute_update(
                     TransitionWorkflow.record_screening,
                     ScreeningRequest(
