@@ -1,11 +1,18 @@
 """Timer storm: N transitions whose first deadline falls in the same instant; reports the
-escalation lag (from the due instant to the notification recorded) p50/p99/max, and, with
---memory, the worker's RSS and PostgreSQL's size per open transition.
+escalation lag (from the due instant to the notification recorded) p50/p99/max next to the
+raw Temporal timer storm of the same run (bench/raw_storm.py: N trivial workflows sleeping
+until one instant, one local activity each) and their ratios, and, with --memory, the
+worker's RSS and PostgreSQL's size per open transition.
 
     python -m bench.timer_storm --transitions 500
+    python -m bench.timer_storm --transitions 5000 --lead 240 --cache 6000
+    python -m bench.timer_storm --transitions 5000 --lead 240 --defaults   # shipped cache
     python -m bench.timer_storm --transitions 5000 --memory
 
-Runs its own dev server (SQLite WAL file), embedded PostgreSQL and worker (in this process).
+The raw storm runs first, then carebridge's, on the same dev server (SQLite WAL file) and
+embedded PostgreSQL, each with its own worker in this process and the same slots. --cache
+(default: --transitions, every workflow cached) is both workers' sticky cache; --defaults
+runs carebridge's worker with the shipped Settings() cache instead (the raw one keeps --cache).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bench import raw_storm
 from bench.results import save
 from bench.stack import embedded_stack, start_transition
 from schemas.protocol import DueRule, DueUnit, EscalationLevel, Protocol, StepRule
@@ -48,6 +56,19 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else 0.0
 
 
+def summary(lags: list[float]) -> dict[str, float]:
+    return {
+        "p50": round(percentile(lags, 0.5), 2),
+        "p99": round(percentile(lags, 0.99), 2),
+        "max": round(max(lags, default=0), 2),
+    }
+
+
+def ratios(ours: dict[str, float], raw: dict[str, float]) -> dict[str, float | None]:
+    """carebridge's lag over the raw one, per figure (None where the raw lag is zero)."""
+    return {key: round(ours[key] / raw[key], 2) if raw[key] > 0 else None for key in ours}
+
+
 async def wait_for_count(pool: Any, table: str, count: int, until: datetime) -> bool:
     """Whether `count` rows reached `table` before `until` (the storm must not start early)."""
     while datetime.now(UTC) < until:
@@ -57,7 +78,9 @@ async def wait_for_count(pool: Any, table: str, count: int, until: datetime) -> 
     return False
 
 
-async def run(count: int, lead_seconds: float, memory: bool, cache: int) -> dict[str, Any]:
+async def run(
+    count: int, lead_seconds: float, memory: bool, cache: int, defaults: bool = False
+) -> dict[str, Any]:
     async with embedded_stack(
         "cb-storm-",
         temporal_file="temporal.db",
@@ -68,8 +91,16 @@ async def run(count: int, lead_seconds: float, memory: bool, cache: int) -> dict
             "synchronous=normal",
         ],
     ) as (state, pool, env):
-        settings = Settings(
-            state_dir=state, task_queue=f"storm-{uuid.uuid4()}", worker_cached_workflows=cache
+        settings = Settings(state_dir=state, task_queue=f"storm-{uuid.uuid4()}")
+        if not defaults:
+            settings = settings.model_copy(update={"worker_cached_workflows": cache})
+        raw = await raw_storm.run(
+            env.client.service_client.config.target_host,
+            pool,
+            count=count,
+            lead_seconds=lead_seconds,
+            cache=cache,
+            slots=settings.database_pool_size,
         )
         empty_db = await pool.fetchval("SELECT pg_database_size(current_database())")
         due = datetime.now(UTC) + timedelta(seconds=lead_seconds)
@@ -105,19 +136,24 @@ async def run(count: int, lead_seconds: float, memory: bool, cache: int) -> dict
                 )
             ]
             db_bytes = await pool.fetchval("SELECT pg_database_size(current_database())")
+        lag, raw_lag = summary(lags), summary(raw["lags"])
         return {
             "bench": "timer_storm",
             "at": datetime.now(UTC).isoformat(),
             "transitions": count,
-            "worker_cached_workflows": cache,
+            "worker_cached_workflows": settings.worker_cached_workflows,
             "start_seconds": round(start_seconds, 1),
             "all_planned_before_due": planned,
             "escalations_recorded": len(lags),
-            "lag_s": {
-                "p50": round(percentile(lags, 0.5), 2),
-                "p99": round(percentile(lags, 0.99), 2),
-                "max": round(max(lags, default=0), 2),
+            "lag_s": lag,
+            "raw": {
+                "worker_cached_workflows": cache,
+                "start_seconds": raw["start_seconds"],
+                "all_started_before_due": raw["all_started_before_due"],
+                "fired": len(raw["lags"]),
+                "lag_s": raw_lag,
             },
+            "ratio_to_raw": ratios(lag, raw_lag),
             "memory": {
                 "process_max_rss_mib": round(rss_mib, 1),
                 "postgres_bytes_per_transition": int((db_bytes - empty_db) / count),
@@ -133,13 +169,34 @@ def main() -> None:
     parser.add_argument("--lead", type=float, default=60, help="seconds until the shared deadline")
     parser.add_argument("--memory", action="store_true", help="report RSS and DB size too")
     parser.add_argument(
-        "--cache", type=int, default=Settings().worker_cached_workflows, help="sticky cache size"
+        "--cache", type=int, help="both workers' sticky cache size (default: --transitions)"
+    )
+    parser.add_argument(
+        "--defaults",
+        action="store_true",
+        help=f"carebridge with the shipped cache ({Settings().worker_cached_workflows})",
     )
     args = parser.parse_args()
     configure_logging("WARNING", "json")
-    result = asyncio.run(run(args.transitions, args.lead, args.memory, args.cache))
+    cache = args.cache if args.cache is not None else args.transitions
+    result = asyncio.run(run(args.transitions, args.lead, args.memory, cache, args.defaults))
     print(json.dumps(result, indent=2))
+    print(table(result))
     save("timer-storm", result)
+
+
+def table(result: dict[str, Any]) -> str:
+    """carebridge's lag next to the raw storm's, ratios first."""
+    ours, raw, ratio = result["lag_s"], result["raw"]["lag_s"], result["ratio_to_raw"]
+    lines = [
+        f"{'lag (s)':10}{'ratio':>8}{'carebridge':>12}{'raw':>10}",
+        *(f"{key:10}{ratio[key]!s:>8}{ours[key]:>12}{raw[key]:>10}" for key in ours),
+        f"cache: carebridge {result['worker_cached_workflows']}, "
+        f"raw {result['raw']['worker_cached_workflows']}; "
+        f"fired: carebridge {result['escalations_recorded']}, raw {result['raw']['fired']} "
+        f"of {result['transitions']}",
+    ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
