@@ -778,18 +778,21 @@ class AdtRouter:
         assert self._pool is not None and event.discharged_at is not None
         workflow_input = await self.transition_input(event, protocol, received_at, patient)
         transition = workflow_input.transition_id
+        team, decided_by = await self.care_team(event, patient)
         if workflow_input.patient_key:  # before the start: a quick readmission finds it
-            await encounters.record(
+            await encounters.record_discharge(
                 self._pool,
                 patient_key=workflow_input.patient_key,
                 encounter_key=workflow_input.encounter_key,
-                kind=encounters.DISCHARGE,
                 facility=event.facility,
                 at=event.discharged_at,
                 transition_id=transition,
+                team=team,
+                decided_by=decided_by,
+                decided_at=received_at,
             )
-        team, decided_by = await self.care_team(event, patient)
-        await care_teams.assign(self._pool, transition, team, decided_by, received_at)
+        else:
+            await care_teams.assign(self._pool, transition, team, decided_by, received_at)
         structlog.contextvars.bind_contextvars(
             transition_id=transition, workflow_id=keys.workflow_id(transition)
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -26,6 +27,15 @@ class BoundedPool(asyncpg.Pool):
         return super().acquire(timeout=self._acquire_timeout if timeout is None else timeout)
 
 
+async def keep_session(_conn: asyncpg.Connection) -> None:
+    """What a connection goes back to the pool with: as it is. asyncpg's default reset sends
+    `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` on every release, a round
+    trip per `fetch`/`execute` for session state carebridge never leaves: its advisory locks
+    are transaction-scoped (migrate releases its one session lock itself), settings are SET
+    LOCAL, and it holds no cursors across transactions and never LISTENs. A transaction left
+    open is still rolled back (asyncpg does that before calling this)."""
+
+
 async def create_pool(
     dsn: str,
     *,
@@ -33,10 +43,12 @@ async def create_pool(
     max_size: int = 10,
     acquire_timeout: float = ACQUIRE_TIMEOUT_SECONDS,
     statement_cache_size: int = STATEMENT_CACHE_SIZE,
+    init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
 ) -> asyncpg.Pool:
     """A pool of at most `max_size` connections; `statement_cache_size=0` for PgBouncer in
     transaction pooling, where consecutive statements of a connection can reach different
-    server connections (asyncpg then uses unnamed statements, which live for one query)."""
+    server connections (asyncpg then uses unnamed statements, which live for one query).
+    `init` runs on each new connection (the round-trip tests count statements with it)."""
     pool = BoundedPool(
         dsn,
         statement_cache_size=statement_cache_size,
@@ -50,8 +62,8 @@ async def create_pool(
         loop=None,
         connect=None,
         setup=None,
-        init=None,
-        reset=None,
+        init=init,
+        reset=keep_session,
         max_inactive_connection_lifetime=300.0,
         timeout=CONNECT_TIMEOUT_SECONDS,
     )

@@ -45,6 +45,45 @@ async def record(
     )
 
 
+async def record_discharge(
+    pool: asyncpg.Pool,
+    *,
+    patient_key: str,
+    encounter_key: str,
+    facility: str,
+    at: datetime,
+    transition_id: str,
+    team: str,
+    decided_by: str,
+    decided_at: datetime | None = None,
+) -> None:
+    """`record` of a discharge and store/care_teams.py `assign` of its transition's team
+    (decided `decided_at`; None: the database's now), in one statement (one round trip of
+    the intake's per-message cost); idempotent as each is."""
+    await pool.execute(
+        """
+        WITH team AS (
+            INSERT INTO care_teams (transition_id, team, decided_by, decided_at)
+            VALUES ($5, $6, $7, coalesce($9::timestamptz, now()))
+            ON CONFLICT (transition_id) DO NOTHING
+        )
+        INSERT INTO encounters (patient_key, encounter_key, kind, facility, at, transition_id)
+        VALUES ($1, $2, $8, $3, $4, $5)
+        ON CONFLICT (patient_key, encounter_key, kind) DO UPDATE
+            SET transition_id = COALESCE(encounters.transition_id, EXCLUDED.transition_id)
+        """,
+        patient_key,
+        encounter_key,
+        facility,
+        at,
+        transition_id,
+        team,
+        decided_by,
+        DISCHARGE,
+        decided_at,
+    )
+
+
 async def count_ed_visits_before(
     pool: asyncpg.Pool, *, patient_key: str, before: datetime, excluding_encounter: str
 ) -> int:

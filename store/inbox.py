@@ -70,15 +70,22 @@ RETURNING id, status, ack
 """
 
 
-# The bytes only of rows stored before content keys existed (compared by their bytes).
+# The rows this sender stored with this control id (the bytes only of rows stored before
+# content keys existed, compared by their bytes), each with the id a new row would take:
+# one round trip for both (a retransmission leaves a gap in the ids, as a failed insert does).
 _EARLIER = """
-SELECT id, status, ack, content_hash, sending_application,
-       CASE WHEN content_hash IS NULL THEN raw END AS raw,
-       CASE WHEN content_hash IS NULL THEN raw_sealed END AS raw_sealed
-FROM adt_inbox
-WHERE coalesce(sending_facility, '') = coalesce($1::text, '') AND control_id = $2
-  AND reprocessed_from IS NULL
-ORDER BY id
+SELECT n.next_id, e.id, e.status, e.ack, e.content_hash, e.sending_application,
+       e.raw, e.raw_sealed
+FROM (SELECT nextval(pg_get_serial_sequence('adt_inbox', 'id')) AS next_id) n
+LEFT JOIN (
+    SELECT id, status, ack, content_hash, sending_application,
+           CASE WHEN content_hash IS NULL THEN raw END AS raw,
+           CASE WHEN content_hash IS NULL THEN raw_sealed END AS raw_sealed
+    FROM adt_inbox
+    WHERE coalesce(sending_facility, '') = coalesce($1::text, '') AND control_id = $2
+      AND reprocessed_from IS NULL
+) e ON true
+ORDER BY e.id
 """
 _NEXT_ID = "SELECT nextval(pg_get_serial_sequence('adt_inbox', 'id'))"
 
@@ -109,14 +116,17 @@ async def receive(
     key = content_key(raw)
     earlier: list[asyncpg.Record] = []
     if control_id is not None and reprocessed_from is None:
-        earlier = await pool.fetch(_EARLIER, sending_facility, control_id)
+        found = await pool.fetch(_EARLIER, sending_facility, control_id)
+        entry_id: int = found[0]["next_id"]
+        earlier = [stored for stored in found if stored["id"] is not None]
         for stored in earlier:
             same_sender = stored["sending_application"] in (None, sending_application)
             if same_sender and _content_key_of(cipher, stored) == key:
                 return InboxEntry(
                     id=stored["id"], status=stored["status"], ack=stored["ack"], is_new=False
                 )
-    entry_id: int = await pool.fetchval(_NEXT_ID)
+    else:
+        entry_id = await pool.fetchval(_NEXT_ID)
     row = await pool.fetchrow(
         _INSERT,
         entry_id,

@@ -78,8 +78,17 @@ async def _transaction(db: Db) -> AsyncIterator[Any]:
 
 async def _lock(conn: Any, *keys: str) -> None:
     """Serialise writers of these rows (two events of one patient, a merge), in key order."""
-    for key in sorted(set(keys)):
-        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _LOCK_CLASS, key)
+    await _lock_in_order(conn, sorted(set(keys)))
+
+
+async def _lock_in_order(conn: Any, keys: list[str]) -> None:
+    """Take these locks one after the other, in the order given, in one round trip (a
+    function scan of unnest yields the array's elements in order)."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext(k)) FROM unnest($2::text[]) AS k",
+        _LOCK_CLASS,
+        keys,
+    )
 
 
 _SURVIVORS = """
@@ -130,31 +139,35 @@ async def _write_patient(
     its blind indexes."""
     key = record.patient_key
     sealed = cipher.seal_json(patient_document(record), patient_context(key))
+    terms = index_terms(record)
+    # One statement: the terms no longer true go, the new ones come (the ones kept conflict
+    # and stay). The row's insert is visible to patient_search's foreign key at its end.
     await conn.execute(
         """
-        INSERT INTO patients (patient_key, sealed, key_id, as_of, created_at, updated_at)
-        VALUES ($1, $2, $3, $4, coalesce($5::timestamptz, now()), coalesce($5, now()))
-        ON CONFLICT (patient_key) DO UPDATE
-            SET sealed = EXCLUDED.sealed, key_id = EXCLUDED.key_id, as_of = EXCLUDED.as_of,
-                updated_at = EXCLUDED.updated_at
+        WITH terms (kind, digest) AS (SELECT * FROM unnest($5::text[], $6::bytea[])),
+        written AS (
+            INSERT INTO patients (patient_key, sealed, key_id, as_of, created_at, updated_at)
+            VALUES ($1, $2, $3, $4, coalesce($7::timestamptz, now()),
+                    coalesce($7::timestamptz, now()))
+            ON CONFLICT (patient_key) DO UPDATE
+                SET sealed = EXCLUDED.sealed, key_id = EXCLUDED.key_id,
+                    as_of = EXCLUDED.as_of, updated_at = EXCLUDED.updated_at
+        ),
+        gone AS (
+            DELETE FROM patient_search
+            WHERE patient_key = $1 AND (kind, digest) NOT IN (SELECT kind, digest FROM terms)
+        )
+        INSERT INTO patient_search (kind, digest, patient_key)
+        SELECT kind, digest, $1 FROM terms
+        ON CONFLICT DO NOTHING
         """,
         key,
         sealed,
         cipher.current,
         as_of,
-        at,
-    )
-    terms = index_terms(record)
-    await conn.execute("DELETE FROM patient_search WHERE patient_key = $1", key)
-    await conn.execute(
-        """
-        INSERT INTO patient_search (kind, digest, patient_key)
-        SELECT kind, digest, $3 FROM unnest($1::text[], $2::bytea[]) AS t (kind, digest)
-        ON CONFLICT DO NOTHING
-        """,
         [kind for kind, _ in terms],
         [index.digest(kind, value) for kind, value in terms],
-        key,
+        at,
     )
 
 
@@ -177,8 +190,11 @@ async def record_event(
     occurred = event.occurred_at
     async with _transaction(conn_or_pool) as conn:
         key = (await _survivors(conn, [patient_key])).get(patient_key, patient_key)
-        await _lock(conn, key)
-        current, row = await _patient_row(conn, cipher, key)
+        encounter = [f"encounter\x1f{transition_id}"] if transition_id else []
+        await _lock_in_order(conn, [key, *encounter])  # the patient's, then its encounter's
+        current, row, encounter_sealed = await _patient_and_encounter(
+            conn, cipher, key, transition_id
+        )
         as_of = row["as_of"] if row is not None else None
         sent, cleared = patient_update(event, key)
         newer = is_newer(occurred, as_of)  # a new row takes everything sent
@@ -186,7 +202,30 @@ async def record_event(
         if row is None or updated != current or latest(as_of, occurred) != as_of:
             await _write_patient(conn, cipher, index, updated, latest(as_of, occurred), at)
         if transition_id:
-            await _record_encounter(conn, cipher, event, transition_id, key, at)
+            await _record_encounter(conn, cipher, event, transition_id, key, encounter_sealed, at)
+
+
+_PATIENT_AND_ENCOUNTER = """
+SELECT p.patient_key, p.sealed, p.as_of, p.merged_into, p.updated_at,
+       e.sealed AS encounter_sealed
+FROM (SELECT 1) AS one
+LEFT JOIN patients p ON p.patient_key = $1
+LEFT JOIN encounter_details e ON e.transition_id = $2
+"""
+
+
+async def _patient_and_encounter(
+    conn: Any, cipher: FieldCipher, key: str, transition_id: str | None
+) -> tuple[PatientRecord, Any, bytes | None]:
+    """`_patient_row` and the encounter's sealed details (None: none yet), read together."""
+    found = await conn.fetchrow(_PATIENT_AND_ENCOUNTER, key, transition_id)
+    sealed = found["encounter_sealed"]
+    encounter = bytes(sealed) if sealed is not None else None
+    if found["patient_key"] is None:
+        return PatientRecord(patient_key=key), None, encounter
+    document = cipher.open_json(bytes(found["sealed"]), patient_context(key))
+    record = patient_of(document, key, found["merged_into"], found["updated_at"])
+    return record, found, encounter
 
 
 async def _record_encounter(
@@ -195,22 +234,18 @@ async def _record_encounter(
     event: AdtEvent,
     transition_id: str,
     patient_key: str,
+    sealed: bytes | None,
     at: datetime | None,
 ) -> None:
-    await _lock(conn, f"encounter\x1f{transition_id}")
-    row = await conn.fetchrow(
-        "SELECT sealed FROM encounter_details WHERE transition_id = $1", transition_id
-    )
+    """Under the encounter's lock, taken with the patient's; `sealed`: its row as read."""
     context = encounter_context(transition_id)
     current, as_of = EncounterDetails(transition_id, patient_key), None
-    if row is not None:
-        current, as_of = encounter_of(
-            cipher.open_json(bytes(row["sealed"]), context), transition_id, patient_key
-        )
+    if sealed is not None:
+        current, as_of = encounter_of(cipher.open_json(sealed, context), transition_id, patient_key)
     sent, cleared = encounter_update(event, transition_id, patient_key)
     newer = is_newer(event.occurred_at, as_of)
     updated = apply(current, sent, cleared, newer=newer, names=ENCOUNTER_FIELDS)
-    if row is not None and updated == current and latest(as_of, event.occurred_at) == as_of:
+    if sealed is not None and updated == current and latest(as_of, event.occurred_at) == as_of:
         return
     document = encounter_document(updated, latest(as_of, event.occurred_at))
     await conn.execute(

@@ -71,7 +71,13 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
         mask_phi,
     ]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # A call below the level stops at the first processor, before the time stamp and the
+        # PHI scan (adt.accepted and the other info lines, per message, at WARNING).
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
