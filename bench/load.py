@@ -30,6 +30,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.client import Client
 
+from bench import cpu
 from bench.results import save
 from ingest import example_messages
 
@@ -227,7 +228,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         client = await Client.connect(f"127.0.0.1:{env['CAREBRIDGE_TEMPORAL_PORT']}")
         raw = await baseline(client, args.baseline, args.connections)
+        before = cpu.snapshot(process.pid, state)
         ours = await ingest(int(env["CAREBRIDGE_MLLP_PORT"]), messages, args.connections, args.rate)
+        used = cpu.per_message_ms(before, cpu.snapshot(process.pid, state), len(messages))
         started = 0
         async for _ in client.list_workflows("WorkflowType = 'TransitionWorkflow'"):
             started += 1
@@ -241,6 +244,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "baseline": raw,
         "ingest": ours,
         "workflows_started": started,
+        # CPU per message by process, the ingest phase only (the worker's work for the
+        # transitions started then may run on past it)
+        "cpu_ms_per_message": used,
         "ratio_to_baseline": round(ours["messages_per_s"] / raw["starts_per_s"], 2),
     }
 
@@ -268,6 +274,8 @@ def main() -> None:
     print(f"{'ACK codes':28}{json.dumps(ingest_['ack_codes']):>12}")
     print(f"{'transport errors':28}{ingest_['errors']:>12}")
     print(f"{'transitions started':28}{result['workflows_started']:>12}")
+    for role, ms in result["cpu_ms_per_message"].items():
+        print(f"{'CPU ms/message ' + role:28}{ms:>12}")
     save("load", result)
 
 

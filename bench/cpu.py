@@ -1,0 +1,74 @@
+"""CPU seconds a running stack's processes used, by role, read from /proc (Linux): what a
+message costs on each busy process, a figure other load on the machine changes far less
+than a rate (bench.load divides the ingest's share by the messages sent).
+
+Roles: `intake` (the `carebridge up` process: listener, intake, API), `worker` (its
+`carebridge worker` children), `temporal` (the dev server) and `postgres` (the embedded
+server whose data folder is under the stack's state folder, and its backends).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROC = Path("/proc")
+TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds) of a live process, None once it is gone."""
+    try:
+        text = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _role(pid: int, root: int, parents: dict[int, int], state: str) -> str | None:
+    command = _cmdline(pid)
+    if pid == root:
+        return "intake"
+    if "postgres" in command and state in command:
+        return "postgres"
+    parent = parents.get(pid)
+    if parent is not None and parent != root and "postgres" in _cmdline(parent):
+        return "postgres" if state in _cmdline(parent) else None
+    if parent != root:
+        return None
+    if "carebridge worker" in command:
+        return "worker"
+    if "temporal" in command:
+        return "temporal"
+    return None
+
+
+def snapshot(root: int, state: Path) -> dict[str, float]:
+    """CPU seconds so far of the stack rooted at process `root` with state folder `state`."""
+    stats = {int(p.name): _stat(int(p.name)) for p in PROC.iterdir() if p.name.isdigit()}
+    live = {pid: stat for pid, stat in stats.items() if stat is not None}
+    parents = {pid: parent for pid, (parent, _) in live.items()}
+    used: dict[str, float] = {}
+    for pid, (_, seconds) in live.items():
+        role = _role(pid, root, parents, str(state))
+        if role is not None:
+            used[role] = used.get(role, 0.0) + seconds
+    return used
+
+
+def per_message_ms(
+    before: dict[str, float], after: dict[str, float], messages: int
+) -> dict[str, float]:
+    """Milliseconds of CPU per message by role between two snapshots."""
+    return {
+        role: round((after.get(role, 0.0) - before.get(role, 0.0)) * 1000 / max(messages, 1), 2)
+        for role in sorted(set(before) | set(after))
+    }
