@@ -107,6 +107,27 @@ SELECT DISTINCT ON (start) start, key FROM chain ORDER BY start, hops DESC
 """
 
 
+# The survivor of one key, found as _SURVIVORS finds it, then its lock and the `$4` locks
+# after it, in that order (a lateral function scan per survivor row: there is one).
+_SURVIVOR_LOCKED = f"""
+WITH survivor AS ({_SURVIVORS})
+SELECT s.key, count(*) AS locks
+FROM survivor s,
+     LATERAL (
+         SELECT pg_advisory_xact_lock($3, hashtext(k))
+         FROM unnest(ARRAY[s.key] || $4::text[]) AS k
+     ) AS taken
+GROUP BY s.key
+"""
+
+
+async def _survivor_locked(conn: Any, patient_key: str, then: list[str]) -> str:
+    """The key `patient_key` survives in, with its lock held, then the locks of `then` (one
+    round trip; writers of one patient serialise on the survivor's lock, as with `_lock`)."""
+    row = await conn.fetchrow(_SURVIVOR_LOCKED, [patient_key], MAX_HOPS, _LOCK_CLASS, then)
+    return str(row["key"]) if row is not None else patient_key
+
+
 async def _survivors(db: Db, keys: Iterable[str]) -> dict[str, str]:
     """Each key's surviving key, through the merges (store/aliases.py) and the registry's
     own merged_into: itself unless merged away."""
@@ -127,6 +148,43 @@ async def _patient_row(conn: Any, cipher: FieldCipher, key: str) -> tuple[Patien
     return patient_of(document, key, row["merged_into"], row["updated_at"]), row
 
 
+# An encounter's details written (nothing when the transition is NULL), updated {at} (NULL:
+# the database's now): $1 is the patient key and $3 the key id in both statements using it.
+_ENCOUNTER_WRITE = """
+INSERT INTO encounter_details (transition_id, patient_key, sealed, key_id, updated_at)
+SELECT {transition}, $1, {sealed}, $3, coalesce({at}, now()) WHERE {transition} IS NOT NULL
+ON CONFLICT (transition_id) DO UPDATE
+    SET patient_key = EXCLUDED.patient_key, sealed = EXCLUDED.sealed,
+        key_id = EXCLUDED.key_id, updated_at = EXCLUDED.updated_at
+"""
+
+# The patient's row and its search terms in one statement: the terms no longer true go, the
+# new ones come (the ones kept conflict and stay); the row's insert is visible to
+# patient_search's foreign key at the statement's end. $7 is the time (NULL: now); with $8
+# (a transition id) and $9 (its sealed details) the encounter's details are written too.
+_WITH_ENCOUNTER = _ENCOUNTER_WRITE.format(
+    transition="$8::text", sealed="$9::bytea", at="$7::timestamptz"
+)
+_PATIENT_WRITE = f"""
+WITH terms (kind, digest) AS (SELECT * FROM unnest($5::text[], $6::bytea[])),
+written AS (
+    INSERT INTO patients (patient_key, sealed, key_id, as_of, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, coalesce($7::timestamptz, now()), coalesce($7::timestamptz, now()))
+    ON CONFLICT (patient_key) DO UPDATE
+        SET sealed = EXCLUDED.sealed, key_id = EXCLUDED.key_id,
+            as_of = EXCLUDED.as_of, updated_at = EXCLUDED.updated_at
+),
+gone AS (
+    DELETE FROM patient_search
+    WHERE patient_key = $1 AND (kind, digest) NOT IN (SELECT kind, digest FROM terms)
+),
+encounter AS ({_WITH_ENCOUNTER})
+INSERT INTO patient_search (kind, digest, patient_key)
+SELECT kind, digest, $1 FROM terms
+ON CONFLICT DO NOTHING
+"""
+
+
 async def _write_patient(
     conn: Any,
     cipher: FieldCipher,
@@ -134,33 +192,17 @@ async def _write_patient(
     record: PatientRecord,
     as_of: datetime | None,
     at: datetime | None,
+    encounter: tuple[str, bytes] | None = None,
 ) -> None:
     """Seal the record into its row (updated `at`; None: the database's now) and rewrite
-    its blind indexes."""
+    its blind indexes; with `encounter` (its transition id and sealed details), write those
+    too, in the same statement."""
     key = record.patient_key
     sealed = cipher.seal_json(patient_document(record), patient_context(key))
     terms = index_terms(record)
-    # One statement: the terms no longer true go, the new ones come (the ones kept conflict
-    # and stay). The row's insert is visible to patient_search's foreign key at its end.
+    transition_id, details = encounter if encounter is not None else (None, None)
     await conn.execute(
-        """
-        WITH terms (kind, digest) AS (SELECT * FROM unnest($5::text[], $6::bytea[])),
-        written AS (
-            INSERT INTO patients (patient_key, sealed, key_id, as_of, created_at, updated_at)
-            VALUES ($1, $2, $3, $4, coalesce($7::timestamptz, now()),
-                    coalesce($7::timestamptz, now()))
-            ON CONFLICT (patient_key) DO UPDATE
-                SET sealed = EXCLUDED.sealed, key_id = EXCLUDED.key_id,
-                    as_of = EXCLUDED.as_of, updated_at = EXCLUDED.updated_at
-        ),
-        gone AS (
-            DELETE FROM patient_search
-            WHERE patient_key = $1 AND (kind, digest) NOT IN (SELECT kind, digest FROM terms)
-        )
-        INSERT INTO patient_search (kind, digest, patient_key)
-        SELECT kind, digest, $1 FROM terms
-        ON CONFLICT DO NOTHING
-        """,
+        _PATIENT_WRITE,
         key,
         sealed,
         cipher.current,
@@ -168,6 +210,8 @@ async def _write_patient(
         [kind for kind, _ in terms],
         [index.digest(kind, value) for kind, value in terms],
         at,
+        transition_id,
+        details,
     )
 
 
@@ -189,9 +233,8 @@ async def record_event(
         return
     occurred = event.occurred_at
     async with _transaction(conn_or_pool) as conn:
-        key = (await _survivors(conn, [patient_key])).get(patient_key, patient_key)
-        encounter = [f"encounter\x1f{transition_id}"] if transition_id else []
-        await _lock_in_order(conn, [key, *encounter])  # the patient's, then its encounter's
+        encounter_lock = [f"encounter\x1f{transition_id}"] if transition_id else []
+        key = await _survivor_locked(conn, patient_key, encounter_lock)
         current, row, encounter_sealed = await _patient_and_encounter(
             conn, cipher, key, transition_id
         )
@@ -199,10 +242,25 @@ async def record_event(
         sent, cleared = patient_update(event, key)
         newer = is_newer(occurred, as_of)  # a new row takes everything sent
         updated = apply(current, sent, cleared, newer=newer, names=PATIENT_FIELDS)
-        if row is None or updated != current or latest(as_of, occurred) != as_of:
-            await _write_patient(conn, cipher, index, updated, latest(as_of, occurred), at)
+        details = None
         if transition_id:
-            await _record_encounter(conn, cipher, event, transition_id, key, encounter_sealed, at)
+            details = _encounter_details(cipher, event, transition_id, key, encounter_sealed)
+        encounter = (transition_id, details) if transition_id and details else None
+        if row is None or updated != current or latest(as_of, occurred) != as_of:
+            await _write_patient(
+                conn, cipher, index, updated, latest(as_of, occurred), at, encounter
+            )
+        elif encounter is not None:
+            await conn.execute(
+                _ENCOUNTER_WRITE.format(
+                    transition="$2::text", sealed="$4::bytea", at="$5::timestamptz"
+                ),
+                key,
+                encounter[0],
+                cipher.current,
+                encounter[1],
+                at,
+            )
 
 
 _PATIENT_AND_ENCOUNTER = """
@@ -228,16 +286,15 @@ async def _patient_and_encounter(
     return record, found, encounter
 
 
-async def _record_encounter(
-    conn: Any,
+def _encounter_details(
     cipher: FieldCipher,
     event: AdtEvent,
     transition_id: str,
     patient_key: str,
     sealed: bytes | None,
-    at: datetime | None,
-) -> None:
-    """Under the encounter's lock, taken with the patient's; `sealed`: its row as read."""
+) -> bytes | None:
+    """The encounter's details after this event, sealed, or None when they do not change
+    (read under the encounter's lock, taken with the patient's; `sealed`: its row as read)."""
     context = encounter_context(transition_id)
     current, as_of = EncounterDetails(transition_id, patient_key), None
     if sealed is not None:
@@ -246,22 +303,9 @@ async def _record_encounter(
     newer = is_newer(event.occurred_at, as_of)
     updated = apply(current, sent, cleared, newer=newer, names=ENCOUNTER_FIELDS)
     if sealed is not None and updated == current and latest(as_of, event.occurred_at) == as_of:
-        return
+        return None
     document = encounter_document(updated, latest(as_of, event.occurred_at))
-    await conn.execute(
-        """
-        INSERT INTO encounter_details (transition_id, patient_key, sealed, key_id, updated_at)
-        VALUES ($1, $2, $3, $4, coalesce($5::timestamptz, now()))
-        ON CONFLICT (transition_id) DO UPDATE
-            SET patient_key = EXCLUDED.patient_key, sealed = EXCLUDED.sealed,
-                key_id = EXCLUDED.key_id, updated_at = EXCLUDED.updated_at
-        """,
-        transition_id,
-        patient_key,
-        cipher.seal_json(document, context),
-        cipher.current,
-        at,
-    )
+    return cipher.seal_json(document, context)
 
 
 async def get_patient(pool: Db, cipher: FieldCipher, patient_key: str) -> PatientRecord | None:
