@@ -2,6 +2,8 @@
 message costs on each busy process, a figure other load on the machine changes far less
 than a rate (bench.load divides the ingest's share by the messages sent).
 
+The worker's and the others' share is read once the worker is idle again (`after_drain`).
+
 Roles: `intake` (the `carebridge up` process: listener, intake, API), `worker` (its
 `carebridge worker` children), `temporal` (the dev server) and `postgres` (the embedded
 server whose data folder is under the stack's state folder, and its backends).
@@ -9,7 +11,9 @@ server whose data folder is under the stack's state folder, and its backends).
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -72,3 +76,20 @@ def per_message_ms(
         role: round((after.get(role, 0.0) - before.get(role, 0.0)) * 1000 / max(messages, 1), 2)
         for role in sorted(set(before) | set(after))
     }
+
+
+async def after_drain(
+    root: int, state: Path, *, idle_cores: float = 0.1, limit_seconds: float = 180
+) -> dict[str, float]:
+    """A snapshot once the worker has done the work it was given: its CPU grew by less
+    than `idle_cores` of a core over a second (or `limit_seconds` passed). A saturated
+    worker lags the ingest, so its CPU up to the ingest's end would only measure the window."""
+    deadline = time.monotonic() + limit_seconds
+    last = snapshot(root, state)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(1)
+        now = snapshot(root, state)
+        if now.get("worker", 0.0) - last.get("worker", 0.0) < idle_cores:
+            return now
+        last = now
+    return last
