@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -31,11 +31,16 @@ from workflows.transition import TransitionWorkflow
 
 @asynccontextmanager
 async def embedded_stack(
-    prefix: str, *, temporal_file: str | None = None, **dev_server: Any
+    prefix: str,
+    *,
+    temporal_file: str | None = None,
+    pool_init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+    **dev_server: Any,
 ) -> AsyncIterator[tuple[Path, asyncpg.Pool, WorkflowEnvironment]]:
     """A state folder, a pool on a migrated embedded PostgreSQL and a dev server (in memory,
     or in `temporal_file` of the state folder; `dev_server`: more
-    WorkflowEnvironment.start_local arguments); all removed on the way out."""
+    WorkflowEnvironment.start_local arguments); all removed on the way out. `pool_init`
+    runs on each of the pool's connections (bench.intake counts statements with it)."""
     state = Path(tempfile.mkdtemp(prefix=prefix))
     if temporal_file is not None:
         dev_server["dev_server_database_filename"] = str(state / temporal_file)
@@ -43,7 +48,8 @@ async def embedded_stack(
         server = await asyncio.to_thread(
             start_embedded_postgres, state / "pg", cleanup_mode="delete"
         )
-        pool = await create_pool(str(server.get_uri()), max_size=20)
+        extra = {"init": pool_init} if pool_init is not None else {}
+        pool = await create_pool(str(server.get_uri()), max_size=20, **extra)
         try:
             await migrate(pool)
             env = await WorkflowEnvironment.start_local(
