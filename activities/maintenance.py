@@ -11,17 +11,16 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import structlog
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
 
 from activities.channels import Channels, Message
 from activities.notifications import NOT_CONFIGURED, describe_failure
+from activities.projection_repair import repair_ended
 from schemas import keys
 from schemas.clock import Clock, wall_clock
 from schemas.maintenance import DIGEST_FAILED, DigestResult, SweepReport
 from schemas.site import NotificationConfig
-from schemas.transition import TransitionState, TransitionStatus
 from store.inbox_retention import purge_expired
 
 log = structlog.get_logger(__name__)
@@ -167,7 +166,7 @@ class MaintenanceActivities:
     @activity.defn(name="sweep_projection")
     async def sweep_projection(self) -> SweepReport:
         """Compare, then repair: running workflows republish their row; rows of ended
-        workflows take the final state."""
+        workflows take the final state (activities/projection_repair.py)."""
         # The database first: visibility is eventually consistent, so a transition that is
         # active here may not be listed as running yet; it is described before it is closed.
         active = {
@@ -192,30 +191,7 @@ class MaintenanceActivities:
         republished = sorted(running - known)
         for transition in republished:
             await self._client.get_workflow_handle(keys.workflow_id(transition)).signal("republish")
-        closed = []
-        for transition in sorted(active - running):
-            handle = self._client.get_workflow_handle(
-                keys.workflow_id(transition), result_type=TransitionState
-            )
-            try:
-                description = await handle.describe()
-            except RPCError:
-                continue  # unknown to Temporal (retention): leave it for an operator
-            if description.status == WorkflowExecutionStatus.COMPLETED:
-                final: TransitionState = await handle.result()
-                status: TransitionStatus | None = final.status
-            else:
-                status = ended_status(description.status)
-            if status is None:
-                continue  # still running (visibility had not caught up): nothing to repair
-            await self._pool.execute(
-                "UPDATE transitions SET status = $2, current_step = NULL, next_due_at = NULL, "
-                "updated_at = $3 WHERE transition_id = $1 AND status = 'active'",
-                transition,
-                status.value,
-                await self._clock(),
-            )
-            closed.append(transition)
+        closed = await repair_ended(self._pool, self._client, sorted(active - running), self._clock)
         # After the repair, so a transition just found closed counts from its closure.
         purge = await purge_expired(
             self._pool, retention_days=self._inbox_retention_days, now=await self._clock()
@@ -237,18 +213,3 @@ class MaintenanceActivities:
             inbox_raw_due=purge.more,
         )
         return report
-
-
-def ended_status(status: WorkflowExecutionStatus | None) -> TransitionStatus | None:
-    """The projection status of a workflow that ended without a result to read; None for
-    one that has not ended (running, or continued as new): never marked failed."""
-    return (
-        {
-            WorkflowExecutionStatus.CANCELED: TransitionStatus.CANCELLED,
-            WorkflowExecutionStatus.TERMINATED: TransitionStatus.TERMINATED,
-            WorkflowExecutionStatus.FAILED: TransitionStatus.FAILED,
-            WorkflowExecutionStatus.TIMED_OUT: TransitionStatus.FAILED,
-        }.get(status)
-        if status is not None
-        else None
-    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
-from activities.maintenance import ended_status
+from activities.projection_repair import ended_status
 from schemas.transition import TransitionStatus
 
 
