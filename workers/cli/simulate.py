@@ -100,6 +100,13 @@ def simulate(
         "relative timing kept, shifted so the first lands on the start day",
     ),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    faults: bool = typer.Option(
+        False,
+        "--faults",
+        help="inject faults at instants from --seed: PostgreSQL restarted (the embedded one "
+        "stopped and started; a configured one's backends terminated) and the escalation "
+        "webhook answering 503 for a simulated day; the report lists them",
+    ),
 ) -> None:
     """Simulate discharges and staff through the real worker, intake and PostgreSQL in
     accelerated time; report TCM outcomes, escalations, pages and work per day."""
@@ -145,7 +152,7 @@ def simulate(
         configure_logging("ERROR", settings.log_format)
 
         return await simulate_sets(
-            settings, protocols or settings.protocols_dir, compare, model, spec, first
+            settings, protocols or settings.protocols_dir, compare, model, spec, first, faults
         )
 
     summaries = run_command(main)

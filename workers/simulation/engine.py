@@ -6,7 +6,6 @@ server, awaiting many results at once fails with RPC errors)."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time as wall
 import uuid
@@ -16,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -23,6 +23,7 @@ from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
+from schemas.adt import AckCode
 from schemas.transition import TransitionState
 from store.db import create_pool
 from store.migrate import migrate
@@ -31,12 +32,15 @@ from workers.runtime.embedded import StackError, find_binary
 from workers.runtime.services import Services, field_cipher_for
 from workers.runtime.settings import Settings
 from workers.runtime.temporal import data_converter, ensure_search_attributes, keyring_for
+from workers.simulation import nightly, report_counts
 from workers.simulation.counts import FeedCounts, expected
+from workers.simulation.faults import Fault, Injected, Injector, injector, staff_hour
 from workers.simulation.feed import FeedMessage
 from workers.simulation.staff import StaffModel
 from workers.simulation.staffing import Staff, StaffLog, transition_handle
 from workers.simulation.stamps import Stamps, read_stamps
-from workers.worker import build_worker
+from workers.simulation.webhook import WebhookRequest
+from workers.simulation.worker_slot import WorkerSlot
 from workflows.transition import TransitionWorkflow
 
 DELIVERY = timedelta(minutes=15)  # the feed is delivered in quarter-hour batches
@@ -47,6 +51,9 @@ HORIZON = timedelta(days=31)  # staff work on after the last discharge: its peri
 # test server reject the workflow task ("invalid history builder state for action").
 ACT_OFFSET = timedelta(seconds=90)
 SLEEP_TIMEOUT = timedelta(seconds=90)  # one step that takes longer: the server is stuck
+# The simulated interface engine resends a message answered AR at each later stop, in feed
+# order (the queue waits on it, as a real engine's does), this many times at most.
+RESENDS = 24
 
 
 @dataclass
@@ -75,6 +82,12 @@ class RunResult:
     accepted: Counter[str] = field(default_factory=Counter)  # trigger -> messages answered AA
     expected: FeedCounts | None = None  # what the feed holds, when that is knowable
     stamps: Stamps | None = None  # the times the run left in PostgreSQL
+    unaccepted: int = 0  # messages of the feed never answered AA (refused RESENDS times)
+    repaired: list[str] = field(default_factory=list)  # rows the nightly sweep repaired
+    faults: list[Injected] = field(default_factory=list)
+    staff_hours_lost: int = 0  # to a fault: the worklist could not be read
+    webhook: list[WebhookRequest] = field(default_factory=list)  # with --faults
+    tcm_report: dict[str, Any] = field(default_factory=dict)  # store/reports.py's summary
 
 
 async def sleep_until(env: WorkflowEnvironment, instant: datetime) -> datetime:
@@ -156,8 +169,10 @@ async def run(
     staff_model: StaffModel,
     feed: list[FeedMessage],
     start: datetime,
+    faults: list[Fault] | None = None,
 ) -> RunResult:
-    """The feed and staff through the engine from `start` until every transition closed."""
+    """The feed and staff through the engine from `start` until every transition closed;
+    with `faults`, those injected on the way (faults.py)."""
     began = wall.monotonic()
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=data_converter(keyring_for(settings)),
@@ -176,7 +191,8 @@ async def run(
             pool = await create_pool(url, max_size=mine.database_pool_size)
             try:
                 await migrate(pool, field_cipher_for(mine))
-                result = await _drive(env, mine, pool, staff_model, feed, start)
+                async with injector(faults, mine, url) as faulty:
+                    result = await _drive(env, mine, pool, staff_model, feed, start, faulty)
             finally:
                 await pool.close()
     finally:
@@ -192,7 +208,9 @@ async def _drive(
     staff_model: StaffModel,
     feed: list[FeedMessage],
     start: datetime,
+    faulty: Injector | None = None,
 ) -> RunResult:
+    settings = faulty.settings if faulty else settings
     clock = SimClock(start)
     services = Services.build(settings, pool, env.client, clock=clock)
     staff = Staff(staff_model, services.library, env.client, pool)
@@ -203,8 +221,10 @@ async def _drive(
     # A01 readmitting it), in the order first named: generated and replayed feeds alike.
     transitions: dict[str, None] = {}
     pending = list(feed)
-    worker = build_worker(env.client, pool, settings, clock=env.get_current_time)
-    running = asyncio.create_task(worker.run())
+    refused: Counter[int] = Counter()  # id(message) -> AR answers so far
+    lost = 0  # staff hours a fault took (their worklist could not be read)
+    workers = WorkerSlot(env.client, pool, settings, clock=env.get_current_time)
+    workers.start()
     stops = schedule(staff, feed, start, horizon)
     try:
         while stops:
@@ -214,10 +234,16 @@ async def _drive(
                 stops.insert(0, (instant, working))
                 instant, working = sent + ACT_OFFSET, False
             clock.now = await sleep_until(env, instant)
+            if faulty:
+                await faulty.strike(clock.now)
             while pending and pending[0].at <= clock.now:
-                message = pending.pop(0)
+                message = pending[0]
                 answer = await services.intake.handle(message.raw)
                 acks[answer.code.value] += 1
+                if answer.code == AckCode.REJECT and refused[id(message)] < RESENDS:
+                    refused[id(message)] += 1
+                    break  # resent at the next stop (PostgreSQL away, the intake busy)
+                pending.pop(0)
                 if answer.code.value == "AA":
                     accepted[message.trigger] += 1
                 if answer.transition_id:
@@ -225,14 +251,22 @@ async def _drive(
                     if message.trigger == "A03":
                         staff.discharged(answer.transition_id, message.raw)
             await _deliver_staff(services, staff, clock.now)
-            if working:
+            if working and faulty:
+                lost += not await staff_hour(staff.act(clock.now, list(transitions)))
+                await _deliver_staff(services, staff, clock.now)
+            elif working:
                 await staff.act(clock.now, list(transitions))
                 await _deliver_staff(services, staff, clock.now)
+        if faulty:
+            await faulty.close(clock.now)
         finals, lengths = await _finish(env, list(transitions))
+        sweep = nightly.next_sweep(services.library.site, await env.get_current_time())
+        clock.now = await sleep_until(env, sweep)
+        repaired = await nightly.repair(pool, env.client, list(transitions))
+        tcm = await report_counts.tcm_report(pool, services.library, finals, clock.now)
     finally:
         await services.intake.close()
-        await worker.shutdown()
-        running.cancel()
+        await workers.stop()
     ids = [f.transition_id for f in finals]
     return RunResult(
         protocols_dir=settings.protocols_dir,
@@ -243,7 +277,8 @@ async def _drive(
         cancels=sum(1 for m in feed if m.trigger == "A13"),
         staff=staff.log,
         notifications=await pool.fetch(
-            "SELECT transition_id, step_id, level, role, channel, due_at FROM notifications "
+            "SELECT transition_id, step_id, level, role, channel, due_at, transport, "
+            "delivered_at, failure FROM notifications "
             "WHERE transition_id = ANY($1::text[])",
             ids,
         ),
@@ -259,6 +294,12 @@ async def _drive(
         accepted=accepted,
         expected=expected(feed),
         stamps=await read_stamps(pool, start, await env.get_current_time()),
+        unaccepted=len(pending),
+        repaired=repaired,
+        faults=faulty.log if faulty else [],
+        staff_hours_lost=lost,
+        webhook=list(faulty.webhook.requests) if faulty and faulty.webhook else [],
+        tcm_report=tcm,
     )
 
 

@@ -5,16 +5,19 @@ history under 2,000 events, no role working more minutes than it has, every time
 PostgreSQL inside the simulated period, and the engine's counts equal what the simulator
 did: for a generated feed, every message accepted, one transition per A03, one cancelled per
 A13, one readmitted per A01; for a replayed one, no more transitions than A03s accepted and
-no more cancelled than A13s accepted."""
+no more cancelled than A13s accepted; every message of the feed accepted in the end, every
+notification delivered or recorded as failed, none delivered twice by the webhook's own log
+(a run with faults), and the TCM report's counts equal the transitions' outcomes."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from schemas.transition import TransitionStatus
+from workers.simulation import report_counts
 from workers.simulation.counts import ran
 from workers.simulation.engine import RunResult
 
@@ -27,6 +30,10 @@ def problems(result: RunResult) -> list[str]:
     found: list[str] = []
     found += _closed(result)
     found += _projection(result)
+    found += _deliveries(result)
+    found += report_counts.differences(result.tcm_report, result.finals)
+    if result.unaccepted:
+        found.append(f"{result.unaccepted} message(s) of the feed were never accepted (AA)")
     twice = Counter((n["transition_id"], n["step_id"], n["level"]) for n in result.notifications)
     found += [
         f"escalation {key} was written {count} times" for key, count in twice.items() if count > 1
@@ -129,3 +136,39 @@ def _projection(result: RunResult) -> list[str]:
 
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
+
+
+def _deliveries(result: RunResult) -> list[str]:
+    """Each notification settled (delivered, or its failure recorded for an operator), and,
+    by the webhook server's log, no idempotency key answered 200 twice nor a row marked
+    delivered that it never answered 200."""
+    found = [
+        f"notification {n['transition_id']}/{n['step_id']} level {n['level']} was neither "
+        "delivered nor recorded as failed"
+        for n in result.notifications
+        if n["delivered_at"] is None and n["failure"] is None
+    ]
+    if not result.faults:
+        return found  # no webhook server of the run's own to ask
+    answered = Counter(r.idempotency_key for r in result.webhook if r.status == 200)
+    found += [
+        f"notification {key} was delivered {count} times (the webhook's log)"
+        for key, count in answered.items()
+        if count > 1
+    ]
+    found += [
+        f"notification {key} is marked delivered but the webhook never accepted it"
+        for n in result.notifications
+        if n["transport"] == "webhook"
+        and n["delivered_at"] is not None
+        and (key := idempotency_key(n)) not in answered
+    ]
+    return found
+
+
+def idempotency_key(notification: Any) -> str:
+    """The idempotency key the notify activity sends (activities/notifications.py)."""
+    due = notification["due_at"].astimezone(UTC).isoformat()
+    return (
+        f"{notification['transition_id']}:{notification['step_id']}:{notification['level']}:{due}"
+    )

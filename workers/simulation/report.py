@@ -74,6 +74,8 @@ class Summary:
     simulated: str = ""  # the simulated days the run covered: what the report is "as of"
     visits_booked: int = 0  # SIU^S12 bookings the simulated schedulers sent
     no_shows: int = 0  # SIU^S26 the simulated clinic sent
+    faults: list[dict[str, str | None]] = field(default_factory=list)  # --faults, as injected
+    repaired_by_sweep: int = 0  # rows whose last write had given up, repaired from Temporal
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -162,6 +164,8 @@ def summarize(result: RunResult, label: str | None = None) -> Summary:
         simulated=result.stamps.period(site.calendar_zone()) if result.stamps else "",
         visits_booked=result.staff.sent_of("booking"),
         no_shows=result.staff.sent_of("no-show"),
+        faults=[f.as_json() for f in result.faults],
+        repaired_by_sweep=len(result.repaired),
     )
 
 
@@ -189,6 +193,7 @@ def _rows(summary: Summary) -> dict[str, str]:
     rows["visits booked (no-shows)"] = f"{summary.visits_booked} ({summary.no_shows})"
     rows["days demand exceeded capacity"] = str(summary.days_over_capacity)
     rows["longest history (events)"] = str(summary.longest_history)
+    rows["rows repaired by the nightly sweep"] = str(summary.repaired_by_sweep)
     rows["wall time (s)"] = str(summary.wall_seconds)
     rows["invariants"] = (
         "all hold"
@@ -258,5 +263,10 @@ def print_report(console: Console, summaries: list[Summary], *, workload: bool =
     for summary in summaries:
         if workload:
             console.print(workload_table(summary))
+        for fault in summary.faults:
+            console.print(
+                f"fault ({summary.protocols}): {fault['kind']} at {fault['at']} until "
+                f"{fault['until']}: {fault['how']}"
+            )
         for problem in summary.invariant_problems:
             console.print(f"[red]invariant broken ({summary.protocols}):[/red] {problem}")

@@ -14,6 +14,7 @@ from schemas.protocol_library import load_library
 from workers.runtime.embedded import StackError
 from workers.runtime.settings import Settings
 from workers.simulation import engine
+from workers.simulation.faults import plan as fault_plan
 from workers.simulation.feed import FeedSpec, generate
 from workers.simulation.replay import replay
 from workers.simulation.report import Summary, summarize
@@ -41,8 +42,10 @@ async def simulate_sets(
     staff: StaffModel,
     spec: FeedSpec | Path,
     first: date | None = None,
+    faults: bool = False,
 ) -> list[Summary]:
-    """`spec`: the feed to generate, or a file or folder of ER7 files to replay."""
+    """`spec`: the feed to generate, or a file or folder of ER7 files to replay. `faults`:
+    the same faults, planned from the generated feed's seed, in each run (faults.py)."""
     zone = load_library(protocols).site.calendar_zone()
     start = first_day(first, zone)
     feed = replay(spec, start, zone) if isinstance(spec, Path) else generate(spec, start, zone)
@@ -55,7 +58,9 @@ async def simulate_sets(
         summaries = []
         for label, folder in sets:
             try:
-                result = await engine.run(settings, folder, staff, feed, start)
+                seed = spec.seed if isinstance(spec, FeedSpec) else 1
+                planned = fault_plan(seed, start) if faults else None
+                result = await engine.run(settings, folder, staff, feed, start, planned)
             except (WorkflowFailureError, WorkflowQueryFailedError) as exc:
                 raise StackError(
                     f"the simulation against {label} stopped: a transition failed ({exc})"

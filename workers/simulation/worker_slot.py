@@ -1,0 +1,54 @@
+"""The run's worker, started in this process on the run's task queue with no grace at
+shutdown. (Killing it and starting another mid-run hangs the time-skipping server's run, even
+after a graceful shutdown and with the workflows' sticky queues reset: not a --faults fault
+yet.)"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import asyncpg
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from schemas.clock import Clock
+from workers.runtime.settings import Settings
+from workers.worker import build_worker
+
+
+class WorkerSlot:
+    def __init__(
+        self, client: Client, pool: asyncpg.Pool, settings: Settings, *, clock: Clock
+    ) -> None:
+        self.client = client
+        self._clock = clock
+        self._pool = pool
+        self._settings = settings.model_copy(update={"worker_shutdown_seconds": 0.0})
+        self._worker: Worker | None = None
+        self._running: asyncio.Task[None] | None = None
+        self.started = 0
+
+    @property
+    def up(self) -> bool:
+        return self._running is not None
+
+    def start(self) -> None:
+        self._worker = build_worker(self.client, self._pool, self._settings, clock=self._clock)
+        self._running = asyncio.create_task(self._worker.run())
+        self.started += 1
+
+    async def kill(self) -> None:
+        """As a crash would: its run cancelled, activities in flight cancelled at once (no
+        drain); Temporal gives what it held to the next worker."""
+        if self._running is None:
+            return
+        self._running.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._running
+        self._worker = self._running = None
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            await self._worker.shutdown()
+        await self.kill()
