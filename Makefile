@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: run test lint format clean lock
+.PHONY: run test test-long lint format clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ lint: $(STAMP_TEST)
 
 test: lint
 	$(BIN)/pytest
+
+test-long: lint
+	$(BIN)/pytest -m long
 
 format: $(STAMP_TEST)
 	$(BIN)/ruff check --fix .
