@@ -51,8 +51,9 @@ HORIZON = timedelta(days=31)  # staff work on after the last discharge: its peri
 # test server reject the workflow task ("invalid history builder state for action").
 ACT_OFFSET = timedelta(seconds=90)
 SLEEP_TIMEOUT = timedelta(seconds=90)  # one step that takes longer: the server is stuck
-# The simulated interface engine resends a message answered AR at each later stop, in feed
-# order (the queue waits on it, as a real engine's does), this many times at most.
+# In a run with faults, the simulated interface engine resends a message answered AR at each
+# later stop, in feed order (the queue waits on it, as a real engine's does), this many times
+# at most; without, a refusal is the feed's own (a replayed AR) and counted as it is.
 RESENDS = 24
 
 
@@ -240,7 +241,7 @@ async def _drive(
                 message = pending[0]
                 answer = await services.intake.handle(message.raw)
                 acks[answer.code.value] += 1
-                if answer.code == AckCode.REJECT and refused[id(message)] < RESENDS:
+                if faulty and answer.code == AckCode.REJECT and refused[id(message)] < RESENDS:
                     refused[id(message)] += 1
                     break  # resent at the next stop (PostgreSQL away, the intake busy)
                 pending.pop(0)
