@@ -6,6 +6,7 @@ soak under faults is marked `long` (`make test-long`)."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, time, timedelta
 from pathlib import Path
 
@@ -13,6 +14,9 @@ import pytest
 
 from activities.business_calendar import BusinessCalendar
 from schemas.protocol_library import load_library
+from tests.conftest import TEST_KEYS
+from tests.helpers import database_dsn
+from tests.integration.conftest import run_cli
 from tests.integration.test_simulation import EXAMPLE_STAFF, working_monday
 from workers.runtime.settings import Settings
 from workers.simulation import engine, faults
@@ -101,6 +105,32 @@ async def test_a_simulated_month_under_faults_keeps_every_invariant(settings: Se
     assert sorted(f.kind for f in result.faults) == sorted(faults.KINDS)
     assert len(result.finals) >= 80
     print(f"wall {result.wall_seconds:.0f} s; faults {[f.as_json() for f in result.faults]}")
+
+
+async def test_simulate_faults_lists_the_faults_it_injected_in_json(
+    settings: Settings, tmp_path: Path
+) -> None:
+    env = {
+        "CAREBRIDGE_DATABASE_URL": database_dsn(settings),
+        "CAREBRIDGE_CODEC_KEYS": TEST_KEYS,
+        "CAREBRIDGE_STATE_DIR": str(tmp_path),
+    }
+    answer = await run_cli(
+        env,
+        "simulate",
+        "--days=1",
+        "--discharges-per-day=2",
+        f"--staff={EXAMPLE_STAFF}",
+        f"--protocols={PROTOCOLS}",
+        "--faults",
+        "--json",
+    )
+    assert answer.exit_code == 0, answer.output
+    [run] = json.loads(answer.output)["runs"]
+    assert sorted(f["kind"] for f in run["faults"]) == sorted(faults.KINDS)
+    postgres = next(f for f in run["faults"] if f["kind"] == "postgres")
+    assert "terminated (configured server)" in postgres["how"]
+    assert run["invariant_problems"] == []
 
 
 def test_the_faults_are_planned_from_the_seed_on_weekdays_mid_morning() -> None:
