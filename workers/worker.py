@@ -103,6 +103,14 @@ def build_worker(
         client,
         task_queue=task_queue or settings.task_queue,
         max_cached_workflows=settings.worker_cached_workflows,
+        # A storm's tasks queue at the server, not half-run in 500 threads contending for one
+        # GIL past the 10 s workflow task timeout (each timeout replays the workflow); and a
+        # cached workflow's task waits its turn on this worker's sticky queue rather than
+        # moving to the shared queue after 10 s, which replays it too.
+        max_concurrent_workflow_tasks=settings.worker_workflow_task_slots,
+        sticky_queue_schedule_to_start_timeout=timedelta(
+            seconds=settings.worker_sticky_timeout_seconds
+        ),
         # Each activity holds at most one connection: slots beyond the pool would only queue
         # for one past their start-to-close timeout and retry (a deadline storm).
         max_concurrent_activities=settings.database_pool_size,

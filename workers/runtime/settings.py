@@ -94,6 +94,18 @@ class Settings(BaseSettings):
         description="Workflows a worker keeps in memory between tasks (its RSS bound); "
         "an evicted one is rebuilt by replay",
     )
+    worker_workflow_task_slots: int = Field(
+        16,
+        ge=2,
+        description="Workflow tasks a worker runs at once; more wait at the server, where "
+        "they cannot time out half-done (a deadline storm)",
+    )
+    worker_sticky_timeout_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How long a cached workflow's task waits for this worker before any "
+        "worker takes it and replays the workflow from its history",
+    )
     database_url: SecretStr | None = Field(
         None,
         description="PostgreSQL DSN; unset = start the embedded PostgreSQL (a secret: it holds "
