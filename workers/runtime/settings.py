@@ -89,10 +89,10 @@ class Settings(BaseSettings):
         "unset = no tracing",
     )
     worker_cached_workflows: int = Field(
-        1000,
+        900,
         ge=0,
-        description="Workflows a worker keeps in memory between tasks (its RSS bound); "
-        "an evicted one is rebuilt by replay",
+        description="Workflows a worker keeps in memory between tasks (its RSS bound; 900 "
+        "fit a 1 GiB worker: README, Performance); an evicted one is rebuilt by replay",
     )
     worker_workflow_task_slots: int = Field(
         16,
