@@ -30,6 +30,10 @@ with workflow.unsafe.imports_passed_through():
 # A cancelled prerequisite stops the steps that wait for it. The closing publish comes
 # before the last wait for handlers, and a closed transition takes no note.
 OWNED_STEPS_PATCH = "owned-steps-v1"
+# Publishes asked for while one waits for its turn share it: one projection write for the
+# steps that escalate in one instant, not one each (fewer local activities per deadline).
+# Histories recorded before this patch keep one write per publish.
+COALESCED_PUBLISH_PATCH = "coalesced-publish-v1"
 GENERATION_STRIDE = 1_000_000
 
 
@@ -89,6 +93,10 @@ class TransitionBase:
         self._version = (input.generation - 1) * GENERATION_STRIDE
         self._published_attributes: tuple[object, ...] | None = None
         self._publish_lock = asyncio.Lock()
+        # Asked here too, before any handler or activity can run (see COALESCED_PUBLISH_PATCH).
+        self._coalesced_publishes = workflow.patched(COALESCED_PUBLISH_PATCH)
+        self._pending_publish: asyncio.Task[None] | None = None
+        self._in_app_deliveries = 0  # worklist notices in flight (local activities)
         self._projection_stale = False
         self._repair: asyncio.Task[None] | None = None
 

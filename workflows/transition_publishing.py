@@ -136,26 +136,45 @@ class TransitionPublishing(TransitionBase):
         )
 
     async def _publish(self) -> None:
-        """Bump the version, update search attributes, write the projection and timeline."""
+        """Bump the version, update search attributes, write the projection and timeline.
+        Callers that ask while a write waits for its turn share that write: its row is built
+        when its turn comes, after the worklist notices in flight (steps that escalate in one
+        instant write one row between them, not one each), so it holds all their changes."""
+        if not self._coalesced_publishes:
+            async with self._publish_lock:
+                await self._write_projection()
+            return
+        if self._pending_publish is None:
+            self._pending_publish = asyncio.create_task(self._publish_in_turn())
+        await asyncio.shield(self._pending_publish)
+
+    async def _publish_in_turn(self) -> None:
         async with self._publish_lock:
-            self._version += 1
-            events = tuple(self._events)
-            record = self._projection(events)
-            self._upsert_search_attributes(record)
-            try:
-                await internal_activity(
-                    ProjectionActivities.record_transition, record, deadline=INTERNAL_DEADLINE
-                )
-            except GAVE_UP:
-                # PostgreSQL is away: the events wait for the next write, which repeats.
-                if not self._projection_stale:  # one repair loop; the close never waits on it
-                    self._projection_stale = True
-                    self._repair = asyncio.create_task(self._repair_projection())
-                return
-            self._projection_stale = False
-            sent = {event.seq for event in events}
-            self._events = [event for event in self._events if event.seq not in sent]
-            self._undelivered = self._undelivered[len(record.undelivered) :]
+            # Local activities, so this waits milliseconds (at most their INTERNAL_DEADLINE).
+            await workflow.wait_condition(lambda: self._in_app_deliveries == 0)
+            self._pending_publish = None  # a change from now on needs a row built after this
+            await self._write_projection()
+
+    async def _write_projection(self) -> None:
+        """One write of the whole row (the caller holds the publish lock)."""
+        self._version += 1
+        events = tuple(self._events)
+        record = self._projection(events)
+        self._upsert_search_attributes(record)
+        try:
+            await internal_activity(
+                ProjectionActivities.record_transition, record, deadline=INTERNAL_DEADLINE
+            )
+        except GAVE_UP:
+            # PostgreSQL is away: the events wait for the next write, which repeats.
+            if not self._projection_stale:  # one repair loop; the close never waits on it
+                self._projection_stale = True
+                self._repair = asyncio.create_task(self._repair_projection())
+            return
+        self._projection_stale = False
+        sent = {event.seq for event in events}
+        self._events = [event for event in self._events if event.seq not in sent]
+        self._undelivered = self._undelivered[len(record.undelivered) :]
 
     async def _repair_projection(self) -> None:
         """Write the stale row again, less often the longer it fails, until a write succeeds

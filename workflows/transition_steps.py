@@ -182,9 +182,13 @@ class TransitionSteps(TransitionPublishing):
         returned."""
         try:
             if self._in_app(notice.channel):
-                await internal_activity(
-                    NotificationActivities.notify, notice, deadline=INTERNAL_DEADLINE
-                )
+                self._in_app_deliveries += 1
+                try:
+                    await internal_activity(
+                        NotificationActivities.notify, notice, deadline=INTERNAL_DEADLINE
+                    )
+                finally:
+                    self._in_app_deliveries -= 1
             else:
                 await workflow.execute_activity_method(
                     NotificationActivities.notify,
