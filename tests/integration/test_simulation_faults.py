@@ -50,7 +50,7 @@ def at(start: datetime, days: int, hour: int) -> datetime:
 
 
 @pytest.mark.timeout(300)
-async def test_a_restarted_postgres_and_a_day_of_webhook_failures_break_no_invariant(
+async def test_a_restarted_postgres_a_killed_worker_and_a_failing_webhook_break_no_invariant(
     settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     # Six home discharges on a Monday; nobody is reached, so each contact step, due at the
@@ -58,7 +58,8 @@ async def test_a_restarted_postgres_and_a_day_of_webhook_failures_break_no_invar
     # webhook) in the next business day or so. The webhook answers 503 from 10:00 on the
     # third business day after the discharges for a day, and the
     # embedded PostgreSQL is stopped on the Tuesday at 11:00 and started at a later stop
-    # at least 15 simulated minutes on.
+    # at least 15 simulated minutes on; the worker is killed on the Wednesday at 10:00,
+    # with the contact steps' calls and deadlines in flight, and replaced.
     start = working_monday()
     spec = FeedSpec(days=1, discharges_per_day=6, weekday_pattern=(1.0,) * 7, a13_share=0.0)
     feed = generate(spec, start, ZONE)
@@ -67,16 +68,21 @@ async def test_a_restarted_postgres_and_a_day_of_webhook_failures_break_no_invar
     )
     page_day = CALENDAR.add_business_days(start.date(), 3)
     bad_day = datetime.combine(page_day, time(10), tzinfo=ZONE)
-    plan = [faults.Fault("postgres", at(start, 1, 11)), faults.Fault("webhook", bad_day)]
+    plan = [
+        faults.Fault("postgres", at(start, 1, 11)),
+        faults.Fault("worker", at(start, 2, 10)),
+        faults.Fault("webhook", bad_day),
+    ]
 
     result = await engine.run(embedded, PROTOCOLS, NOBODY_ANSWERS, feed, start, plan)
 
     assert problems(result) == []
     assert [(f.kind, f.how) for f in result.faults] == [
         ("postgres", "embedded PostgreSQL stopped and started"),
+        ("worker", "worker killed without drain and a new one started"),
         ("webhook", "escalation webhook answered 503"),
     ]
-    postgres, webhook = result.faults
+    postgres, _, webhook = result.faults
     assert postgres.until is not None and postgres.until - postgres.at >= faults.POSTGRES_DOWN
     assert webhook.until is not None and webhook.until - webhook.at >= faults.WEBHOOK_DOWN
     assert len(result.finals) == 6 and result.unaccepted == 0

@@ -225,7 +225,11 @@ async def _drive(
     refused: Counter[int] = Counter()  # id(message) -> AR answers so far
     lost = 0  # staff hours a fault took (their worklist could not be read)
     workers = WorkerSlot(env.client, pool, settings, clock=env.get_current_time)
-    workers.start()
+    if faulty:  # the worker fault kills this one: no sticky queue to strand (worker_slot.py)
+        faulty.workers = workers
+        workers.start(cached_workflows=0)
+    else:
+        workers.start()
     stops = schedule(staff, feed, start, horizon)
     try:
         while stops:

@@ -1,13 +1,16 @@
 """`carebridge simulate --faults`: faults at simulated instants chosen from the seed
-(weekdays of the run's first two weeks, mid-morning): PostgreSQL restarted, and the
-escalation webhook answering 503 for a simulated day. (The worker killed and restarted is
-not among them yet: on the time-skipping server the run hangs after a new worker starts;
-see worker_slot.py.)
+(weekdays of the run's first two weeks, mid-morning): PostgreSQL restarted, the worker
+killed and replaced, and the escalation webhook answering 503 for a simulated day.
 
 - PostgreSQL: the embedded server (no CAREBRIDGE_DATABASE_URL) is really stopped (every
   pooled connection breaks, the intake answers AR) and started again at the first stop
   POSTGRES_DOWN later; on a configured server, which the run must not stop for others,
   every backend of the run's database is terminated instead. The report says which.
+- The worker: killed as a crash would (no drain: its local activities in flight, such as
+  a projection write, are lost and run again from the workflow's retry) and a new one
+  started at the same stop. The test server's clock does not move while a workflow task
+  waits for a worker, so the outage takes no simulated time; what it tests is that nothing
+  in flight is lost or done twice. (worker_slot.py: why the first worker has no cache.)
 - The webhook: the run's channels point at a local server (webhook.py) that answers 503
   from the fault's stop to the first stop a day later, 200 otherwise.
 
@@ -31,8 +34,9 @@ import structlog
 from workers.runtime.embedded import start_embedded_postgres
 from workers.runtime.settings import Settings
 from workers.simulation.webhook import FlakyWebhook
+from workers.simulation.worker_slot import WorkerSlot
 
-KINDS = ("postgres", "webhook")
+KINDS = ("postgres", "worker", "webhook")
 FIRST_DAYS = range(2, 15)  # offsets from the first day that faults may fall on
 log = structlog.get_logger(__name__)
 POSTGRES_DOWN = timedelta(minutes=15)
@@ -83,6 +87,7 @@ class Injector:
     settings: Settings  # the run's, its webhook pointed at `webhook`
     database_url: str  # the run's own database
     webhook: FlakyWebhook | None = None
+    workers: WorkerSlot | None = None  # the run's, for the worker fault
     log: list[Injected] = field(default_factory=list)
     _down: dict[str, tuple[Injected, datetime]] = field(default_factory=dict)  # kind -> end
     _server: Any = None  # the embedded PostgreSQL, once stopped
@@ -115,6 +120,13 @@ class Injector:
                 killed = await _terminate_backends(self.database_url)
                 how = f"{killed} backend(s) of the run's database terminated (configured server)"
                 injected = Injected("postgres", now, how, until=now)
+        elif fault.kind == "worker":
+            assert self.workers is not None
+            await self.workers.kill()
+            self.workers.start()  # with the configured cache: it is not killed again
+            injected = Injected(
+                "worker", now, "worker killed without drain and a new one started", until=now
+            )
         else:
             assert self.webhook is not None
             self.webhook.failing = True

@@ -1,7 +1,12 @@
 """The run's worker, started in this process on the run's task queue with no grace at
-shutdown. (Killing it and starting another mid-run hangs the time-skipping server's run, even
-after a graceful shutdown and with the workflows' sticky queues reset: not a --faults fault
-yet.)"""
+shutdown, and killed and replaced by the worker fault (faults.py).
+
+A worker that is to be killed runs without a workflow cache: the time-skipping test server
+implements neither the sticky queue's schedule-to-start timeout nor ResetStickyTaskQueue, so
+a task waiting on a dead worker's sticky queue would wait forever (the run hangs; measured).
+A real server moves it to the normal queue after the sticky timeout
+(CAREBRIDGE_WORKER_STICKY_TIMEOUT_SECONDS). Without a cache there is no sticky queue, and the
+replacement worker runs with the configured cache."""
 
 from __future__ import annotations
 
@@ -33,8 +38,11 @@ class WorkerSlot:
     def up(self) -> bool:
         return self._running is not None
 
-    def start(self) -> None:
-        self._worker = build_worker(self.client, self._pool, self._settings, clock=self._clock)
+    def start(self, *, cached_workflows: int | None = None) -> None:
+        settings = self._settings
+        if cached_workflows is not None:
+            settings = settings.model_copy(update={"worker_cached_workflows": cached_workflows})
+        self._worker = build_worker(self.client, self._pool, settings, clock=self._clock)
         self._running = asyncio.create_task(self._worker.run())
         self.started += 1
 
