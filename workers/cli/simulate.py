@@ -107,6 +107,12 @@ def simulate(
         "stopped and started; a configured one's backends terminated) and the escalation "
         "webhook answering 503 for a simulated day; the report lists them",
     ),
+    html: Path | None = typer.Option(
+        None,
+        "--html",
+        help="also write the report with its charts to this file (self-contained HTML)",
+        dir_okay=False,
+    ),
 ) -> None:
     """Simulate discharges and staff through the real worker, intake and PostgreSQL in
     accelerated time; report TCM outcomes, escalations, pages and work per day."""
@@ -143,6 +149,9 @@ def simulate(
     if compare is not None and not compare.is_dir():
         err_console.print(f"[red]error:[/] protocol folder {compare} does not exist")
         raise typer.Exit(1)
+    if html is not None and not html.parent.is_dir():
+        err_console.print(f"[red]error:[/] folder {html.parent} does not exist (for --html)")
+        raise typer.Exit(1)
 
     async def main(settings: Settings) -> list[Summary]:
         from workers.runtime.logs import configure_logging
@@ -162,5 +171,15 @@ def simulate(
         from workers.simulation.report import print_report
 
         print_report(console, summaries)
+    if html is not None:
+        from workers.simulation.report_html import write
+
+        write(
+            html,
+            summaries,
+            subtitle=f"{spec.days} days of discharges, {spec.discharges_per_day:g} on an average "
+            f"weekday (seed {spec.seed})",
+        )
+        err_console.print(f"report written to {html}")
     if any(s.invariant_problems for s in summaries):
         raise typer.Exit(1)

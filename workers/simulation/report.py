@@ -169,7 +169,7 @@ def summarize(result: RunResult, label: str | None = None) -> Summary:
     )
 
 
-def _rows(summary: Summary) -> dict[str, str]:
+def measure_rows(summary: Summary) -> dict[str, str]:
     levels = summary.escalations_by_level
     rows = {
         "simulated days": summary.simulated,
@@ -203,7 +203,7 @@ def _rows(summary: Summary) -> dict[str, str]:
     return rows
 
 
-def _difference(first: str, second: str) -> str:
+def difference(first: str, second: str) -> str:
     def number(text: str) -> float | None:
         head = text.split(" ")[0].rstrip("%")
         try:
@@ -226,11 +226,11 @@ def outcome_table(summaries: list[Summary]) -> Table:
         table.add_column(summary.protocols, justify="right")
     if len(summaries) == 2:
         table.add_column("difference", justify="right")
-    rows = [_rows(s) for s in summaries]
+    rows = [measure_rows(s) for s in summaries]
     for measure in rows[0]:
         cells = [r[measure] for r in rows]
         if len(rows) == 2:
-            cells.append(_difference(cells[0], cells[1]))
+            cells.append(difference(cells[0], cells[1]))
         table.add_row(measure, *cells)
     return table
 
