@@ -119,6 +119,8 @@ def test_every_role_has_a_day_chart_with_the_days_over_capacity_marked() -> None
             page.all("title", id=x) or page.all("desc", id=x) for x in labels
         )
     assert page.text.count("simulated day") == 2 * len(ROLES)
+    ids = [str(attrs["id"]) for _, attrs in page.tags if "id" in attrs]
+    assert len(ids) == len(set(ids)) and "workload-2-pharmacist" in ids
     assert f"{summaries[1].days_over_capacity} day(s) the work needed exceeded" in " ".join(
         page.text
     )
