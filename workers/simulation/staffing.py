@@ -38,6 +38,7 @@ from schemas.transition import (
     TransitionState,
 )
 from workers.simulation import escalations, needs, visits
+from workers.simulation.open_steps import OpenSteps
 from workers.simulation.staff import StaffModel, StepWork
 from workflows.transition import TransitionWorkflow
 
@@ -122,6 +123,7 @@ class Staff:
         self._calendar = BusinessCalendar(library.site.calendar)
         self._zone = library.site.calendar_zone()
         self._turn: Counter[str] = Counter()
+        self._open_steps = OpenSteps(model, library, self._zone)
         self.log = StaffLog()
         self.outbox = visits.Outbox()
         self._patients: dict[str, visits.Patient] = {}
@@ -208,56 +210,42 @@ class Staff:
             self._overrun[role] = (day, max(0.0, -budget[role]))
 
     async def _worklist(self, now: datetime, transition_ids: list[str]) -> list[WorkItem]:
-        rows = await self._pool.fetch(
-            "SELECT transition_id, protocol_id, protocol_version, risk_tier, discharged_at, "
-            "steps FROM transitions WHERE status = 'active' AND transition_id = ANY($1::text[])",
-            transition_ids,
-        )
+        open_steps = await self._open_steps.read(self._pool, transition_ids)
         raised = await escalations.latest(self._pool, transition_ids)
         today = now.astimezone(self._zone).date()
         items: list[WorkItem] = []
-        for row in rows:
-            protocol = self._library.versions[row["protocol_id"]][row["protocol_version"]]
-            rules = {rule.id: rule for rule in protocol.steps}
-            high_risk = row["risk_tier"] == RiskTier.HIGH.value
-            discharge_day = row["discharged_at"].astimezone(self._zone).date()
-            tid = row["transition_id"]
-            for step in _steps(row["steps"]):
-                rule = rules.get(step.step_id)
-                if step.status != StepStatus.OPEN or rule is None:
-                    continue
-                if rule.kind == StepKind.AUTOMATED:
-                    continue  # the engine's own
-                if rule.kind == StepKind.REFERRAL and (
-                    rule.referral_for is None or not self._library.resources_for(rule.referral_for)
-                ):
-                    continue  # no resource in the directory to refer to
-                role, work = self._model.work_for(step.step_id, rule.owner_role)
-                escalation = raised.get((tid, step.step_id))
-                reacts = self._model.roles[role].reacts_within_hours
-                seen = escalation is not None and escalation.seen_by(now, reacts)
-                # an escalation the role has seen brings the step forward from its usual day
-                if not seen and today < discharge_day + timedelta(days=work.earliest(high_risk)):
-                    continue
-                if step.is_call and not self._may_call(step, now):
-                    continue
-                if self._books(step, work, high_risk) and not self._to_book(tid, step, now):
-                    continue
-                items.append(
-                    WorkItem(
-                        tid,
-                        step,
-                        rule.kind,
-                        role,
-                        row["discharged_at"],
-                        high_risk,
-                        minutes=self._model.minutes_for(role, work),
-                        work=work,
-                        seen_level=escalation.level if escalation and seen else 0,
-                        paged=seen and escalation is not None and escalation.channel == "page",
-                        referral_for=rule.referral_for,
-                    )
+        for open_step in open_steps:
+            tid, step, role, work = (
+                open_step.transition_id,
+                open_step.step,
+                open_step.role,
+                open_step.work,
+            )
+            escalation = raised.get((tid, step.step_id))
+            reacts = self._model.roles[role].reacts_within_hours
+            seen = escalation is not None and escalation.seen_by(now, reacts)
+            # an escalation the role has seen brings the step forward from its usual day
+            if not seen and today < open_step.earliest:
+                continue
+            if step.is_call and not self._may_call(step, now):
+                continue
+            if self._books(step, work, open_step.high_risk) and not self._to_book(tid, step, now):
+                continue
+            items.append(
+                WorkItem(
+                    tid,
+                    step,
+                    open_step.kind,
+                    role,
+                    open_step.discharged_at,
+                    open_step.high_risk,
+                    minutes=self._model.minutes_for(role, work),
+                    work=work,
+                    seen_level=escalation.level if escalation and seen else 0,
+                    paged=seen and escalation is not None and escalation.channel == "page",
+                    referral_for=open_step.referral_for,
                 )
+            )
         return items
 
     @staticmethod
