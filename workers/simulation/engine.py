@@ -119,6 +119,14 @@ def schedule(
     return sorted((instant, instant in hours) for instant in instants | hours)
 
 
+def cache_size(settings: Settings, feed: list[FeedMessage]) -> int:
+    """Room on the worker for every transition of the run (and the digest and sweep): an
+    evicted workflow is rebuilt by replaying its history at its next timer, Update or query,
+    and at a month of 40 discharges a day more than the default 1000 are open at once, which
+    the staff's hourly rounds would evict and rebuild in turn. The same results, sooner."""
+    return max(settings.worker_cached_workflows, sum(m.trigger == "A03" for m in feed) + 16)
+
+
 def test_server() -> str:
     try:
         return find_binary("temporal-test-server")
@@ -187,6 +195,7 @@ async def run(
                 update={
                     "protocols_dir": protocols_dir,
                     "task_queue": f"simulate-{uuid.uuid4().hex[:8]}",
+                    "worker_cached_workflows": cache_size(settings, feed),
                 }
             )
             pool = await create_pool(url, max_size=mine.database_pool_size)

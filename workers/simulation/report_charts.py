@@ -16,7 +16,8 @@ SET_CLASSES = ("set-a", "set-b", "set-c", "set-d")
 
 
 def ticks(top: float) -> list[float]:
-    """Round axis ticks from 0 up to at least `top` (steps of 1, 2, 2.5 or 5 times a power of 10)."""
+    """Round axis ticks from 0 up to at least `top` (steps of 1, 2, 2.5 or 5 times a power
+    of 10)."""
     if top <= 0:
         return [0.0, 1.0]
     rough = top / 4
