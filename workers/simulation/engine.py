@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from temporalio.api.testservice.v1 import SleepRequest
+from temporalio.client import WorkflowHandle, WorkflowQueryFailedError
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
@@ -55,6 +56,7 @@ SLEEP_TIMEOUT = timedelta(seconds=90)  # one step that takes longer: the server 
 # later stop, in feed order (the queue waits on it, as a real engine's does), this many times
 # at most; without, a refusal is the feed's own (a replayed AR) and counted as it is.
 RESENDS = 24
+QUERY_ATTEMPTS = 3
 
 
 @dataclass
@@ -331,9 +333,7 @@ async def _finish(
     """Advance past the last period end, then read each result and history in turn."""
     handles = [transition_handle(env.client, tid) for tid in transition_ids]
     ends = [
-        state.period_ends_at
-        for handle in handles
-        if (state := await handle.query(TransitionWorkflow.get_state)).period_ends_at
+        state.period_ends_at for handle in handles if (state := await _state(handle)).period_ends_at
     ]
     if ends:
         await sleep_until(env, max(ends) + timedelta(hours=1))
@@ -342,6 +342,18 @@ async def _finish(
         finals.append(await handle.result())
         lengths[tid] = len((await handle.fetch_history()).events)
     return finals, lengths
+
+
+async def _state(handle: WorkflowHandle[TransitionWorkflow, TransitionState]) -> TransitionState:
+    """The transition's state, asked again if the query fails: on a machine starved of CPU a
+    workflow task can trip the SDK's 2 s deadlock detector, and a query answered in that task
+    fails ("Encoded failure") though the next task, after a replay, answers it."""
+    for _ in range(QUERY_ATTEMPTS - 1):
+        try:
+            return await handle.query(TransitionWorkflow.get_state)
+        except WorkflowQueryFailedError:
+            continue
+    return await handle.query(TransitionWorkflow.get_state)
 
 
 def protocol_set(base: Path, changes: Path | None, into: Path) -> Path:
