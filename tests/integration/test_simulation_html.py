@@ -23,9 +23,10 @@ from workers.runtime.settings import Settings
 
 def day_row(day: dict[str, Any]) -> list[str]:
     """A workload day of the JSON report as its table row reads."""
-    needed, capacity = day["needed"], day["capacity"]
-    over = f"by {needed - capacity}" if needed > capacity else ""
-    return [f"{date.fromisoformat(day['day']):%a %Y-%m-%d}", str(needed), str(capacity), over]
+    needed, available = day["hours_needed"], day["hours_available"]
+    over = f"by {round(needed - available, 2):g} h" if needed > available else ""
+    shown = f"{date.fromisoformat(day['day']):%a %Y-%m-%d}"
+    return [shown, f"{needed:g}", f"{available:g}", str(day["needed"]), over]
 
 
 @pytest.mark.timeout(300)

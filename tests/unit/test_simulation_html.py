@@ -20,19 +20,25 @@ ROLES = {"care_manager": 40, "pharmacist": 16, "scheduler": 24}
 
 
 def workload(days: int, extra: int) -> list[DayWork]:
-    """Each role's work per day: a weekly wave, `extra` more on Mondays (over capacity)."""
+    """Each role's work per day (tasks, hours at 30 minutes a task): a weekly wave, `extra`
+    tasks more on Mondays (more hours than available)."""
     work = []
     for n in range(days):
         day = FIRST + timedelta(days=n)
         weekend = day.weekday() >= 5
         for role, capacity in ROLES.items():
             needed = (capacity * 3 // 4 + n % 5) + (extra if day.weekday() == 0 else 0)
-            work.append(DayWork(day, role, 0 if weekend else needed, 0 if weekend else capacity))
+            hours = 0.0 if weekend else needed / 2
+            work.append(
+                DayWork(
+                    day, role, 0 if weekend else needed, hours, 0.0 if weekend else capacity / 2
+                )
+            )
     return work
 
 
 def summary(label: str, *, contact: int, extra: int, problems: list[str] | None = None) -> Summary:
-    over = {w.day for w in workload(28, extra) if w.needed > w.capacity}
+    over = {w.day for w in workload(28, extra) if w.hours_needed > w.hours_available}
     return Summary(
         protocols=label,
         discharges=120,
@@ -131,10 +137,12 @@ def test_every_number_of_the_workload_is_in_a_table_under_its_chart() -> None:
     page = Page(render(summaries))
     joined = " | ".join(page.text)
     for work in summaries[1].workload:
-        cells = f"{work.day:%a %Y-%m-%d} | {work.needed} | {work.capacity}"
+        day = f"{work.day:%a %Y-%m-%d}"
+        cells = f"{day} | {work.hours_needed:g} | {work.hours_available:g} | {work.needed}"
         assert cells in joined, cells
     monday = summaries[1].workload[0]
-    assert f"{monday.needed} | {monday.capacity} | by {monday.needed - monday.capacity}" in joined
+    over = monday.hours_needed - monday.hours_available
+    assert f"{monday.needed} | by {over:g} h" in joined and over > 0
 
 
 def test_the_report_is_self_contained_with_no_script_and_nothing_fetched(tmp_path: Path) -> None:

@@ -177,7 +177,9 @@ def simulate(
         write(
             html,
             summaries,
-            subtitle=f"{spec.days} days of discharges, {spec.discharges_per_day:g} on an average "
+            subtitle=f"the feed replayed from {spec}"
+            if isinstance(spec, Path)
+            else f"{spec.days} days of discharges, {spec.discharges_per_day:g} on an average "
             f"weekday (seed {spec.seed})",
         )
         err_console.print(f"report written to {html}")

@@ -15,7 +15,7 @@ from workers.simulation.report import DayWork, Share, Summary, difference, measu
 from workers.simulation.report_charts import Series, side_by_side_chart, workload_chart
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-UNIT = "tasks"  # what report.DayWork counts
+UNIT = "hours"  # report.DayWork: hours of work needed and available
 SHARES = (
     ("TCM eligible", "tcm_eligible"),
     ("contact in 2 business days", "contact_2_business_days"),
@@ -73,25 +73,32 @@ def _role_chart(summary: Summary, run: int, role: str) -> RoleChart:
     )
     chart = workload_chart(
         f"work-{run}-{role}",
-        f"{role.replace('_', ' ')}: {UNIT} needed per day against capacity",
+        f"{role.replace('_', ' ')}: {UNIT} of work needed per day against {UNIT} available",
         [w.day for w in works],
-        [w.needed for w in works],
-        [w.capacity for w in works],
+        [w.hours_needed for w in works],
+        [w.hours_available for w in works],
         unit=UNIT,
     )
     rows = [
         Row(
-            [f"{w.day:%a %Y-%m-%d}", str(w.needed), str(w.capacity), _exceeded(w)],
-            over=w.needed > w.capacity,
+            [
+                f"{w.day:%a %Y-%m-%d}",
+                f"{w.hours_needed:g}",
+                f"{w.hours_available:g}",
+                str(w.needed),
+                _exceeded(w),
+            ],
+            over=w.hours_needed > w.hours_available,
         )
         for w in works
     ]
-    head = ["day", f"{UNIT} needed", "capacity", "exceeded"]
+    head = ["day", f"{UNIT} needed", f"{UNIT} available", "tasks needed", "exceeded"]
     return RoleChart(role, Markup(chart), TableData(head, rows))
 
 
 def _exceeded(work: DayWork) -> str:
-    return f"by {work.needed - work.capacity}" if work.needed > work.capacity else ""
+    over = work.hours_needed - work.hours_available
+    return f"by {round(over, 2):g} h" if over > 0 else ""
 
 
 def render(summaries: list[Summary], *, subtitle: str = "") -> str:
