@@ -37,7 +37,7 @@ def _open(chart_id: str, title: str, description: str, width: float, height: flo
         f'viewBox="0 0 {width:.0f} {height:.0f}" xmlns="http://www.w3.org/2000/svg">',
         f'<title id="{chart_id}-title">{escape(title)}</title>',
         f'<desc id="{chart_id}-desc">{escape(description)}</desc>',
-        f'<text x="{LEFT}" y="18" class="chart-title">{escape(title)}</text>',
+        f'<text x="8" y="18" class="chart-title">{escape(title)}</text>',
     ]
 
 

@@ -73,7 +73,7 @@ def _role_chart(summary: Summary, run: int, role: str) -> RoleChart:
     )
     chart = workload_chart(
         f"work-{run}-{role}",
-        f"{role.replace('_', ' ')}: {UNIT} of work needed per day against {UNIT} available",
+        f"{role.replace('_', ' ')}: {UNIT} of work needed and available per day",
         [w.day for w in works],
         [w.hours_needed for w in works],
         [w.hours_available for w in works],
