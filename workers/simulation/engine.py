@@ -124,8 +124,8 @@ def schedule(
 def cache_size(settings: Settings, feed: list[FeedMessage]) -> int:
     """Room on the worker for every transition of the run (and the digest and sweep): an
     evicted workflow is rebuilt by replaying its history at its next timer, Update or query,
-    and at a month of 40 discharges a day more than the default 1000 are open at once, which
-    the staff's hourly rounds would evict and rebuild in turn. The same results, sooner."""
+    and at a month of 40 discharges a day more are open at once than the default cache holds,
+    which the staff's hourly rounds would evict and rebuild in turn. Same results, sooner."""
     return max(settings.worker_cached_workflows, sum(m.trigger == "A03" for m in feed) + 16)
 
 
