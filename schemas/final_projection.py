@@ -11,11 +11,13 @@ from schemas.call import is_call_step
 from schemas.transition import ProjectionRecord, StepState, StepSummary, TransitionState
 
 
-def step_summary(step: StepState) -> StepSummary:
+def step_summary(step: StepState, tcm_element: str | None) -> StepSummary:
+    """A step as the projection row shows it (the workflow's writes and this repair alike);
+    `tcm_element`: the TCM element its protocol rule names."""
     return StepSummary(
         step_id=step.step_id,
         status=step.status,
-        tcm_element=step.tcm_element.value if step.tcm_element else None,
+        tcm_element=tcm_element,
         assignee=step.assignee,
         due_at=step.due_at,
         limit_at=step.limit_at,
@@ -55,7 +57,10 @@ def final_record(state: TransitionState, encounter_key: str) -> ProjectionRecord
         escalation_level=max((s.escalation_level for s in live), default=0),
         readmitted_at=state.readmitted_at,
         owner=state.owner,
-        steps=tuple(step_summary(step) for step in state.steps),
+        steps=tuple(
+            step_summary(step, step.tcm_element.value if step.tcm_element else None)
+            for step in state.steps
+        ),
         outcome=state.outcome,
         version=state.version,
     )

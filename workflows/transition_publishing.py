@@ -11,7 +11,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.projection import ProjectionActivities
-    from schemas.call import is_call_step
+    from schemas.final_projection import step_summary
     from schemas.transition import (
         ProjectionRecord,
         StepState,
@@ -96,27 +96,7 @@ class TransitionPublishing(TransitionBase):
 
     def _summary(self, step: StepState) -> StepSummary:
         element = self._rules[step.step_id].tcm_element
-        return StepSummary(
-            step_id=step.step_id,
-            status=step.status,
-            tcm_element=element.value if element else None,
-            assignee=step.assignee,
-            due_at=step.due_at,
-            limit_at=step.limit_at,
-            overdue_since=step.overdue_since,
-            missed_before_arrival=step.missed_before_arrival,
-            escalation_level=step.escalation_level,
-            completed_at=step.completed_at,
-            completed_by=step.completed_by,
-            outcome=step.outcome,
-            complexity=step.complexity,
-            attempts=tuple((a.at, a.result) for a in step.attempts),
-            is_call=is_call_step(step.kind, step.owner_role),
-            appointment_at=step.appointment_at,
-            appointment_with=step.appointment_with,
-            appointment_late=step.appointment_late,
-            reported_at=step.reported_at,
-        )
+        return step_summary(step, element.value if element else None)
 
     def _upsert_search_attributes(self, record: ProjectionRecord) -> None:
         values = (record.status, record.next_due_at, record.overdue_steps)
