@@ -16,6 +16,7 @@ from schemas.protocol import TcmElement
 from schemas.protocol_library import load_library
 from schemas.transition import StepStatus, TransitionStatus
 from tests.conftest import TEST_KEYS
+from tests.helpers import database_dsn
 from tests.integration.conftest import run_cli
 from workers.runtime.settings import Settings
 from workers.simulation import engine
@@ -157,9 +158,7 @@ async def test_simulate_compares_two_protocol_sets_in_json(
     settings: Settings, tmp_path: Path
 ) -> None:
     env = {
-        "CAREBRIDGE_DATABASE_URL": settings.database_url.get_secret_value()
-        if settings.database_url
-        else "",
+        "CAREBRIDGE_DATABASE_URL": database_dsn(settings),
         "CAREBRIDGE_CODEC_KEYS": TEST_KEYS,
         "CAREBRIDGE_STATE_DIR": str(tmp_path),
     }

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import TEST_KEYS
+from tests.helpers import database_dsn
 from tests.integration.conftest import run_cli
 from tests.integration.report_screenshot import open_offline
 from tests.integration.test_simulation import CONTACT_1_DAY, EXAMPLE_STAFF, PROTOCOLS
@@ -37,9 +38,7 @@ async def test_the_html_report_of_a_comparison_opens_offline_in_chromium_with_it
 ) -> None:
     report = tmp_path / "report.html"
     env = {
-        "CAREBRIDGE_DATABASE_URL": settings.database_url.get_secret_value()
-        if settings.database_url
-        else "",
+        "CAREBRIDGE_DATABASE_URL": database_dsn(settings),
         "CAREBRIDGE_CODEC_KEYS": TEST_KEYS,
         "CAREBRIDGE_STATE_DIR": str(tmp_path),
     }

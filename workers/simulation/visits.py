@@ -108,27 +108,27 @@ def booking(
     patient: Patient, start: datetime, now: datetime, appointment: str, control_id: str
 ) -> str:
     """SIU^S12: the visit booked for `start` at the practice clinic."""
-    return _with_pid(
-        feed_examples.siu(
-            "S12",
-            start=start,
-            now=now,
-            facility=patient.facility,
-            appointment_id=appointment,
-            control_id=control_id,
-            zone=start.tzinfo or ZoneInfo("UTC"),
-        ),
-        patient,
-    )
+    return _siu("S12", patient, start, now, appointment, control_id)
 
 
 def no_show(
     patient: Patient, start: datetime, now: datetime, appointment: str, control_id: str
 ) -> str:
     """SIU^S26: the patient did not come to the appointment at `start`."""
+    return _siu("S26", patient, start, now, appointment, control_id)
+
+
+def _siu(
+    trigger: str,
+    patient: Patient,
+    start: datetime,
+    now: datetime,
+    appointment: str,
+    control_id: str,
+) -> str:
     return _with_pid(
         feed_examples.siu(
-            "S26",
+            trigger,
             start=start,
             now=now,
             facility=patient.facility,
