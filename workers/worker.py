@@ -16,7 +16,8 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
-from temporalio.worker import Worker, WorkerDeploymentConfig
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkerDeploymentConfig
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 import workflows
 from activities.channels import Channels
@@ -73,8 +74,13 @@ def build_worker(
     *,
     task_queue: str | None = None,
     clock: Clock = wall_clock,
+    sandboxed: bool = True,
 ) -> Worker:
-    """`clock`: the now the activities stamp rows with (simulated time in a simulation)."""
+    """`clock`: the now the activities stamp rows with (simulated time in a simulation).
+    `sandboxed`: False runs the same workflow code without the sandbox, which re-imports
+    the workflow modules for each new workflow and proxies every restricted call to catch
+    non-determinism. Only the simulation does (a third of its wall time, measured); every
+    deployed worker and the test suite's keep the sandbox's checks."""
     ensure_workflow_bytecode()
     library = load_library(settings.protocols_dir)
     channels = Channels(settings.channel_settings)
@@ -117,6 +123,7 @@ def build_worker(
         max_concurrent_local_activities=settings.database_pool_size,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
         deployment_config=versioning,
+        workflow_runner=SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner(),
         workflows=[TransitionWorkflow, DigestWorkflow, SweepWorkflow],
         activities=[
             planning.plan_transition,

@@ -118,3 +118,27 @@ def test_a_keyring_file_others_can_read_is_refused(tmp_path: Path) -> None:
     path.chmod(0o644)
     with pytest.raises(KeyringError, match="chmod 600"):
         Keyring.load(path)
+
+
+async def test_the_converter_bound_to_a_workflow_shares_its_payload_converter() -> None:
+    """The SDK binds the converter to every payload's workflow; the bound one encrypts for
+    that workflow and reuses the converter's parts rather than building them again."""
+    from temporalio.converter import WorkflowSerializationContext
+
+    from workers.runtime.temporal import data_converter
+
+    converter = data_converter(Keyring.generate("a"))
+    context = WorkflowSerializationContext(namespace="default", workflow_id="transition-aaaa")
+    bound_converter = converter.with_context(context)
+    assert bound_converter is not converter
+    assert bound_converter.payload_converter is converter.payload_converter
+    assert bound_converter.failure_converter is converter.failure_converter
+    [sealed] = await bound_converter.encode([{"mrn": "100234"}])
+    assert sealed.metadata["carebridge-bound-to"] == b"transition-aaaa"
+    assert await bound_converter.decode([sealed]) == [{"mrn": "100234"}]
+    other = converter.with_context(
+        WorkflowSerializationContext(namespace="default", workflow_id="transition-bbbb")
+    )
+    with pytest.raises(KeyringError, match="another workflow"):
+        await other.decode([sealed])
+    assert bound_converter.with_context(context) is bound_converter  # bound already

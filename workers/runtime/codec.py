@@ -14,6 +14,7 @@ namespace is left out: a Replayer decodes production histories under its own nam
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import os
 from collections.abc import Sequence
@@ -119,8 +120,10 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
         known = isinstance(context, WorkflowSerializationContext | ActivitySerializationContext)
         if known and context.workflow_id:  # type: ignore[attr-defined]
             binding = str(context.workflow_id)  # type: ignore[attr-defined]
-        codec = EncryptionCodec(self._keyring, accept_plaintext=self._accept_plaintext)
-        codec._ciphers, codec._binding = self._ciphers, binding
+        if binding == self._binding:
+            return self
+        codec = copy.copy(self)  # the keyring's ciphers shared, not built again
+        codec._binding = binding
         return codec
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
@@ -12,11 +10,12 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
+from workers.runtime.bound_converter import BoundDataConverter
 from workers.runtime.codec import EncryptionCodec, Keyring, KeyringError
 from workers.runtime.embedded import StackError
 from workers.runtime.settings import Settings
@@ -33,8 +32,8 @@ KEY_FILE = "codec-keys.json"
 def data_converter(keyring: Keyring, *, accept_plaintext: bool = True) -> DataConverter:
     """Encrypting converter; `accept_plaintext=False` (production) refuses an unencrypted
     payload instead of reading it as is."""
-    return dataclasses.replace(
-        pydantic_data_converter,
+    return BoundDataConverter(
+        payload_converter_class=PydanticPayloadConverter,
         payload_codec=EncryptionCodec(keyring, accept_plaintext=accept_plaintext),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )

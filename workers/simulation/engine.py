@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.client import WorkflowHandle, WorkflowQueryFailedError
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
@@ -37,6 +36,7 @@ from workers.simulation import nightly, report_counts
 from workers.simulation.counts import FeedCounts, expected
 from workers.simulation.faults import Fault, Injected, Injector, injector, staff_hour
 from workers.simulation.feed import FeedMessage
+from workers.simulation.server_clock import ServerClock
 from workers.simulation.staff import StaffModel
 from workers.simulation.staffing import Staff, StaffLog, transition_handle
 from workers.simulation.stamps import Stamps, read_stamps
@@ -45,13 +45,11 @@ from workers.simulation.worker_slot import WorkerSlot
 from workflows.transition import TransitionWorkflow
 
 DELIVERY = timedelta(minutes=15)  # the feed is delivered in quarter-hour batches
-MAX_SKIP = timedelta(hours=6)  # one test-server sleep at most (each returns in time)
 HORIZON = timedelta(days=31)  # staff work on after the last discharge: its period
 # Act just after the hour and the quarter: deadlines and escalations fall on them (business
 # hours, end of day), and an Update landing in the same instant as a timer has made the
 # test server reject the workflow task ("invalid history builder state for action").
 ACT_OFFSET = timedelta(seconds=90)
-SLEEP_TIMEOUT = timedelta(seconds=90)  # one step that takes longer: the server is stuck
 # In a run with faults, the simulated interface engine resends a message answered AR at each
 # later stop, in feed order (the queue waits on it, as a real engine's does), this many times
 # at most; without, a refusal is the feed's own (a replayed AR) and counted as it is.
@@ -91,18 +89,6 @@ class RunResult:
     staff_hours_lost: int = 0  # to a fault: the worklist could not be read
     webhook: list[WebhookRequest] = field(default_factory=list)  # with --faults
     tcm_report: dict[str, Any] = field(default_factory=dict)  # store/reports.py's summary
-
-
-async def sleep_until(env: WorkflowEnvironment, instant: datetime) -> datetime:
-    """Skip the server's clock to `instant`, at most MAX_SKIP a call; each call returns once
-    the worker has done what fell due in it. Returns the server's time."""
-    while (now := await env.get_current_time()) < instant:
-        request = SleepRequest()
-        request.duration.FromTimedelta(min(MAX_SKIP, instant - now))
-        await env.client.test_service.unlock_time_skipping_with_sleep(
-            request, timeout=SLEEP_TIMEOUT
-        )
-    return now
 
 
 def schedule(
@@ -235,7 +221,8 @@ async def _drive(
     pending = list(feed)
     refused: Counter[int] = Counter()  # id(message) -> AR answers so far
     lost = 0  # staff hours a fault took (their worklist could not be read)
-    workers = WorkerSlot(env.client, pool, settings, clock=env.get_current_time)
+    server_clock = ServerClock(env)
+    workers = WorkerSlot(env.client, pool, settings, clock=server_clock)
     if faulty:  # the worker fault kills this one: no sticky queue to strand (worker_slot.py)
         faulty.workers = workers
         workers.start(cached_workflows=0)
@@ -249,7 +236,7 @@ async def _drive(
             if sent is not None and sent + ACT_OFFSET < instant:  # a clinic message between
                 stops.insert(0, (instant, working))
                 instant, working = sent + ACT_OFFSET, False
-            clock.now = await sleep_until(env, instant)
+            clock.now = await server_clock.sleep_until(instant)
             if faulty:
                 await faulty.strike(clock.now)
             while pending and pending[0].at <= clock.now:
@@ -275,9 +262,9 @@ async def _drive(
                 await _deliver_staff(services, staff, clock.now)
         if faulty:
             await faulty.close(clock.now)
-        finals, lengths = await _finish(env, list(transitions))
-        sweep = nightly.next_sweep(services.library.site, await env.get_current_time())
-        clock.now = await sleep_until(env, sweep)
+        finals, lengths = await _finish(env, server_clock, list(transitions))
+        sweep = nightly.next_sweep(services.library.site, await server_clock())
+        clock.now = await server_clock.sleep_until(sweep)
         repaired = await nightly.repair(pool, env.client, list(transitions))
         tcm = await report_counts.tcm_report(pool, services.library, finals, clock.now)
     finally:
@@ -309,7 +296,7 @@ async def _drive(
         wall_seconds=0.0,
         accepted=accepted,
         expected=expected(feed),
-        stamps=await read_stamps(pool, start, await env.get_current_time()),
+        stamps=await read_stamps(pool, start, await server_clock()),
         unaccepted=len(pending),
         repaired=repaired,
         faults=faulty.log if faulty else [],
@@ -328,7 +315,7 @@ async def _deliver_staff(services: Services, staff: Staff, now: datetime) -> Non
 
 
 async def _finish(
-    env: WorkflowEnvironment, transition_ids: list[str]
+    env: WorkflowEnvironment, server_clock: ServerClock, transition_ids: list[str]
 ) -> tuple[list[TransitionState], dict[str, int]]:
     """Advance past the last period end, then read each result and history in turn."""
     handles = [transition_handle(env.client, tid) for tid in transition_ids]
@@ -336,7 +323,7 @@ async def _finish(
         state.period_ends_at for handle in handles if (state := await _state(handle)).period_ends_at
     ]
     if ends:
-        await sleep_until(env, max(ends) + timedelta(hours=1))
+        await server_clock.sleep_until(max(ends) + timedelta(hours=1))
     finals, lengths = [], {}
     for tid, handle in zip(transition_ids, handles, strict=True):
         finals.append(await handle.result())

@@ -129,6 +129,7 @@ class Staff:
         self._patients: dict[str, visits.Patient] = {}
         self._visits: Counter[str] = Counter()  # visits booked, by transition
         self._booked: dict[str, datetime] = {}  # transition -> the booked visit's outcome time
+        self._assessed: set[str] = set()  # transitions whose visit has its MDM complexity
         self._overrun: dict[str, tuple[date, float]] = {}  # minutes a task ran into the hour
         self._control = itertools.count(1)
 
@@ -176,7 +177,7 @@ class Staff:
         day = now.astimezone(self._zone).date()
         if day not in self.log.load:
             self.plan_capacity(day)
-        await self._record_visits(transition_ids)
+        await self._record_visits(now)
         items = sorted(await self._worklist(now, transition_ids), key=WorkItem.order)
         budget = self._budget(day, shift)
         on_call = {role: ON_CALL_MINUTES for role, minutes in shift.items() if minutes == 0}
@@ -263,22 +264,27 @@ class Staff:
         outcome = self._booked.get(transition_id)
         return outcome is None or outcome < now
 
-    async def _record_visits(self, transition_ids: list[str]) -> None:
+    async def _record_visits(self, now: datetime) -> None:
         """The provider records the MDM complexity of each visit the clinic's arrival
-        completed (correct_step, as an operator records it after the fact)."""
+        completed (correct_step, as an operator records it after the fact). Only visits
+        whose outcome is due and not yet assessed are read: a month's stops would otherwise
+        parse every booked transition's steps each hour."""
+        due = [t for t, at in self._booked.items() if at <= now and t not in self._assessed]
+        if not due:
+            return
         rows = await self._pool.fetch(
             "SELECT transition_id, risk_tier, steps FROM transitions "
             "WHERE status = 'active' AND transition_id = ANY($1::text[])",
-            [tid for tid in transition_ids if tid in self._booked],
+            due,
         )
         for row in rows:
             for step in _steps(row["steps"]):
-                if (
-                    step.tcm_element != TcmElement.FACE_TO_FACE_VISIT.value
-                    or step.status != StepStatus.COMPLETED
-                    or step.completed_by != FEED_ACTOR
-                    or step.complexity is not None
-                ):
+                if step.tcm_element != TcmElement.FACE_TO_FACE_VISIT.value:
+                    continue
+                if step.complexity is not None:
+                    self._assessed.add(row["transition_id"])
+                    continue
+                if step.status != StepStatus.COMPLETED or step.completed_by != FEED_ACTOR:
                     continue
                 high = row["risk_tier"] == RiskTier.HIGH.value
                 request = CorrectionRequest(

@@ -1,0 +1,47 @@
+"""The time-skipping server's time, for the stamps the run's activities make, without a
+round trip for each: 2 ms a call under load, and a month's run stamps tens of thousands of
+rows.
+
+Between skips time skipping is locked and the server's clock runs at wall speed (measured:
+2.004 s of server time over 2.004 s of wall time), so the time read after a skip plus the
+wall time since is the server's time. During a skip the clock jumps as timers fall due, and
+each read asks the server."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+
+from temporalio.api.testservice.v1 import SleepRequest
+from temporalio.testing import WorkflowEnvironment
+
+MAX_SKIP = timedelta(hours=6)  # one test-server sleep at most (each returns in time)
+SLEEP_TIMEOUT = timedelta(seconds=90)  # one step that takes longer: the server is stuck
+
+
+class ServerClock:
+    def __init__(self, env: WorkflowEnvironment) -> None:
+        self._env = env
+        self._read: tuple[datetime, float] | None = None  # server time, monotonic then
+
+    async def __call__(self) -> datetime:
+        if self._read is None:
+            return await self._env.get_current_time()
+        at, then = self._read
+        return at + timedelta(seconds=time.monotonic() - then)
+
+    async def sleep_until(self, instant: datetime) -> datetime:
+        """Skip the server's clock to `instant`, at most MAX_SKIP a call; each call returns
+        once the worker has done what fell due in it. Returns the server's time."""
+        self._read = None
+        try:
+            while (now := await self._env.get_current_time()) < instant:
+                request = SleepRequest()
+                request.duration.FromTimedelta(min(MAX_SKIP, instant - now))
+                await self._env.client.test_service.unlock_time_skipping_with_sleep(
+                    request, timeout=SLEEP_TIMEOUT
+                )
+        finally:
+            now = await self._env.get_current_time()
+            self._read = (now, time.monotonic())
+        return now
