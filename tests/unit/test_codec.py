@@ -142,3 +142,4 @@ async def test_the_converter_bound_to_a_workflow_shares_its_payload_converter() 
     with pytest.raises(KeyringError, match="another workflow"):
         await other.decode([sealed])
     assert bound_converter.with_context(context) is bound_converter  # bound already
+    assert converter.with_context(context) is bound_converter  # built once a workflow

@@ -114,6 +114,10 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
         self._accept_plaintext = accept_plaintext
         self._binding = binding  # the context's workflow id, "" when unknown
 
+    @property
+    def binding(self) -> str:
+        return self._binding
+
     def with_context(self, context: SerializationContext) -> EncryptionCodec:
         """The same codec bound to the workflow the payloads belong to (the SDK calls this)."""
         binding = ""

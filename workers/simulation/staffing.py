@@ -124,6 +124,7 @@ class Staff:
         self._zone = library.site.calendar_zone()
         self._turn: Counter[str] = Counter()
         self._open_steps = OpenSteps(model, library, self._zone)
+        self._escalations = escalations.RaisedEscalations()
         self.log = StaffLog()
         self.outbox = visits.Outbox()
         self._patients: dict[str, visits.Patient] = {}
@@ -212,7 +213,7 @@ class Staff:
 
     async def _worklist(self, now: datetime, transition_ids: list[str]) -> list[WorkItem]:
         open_steps = await self._open_steps.read(self._pool, transition_ids)
-        raised = await escalations.latest(self._pool, transition_ids)
+        raised = await self._escalations.latest(self._pool, transition_ids, now)
         today = now.astimezone(self._zone).date()
         items: list[WorkItem] = []
         for open_step in open_steps:

@@ -8,9 +8,10 @@ A real server moves it to the normal queue after the sticky timeout
 (CAREBRIDGE_WORKER_STICKY_TIMEOUT_SECONDS). Without a cache there is no sticky queue, and the
 replacement worker runs with the configured cache.
 
-The run's worker runs the workflow code without the sandbox (workers/worker.py): the
-sandbox's checks belong to the test suite and the deployed workers; here they cost a third of
-the wall time of a month's run (155 s against 100 s for 8 days at 40 a day, measured)."""
+The run's worker runs the workflow code inline, without the sandbox (workers/worker.py): the
+sandbox's checks and the deadlock detector belong to the test suite and the deployed
+workers; here they cost a third of a run's wall time (8 days at 40 a day, measured: 155 s
+against 100 s without the sandbox), and the detector failed tasks of a CPU-starved run."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ class WorkerSlot:
         if cached_workflows is not None:
             settings = settings.model_copy(update={"worker_cached_workflows": cached_workflows})
         self._worker = build_worker(
-            self.client, self._pool, settings, clock=self._clock, sandboxed=False
+            self.client, self._pool, settings, clock=self._clock, inline_workflows=True
         )
         self._running = asyncio.create_task(self._worker.run())
         self.started += 1
