@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import compileall
 import contextlib
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +17,12 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkerDeploymentConfig
+from temporalio.worker import (
+    Interceptor,
+    UnsandboxedWorkflowRunner,
+    Worker,
+    WorkerDeploymentConfig,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 import workflows
@@ -75,6 +81,7 @@ def build_worker(
     task_queue: str | None = None,
     clock: Clock = wall_clock,
     inline_workflows: bool = False,
+    interceptors: Sequence[Interceptor] = (),
 ) -> Worker:
     """`clock`: the now the activities stamp rows with (simulated time in a simulation).
     `inline_workflows`: True runs the same workflow code without the sandbox (which
@@ -129,6 +136,7 @@ def build_worker(
         if inline_workflows
         else SandboxedWorkflowRunner(),
         debug_mode=inline_workflows,
+        interceptors=interceptors,
         workflows=[TransitionWorkflow, DigestWorkflow, SweepWorkflow],
         activities=[
             planning.plan_transition,

@@ -23,12 +23,20 @@ class ServerClock:
     def __init__(self, env: WorkflowEnvironment) -> None:
         self._env = env
         self._read: tuple[datetime, float] | None = None  # server time, monotonic then
+        self._noted: datetime | None = None  # in a skip: the latest workflow time noted
 
     async def __call__(self) -> datetime:
-        if self._read is None:
-            return await self._env.get_current_time()
-        at, then = self._read
-        return at + timedelta(seconds=time.monotonic() - then)
+        if self._read is not None:
+            at, then = self._read
+            return at + timedelta(seconds=time.monotonic() - then)
+        if self._noted is not None:
+            return self._noted
+        return await self._env.get_current_time()
+
+    def note(self, at: datetime) -> None:
+        """A workflow's time as it schedules an activity (during a skip, the server's)."""
+        if self._read is None and (self._noted is None or at > self._noted):
+            self._noted = at
 
     async def sleep_until(self, instant: datetime) -> datetime:
         """Skip the server's clock to `instant`, at most MAX_SKIP a call; each call returns
@@ -36,6 +44,7 @@ class ServerClock:
         self._read = None
         try:
             while (now := await self._env.get_current_time()) < instant:
+                self.note(now)
                 request = SleepRequest()
                 request.duration.FromTimedelta(min(MAX_SKIP, instant - now))
                 await self._env.client.test_service.unlock_time_skipping_with_sleep(
@@ -43,5 +52,5 @@ class ServerClock:
                 )
         finally:
             now = await self._env.get_current_time()
-            self._read = (now, time.monotonic())
+            self._read, self._noted = (now, time.monotonic()), None
         return now

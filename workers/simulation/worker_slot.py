@@ -22,14 +22,15 @@ import asyncpg
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from schemas.clock import Clock
 from workers.runtime.settings import Settings
+from workers.simulation.activity_time import ActivityTimeNoting
+from workers.simulation.server_clock import ServerClock
 from workers.worker import build_worker
 
 
 class WorkerSlot:
     def __init__(
-        self, client: Client, pool: asyncpg.Pool, settings: Settings, *, clock: Clock
+        self, client: Client, pool: asyncpg.Pool, settings: Settings, *, clock: ServerClock
     ) -> None:
         self.client = client
         self._clock = clock
@@ -48,7 +49,12 @@ class WorkerSlot:
         if cached_workflows is not None:
             settings = settings.model_copy(update={"worker_cached_workflows": cached_workflows})
         self._worker = build_worker(
-            self.client, self._pool, settings, clock=self._clock, inline_workflows=True
+            self.client,
+            self._pool,
+            settings,
+            clock=self._clock,
+            inline_workflows=True,
+            interceptors=[ActivityTimeNoting(self._clock)],
         )
         self._running = asyncio.create_task(self._worker.run())
         self.started += 1
