@@ -231,6 +231,16 @@ async def run_cli(env: dict[str, str], *args: str) -> Result:
     return await asyncio.to_thread(invoke)
 
 
+def simulate_env(settings: Settings, state_dir: Path) -> dict[str, str]:
+    """The environment `carebridge simulate` runs with in these tests: the suite's PostgreSQL
+    (a fresh database of its own each run) and codec keys, its state in `state_dir`."""
+    return {
+        "CAREBRIDGE_DATABASE_URL": database_dsn(settings),
+        "CAREBRIDGE_CODEC_KEYS": TEST_KEYS,
+        "CAREBRIDGE_STATE_DIR": str(state_dir),
+    }
+
+
 async def discharged_and_planned(
     http: httpx.AsyncClient,
     settings: Settings,

@@ -15,9 +15,7 @@ from activities.business_calendar import BusinessCalendar
 from schemas.protocol import TcmElement
 from schemas.protocol_library import load_library
 from schemas.transition import StepStatus, TransitionStatus
-from tests.conftest import TEST_KEYS
-from tests.helpers import database_dsn
-from tests.integration.conftest import run_cli
+from tests.integration.conftest import run_cli, simulate_env
 from workers.runtime.settings import Settings
 from workers.simulation import engine
 from workers.simulation.feed import FeedSpec, generate
@@ -157,11 +155,7 @@ async def test_a_simulated_month_of_discharges_keeps_every_invariant(settings: S
 async def test_simulate_compares_two_protocol_sets_in_json(
     settings: Settings, tmp_path: Path
 ) -> None:
-    env = {
-        "CAREBRIDGE_DATABASE_URL": database_dsn(settings),
-        "CAREBRIDGE_CODEC_KEYS": TEST_KEYS,
-        "CAREBRIDGE_STATE_DIR": str(tmp_path),
-    }
+    env = simulate_env(settings, tmp_path)
     answer = await run_cli(
         env,
         "simulate",

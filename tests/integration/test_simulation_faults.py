@@ -14,9 +14,7 @@ import pytest
 
 from activities.business_calendar import BusinessCalendar
 from schemas.protocol_library import load_library
-from tests.conftest import TEST_KEYS
-from tests.helpers import database_dsn
-from tests.integration.conftest import run_cli
+from tests.integration.conftest import run_cli, simulate_env
 from tests.integration.test_simulation import EXAMPLE_STAFF, working_monday
 from workers.runtime.settings import Settings
 from workers.simulation import engine, faults
@@ -116,11 +114,7 @@ async def test_a_simulated_month_under_faults_keeps_every_invariant(settings: Se
 async def test_simulate_faults_lists_the_faults_it_injected_in_json(
     settings: Settings, tmp_path: Path
 ) -> None:
-    env = {
-        "CAREBRIDGE_DATABASE_URL": database_dsn(settings),
-        "CAREBRIDGE_CODEC_KEYS": TEST_KEYS,
-        "CAREBRIDGE_STATE_DIR": str(tmp_path),
-    }
+    env = simulate_env(settings, tmp_path)
     answer = await run_cli(
         env,
         "simulate",

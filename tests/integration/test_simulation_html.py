@@ -13,9 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TEST_KEYS
-from tests.helpers import database_dsn
-from tests.integration.conftest import run_cli
+from tests.integration.conftest import run_cli, simulate_env
 from tests.integration.report_screenshot import open_offline
 from tests.integration.test_simulation import CONTACT_1_DAY, EXAMPLE_STAFF, PROTOCOLS
 from tests.integration.test_web_browser import browser  # noqa: F401 (the fixture)
@@ -37,11 +35,7 @@ async def test_the_html_report_of_a_comparison_opens_offline_in_chromium_with_it
     tmp_path: Path,
 ) -> None:
     report = tmp_path / "report.html"
-    env = {
-        "CAREBRIDGE_DATABASE_URL": database_dsn(settings),
-        "CAREBRIDGE_CODEC_KEYS": TEST_KEYS,
-        "CAREBRIDGE_STATE_DIR": str(tmp_path),
-    }
+    env = simulate_env(settings, tmp_path)
     answer = await run_cli(
         env,
         "simulate",

@@ -15,9 +15,8 @@ import pytest
 
 from schemas.protocol_library import load_library
 from schemas.transition import TransitionStatus
-from tests.conftest import TEST_KEYS
 from tests.helpers import a03, with_field
-from tests.integration.conftest import run_cli
+from tests.integration.conftest import run_cli, simulate_env
 from workers.runtime.settings import Settings
 from workers.simulation import engine
 from workers.simulation.feed import FeedSpec, generate
@@ -42,16 +41,6 @@ def recorded(day: int, hour: int, minute: int) -> datetime:
 FIRST_SENT = recorded(7, 10, 30)  # the folder's first message
 
 
-def cli_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
-    url = settings.database_url
-    return {
-        "CAREBRIDGE_DATABASE_URL": url.get_secret_value() if url else "",
-        "CAREBRIDGE_CODEC_KEYS": TEST_KEYS,
-        "CAREBRIDGE_STATE_DIR": str(tmp_path),
-    }
-
-
-@pytest.mark.timeout(300)
 async def test_the_example_folder_replays_its_cancel_and_readmission_and_counts_refusals(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -127,7 +116,7 @@ async def test_a_feed_file_whose_first_message_has_no_time_is_refused_naming_it(
     untimed = with_field(with_field(a03(facility="GENHOSP"), "MSH", 7, ""), "EVN", 2, "")
     bad.write_bytes(untimed)
     answer = await run_cli(
-        cli_env(settings, tmp_path),
+        simulate_env(settings, tmp_path),
         "simulate",
         f"--staff={EXAMPLE_STAFF}",
         f"--protocols={PROTOCOLS}",
@@ -144,7 +133,7 @@ async def test_simulate_replays_a_feed_file_through_the_command_in_json(
     settings: Settings, tmp_path: Path
 ) -> None:
     answer = await run_cli(
-        cli_env(settings, tmp_path),
+        simulate_env(settings, tmp_path),
         "simulate",
         f"--staff={EXAMPLE_STAFF}",
         f"--protocols={PROTOCOLS}",
