@@ -41,16 +41,13 @@ class ServerClock:
     async def sleep_until(self, instant: datetime) -> datetime:
         """Skip the server's clock to `instant`, at most MAX_SKIP a call; each call returns
         once the worker has done what fell due in it. Returns the server's time."""
-        self._read = None
-        try:
-            while (now := await self._env.get_current_time()) < instant:
-                self.note(now)
-                request = SleepRequest()
-                request.duration.FromTimedelta(min(MAX_SKIP, instant - now))
-                await self._env.client.test_service.unlock_time_skipping_with_sleep(
-                    request, timeout=SLEEP_TIMEOUT
-                )
-        finally:
-            now = await self._env.get_current_time()
-            self._read, self._noted = (now, time.monotonic()), None
+        self._read = None  # until the skip is over (after a failed sleep, reads as in one)
+        while (now := await self._env.get_current_time()) < instant:
+            self.note(now)
+            request = SleepRequest()
+            request.duration.FromTimedelta(min(MAX_SKIP, instant - now))
+            await self._env.client.test_service.unlock_time_skipping_with_sleep(
+                request, timeout=SLEEP_TIMEOUT
+            )
+        self._read, self._noted = (now, time.monotonic()), None  # the loop's last read
         return now
