@@ -4,7 +4,8 @@ than a rate (bench.load divides the ingest's share by the messages sent).
 
 The worker's and the others' share is read once the worker is idle again (`after_drain`).
 
-Roles: `intake` (the `carebridge up` process: listener, intake, API), `worker` (its
+Roles: `intake` (the `carebridge up` process: listener, intake, API; and any `carebridge
+listener` this process started beside it), `worker` (its
 `carebridge worker` children), `temporal` (the dev server) and `postgres` (the embedded
 server whose data folder is under the stack's state folder, and its backends).
 """
@@ -30,22 +31,36 @@ def _stat(pid: int) -> tuple[int, float] | None:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def _cmdline(pid: int) -> str:
+def cmdline(pid: int) -> str:
     try:
         return (PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
 
 
+def environment(pid: int) -> dict[str, str]:
+    """A process's environment (one of this user's)."""
+    raw = (PROC / str(pid) / "environ").read_bytes()
+    return dict(entry.decode().partition("=")[::2] for entry in raw.split(b"\0") if entry)
+
+
+def children(pid: int) -> list[int]:
+    """The live processes whose parent is `pid`."""
+    stats = {int(p.name): _stat(int(p.name)) for p in PROC.iterdir() if p.name.isdigit()}
+    return [child for child, stat in stats.items() if stat is not None and stat[0] == pid]
+
+
 def _role(pid: int, root: int, parents: dict[int, int], state: str) -> str | None:
-    command = _cmdline(pid)
+    command = cmdline(pid)
     if pid == root:
         return "intake"
     if "postgres" in command and state in command:
         return "postgres"
     parent = parents.get(pid)
-    if parent is not None and parent != root and "postgres" in _cmdline(parent):
-        return "postgres" if state in _cmdline(parent) else None
+    if parent is not None and parent != root and "postgres" in cmdline(parent):
+        return "postgres" if state in cmdline(parent) else None
+    if parent == os.getpid() and "carebridge listener" in command:
+        return "intake"  # a listener bench.load added beside the stack's own
     if parent != root:
         return None
     if "carebridge worker" in command:

@@ -3,9 +3,12 @@ raw Temporal baseline (plain `start_workflow` of a no-op workflow) against the s
 the same run. Prints a table and writes JSON under bench/results/.
 
     python -m bench.load --messages 2000 --connections 8            # starts its own stack
-    python -m bench.load --rate 20 --seconds 300                    # sustained rate
+    python -m bench.load --rate 50 --seconds 300 --connections 4    # sustained rate
+    python -m bench.load --messages 2000 --workers 2 --listeners 2  # scaled out
 
-With --stack external it uses CAREBRIDGE_* settings (a stack already running).
+--workers N runs N worker processes (CAREBRIDGE_WORKER_PROCESSES); --listeners N adds N-1
+`carebridge listener` processes beside the stack's own, on the same Temporal and PostgreSQL,
+and spreads the connections across all of them.
 """
 
 from __future__ import annotations
@@ -143,12 +146,17 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else 0.0
 
 
-async def ingest(port: int, messages: list[bytes], connections: int, rate: float) -> dict[str, Any]:
-    """As fast as possible (rate 0), or released on an absolute schedule of `rate` per second."""
+async def ingest(
+    ports: list[int], messages: list[bytes], connections: int, rate: float
+) -> dict[str, Any]:
+    """As fast as possible (rate 0), or released on an absolute schedule of `rate` per second;
+    connection n goes to listener n modulo their number."""
     queue: asyncio.Queue[tuple[bytes, float] | None] = asyncio.Queue(maxsize=connections)
     tally = Tally()
     started = time.perf_counter()
-    tasks = [asyncio.create_task(sender(port, queue, tally)) for _ in range(connections)]
+    tasks = [
+        asyncio.create_task(sender(ports[n % len(ports)], queue, tally)) for n in range(connections)
+    ]
     for n, payload in enumerate(messages):
         if rate:
             release = started + n / rate
@@ -196,10 +204,11 @@ async def baseline(client: Client, count: int, concurrency: int) -> dict[str, An
     return {"starts": count, "concurrency": concurrency, "starts_per_s": round(count / elapsed, 1)}
 
 
-def start_stack(state: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+def start_stack(state: Path, workers: int) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBRIDGE_")}
     env.update(
         CAREBRIDGE_STATE_DIR=str(state),
+        CAREBRIDGE_WORKER_PROCESSES=str(workers),
         CAREBRIDGE_TEMPORAL_PORT=str(free_port()),
         CAREBRIDGE_TEMPORAL_UI_PORT=str(free_port()),
         CAREBRIDGE_API_PORT=str(free_port()),
@@ -220,16 +229,59 @@ def start_stack(state: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
     raise SystemExit(f"the stack did not start; see {state / 'stack.log'}")
 
 
+def start_listeners(
+    stack: subprocess.Popen[bytes], env: dict[str, str], count: int
+) -> tuple[list[subprocess.Popen[bytes]], list[int]]:
+    """`count` more `carebridge listener` processes on the stack's Temporal and database (its
+    worker's CAREBRIDGE_DATABASE_URL), each on a port of its own, ready; and their ports."""
+    worker = next(pid for pid in cpu.children(stack.pid) if "carebridge worker" in cpu.cmdline(pid))
+    database_url = cpu.environment(worker)["CAREBRIDGE_DATABASE_URL"]
+    binary = Path(sys.executable).parent / "carebridge"
+    processes, ports = [], []
+    for n in range(count):
+        port = free_port()
+        listener_env = {
+            **env,
+            "CAREBRIDGE_DATABASE_URL": database_url,
+            "CAREBRIDGE_TEMPORAL_ADDRESS": f"127.0.0.1:{env['CAREBRIDGE_TEMPORAL_PORT']}",
+            "CAREBRIDGE_MLLP_PORT": str(port),
+        }
+        log = (Path(env["CAREBRIDGE_STATE_DIR"]) / f"listener-{n}.log").open("wb")
+        processes.append(
+            subprocess.Popen(
+                [str(binary), "listener"], env=listener_env, stdout=log, stderr=subprocess.STDOUT
+            )
+        )
+        ports.append(port)
+    for port, process in zip(ports, processes, strict=True):
+        deadline = time.monotonic() + 60
+        while not _accepts(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("a listener did not start; see listener-*.log in the state dir")
+            time.sleep(0.3)
+    return processes, ports
+
+
+def _accepts(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     count = args.messages or int(args.rate * args.seconds)
     messages = traffic(count)
     state = Path(tempfile.mkdtemp(prefix="cb-load-"))
-    process, env = start_stack(state)
+    process, env = start_stack(state, args.workers)
+    listeners: list[subprocess.Popen[bytes]] = []
     try:
+        listeners, ports = start_listeners(process, env, args.listeners - 1)
         client = await Client.connect(f"127.0.0.1:{env['CAREBRIDGE_TEMPORAL_PORT']}")
         raw = await baseline(client, args.baseline, args.connections)
         before = cpu.snapshot(process.pid, state)
-        ours = await ingest(int(env["CAREBRIDGE_MLLP_PORT"]), messages, args.connections, args.rate)
+        ports = [int(env["CAREBRIDGE_MLLP_PORT"]), *ports]
+        ours = await ingest(ports, messages, args.connections, args.rate)
         ingested = cpu.snapshot(process.pid, state)
         drained = await cpu.after_drain(process.pid, state)
         used = cpu.per_message_ms(before, {**drained, "intake": ingested["intake"]}, len(messages))
@@ -237,12 +289,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async for _ in client.list_workflows("WorkflowType = 'TransitionWorkflow'"):
             started += 1
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
+        for child in [*listeners, process]:
+            child.send_signal(signal.SIGTERM)
+        for child in [*listeners, process]:
+            child.wait(timeout=60)
     return {
         "bench": "load",
         "at": datetime.now(UTC).isoformat(),
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "workers": args.workers,
+        "listeners": args.listeners,
         "baseline": raw,
         "ingest": ours,
         "workflows_started": started,
@@ -262,6 +318,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0, help="messages/s in all; 0 = max")
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--baseline", type=int, default=1000, help="raw no-op starts")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--listeners", type=int, default=1, help="MLLP listener processes")
     args = parser.parse_args()
     if not args.messages and not args.rate:
         args.messages = 2000

@@ -522,37 +522,6 @@ class StepSummary(BaseModel):
     reported_at: AwareDatetime | None = None
 
 
-class ProjectionRecord(BaseModel):
-    """One row of the transition projection (Postgres) plus timeline events not yet written."""
-
-    model_config = ConfigDict(frozen=True)
-
-    transition_id: str
-    encounter_key: str
-    facility: str
-    protocol_id: str
-    protocol_version: int
-    status: TransitionStatus
-    discharged_at: AwareDatetime
-    risk_tier: RiskTier = RiskTier.STANDARD
-    lace: int = 0
-    current_step: str | None
-    next_due_at: AwareDatetime | None
-    overdue_steps: tuple[str, ...] = ()
-    escalation_level: int = 0
-    readmitted_at: AwareDatetime | None = None
-    owner: str | None = None
-    steps: tuple[StepSummary, ...] = ()
-    outcome: TransitionOutcome | None = None
-    events: tuple[TimelineEvent, ...] = ()
-    undelivered: tuple[UndeliveredNotice, ...] = Field(
-        default=(),
-        description="notices whose delivery gave up and are not yet in the outbox (PostgreSQL "
-        "was away): written there with the row, so operators see and redeliver them",
-    )
-    version: int
-
-
 class EscalationNotice(BaseModel):
     """What the notify activity records and sends (no PHI: ids, roles and instants)."""
 
@@ -585,3 +554,34 @@ class UndeliveredNotice(BaseModel):
 
     notice: EscalationNotice
     failure: str
+
+
+class ProjectionRecord(BaseModel):
+    """One row of the transition projection (Postgres) plus timeline events not yet written."""
+
+    model_config = ConfigDict(frozen=True)
+
+    transition_id: str
+    encounter_key: str
+    facility: str
+    protocol_id: str
+    protocol_version: int
+    status: TransitionStatus
+    discharged_at: AwareDatetime
+    risk_tier: RiskTier = RiskTier.STANDARD
+    lace: int = 0
+    current_step: str | None
+    next_due_at: AwareDatetime | None
+    overdue_steps: tuple[str, ...] = ()
+    escalation_level: int = 0
+    readmitted_at: AwareDatetime | None = None
+    owner: str | None = None
+    steps: tuple[StepSummary, ...] = ()
+    outcome: TransitionOutcome | None = None
+    events: tuple[TimelineEvent, ...] = ()
+    undelivered: tuple[UndeliveredNotice, ...] = Field(
+        default=(),
+        description="notices whose delivery gave up and are not yet in the outbox (PostgreSQL "
+        "was away): written there with the row, so operators see and redeliver them",
+    )
+    version: int

@@ -22,8 +22,9 @@ from temporalio.worker import (
     UnsandboxedWorkflowRunner,
     Worker,
     WorkerDeploymentConfig,
+    WorkflowRunner,
 )
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxRestrictions
 
 import workflows
 from activities.channels import Channels
@@ -33,6 +34,7 @@ from activities.planning import PlanningActivities
 from activities.projection import ProjectionActivities
 from schemas.clock import Clock, wall_clock
 from schemas.protocol_library import load_library
+from workers.runtime.sandbox_runner import DirectContextSandboxRunner
 from workers.runtime.settings import Settings
 from workflows.digest import DigestWorkflow
 from workflows.sweep import SweepWorkflow
@@ -70,6 +72,22 @@ def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
         ),
         use_worker_versioning=True,
         default_versioning_behavior=VERSIONING_BEHAVIOR,
+    )
+
+
+def workflow_runner(*, inline: bool = False) -> WorkflowRunner:
+    """The sandbox, with carebridge's own workflow modules passed through: the SDK's default
+    re-imports every workflows/ module for each new instance (a start, or a replay after an
+    eviction), the largest part of a busy worker's CPU. Passed through, they are imported once
+    and the sandbox's runtime checks no longer see calls our modules make (as for schemas/
+    and activities/ already); the replay tests run every committed history under the SDK's
+    default sandbox and ruff bans the clock, randomness and I/O in workflows/, so a
+    non-deterministic call still fails a check. `inline`: no sandbox at all (the
+    simulation)."""
+    if inline:
+        return UnsandboxedWorkflowRunner()
+    return DirectContextSandboxRunner(
+        SandboxRestrictions.default.with_passthrough_modules("workflows")
     )
 
 
@@ -132,9 +150,7 @@ def build_worker(
         max_concurrent_local_activities=settings.database_pool_size,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
         deployment_config=versioning,
-        workflow_runner=UnsandboxedWorkflowRunner()
-        if inline_workflows
-        else SandboxedWorkflowRunner(),
+        workflow_runner=workflow_runner(inline=inline_workflows),
         debug_mode=inline_workflows,
         interceptors=interceptors,
         workflows=[TransitionWorkflow, DigestWorkflow, SweepWorkflow],

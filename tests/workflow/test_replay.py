@@ -1,4 +1,6 @@
-"""Every committed history still replays against today's TransitionWorkflow (determinism)."""
+"""Every committed history still replays against today's TransitionWorkflow (determinism),
+under the SDK's full sandbox (its runtime checks see every call our workflow modules make) and
+under the runner the worker ships (workers.worker.workflow_runner: workflows/ passed through)."""
 
 from __future__ import annotations
 
@@ -9,10 +11,12 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 import workflows
 from workers.runtime.temporal import DATA_CONVERTER
+from workers.worker import workflow_runner
 from workflows.transition import TransitionWorkflow
 
 HISTORIES = sorted((Path(__file__).resolve().parent.parent / "histories").glob("*.json"))
@@ -30,10 +34,21 @@ def test_there_are_histories_to_replay() -> None:
     assert HISTORIES, "no committed histories under tests/histories"
 
 
+RUNNERS: dict[str, WorkflowRunner] = {
+    "full-sandbox": SandboxedWorkflowRunner(),
+    "shipped": workflow_runner(),
+}
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
-async def test_history_replays_without_nondeterminism(path: Path) -> None:
+async def test_history_replays_without_nondeterminism(path: Path, runner: str) -> None:
     history = WorkflowHistory.from_json("transition-replay", HISTORY_JSON[path])
-    replayer = Replayer(workflows=[TransitionWorkflow], data_converter=DATA_CONVERTER)
+    replayer = Replayer(
+        workflows=[TransitionWorkflow],
+        data_converter=DATA_CONVERTER,
+        workflow_runner=RUNNERS[runner],
+    )
     result = await replayer.replay_workflow(history)
     assert result.replay_failure is None
 
