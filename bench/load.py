@@ -1,6 +1,8 @@
 """Load harness: realistic ADT traffic over MLLP against a running carebridge stack, and the
 raw Temporal baseline (plain `start_workflow` of a no-op workflow) against the same server in
-the same run. Prints a table and writes JSON under bench/results/.
+the same run; and a second raw figure, starts that a plain unsandboxed worker runs to a
+timer (the least any workflow that waits for a deadline costs Temporal). Prints a table and
+writes JSON under bench/results/.
 
     python -m bench.load --messages 2000 --connections 8            # starts its own stack
     python -m bench.load --rate 50 --seconds 300 --connections 4    # sustained rate
@@ -32,6 +34,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.client import Client
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from bench import cpu
 from bench.results import save
@@ -43,6 +46,20 @@ class BaselineNoop:
     @workflow.run
     async def run(self) -> None:
         return None
+
+
+FIRST_TASKS_DONE = [0]  # BaselineTimer's first workflow tasks run in this process
+
+
+@workflow.defn(name="BaselineTimer")
+class BaselineTimer:
+    """The least a durable deadline costs: one workflow task that starts one timer."""
+
+    @workflow.run
+    async def run(self) -> None:
+        if not workflow.unsafe.is_replaying():
+            FIRST_TASKS_DONE[0] += 1
+        await workflow.sleep(timedelta(days=1))
 
 
 def free_port() -> int:
@@ -204,6 +221,40 @@ async def baseline(client: Client, count: int, concurrency: int) -> dict[str, An
     return {"starts": count, "concurrency": concurrency, "starts_per_s": round(count / elapsed, 1)}
 
 
+async def baseline_with_worker(client: Client, count: int, concurrency: int) -> dict[str, Any]:
+    """The second raw figure: start `count` BaselineTimer workflows, `concurrency` at a time,
+    that one unsandboxed worker in this process runs to their timer; the rate is until the
+    last first task is done."""
+    queue = f"baseline-timer-{uuid.uuid4()}"
+    semaphore = asyncio.Semaphore(concurrency)
+    FIRST_TASKS_DONE[0] = 0
+
+    async def one(n: int) -> None:
+        async with semaphore:
+            await client.start_workflow(BaselineTimer.run, id=f"{queue}-{n}", task_queue=queue)
+
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[BaselineTimer],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+        max_cached_workflows=count,
+    ):
+        started = time.perf_counter()
+        await asyncio.gather(*(one(n) for n in range(count)))
+        deadline = time.monotonic() + 300
+        # the count grows on the worker's workflow threads: polled, not an asyncio.Event
+        while FIRST_TASKS_DONE[0] < count and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - started
+    return {
+        "starts": count,
+        "concurrency": concurrency,
+        "run_to_timer": FIRST_TASKS_DONE[0],
+        "starts_per_s": round(FIRST_TASKS_DONE[0] / elapsed, 1),
+    }
+
+
 def start_stack(state: Path, workers: int) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBRIDGE_")}
     env.update(
@@ -279,6 +330,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         listeners, ports = start_listeners(process, env, args.listeners - 1)
         client = await Client.connect(f"127.0.0.1:{env['CAREBRIDGE_TEMPORAL_PORT']}")
         raw = await baseline(client, args.baseline, args.connections)
+        raw_run = await baseline_with_worker(client, args.baseline, args.connections)
         before = cpu.snapshot(process.pid, state)
         ports = [int(env["CAREBRIDGE_MLLP_PORT"]), *ports]
         ours = await ingest(ports, messages, args.connections, args.rate)
@@ -300,12 +352,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "workers": args.workers,
         "listeners": args.listeners,
         "baseline": raw,
+        "baseline_with_worker": raw_run,
         "ingest": ours,
         "workflows_started": started,
         # CPU per message by process: the intake's over the ingest, the others' until the
         # worker has caught up with it (bench/cpu.py)
         "cpu_ms_per_message": used,
         "ratio_to_baseline": round(ours["messages_per_s"] / raw["starts_per_s"], 2),
+        "ratio_to_baseline_with_worker": round(ours["messages_per_s"] / raw_run["starts_per_s"], 2),
     }
 
 
@@ -329,6 +383,8 @@ def main() -> None:
     print(f"{'raw Temporal starts/s':28}{result['baseline']['starts_per_s']:>12}")
     print(f"{'ingest messages/s to AA':28}{ingest_['messages_per_s']:>12}")
     print(f"{'ratio to baseline':28}{result['ratio_to_baseline']:>12}")
+    print(f"{'raw starts run to a timer/s':28}{result['baseline_with_worker']['starts_per_s']:>12}")
+    print(f"{'ratio to that':28}{result['ratio_to_baseline_with_worker']:>12}")
     for key in ("p50", "p95", "p99", "max"):
         print(f"{'ACK latency ' + key + ' (ms)':28}{ingest_['ack_ms'][key]:>12}")
     print(f"{'ACK codes':28}{json.dumps(ingest_['ack_codes']):>12}")

@@ -102,9 +102,8 @@ def build_worker(
     interceptors: Sequence[Interceptor] = (),
 ) -> Worker:
     """`clock`: the now the activities stamp rows with (simulated time in a simulation).
-    `inline_workflows`: True runs the same workflow code without the sandbox (which
-    re-imports the workflow modules for each new workflow and proxies every restricted call
-    to catch non-determinism) and on the event loop's thread rather than a thread of its own
+    `inline_workflows`: True runs the same workflow code without the sandbox (see
+    workflow_runner) and on the event loop's thread rather than a thread of its own
     watched by the SDK's 2 s deadlock detector (the SDK's debug mode). Only the simulation
     does, on one core a run (measured: 8 days at 40 a day in 97 s against 155 s); every
     deployed worker and the test suite's keep the sandbox and the detector."""

@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.outcome import transition_outcome
     from schemas.transition import PlanRequest, TransitionInput, TransitionState, TransitionStatus
 
-from workflows.transition_activities import internal_activity
+from workflows.transition_activities import LOCAL_ACTIVITIES_PATCH, internal_activity
 from workflows.transition_calls import TransitionCalls
 from workflows.transition_ownership import TransitionOwnership
 from workflows.transition_signals import TransitionSignals
@@ -52,7 +52,7 @@ class TransitionWorkflow(TransitionCalls, TransitionOwnership, TransitionSignals
         protocol = input.protocol
         # Asked before the first (local) activity: a query that arrives while the plan runs
         # splits the workflow task there, and a patch marker after that split does not replay.
-        late_arrivals = workflow.patched(LATE_ARRIVAL_PATCH)
+        late_arrivals = self._patched(LATE_ARRIVAL_PATCH)
         self._event(
             "started",
             detail=f"protocol {protocol.id} v{protocol.version}; risk {input.risk.tier.value} "
@@ -75,6 +75,7 @@ class TransitionWorkflow(TransitionCalls, TransitionOwnership, TransitionSignals
                 tier=input.risk.tier,
                 calendar=input.calendar,
             ),
+            local=self._patched(LOCAL_ACTIVITIES_PATCH),
         )
         for schedule in self._plan.steps:
             self._apply_schedule(schedule)

@@ -47,13 +47,15 @@ async def internal_activity(
     activity: Callable[[Any, ArgT], Awaitable[ResultT]],
     arg: ArgT,
     *,
+    local: bool,
     deadline: timedelta | None = None,
 ) -> ResultT:
     """Run one of carebridge's own short activities (pure planning or one PostgreSQL
-    statement): local to this worker once the workflow carries the patch marker. With a
-    deadline, it gives up then (one of GAVE_UP) instead of retrying for ever."""
+    statement): local to this worker when `local` (the workflow took LOCAL_ACTIVITIES_PATCH,
+    asked by the caller just before). With a deadline, it gives up then (one of GAVE_UP)
+    instead of retrying for ever."""
     retry = INTERNAL_RETRY if deadline else ACTIVITY_RETRY
-    if workflow.patched(LOCAL_ACTIVITIES_PATCH):
+    if local:
         return await workflow.execute_local_activity_method(
             activity,
             arg,

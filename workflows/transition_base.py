@@ -34,6 +34,25 @@ OWNED_STEPS_PATCH = "owned-steps-v1"
 # steps that escalate in one instant, not one each (fewer local activities per deadline).
 # Histories recorded before this patch keep one write per publish.
 COALESCED_PUBLISH_PATCH = "coalesced-publish-v1"
+# One marker for every patch before it: a transition started since runs their new code
+# without asking each. Every patch marker also makes the SDK upsert TemporalChangeVersion (a
+# history event and a visibility write): a new transition recorded four of each before.
+# Histories without this marker ask each patch as they did. A patch added after it is asked
+# with workflow.patched itself, never through _patched.
+BASELINE_PATCH = "baseline-v1"
+BASELINE_COVERS = frozenset(
+    {
+        "owned-steps-v1",
+        "coalesced-publish-v1",
+        "late-arrival-v1",
+        "local-activities-v1",
+        "decisive-messages-v1",
+        "feed-events-v1",
+        "ordered-updates-v1",
+        "a08-profile-phones-v1",
+        "cancel-order-v1",
+    }
+)
 GENERATION_STRIDE = 1_000_000
 
 
@@ -42,6 +61,8 @@ class TransitionBase:
     publishing are mixins over this class (see TransitionWorkflow)."""
 
     def __init__(self, input: TransitionInput) -> None:
+        # Asked first, before any other patch, handler or activity (see BASELINE_PATCH).
+        self._baseline = workflow.patched(BASELINE_PATCH)
         self._input = input
         tier = input.risk.tier
         self._rules: dict[str, StepRule] = {
@@ -70,7 +91,7 @@ class TransitionBase:
         self._step_tasks: dict[str, asyncio.Task[None]] = {}
         # Asked here, before any handler or activity can run (see LATE_ARRIVAL_PATCH in
         # TransitionWorkflow.run).
-        self._owned_steps = workflow.patched(OWNED_STEPS_PATCH)
+        self._owned_steps = self._patched(OWNED_STEPS_PATCH)
         self._patient_key = input.patient_key
         self._contact_numbers: list[str] = []
         self._information_at: datetime | None = None  # event time of the last A08 applied
@@ -94,11 +115,18 @@ class TransitionBase:
         self._published_attributes: tuple[object, ...] | None = None
         self._publish_lock = asyncio.Lock()
         # Asked here too, before any handler or activity can run (see COALESCED_PUBLISH_PATCH).
-        self._coalesced_publishes = workflow.patched(COALESCED_PUBLISH_PATCH)
+        self._coalesced_publishes = self._patched(COALESCED_PUBLISH_PATCH)
         self._pending_publish: asyncio.Task[None] | None = None
         self._in_app_deliveries = 0  # worklist notices in flight (local activities)
         self._projection_stale = False
         self._repair: asyncio.Task[None] | None = None
+
+    def _patched(self, patch_id: str) -> bool:
+        """workflow.patched(patch_id) for a patch BASELINE_PATCH covers: true without a marker
+        of its own in a transition that took the baseline."""
+        if patch_id not in BASELINE_COVERS:
+            raise ValueError(f"{patch_id} is not covered by {BASELINE_PATCH}")
+        return self._baseline or workflow.patched(patch_id)
 
     def _event(
         self, kind: str, step_id: str | None = None, *, actor: str | None = None, detail: str = ""

@@ -22,7 +22,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import search_attributes
 
-from workflows.transition_activities import GAVE_UP, INTERNAL_DEADLINE, internal_activity
+from workflows.transition_activities import (
+    GAVE_UP,
+    INTERNAL_DEADLINE,
+    LOCAL_ACTIVITIES_PATCH,
+    internal_activity,
+)
 from workflows.transition_base import TransitionBase
 
 # A row that could not be written by INTERNAL_DEADLINE is stale and written again (every
@@ -143,7 +148,10 @@ class TransitionPublishing(TransitionBase):
         self._upsert_search_attributes(record)
         try:
             await internal_activity(
-                ProjectionActivities.record_transition, record, deadline=INTERNAL_DEADLINE
+                ProjectionActivities.record_transition,
+                record,
+                deadline=INTERNAL_DEADLINE,
+                local=self._patched(LOCAL_ACTIVITIES_PATCH),
             )
         except GAVE_UP:
             # PostgreSQL is away: the events wait for the next write, which repeats.

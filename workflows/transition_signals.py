@@ -53,7 +53,7 @@ class TransitionSignals(TransitionFeed):
         control_id = signal.message_control_id
         if control_id in self._seen_messages:
             return  # a redelivered message: handled once
-        if control_id in self._decisive_messages and workflow.patched(REDELIVERY_PATCH):
+        if control_id in self._decisive_messages and self._patched(REDELIVERY_PATCH):
             return  # ... also when it comes back after many later ones
         self._seen_messages = [*self._seen_messages[-(SEEN_WINDOW - 1) :], control_id]
         decisive = signal.event_type in DECISIVE_EVENTS or signal.deceased
@@ -68,7 +68,7 @@ class TransitionSignals(TransitionFeed):
         elif signal.deceased:
             self._event("adt", detail=f"{detail}: patient died")
             self._finish(TransitionStatus.DECEASED, f"patient died ({kind})")
-        elif signal.feed and workflow.patched(FEED_PATCH):
+        elif signal.feed and self._patched(FEED_PATCH):
             await self._feed_event(signal, detail)
         elif kind in CANCEL_EVENTS:
             self._cancel(signal, detail)
@@ -92,16 +92,12 @@ class TransitionSignals(TransitionFeed):
         """A08: its contact numbers replace the kept ones and the profile's phones, unless
         an A08 that happened later was applied already (see ORDERED_UPDATES_PATCH)."""
         last = self._information_at
-        if (
-            last is not None
-            and signal.occurred_at < last
-            and workflow.patched(ORDERED_UPDATES_PATCH)
-        ):
+        if last is not None and signal.occurred_at < last and self._patched(ORDERED_UPDATES_PATCH):
             self._event("adt_ignored", detail=f"{detail}: older than the last update: not applied")
             return
         if signal.contact_numbers is not None:
             self._contact_numbers = list(signal.contact_numbers)
-            if workflow.patched(PROFILE_PHONES_PATCH):
+            if self._patched(PROFILE_PHONES_PATCH):
                 self._profile = self._profile.model_copy(
                     update={"phones": tuple(signal.contact_numbers)}
                 )
@@ -111,7 +107,7 @@ class TransitionSignals(TransitionFeed):
     def _cancel(self, signal: AdtSignal, detail: str) -> None:
         """A13 of this discharge cancels it; A11 of the readmission withdraws that."""
         own = signal.encounter_key in (None, self._input.encounter_key)
-        if own and signal.event_type == "A11" and workflow.patched(CANCEL_ORDER_PATCH):
+        if own and signal.event_type == "A11" and self._patched(CANCEL_ORDER_PATCH):
             self._event("adt_ignored", detail=f"{detail}: after the discharge (A13 cancels it)")
         elif own:
             self._event("adt", detail=f"{detail}: discharge cancelled")

@@ -132,7 +132,7 @@ class TransitionSteps(TransitionPublishing):
                 if not (
                     following
                     and following[0] <= workflow.now()
-                    and workflow.patched(LOCAL_ACTIVITIES_PATCH)
+                    and self._patched(LOCAL_ACTIVITIES_PATCH)
                 ):
                     await self._publish()  # else the escalation due now publishes both
             else:
@@ -185,7 +185,10 @@ class TransitionSteps(TransitionPublishing):
                 self._in_app_deliveries += 1
                 try:
                     await internal_activity(
-                        NotificationActivities.notify, notice, deadline=INTERNAL_DEADLINE
+                        NotificationActivities.notify,
+                        notice,
+                        deadline=INTERNAL_DEADLINE,
+                        local=self._patched(LOCAL_ACTIVITIES_PATCH),
                     )
                 finally:
                     self._in_app_deliveries -= 1
@@ -222,7 +225,11 @@ class TransitionSteps(TransitionPublishing):
         return channel == IN_APP_CHANNEL if transport is None else transport == Transport.WORKLIST
 
     async def _schedule(self, request: ScheduleStepRequest) -> StepSchedule:
-        return await internal_activity(PlanningActivities.schedule_step, request)
+        return await internal_activity(
+            PlanningActivities.schedule_step,
+            request,
+            local=self._patched(LOCAL_ACTIVITIES_PATCH),
+        )
 
     def _missed_before_arrival(self) -> list[StepState]:
         """Steps already past their deadline when the discharge arrived: overdue since then,
@@ -272,7 +279,10 @@ class TransitionSteps(TransitionPublishing):
         notice = self._arrived_late_notice(missed)
         try:
             await internal_activity(
-                NotificationActivities.notify, notice, deadline=INTERNAL_DEADLINE
+                NotificationActivities.notify,
+                notice,
+                deadline=INTERNAL_DEADLINE,
+                local=self._patched(LOCAL_ACTIVITIES_PATCH),
             )
         except GAVE_UP as failure:
             self._event("notification_failed", detail="the arrived-late notice was not recorded")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest_asyncio
@@ -37,7 +37,12 @@ class Patient:
     discharged: datetime
 
     def day(self, n: int, hour: int = 14) -> datetime:
-        return (self.discharged + timedelta(days=n)).replace(hour=hour, minute=0, second=0)
+        """`hour` o'clock on the facility's calendar day `n` after the discharge's (day 0):
+        TCM counts days there, so a UTC day would be one off whenever the discharge two hours
+        ago fell on the local day before (a run between 02:00 and 07:00 UTC)."""
+        zone = self.team.services.library.site.calendar_zone()
+        local_day = self.discharged.astimezone(zone).date() + timedelta(days=n)
+        return datetime.combine(local_day, time(hour), zone)
 
     async def send(self, raw: str) -> list[str]:
         """Send over MLLP; the MSA fields of the ACK."""
@@ -193,7 +198,7 @@ async def test_a_no_show_clears_the_booking_and_a_reschedule_moves_it(patient: P
     await patient.timeline_with("booked for")
     await patient.siu("S13", patient.day(4))
     [moved] = await patient.timeline_with("moved from")
-    assert patient.day(4).isoformat(timespec="minutes") in moved["detail"]
+    assert patient.day(4).astimezone(UTC).isoformat(timespec="minutes") in moved["detail"]
 
     async def at_day_4() -> None:
         step = await patient.visit_step()

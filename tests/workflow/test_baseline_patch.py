@@ -1,0 +1,45 @@
+"""BASELINE_PATCH: a transition started now records one patch marker (and one
+TemporalChangeVersion upsert) for every patch before it, not one each."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+
+from workflows.transition import TransitionWorkflow
+from workflows.transition_base import BASELINE_COVERS, BASELINE_PATCH
+
+HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+SINCE_BASELINE = sorted(HISTORIES.glob("*.workflow-v12.json"))
+
+
+def patch_markers(path: Path) -> list[str]:
+    history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+    return [
+        json.loads(event.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)[
+            "id"
+        ]
+        for event in history.events
+        if event.HasField("marker_recorded_event_attributes")
+        and event.marker_recorded_event_attributes.marker_name == "core_patch"
+    ]
+
+
+@pytest.mark.parametrize("path", SINCE_BASELINE, ids=[p.stem for p in SINCE_BASELINE])
+def test_a_transition_started_now_records_the_baseline_once_and_no_patch_it_covers(
+    path: Path,
+) -> None:
+    markers = patch_markers(path)
+    assert markers.count(BASELINE_PATCH) == 1
+    assert not set(markers) & BASELINE_COVERS
+
+
+def test_the_baseline_refuses_a_patch_it_does_not_cover() -> None:
+    transition = object.__new__(TransitionWorkflow)
+    transition._baseline = True
+    assert transition._patched("owned-steps-v1")
+    with pytest.raises(ValueError, match="not covered"):
+        transition._patched("a-patch-added-later-v1")
