@@ -7,10 +7,12 @@ writes JSON under bench/results/.
     python -m bench.load --messages 2000 --connections 8            # starts its own stack
     python -m bench.load --rate 50 --seconds 300 --connections 4    # sustained rate
     python -m bench.load --messages 2000 --workers 2 --listeners 2  # scaled out
+    python -m bench.load --messages 2000 --intake-only              # no worker, like raw
 
 --workers N runs N worker processes (CAREBRIDGE_WORKER_PROCESSES); --listeners N adds N-1
 `carebridge listener` processes beside the stack's own, on the same Temporal and PostgreSQL,
-and spreads the connections across all of them.
+and spreads the connections across all of them. --intake-only measures what the raw baseline
+does: starts no worker runs (the traffic goes to a listener whose task queue none polls).
 """
 
 from __future__ import annotations
@@ -281,10 +283,11 @@ def start_stack(state: Path, workers: int) -> tuple[subprocess.Popen[bytes], dic
 
 
 def start_listeners(
-    stack: subprocess.Popen[bytes], env: dict[str, str], count: int
+    stack: subprocess.Popen[bytes], env: dict[str, str], count: int, task_queue: str | None
 ) -> tuple[list[subprocess.Popen[bytes]], list[int]]:
     """`count` more `carebridge listener` processes on the stack's Temporal and database (its
-    worker's CAREBRIDGE_DATABASE_URL), each on a port of its own, ready; and their ports."""
+    worker's CAREBRIDGE_DATABASE_URL), each on a port of its own, ready; and their ports.
+    `task_queue`: theirs instead of the stack's (one no worker polls, for --intake-only)."""
     worker = next(pid for pid in cpu.children(stack.pid) if "carebridge worker" in cpu.cmdline(pid))
     database_url = cpu.environment(worker)["CAREBRIDGE_DATABASE_URL"]
     binary = Path(sys.executable).parent / "carebridge"
@@ -296,6 +299,7 @@ def start_listeners(
             "CAREBRIDGE_DATABASE_URL": database_url,
             "CAREBRIDGE_TEMPORAL_ADDRESS": f"127.0.0.1:{env['CAREBRIDGE_TEMPORAL_PORT']}",
             "CAREBRIDGE_MLLP_PORT": str(port),
+            **({"CAREBRIDGE_TASK_QUEUE": task_queue} if task_queue else {}),
         }
         log = (Path(env["CAREBRIDGE_STATE_DIR"]) / f"listener-{n}.log").open("wb")
         processes.append(
@@ -327,12 +331,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     process, env = start_stack(state, args.workers)
     listeners: list[subprocess.Popen[bytes]] = []
     try:
-        listeners, ports = start_listeners(process, env, args.listeners - 1)
+        if args.intake_only:  # one listener of its own, on a task queue no worker polls
+            listeners, ports = start_listeners(process, env, 1, f"unpolled-{uuid.uuid4()}")
+        else:
+            listeners, ports = start_listeners(process, env, args.listeners - 1, None)
+            ports = [int(env["CAREBRIDGE_MLLP_PORT"]), *ports]
         client = await Client.connect(f"127.0.0.1:{env['CAREBRIDGE_TEMPORAL_PORT']}")
         raw = await baseline(client, args.baseline, args.connections)
         raw_run = await baseline_with_worker(client, args.baseline, args.connections)
         before = cpu.snapshot(process.pid, state)
-        ports = [int(env["CAREBRIDGE_MLLP_PORT"]), *ports]
         ours = await ingest(ports, messages, args.connections, args.rate)
         ingested = cpu.snapshot(process.pid, state)
         drained = await cpu.after_drain(process.pid, state)
@@ -351,6 +358,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "workers": args.workers,
         "listeners": args.listeners,
+        "intake_only": args.intake_only,
         "baseline": raw,
         "baseline_with_worker": raw_run,
         "ingest": ours,
@@ -374,6 +382,12 @@ def main() -> None:
     parser.add_argument("--baseline", type=int, default=1000, help="raw no-op starts")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--listeners", type=int, default=1, help="MLLP listener processes")
+    parser.add_argument(
+        "--intake-only",
+        action="store_true",
+        help="the intake alone, like the raw baseline: its transitions start on a task queue "
+        "no worker polls, so none runs during the measurement",
+    )
     args = parser.parse_args()
     if not args.messages and not args.rate:
         args.messages = 2000

@@ -24,6 +24,7 @@ import resource
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from bench import raw_storm
@@ -67,6 +68,21 @@ def summary(lags: list[float]) -> dict[str, float]:
 def ratios(ours: dict[str, float], raw: dict[str, float]) -> dict[str, float | None]:
     """carebridge's lag over the raw one, per figure (None where the raw lag is zero)."""
     return {key: round(ours[key] / raw[key], 2) if raw[key] > 0 else None for key in ours}
+
+
+def current_rss_mib() -> float:
+    """This process's resident set now (Linux), MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def sample_peak_rss(peak: list[float]) -> None:
+    """Keep the highest RSS seen in peak[0], once a second, until cancelled."""
+    while True:
+        peak[0] = max(peak[0], current_rss_mib())
+        await asyncio.sleep(1)
 
 
 async def wait_for_count(pool: Any, table: str, count: int, until: datetime) -> bool:
@@ -118,6 +134,10 @@ async def run(
                     protocol=STORM,
                 )
 
+        # the raw storm's worker ran in this process first: ru_maxrss may be its peak, so
+        # carebridge's phase is sampled on its own
+        phase_peak = [current_rss_mib()]
+        sampler = asyncio.create_task(sample_peak_rss(phase_peak))
         async with build_worker(env.client, pool, settings):
             await asyncio.gather(*(start(n) for n in range(count)))
             start_seconds = time.perf_counter() - started
@@ -129,6 +149,7 @@ async def run(
                     break
                 await asyncio.sleep(1)
             rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            sampler.cancel()
             lags = [
                 float(row["lag"])
                 for row in await pool.fetch(
@@ -156,6 +177,7 @@ async def run(
             "ratio_to_raw": ratios(lag, raw_lag),
             "memory": {
                 "process_max_rss_mib": round(rss_mib, 1),
+                "carebridge_phase_peak_rss_mib": round(phase_peak[0], 1),
                 "postgres_bytes_per_transition": int((db_bytes - empty_db) / count),
             }
             if memory
