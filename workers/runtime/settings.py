@@ -89,9 +89,9 @@ class Settings(BaseSettings):
         "unset = no tracing",
     )
     worker_cached_workflows: int = Field(
-        900,
+        1400,
         ge=0,
-        description="Workflows a worker keeps in memory between tasks (its RSS bound; 900 "
+        description="Workflows a worker keeps in memory between tasks (its RSS bound; 1,400 "
         "fit a 1 GiB worker: README, Performance); an evicted one is rebuilt by replay",
     )
     worker_workflow_task_slots: int = Field(
