@@ -43,3 +43,15 @@ def test_the_baseline_refuses_a_patch_it_does_not_cover() -> None:
     assert transition._patched("owned-steps-v1")
     with pytest.raises(ValueError, match="not covered"):
         transition._patched("a-patch-added-later-v1")
+
+
+def test_the_baseline_covers_only_patches_older_than_itself() -> None:
+    """A patch newer than the baseline must never be implied by it: a transition started
+    between the two would take the new code without its marker, and fail to replay."""
+    older = {
+        marker
+        for path in HISTORIES.glob("*.json")
+        if path not in SINCE_BASELINE
+        for marker in patch_markers(path)
+    }
+    assert BASELINE_COVERS.issubset(older), sorted(BASELINE_COVERS - older)
