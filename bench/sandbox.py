@@ -1,6 +1,8 @@
 """What a workflow instance costs the worker to create and replay, by workflow runner: every
 committed history under tests/histories replayed `--rounds` times (each replay a new instance,
-as a replay from history after a cache eviction or a worker restart is), with
+as a replay from history after a cache eviction or a worker restart is), and the shortest one
+(a transition closed in its first workflow task: what creating an instance costs) 60 times a
+round, with
 
 - `strict`: the SDK's default sandbox, re-importing every workflows/ module per instance;
 - `shipped`: the sandbox carebridge's worker runs (workers.worker.workflow_runner);
@@ -59,18 +61,25 @@ async def replay_cost(runner: WorkflowRunner, loaded: list[WorkflowHistory], rou
 
 async def run(rounds: int) -> dict[str, Any]:
     loaded = histories()
+    shortest = min(loaded, key=lambda history: len(history.events))
     runners: dict[str, WorkflowRunner] = {
         "raw": UnsandboxedWorkflowRunner(),
         "strict": SandboxedWorkflowRunner(),
         "shipped": workflow_runner(),
     }
     cost = {name: round(await replay_cost(r, loaded, rounds), 2) for name, r in runners.items()}
+    new = {
+        name: round(await replay_cost(r, [shortest] * 60, rounds), 2) for name, r in runners.items()
+    }
     return {
         "bench": "sandbox",
         "histories": len(loaded),
         "rounds": rounds,
         "cpu_ms_per_instance": cost,
         "ratio_to_raw": {name: round(ms / cost["raw"], 2) for name, ms in cost.items()},
+        "shortest_history_events": len(shortest.events),
+        "cpu_ms_per_new_instance": new,
+        "new_instance_ratio_to_raw": {name: round(ms / new["raw"], 2) for name, ms in new.items()},
     }
 
 
@@ -80,10 +89,15 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=5)
     result = asyncio.run(run(parser.parse_args().rounds))
-    print(f"{result['histories']} histories x {result['rounds']} rounds")
-    print(f"{'runner':10}{'ratio':>8}{'CPU ms/instance':>18}")
+    print(
+        f"{result['histories']} histories x {result['rounds']} rounds; the shortest "
+        f"({result['shortest_history_events']} events) x 60 a round"
+    )
+    print(f"{'runner':10}{'ratio':>8}{'CPU ms/instance':>18}{'ratio':>8}{'ms/new instance':>18}")
     for name, ms in result["cpu_ms_per_instance"].items():
-        print(f"{name:10}{result['ratio_to_raw'][name]:>8}{ms:>18}")
+        new = result["cpu_ms_per_new_instance"][name]
+        ratio = result["new_instance_ratio_to_raw"][name]
+        print(f"{name:10}{result['ratio_to_raw'][name]:>8}{ms:>18}{ratio:>8}{new:>18}")
     save("sandbox", result)
 
 
