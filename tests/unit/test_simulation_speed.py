@@ -17,7 +17,7 @@ MONDAY = datetime(2031, 3, 17, tzinfo=ZONE)  # a clock the test owns
 
 
 def test_a_months_feed_fits_in_the_workers_cache_and_a_small_one_keeps_the_default() -> None:
-    month = generate(FeedSpec(days=30, discharges_per_day=40), MONDAY, ZONE)
+    month = generate(FeedSpec(days=30, discharges_per_day=60), MONDAY, ZONE)
     discharges = sum(m.trigger == "A03" for m in month)
     assert discharges > Settings().worker_cached_workflows  # why the run sizes its own cache
     assert cache_size(Settings(), month) > discharges
