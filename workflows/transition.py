@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.outcome import transition_outcome
     from schemas.transition import PlanRequest, TransitionInput, TransitionState, TransitionStatus
 
-from workflows.transition_activities import LOCAL_ACTIVITIES_PATCH, internal_activity
+from workflows.transition_activities import internal_activity
 from workflows.transition_calls import TransitionCalls
 from workflows.transition_ownership import TransitionOwnership
 from workflows.transition_signals import TransitionSignals
@@ -75,7 +75,7 @@ class TransitionWorkflow(TransitionCalls, TransitionOwnership, TransitionSignals
                 tier=input.risk.tier,
                 calendar=input.calendar,
             ),
-            local=self._patched(LOCAL_ACTIVITIES_PATCH),
+            local=self._local_activities,
         )
         for schedule in self._plan.steps:
             self._apply_schedule(schedule)

@@ -25,6 +25,8 @@ with workflow.unsafe.imports_passed_through():
         UndeliveredNotice,
     )
 
+from workflows.transition_activities import LOCAL_ACTIVITIES_PATCH
+
 # One task owns each step: a readmission withdrawn while the step's task is still alive
 # (an A01 and its A11 in one activation, or before the plan) no longer starts a second one.
 # A cancelled prerequisite stops the steps that wait for it. The closing publish comes
@@ -127,6 +129,12 @@ class TransitionBase:
         if patch_id not in BASELINE_COVERS:
             raise ValueError(f"{patch_id} is not covered by {BASELINE_PATCH}")
         return self._baseline or workflow.patched(patch_id)
+
+    @property
+    def _local_activities(self) -> bool:
+        """Whether carebridge's own activities run as local activities (asked each time, as
+        LOCAL_ACTIVITIES_PATCH was: a transition older than it takes it at its next one)."""
+        return self._patched(LOCAL_ACTIVITIES_PATCH)
 
     def _event(
         self, kind: str, step_id: str | None = None, *, actor: str | None = None, detail: str = ""

@@ -25,7 +25,6 @@ with workflow.unsafe.imports_passed_through():
 from workflows.transition_activities import (
     GAVE_UP,
     INTERNAL_DEADLINE,
-    LOCAL_ACTIVITIES_PATCH,
     internal_activity,
 )
 from workflows.transition_base import TransitionBase
@@ -151,7 +150,7 @@ class TransitionPublishing(TransitionBase):
                 ProjectionActivities.record_transition,
                 record,
                 deadline=INTERNAL_DEADLINE,
-                local=self._patched(LOCAL_ACTIVITIES_PATCH),
+                local=self._local_activities,
             )
         except GAVE_UP:
             # PostgreSQL is away: the events wait for the next write, which repeats.

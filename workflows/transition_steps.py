@@ -30,7 +30,6 @@ from workflows.transition_activities import (
     ACTIVITY_TIMEOUT,
     GAVE_UP,
     INTERNAL_DEADLINE,
-    LOCAL_ACTIVITIES_PATCH,
     internal_activity,
     why,
 )
@@ -129,11 +128,7 @@ class TransitionSteps(TransitionPublishing):
                 step.overdue_since = workflow.now()
                 self._event("overdue", step_id)
                 following = self._next_deadline(step)
-                if not (
-                    following
-                    and following[0] <= workflow.now()
-                    and self._patched(LOCAL_ACTIVITIES_PATCH)
-                ):
+                if not (following and following[0] <= workflow.now() and self._local_activities):
                     await self._publish()  # else the escalation due now publishes both
             else:
                 await self._escalate(step, escalation, generation)
@@ -188,7 +183,7 @@ class TransitionSteps(TransitionPublishing):
                         NotificationActivities.notify,
                         notice,
                         deadline=INTERNAL_DEADLINE,
-                        local=self._patched(LOCAL_ACTIVITIES_PATCH),
+                        local=self._local_activities,
                     )
                 finally:
                     self._in_app_deliveries -= 1
@@ -228,7 +223,7 @@ class TransitionSteps(TransitionPublishing):
         return await internal_activity(
             PlanningActivities.schedule_step,
             request,
-            local=self._patched(LOCAL_ACTIVITIES_PATCH),
+            local=self._local_activities,
         )
 
     def _missed_before_arrival(self) -> list[StepState]:
@@ -282,7 +277,7 @@ class TransitionSteps(TransitionPublishing):
                 NotificationActivities.notify,
                 notice,
                 deadline=INTERNAL_DEADLINE,
-                local=self._patched(LOCAL_ACTIVITIES_PATCH),
+                local=self._local_activities,
             )
         except GAVE_UP as failure:
             self._event("notification_failed", detail="the arrived-late notice was not recorded")
