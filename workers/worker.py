@@ -75,6 +75,10 @@ def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
     )
 
 
+# The SDK's restrictions with carebridge's own workflow modules imported once (workflow_runner).
+WORKFLOW_RESTRICTIONS = SandboxRestrictions.default.with_passthrough_modules("workflows")
+
+
 def workflow_runner(*, inline: bool = False) -> WorkflowRunner:
     """The sandbox, with carebridge's own workflow modules passed through: the SDK's default
     re-imports every workflows/ module for each new instance (a start, or a replay after an
@@ -86,9 +90,7 @@ def workflow_runner(*, inline: bool = False) -> WorkflowRunner:
     simulation)."""
     if inline:
         return UnsandboxedWorkflowRunner()
-    return DirectContextSandboxRunner(
-        SandboxRestrictions.default.with_passthrough_modules("workflows")
-    )
+    return DirectContextSandboxRunner(WORKFLOW_RESTRICTIONS)
 
 
 def build_worker(

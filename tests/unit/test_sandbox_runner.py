@@ -8,10 +8,10 @@ from pathlib import Path
 from temporalio.client import WorkflowHistory
 from temporalio.converter import WorkflowSerializationContext
 from temporalio.worker import Replayer, WorkflowInstance, WorkflowInstanceDetails
-from temporalio.worker.workflow_sandbox import SandboxRestrictions
 
 from workers.runtime.sandbox_runner import DirectContextInstance, DirectContextSandboxRunner
 from workers.runtime.temporal import DATA_CONVERTER
+from workers.worker import WORKFLOW_RESTRICTIONS
 from workflows.transition import TransitionWorkflow
 
 HISTORY = sorted((Path(__file__).resolve().parents[1] / "histories").glob("care.*.json"))[-1]
@@ -19,7 +19,7 @@ HISTORY = sorted((Path(__file__).resolve().parents[1] / "histories").glob("care.
 
 class RecordingRunner(DirectContextSandboxRunner):
     def __init__(self) -> None:
-        super().__init__(SandboxRestrictions.default.with_passthrough_modules("workflows"))
+        super().__init__(WORKFLOW_RESTRICTIONS)
         self.instances: list[DirectContextInstance] = []
 
     def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:

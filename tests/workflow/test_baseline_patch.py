@@ -3,29 +3,16 @@ TemporalChangeVersion upsert) for every patch before it, not one each."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowHistory
 
+from tests.workflow.support import patch_markers
 from workflows.transition import TransitionWorkflow
 from workflows.transition_base import BASELINE_COVERS, BASELINE_PATCH
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 SINCE_BASELINE = sorted(HISTORIES.glob("*.workflow-v12.json"))
-
-
-def patch_markers(path: Path) -> list[str]:
-    history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
-    return [
-        json.loads(event.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)[
-            "id"
-        ]
-        for event in history.events
-        if event.HasField("marker_recorded_event_attributes")
-        and event.marker_recorded_event_attributes.marker_name == "core_patch"
-    ]
 
 
 @pytest.mark.parametrize("path", SINCE_BASELINE, ids=[p.stem for p in SINCE_BASELINE])

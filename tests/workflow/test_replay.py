@@ -15,6 +15,7 @@ from temporalio.worker import Replayer, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 import workflows
+from tests.workflow.support import patch_markers
 from workers.runtime.temporal import DATA_CONVERTER
 from workers.worker import workflow_runner
 from workflows.transition import TransitionWorkflow
@@ -55,17 +56,5 @@ async def test_history_replays_without_nondeterminism(path: Path, runner: str) -
 
 def test_every_patch_of_the_workflow_is_taken_by_a_committed_history() -> None:
     """A patch no history takes is a code path no replay test guards."""
-    taken = set()
-    for path, raw in HISTORY_JSON.items():
-        for event in WorkflowHistory.from_json(path.stem, raw).events:
-            marker = event.marker_recorded_event_attributes
-            if (
-                event.HasField("marker_recorded_event_attributes")
-                and marker.marker_name == "core_patch"
-            ):
-                taken |= {
-                    p
-                    for p in PATCHES
-                    if p.encode() in marker.details["patch-data"].payloads[0].data
-                }
+    taken = {marker for path in HISTORIES for marker in patch_markers(path)} & PATCHES
     assert PATCHES and taken == PATCHES, sorted(PATCHES - taken)
